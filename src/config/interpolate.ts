@@ -1,0 +1,105 @@
+import path from 'node:path';
+import { isScalar, parse as parseYaml, Scalar, visit } from 'yaml';
+import type { ConfigIssue, KeyPath } from './issues.ts';
+import { formatKeyPath } from './issues.ts';
+import type { SourceDocument } from './source.ts';
+
+/** Where `${env:…}` and `${file:…}` read from; injected so loading stays testable. */
+export interface InterpolationContext {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Reads a file (absolute path) as UTF-8; throws when it cannot. */
+  readonly readFile: (absolutePath: string) => string;
+  /** Directory `${file:…}` paths are relative to: the config file's. */
+  readonly baseDir: string;
+}
+
+const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
+
+/**
+ * Replaces `${env:NAME}`, `${env:NAME:-default}` and `${file:path}` in every
+ * string value, in place. `$${` stands for a literal `${`. A plain (unquoted)
+ * value that is exactly one reference takes the YAML type of what it expands
+ * to, so `port: ${env:PORT}` is a number; quoted values stay strings. File
+ * contents lose one trailing newline, as secret files usually end with one.
+ */
+export function interpolate(source: SourceDocument, ctx: InterpolationContext): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(source.doc, {
+    Scalar(key, node, ancestry) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
+      const keyPath = pathOf(ancestry, node);
+      const pos = source.positions.value(keyPath);
+      const fail = (code: string, message: string, hint?: string): void => {
+        issues.push({ code, file: source.file, ...pos, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
+      };
+      const text = node.value;
+      let whole = false;
+      const expanded = text.replace(REFERENCE, (match: string, ref: string | undefined, offset: number) => {
+        if (match === '$${') return '${';
+        if (!match.endsWith('}')) {
+          fail('interpolation_unterminated', `unterminated \`\${\` in ${JSON.stringify(text)}`, 'close it with `}`, or write `$${` for a literal `${`');
+          return match;
+        }
+        whole = offset === 0 && match.length === text.length;
+        return resolveReference(ref ?? '', ctx, fail) ?? match;
+      });
+      if (expanded === text) return;
+      if (whole && node.type === Scalar.PLAIN) {
+        const typed: unknown = parseYaml(expanded, { strict: false });
+        node.value = typed === null || typeof typed === 'object' ? expanded : typed;
+      } else {
+        node.value = expanded;
+      }
+    },
+  });
+  return issues;
+}
+
+function resolveReference(
+  ref: string,
+  ctx: InterpolationContext,
+  fail: (code: string, message: string, hint?: string) => void,
+): string | undefined {
+  const colon = ref.indexOf(':');
+  const scheme = colon < 0 ? '' : ref.slice(0, colon);
+  const arg = ref.slice(colon + 1);
+  if (scheme === 'env') {
+    const dflt = arg.indexOf(':-');
+    const name = dflt < 0 ? arg : arg.slice(0, dflt);
+    const value = ctx.env[name];
+    if (value !== undefined && value !== '') return value;
+    if (dflt >= 0) return arg.slice(dflt + 2);
+    fail('interpolation_env_missing', `environment variable ${name} is not set`, `set ${name}, or give a default: \${env:${name}:-value}`);
+    return undefined;
+  }
+  if (scheme === 'file') {
+    const file = path.resolve(ctx.baseDir, arg);
+    try {
+      return ctx.readFile(file).replace(/\r?\n$/, '');
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      fail('interpolation_file_unreadable', `cannot read ${file} for \${file:${arg}} (${reason})`, 'paths are relative to the config file');
+      return undefined;
+    }
+  }
+  fail('interpolation_unknown', `unknown reference \${${ref}}`, 'use ${env:NAME} or ${file:path}; write $${ for a literal ${');
+  return undefined;
+}
+
+/** The key path of a node from yaml's visitor ancestry. */
+function pathOf(ancestry: readonly unknown[], node: unknown): KeyPath {
+  const out: (string | number)[] = [];
+  const chain = [...ancestry, node];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (parent !== null && typeof parent === 'object' && 'items' in parent && Array.isArray(parent.items)) {
+      const idx = parent.items.indexOf(child);
+      if (idx >= 0 && !(child !== null && typeof child === 'object' && 'key' in child)) out.push(idx);
+    } else if (parent !== null && typeof parent === 'object' && 'key' in parent && 'value' in parent) {
+      const k = (parent as { key: unknown }).key;
+      out.push(isScalar(k) ? String(k.value) : String(k));
+    }
+  }
+  return out;
+}

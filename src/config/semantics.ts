@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import type { ConfigIssue, KeyPath } from './issues.ts';
+import { formatKeyPath } from './issues.ts';
+import { suggest } from './schema.ts';
+import type { PositionIndex } from './source.ts';
+import type { BerthConfiguration, Component, Credential, Server } from './types.gen.ts';
+import { parseDuration, parseQuantity } from './units.ts';
+
+type ServerKey = keyof Server;
+
+// Which server keys each type and runtime use; anything else is a mistake
+// worth reporting (an `image` on an npx server would silently do nothing).
+const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
+const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
+  'single-user': ['runtime', 'resources', 'idleTimeout'],
+  'multi-user': ['runtime', 'resources', 'replicas'],
+  remote: ['url', 'transport', 'headers', 'oauth'],
+  composite: ['components'],
+};
+const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
+  npx: ['package', 'version', 'args', 'env'],
+  uvx: ['package', 'version', 'args', 'env'],
+  command: ['command', 'args', 'cwd', 'env'],
+  container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
+};
+const MIN_IDLE_TIMEOUT_MS = 1000;
+
+/** Checks that need the whole file: references, cycles, collisions, fit of fields. */
+export function checkSemantics(config: BerthConfiguration, file: string, positions: PositionIndex): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const report = (path: KeyPath, code: string, message: string, hint?: string, onKey = false): void => {
+    const pos = onKey ? positions.key(path) : positions.value(path);
+    issues.push({ code, file, line: pos.line, col: pos.col, path: formatKeyPath(path), message, ...(hint === undefined ? {} : { hint }) });
+  };
+  const servers = Object.entries(config.servers).filter((e): e is [string, Server] => e[1] !== undefined);
+  const names = servers.map(([name]) => name);
+  const backendType = config.backend?.type ?? 'local';
+
+  for (const [name, server] of servers) {
+    const at = (...rest: (string | number)[]): KeyPath => ['servers', name, ...rest];
+    checkFieldsFit(server, at, report);
+    if (server.runtime === 'container' && backendType === 'local') {
+      report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
+    }
+    if (server.idleTimeout !== undefined) {
+      const millis = parseDuration(server.idleTimeout);
+      if (millis === undefined) report(at('idleTimeout'), 'invalid_duration', `cannot read duration ${JSON.stringify(server.idleTimeout)}`, 'write a number and a unit: 30s, 15m, 1h');
+      else if (millis < MIN_IDLE_TIMEOUT_MS) report(at('idleTimeout'), 'invalid_duration', 'must be at least 1s');
+    }
+    if (server.resources?.cpu !== undefined && parseQuantity(server.resources.cpu) === undefined) {
+      report(at('resources', 'cpu'), 'invalid_quantity', `cannot read CPU quantity ${JSON.stringify(server.resources.cpu)}`, 'write cores (1, 0.5) or millicores (500m)');
+    }
+    if (server.resources?.memory !== undefined) {
+      const bytes = parseQuantity(server.resources.memory);
+      if (bytes === undefined || bytes < 1) report(at('resources', 'memory'), 'invalid_quantity', `cannot read memory quantity ${JSON.stringify(server.resources.memory)}`, 'write bytes with a suffix: 256Mi, 1Gi, 512M');
+    }
+    checkCredentials(config, name, server, at, report);
+    if (server.type === 'composite') checkComponents(server.components ?? [], names, at, report);
+  }
+  checkCompositeCycles(servers, report);
+  checkPublishedPorts(config, servers, report);
+  checkApiKeys(config, report);
+  return issues;
+}
+
+type Report = (path: KeyPath, code: string, message: string, hint?: string, onKey?: boolean) => void;
+
+function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const runtimeFields = server.runtime === undefined ? [] : BY_RUNTIME[server.runtime];
+  if (server.runtime !== undefined && (server.type === 'remote' || server.type === 'composite')) {
+    report(at('runtime'), 'runtime_type_mismatch', `a ${server.type} server has no runtime`, server.type === 'remote' ? 'berth proxies `url`; to host the server use type multi-user or single-user' : 'a composite is made of `components`', true);
+    return;
+  }
+  const allowed = new Set<string>([...COMMON, ...BY_TYPE[server.type], ...runtimeFields]);
+  for (const key of Object.keys(server)) {
+    if (allowed.has(key)) continue;
+    const users = [
+      ...Object.entries(BY_TYPE).filter(([, keys]) => keys.includes(key as ServerKey)).map(([t]) => `type ${t}`),
+      ...Object.entries(BY_RUNTIME).filter(([, keys]) => keys.includes(key as ServerKey)).map(([r]) => `runtime ${r}`),
+    ];
+    const current = server.runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${server.runtime}`;
+    report(at(key), 'key_not_applicable', `\`${key}\` does not apply to ${current}`, users.length > 0 ? `used only by ${users.join(', ')}` : undefined, true);
+  }
+}
+
+function checkCredentials(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const entries: [string, string, Credential][] = [
+    ...Object.entries(server.env ?? {}).map(([k, v]) => ['env', k, v] as [string, string, Credential]),
+    ...Object.entries(server.headers ?? {}).map(([k, v]) => ['headers', k, v] as [string, string, Credential]),
+  ];
+  for (const [section, key, value] of entries) {
+    if (typeof value !== 'object') continue;
+    if (value.fromUser === true && value.value !== undefined) {
+      report(at(section, key), 'credential_conflict', 'a credential is either `fromUser` or has a `value`, not both');
+    }
+    if (value.fromUser !== true && value.value === undefined) {
+      report(at(section, key), 'credential_empty', 'a credential needs `value` or `fromUser: true`');
+    }
+    if (value.fromUser !== true) continue;
+    if (section === 'env' && server.type === 'multi-user') {
+      report(at(section, key), 'per_user_env_shared', 'a multi-user server has one shared process, so it cannot take per-user environment values', 'use type single-user, or pass per-user credentials as `headers` of a container server');
+    }
+    const unreachable = whyNoUserReaches(config, server);
+    if (unreachable !== undefined) report(at(section, key), 'credential_unreachable', `\`fromUser\` credential on server ${name}, which ${unreachable}`);
+  }
+}
+
+/** Why no authenticated user can reach a server, or undefined when some can. */
+function whyNoUserReaches(config: BerthConfiguration, server: Server): string | undefined {
+  const providers = config.auth ?? [];
+  if (!providers.some((p) => p.type !== 'none')) return 'no authenticated user can reach: add an apiKey, jwt or header auth provider';
+  const { users, groups } = server.access ?? {};
+  if (server.access !== undefined && (users ?? []).length === 0 && (groups ?? []).length === 0) return 'its `access` admits nobody';
+  if (server.access === undefined || !providers.every((p) => p.type === 'apiKey' || p.type === 'none')) return undefined;
+  const keys = providers.flatMap((p) => p.keys ?? []);
+  const admitted = keys.some((k) => (users ?? []).includes(k.user) || (k.groups ?? []).some((g) => (groups ?? []).includes(g)));
+  return admitted ? undefined : 'its `access` admits none of the apiKey users';
+}
+
+function checkComponents(components: readonly Component[], names: readonly string[], at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const exposed = new Map<string, string>();
+  components.forEach((component, i) => {
+    if (!names.includes(component.server)) {
+      report(at('components', i, 'server'), 'unknown_server', `unknown server \`${component.server}\``, suggest(component.server, names) ?? `servers are: ${names.join(', ')}`);
+    }
+    const tools = component.tools ?? {};
+    const include = tools.include;
+    for (const section of ['rename', 'descriptions'] as const) {
+      for (const tool of Object.keys(tools[section] ?? {})) {
+        if (include !== undefined && !include.includes(tool)) {
+          report(at('components', i, 'tools', section, tool), 'tool_not_included', `\`${tool}\` is not in \`include\``, suggest(tool, include), true);
+        }
+        if (tools.exclude?.includes(tool)) {
+          report(at('components', i, 'tools', section, tool), 'tool_excluded', `\`${tool}\` is also in \`exclude\``, undefined, true);
+        }
+      }
+    }
+    // Collisions are only knowable where the tool list is.
+    for (const tool of include ?? []) {
+      const finalName = `${component.prefix ?? ''}${tools.rename?.[tool] ?? tool}`;
+      const where = `${component.server}.${tool}`;
+      const previous = exposed.get(finalName);
+      if (previous !== undefined) {
+        report(at('components', i, 'tools'), 'tool_collision', `tool name \`${finalName}\` from ${where} collides with ${previous}`, 'give one component a `prefix` or `rename` one tool');
+      } else {
+        exposed.set(finalName, where);
+      }
+    }
+  });
+}
+
+function checkCompositeCycles(servers: readonly [string, Server][], report: Report): void {
+  const edges = new Map(servers.map(([name, s]) => [name, (s.components ?? []).map((c) => c.server)]));
+  const reported = new Set<string>();
+  for (const [start] of servers) {
+    const stack: string[] = [];
+    const walk = (node: string): boolean => {
+      const seen = stack.indexOf(node);
+      if (seen >= 0) {
+        const cycle = [...stack.slice(seen), node];
+        const key = [...cycle.slice(0, -1)].sort().join(',');
+        if (!reported.has(key)) {
+          reported.add(key);
+          const from = stack[stack.length - 1] ?? node;
+          const idx = edges.get(from)?.indexOf(node) ?? 0;
+          report(['servers', from, 'components', idx, 'server'], 'composite_cycle', `composites form a cycle: ${cycle.join(' → ')}`, 'a composite cannot contain itself, directly or through others');
+        }
+        return true;
+      }
+      stack.push(node);
+      const found = (edges.get(node) ?? []).some(walk);
+      stack.pop();
+      return found;
+    };
+    walk(start);
+  }
+}
+
+function checkPublishedPorts(config: BerthConfiguration, servers: readonly [string, Server][], report: Report): void {
+  const claimed = new Map<number, string>();
+  for (const [name, server] of servers) {
+    const port = server.publishPort;
+    if (port === undefined) continue;
+    const owner = claimed.get(port);
+    if (owner !== undefined) report(['servers', name, 'publishPort'], 'port_conflict', `port ${port} is already published by server ${owner}`);
+    else if (port === config.listen?.port) report(['servers', name, 'publishPort'], 'port_conflict', `port ${port} is berth's own listen.port`);
+    else claimed.set(port, name);
+  }
+}
+
+function checkApiKeys(config: BerthConfiguration, report: Report): void {
+  const seen = new Map<string, string>();
+  (config.auth ?? []).forEach((provider, p) => {
+    (provider.keys ?? []).forEach((key, k) => {
+      const digest = key.sha256 ?? (key.key === undefined ? undefined : createHash('sha256').update(key.key).digest('hex'));
+      if (digest === undefined) return;
+      const owner = seen.get(digest);
+      if (owner !== undefined) report(['auth', p, 'keys', k], 'duplicate_api_key', `this key is already given to user ${owner}`);
+      else seen.set(digest, key.user);
+    });
+  });
+}

@@ -1,0 +1,390 @@
+/* Generated from schemas/berth.schema.json by scripts/gen-types.ts. Do not edit. */
+
+/**
+ * Where hosted servers run: local child processes (default), Docker containers, or Kubernetes pods.
+ */
+export type Backend = {
+  /**
+   * The backend kind.
+   */
+  type: 'local' | 'docker' | 'kubernetes';
+  /**
+   * docker: path of the Docker daemon socket.
+   */
+  socket?: string;
+  /**
+   * docker: network the server containers join. berth creates it when missing.
+   */
+  network?: string;
+  /**
+   * docker: host address container ports are published on. Keep it on loopback unless something else must reach the containers.
+   */
+  publishHost?: string;
+  /**
+   * kubernetes: namespace for every object berth creates.
+   */
+  namespace?: string;
+  /**
+   * kubernetes: kubeconfig context to use. In-cluster configuration when berth runs in a pod and no context is set.
+   */
+  context?: string;
+  /**
+   * kubernetes: path of the kubeconfig file. Defaults to $KUBECONFIG, then ~/.kube/config.
+   */
+  kubeconfig?: string;
+  /**
+   * kubernetes: service account the server pods run as.
+   */
+  serviceAccount?: string;
+  /**
+   * kubernetes: create a NetworkPolicy per server that admits traffic only from berth.
+   */
+  networkPolicy?: boolean;
+};
+/**
+ * One way for clients to authenticate.
+ */
+export type AuthProvider = {
+  /**
+   * none: anonymous clients (loopback only). apiKey: static keys. jwt: OIDC/JWT bearer tokens. header: a trusted identity header set by an auth proxy in front of berth.
+   */
+  type: 'none' | 'apiKey' | 'jwt' | 'header';
+  /**
+   * apiKey: the accepted keys. Store only the SHA-256 of each key (hex), or load the key from a secret.
+   *
+   * @minItems 1
+   */
+  keys?: ApiKey[];
+  /**
+   * jwt: the token issuer (iss). Its OpenID configuration gives the JWKS unless jwksUri is set.
+   */
+  issuer?: string;
+  /**
+   * jwt: the audience (aud) tokens must carry, normally berth's public URL.
+   */
+  audience?: string;
+  /**
+   * jwt: where to fetch the signing keys, when not from issuer discovery.
+   */
+  jwksUri?: string;
+  /**
+   * jwt: claim naming the user.
+   */
+  userClaim?: string;
+  /**
+   * jwt: claim listing the user's groups.
+   */
+  groupsClaim?: string;
+  /**
+   * jwt: scopes every token must carry; otherwise 403 insufficient_scope.
+   */
+  requiredScopes?: string[];
+  /**
+   * header: request header carrying the user name.
+   */
+  userHeader?: string;
+  /**
+   * header: request header carrying comma-separated groups.
+   */
+  groupsHeader?: string;
+  /**
+   * header: client addresses (CIDR) allowed to set the identity headers. Requests from elsewhere are not trusted.
+   *
+   * @minItems 1
+   */
+  trustedProxies?: string[];
+};
+export type ApiKey = {
+  /**
+   * The user this key authenticates.
+   */
+  user: string;
+  /**
+   * Groups of the user, for access rules.
+   */
+  groups?: string[];
+  /**
+   * Hex SHA-256 of the key (`printf %s KEY | sha256sum`).
+   */
+  sha256?: string;
+  /**
+   * The key itself; only from a secret, e.g. ${env:ALICE_KEY}.
+   */
+  key?: string;
+} & ApiKey1;
+export type ApiKey1 = {
+  [k: string]: unknown | undefined;
+};
+/**
+ * One MCP server.
+ */
+export type Server = {
+  /**
+   * single-user: an own instance per user, started on first use. multi-user: one shared instance. remote: an external URL, proxied. composite: several servers as one.
+   */
+  type: 'single-user' | 'multi-user' | 'remote' | 'composite';
+  /**
+   * What this server is for; shown in status.
+   */
+  description?: string;
+  /**
+   * How a hosted server runs: npx (npm package), uvx (PyPI package), command (any stdio command), container (an OCI image serving HTTP).
+   */
+  runtime?: 'npx' | 'uvx' | 'command' | 'container';
+  /**
+   * npx/uvx: the package to run, optionally with a version (`name@1.2.3` for npm, `name==1.2.3` for PyPI).
+   */
+  package?: string;
+  /**
+   * npx/uvx: version pin, when not written into `package`.
+   */
+  version?: string;
+  /**
+   * command: the executable to run.
+   */
+  command?: string;
+  /**
+   * Arguments after the package or command (for container: the container command's arguments).
+   */
+  args?: string[];
+  /**
+   * command: working directory, relative to the config file.
+   */
+  cwd?: string;
+  /**
+   * container: the OCI image, ideally pinned by tag or digest.
+   */
+  image?: string;
+  /**
+   * container: the port the server listens on inside the container.
+   */
+  port?: number;
+  /**
+   * container/remote: the MCP endpoint path.
+   */
+  path?: string;
+  /**
+   * container/remote: the upstream's HTTP transport.
+   */
+  transport?: 'streamable-http' | 'sse';
+  /**
+   * container on docker: also publish the server on this host port (on backend.publishHost), e.g. for debugging.
+   */
+  publishPort?: number;
+  /**
+   * remote: the upstream MCP URL.
+   */
+  url?: string;
+  /**
+   * Environment of the server process. A value is a string, or an object describing a credential.
+   */
+  env?: {
+    [k: string]: Credential | undefined;
+  };
+  /**
+   * HTTP headers added to every upstream request (container and remote servers).
+   */
+  headers?: {
+    [k: string]: Credential | undefined;
+  };
+  oauth?: Oauth;
+  resources?: Resources;
+  /**
+   * multi-user: how many instances share the load.
+   */
+  replicas?: number;
+  /**
+   * single-user: stop a user's instance after this long without requests (`30s`, `15m`, `1h`).
+   */
+  idleTimeout?: string;
+  access?: Access;
+  /**
+   * composite: the servers this one is made of.
+   *
+   * @minItems 1
+   */
+  components?: Component[];
+};
+/**
+ * A plain value, or a credential each user supplies.
+ */
+export type Credential =
+  | string
+  | number
+  | boolean
+  | {
+      /**
+       * A fixed value (same as writing the value directly).
+       */
+      value?: string;
+      /**
+       * Each user supplies this value for themselves.
+       */
+      fromUser?: boolean;
+      /**
+       * A secret: never logged, encrypted at rest, masked in status.
+       */
+      sensitive?: boolean;
+      /**
+       * What the user should enter; shown when asking for it.
+       */
+      description?: string;
+      /**
+       * The server cannot start for a user without it.
+       */
+      required?: boolean;
+    };
+
+/**
+ * One file declares every MCP server berth hosts or proxies, how clients authenticate, and where the servers run.
+ */
+export interface BerthConfiguration {
+  /**
+   * Version of this file format. Only 1 exists.
+   */
+  version: 1;
+  listen?: Listen;
+  backend?: Backend;
+  state?: State;
+  /**
+   * Downstream authentication: how clients of berth prove who they are. Providers are tried in order; the first that recognises the request decides. Without this key berth accepts anonymous clients on loopback only.
+   */
+  auth?: AuthProvider[];
+  /**
+   * The MCP servers, keyed by name. Each is served at /mcp/<name>.
+   */
+  servers: {
+    [k: string]: Server | undefined;
+  };
+}
+/**
+ * Where the proxy listens and how it is reached from outside.
+ */
+export interface Listen {
+  /**
+   * Address to bind. Defaults to 127.0.0.1; use 0.0.0.0 in a container.
+   */
+  host?: string;
+  /**
+   * TCP port to bind. 0 picks a free port.
+   */
+  port?: number;
+  /**
+   * The URL clients use to reach berth, when it differs from host:port (behind a load balancer or ingress). Used in OAuth metadata and redirect URIs.
+   */
+  publicUrl?: string;
+  /**
+   * Browser origins allowed to call berth (the Origin header). Requests with any other Origin get 403. Loopback origins are always allowed when berth listens on loopback.
+   */
+  allowedOrigins?: string[];
+  /**
+   * Largest request body accepted, in bytes; larger requests get 413.
+   */
+  maxBodyBytes?: number;
+}
+/**
+ * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.
+ */
+export interface State {
+  /**
+   * Path of the state file, relative to the config file.
+   */
+  path?: string;
+  /**
+   * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it.
+   */
+  key?: string;
+}
+/**
+ * berth is the OAuth 2.1 client towards this upstream: it discovers the authorization server, obtains a token per user (or one shared), refreshes it and injects it. Discovery is the default; static client settings override it.
+ */
+export interface Oauth {
+  /**
+   * Scopes to request.
+   */
+  scopes?: string[];
+  /**
+   * Issuer URL of the authorization server, when it cannot be discovered from the upstream (RFC 9728).
+   */
+  authorizationServer?: string;
+  /**
+   * A pre-registered client ID. Without it berth uses a client ID metadata document or dynamic registration.
+   */
+  clientId?: string;
+  /**
+   * Secret of a confidential pre-registered client; use ${env:…} or ${file:…}.
+   */
+  clientSecret?: string;
+  /**
+   * How berth authenticates at the token endpoint.
+   */
+  tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
+  /**
+   * Each user authorizes separately (default). false: one token, obtained by an operator, shared by everyone.
+   */
+  perUser?: boolean;
+}
+/**
+ * Resource limits per instance (Kubernetes quantity syntax). Enforced on docker and kubernetes.
+ */
+export interface Resources {
+  /**
+   * CPU limit: cores (`1`, `0.5`) or millicores (`500m`).
+   */
+  cpu?: string | number;
+  /**
+   * Memory limit: bytes with a suffix (`256Mi`, `1Gi`, `512M`).
+   */
+  memory?: string;
+}
+/**
+ * Who may use this server. Without it every authenticated user may. A user matches when named in `users` or a member of one of `groups`.
+ */
+export interface Access {
+  /**
+   * User names allowed.
+   */
+  users?: string[];
+  /**
+   * Groups allowed.
+   */
+  groups?: string[];
+}
+/**
+ * One server inside a composite.
+ */
+export interface Component {
+  /**
+   * Name of the server (or composite) to include.
+   */
+  server: string;
+  /**
+   * Prepended to every tool name of this component, to keep names apart.
+   */
+  prefix?: string;
+  /**
+   * Which tools to expose and how.
+   */
+  tools?: {
+    /**
+     * Only these tools (original names). Without it, all tools.
+     */
+    include?: string[];
+    /**
+     * Never these tools (original names).
+     */
+    exclude?: string[];
+    /**
+     * New names for tools: original → new (the prefix is added after renaming).
+     */
+    rename?: {
+      [k: string]: string | undefined;
+    };
+    /**
+     * New descriptions for tools: original name → description.
+     */
+    descriptions?: {
+      [k: string]: string | undefined;
+    };
+  };
+}

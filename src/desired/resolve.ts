@@ -1,0 +1,130 @@
+import type { LoadedConfig } from '../config/load.ts';
+import type { Component, Credential, Server } from '../config/types.gen.ts';
+import { parseDuration } from '../config/units.ts';
+import { hashSpec } from './hash.ts';
+import type { ComponentRoute, DesiredState, OAuthSettings, Route, Settings, Unit, UnitSpec } from './types.ts';
+
+const DEFAULT_IDLE_TIMEOUT = '15m';
+
+/** Turns a checked config into units to run and routes to serve. Pure. */
+export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
+  const units: Unit[] = [];
+  const routes: Route[] = [];
+  const backend = loaded.config.backend?.type ?? 'local';
+  for (const [name, server] of Object.entries(loaded.config.servers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (server === undefined) continue;
+    const base = { server: name, ...(server.description === undefined ? {} : { description: server.description }), ...(server.access === undefined ? {} : { access: server.access }) };
+    switch (server.type) {
+      case 'single-user':
+      case 'multi-user': {
+        const scope = server.type === 'single-user' ? 'per-user' : 'shared';
+        const spec = resolveSpec(server);
+        // The backend is part of identity: moving a server to another backend replaces it.
+        units.push({ name, scope, spec, specHash: hashSpec({ backend, spec }), replicas: scope === 'shared' ? (server.replicas ?? 1) : 0 });
+        routes.push({
+          ...base,
+          kind: 'hosted',
+          unit: name,
+          scope,
+          headers: resolveSettings(server.headers),
+          ...optionalOAuth(server),
+          ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0 } : {}),
+        });
+        break;
+      }
+      case 'remote':
+        routes.push({ ...base, kind: 'remote', url: server.url ?? '', transport: server.transport ?? 'streamable-http', headers: resolveSettings(server.headers), ...optionalOAuth(server) });
+        break;
+      case 'composite':
+        routes.push({ ...base, kind: 'composite', components: (server.components ?? []).map(resolveComponent) });
+        break;
+    }
+  }
+  return { backend, units, routes };
+}
+
+function resolveSpec(server: Server): UnitSpec {
+  const args = server.args ?? [];
+  const env = resolveSettings(server.env);
+  switch (server.runtime) {
+    case 'npx':
+    case 'uvx': {
+      const separator = server.runtime === 'npx' ? '@' : '==';
+      const pkg = server.version === undefined ? (server.package ?? '') : `${server.package ?? ''}${separator}${server.version}`;
+      return { runtime: server.runtime, package: pkg, args, env };
+    }
+    case 'command':
+      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env };
+    case 'container':
+      return {
+        runtime: 'container',
+        image: server.image ?? '',
+        port: server.port ?? 0,
+        path: server.path ?? '/mcp',
+        transport: server.transport ?? 'streamable-http',
+        args,
+        env,
+        ...(server.resources === undefined ? {} : { resources: resolveResources(server.resources) }),
+        ...(server.publishPort === undefined ? {} : { publishPort: server.publishPort }),
+      };
+    default:
+      // The schema requires a runtime for hosted servers; reaching here is a bug.
+      throw new Error(`hosted server without runtime: ${JSON.stringify(server)}`);
+  }
+}
+
+function resolveResources(resources: NonNullable<Server['resources']>): { cpu?: string; memory?: string } {
+  return {
+    ...(resources.cpu === undefined ? {} : { cpu: String(resources.cpu) }),
+    ...(resources.memory === undefined ? {} : { memory: resources.memory }),
+  };
+}
+
+function resolveSettings(entries: Readonly<Record<string, Credential | undefined>> | undefined): Settings {
+  const values: Record<string, string> = {};
+  const sensitive: string[] = [];
+  const fromUser: Settings['fromUser'][number][] = [];
+  for (const [name, entry] of Object.entries(entries ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (entry === undefined) continue;
+    if (typeof entry !== 'object') {
+      values[name] = String(entry);
+      continue;
+    }
+    if (entry.sensitive === true) sensitive.push(name);
+    if (entry.fromUser === true) {
+      fromUser.push({ name, required: entry.required ?? true, sensitive: entry.sensitive ?? false, ...(entry.description === undefined ? {} : { description: entry.description }) });
+    } else if (entry.value !== undefined) {
+      values[name] = entry.value;
+    }
+  }
+  return { values, sensitive, fromUser };
+}
+
+function optionalOAuth(server: Server): { oauth?: OAuthSettings } {
+  const o = server.oauth;
+  if (o === undefined) return {};
+  return {
+    oauth: {
+      scopes: o.scopes ?? [],
+      perUser: o.perUser ?? true,
+      ...(o.authorizationServer === undefined ? {} : { authorizationServer: o.authorizationServer }),
+      ...(o.clientId === undefined ? {} : { clientId: o.clientId }),
+      ...(o.clientSecret === undefined ? {} : { clientSecret: o.clientSecret }),
+      ...(o.tokenEndpointAuthMethod === undefined ? {} : { tokenEndpointAuthMethod: o.tokenEndpointAuthMethod }),
+    },
+  };
+}
+
+function resolveComponent(component: Component): ComponentRoute {
+  const tools = component.tools ?? {};
+  return {
+    server: component.server,
+    prefix: component.prefix ?? '',
+    tools: {
+      ...(tools.include === undefined ? {} : { include: tools.include }),
+      ...(tools.exclude === undefined ? {} : { exclude: tools.exclude }),
+      rename: Object.fromEntries(Object.entries(tools.rename ?? {}).filter((e): e is [string, string] => e[1] !== undefined)),
+      descriptions: Object.fromEntries(Object.entries(tools.descriptions ?? {}).filter((e): e is [string, string] => e[1] !== undefined)),
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// The desired state: what berth should be running (units) and serving
+// (routes). Units change only by restarting something; routes change in place.
+
+/** A credential each user supplies (env of a per-user instance, or a header). */
+export interface UserCredential {
+  readonly name: string;
+  readonly required: boolean;
+  readonly sensitive: boolean;
+  readonly description?: string;
+}
+
+/** Values given in the config plus declarations of what users supply. */
+export interface Settings {
+  readonly values: Readonly<Record<string, string>>;
+  /** Names whose values are secret: shown only as "(changed)". */
+  readonly sensitive: readonly string[];
+  readonly fromUser: readonly UserCredential[];
+}
+
+/** How one instance runs. Everything in here needs a restart to change. */
+export type UnitSpec =
+  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings }
+  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings }
+  | {
+      readonly runtime: 'container';
+      readonly image: string;
+      readonly port: number;
+      readonly path: string;
+      readonly transport: Transport;
+      readonly args: readonly string[];
+      readonly env: Settings;
+      readonly resources?: { readonly cpu?: string; readonly memory?: string };
+      readonly publishPort?: number;
+    };
+
+export type Transport = 'streamable-http' | 'sse';
+
+/** A hosted instance template: one shared instance set, or one instance per user. */
+export interface Unit {
+  /** Equal to the server name: one unit per hosted server. */
+  readonly name: string;
+  readonly scope: 'shared' | 'per-user';
+  readonly spec: UnitSpec;
+  /** Hash of canonical JSON of `spec`; equal hashes mean nothing to restart. */
+  readonly specHash: string;
+  /** Instances of a shared unit; per-user units have one per active user. */
+  readonly replicas: number;
+}
+
+export interface Access {
+  readonly users?: readonly string[];
+  readonly groups?: readonly string[];
+}
+
+export interface ToolCuration {
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+  readonly rename: Readonly<Record<string, string>>;
+  readonly descriptions: Readonly<Record<string, string>>;
+}
+
+export interface ComponentRoute {
+  readonly server: string;
+  readonly prefix: string;
+  readonly tools: ToolCuration;
+}
+
+export interface OAuthSettings {
+  readonly scopes: readonly string[];
+  readonly authorizationServer?: string;
+  readonly clientId?: string;
+  readonly clientSecret?: string;
+  readonly tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
+  readonly perUser: boolean;
+}
+
+interface RouteBase {
+  readonly server: string;
+  readonly description?: string;
+  readonly access?: Access;
+}
+
+/** How requests to /mcp/<server> are served. Changes never restart a unit. */
+export type Route =
+  | (RouteBase & {
+      readonly kind: 'hosted';
+      readonly unit: string;
+      readonly scope: 'shared' | 'per-user';
+      readonly headers: Settings;
+      readonly oauth?: OAuthSettings;
+      /** per-user: stop an instance after this long unused. */
+      readonly idleTimeoutMs?: number;
+    })
+  | (RouteBase & {
+      readonly kind: 'remote';
+      readonly url: string;
+      readonly transport: Transport;
+      readonly headers: Settings;
+      readonly oauth?: OAuthSettings;
+    })
+  | (RouteBase & { readonly kind: 'composite'; readonly components: readonly ComponentRoute[] });
+
+export interface DesiredState {
+  readonly backend: 'local' | 'docker' | 'kubernetes';
+  /** Sorted by name. */
+  readonly units: readonly Unit[];
+  /** Sorted by server. */
+  readonly routes: readonly Route[];
+}
