@@ -1,7 +1,9 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
 import { runPlan } from './cli/plan.ts';
+import { runServe } from './cli/serve.ts';
+import { runStatus } from './cli/status.ts';
 import { runValidate } from './cli/validate.ts';
 import { isBerthError } from './errors.ts';
 
@@ -30,7 +32,33 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'machine-readable output')
     .action((file: string | undefined, opts: { from?: string; json?: boolean }) => setExit(runPlan(configPath(file), opts)));
 
+  cli
+    .command('serve')
+    .description('run the servers a config declares and serve them at /mcp/<server>; reloads on change and SIGHUP')
+    .argument(...fileArg)
+    .option('--log-format <format>', 'json (default) or pretty', 'json')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--port <port>', 'listen on this port instead of listen.port (0: any free port)', parsePort)
+    .action(async (file: string | undefined, opts: { logFormat: string; logLevel: string; port?: number }) => {
+      if (opts.logFormat !== 'json' && opts.logFormat !== 'pretty') throw new InvalidArgumentError('--log-format is json or pretty');
+      setExit(await runServe(configPath(file), { logFormat: opts.logFormat, logLevel: opts.logLevel, ...(opts.port === undefined ? {} : { port: opts.port }) }));
+    });
+
+  cli
+    .command('status')
+    .description("print a running berth's servers, instances and last reload")
+    .argument(...fileArg)
+    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings)')
+    .option('--json', 'print the raw status document')
+    .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => setExit(await runStatus(configPath(file), opts)));
+
   return cli;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('a port is 0 to 65535');
+  return port;
 }
 
 /** Runs the CLI; returns the exit code. Never lets a stack trace reach the user for expected errors. */

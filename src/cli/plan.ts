@@ -4,7 +4,7 @@ import { ConfigError } from '../config/issues.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { Unit } from '../desired/types.ts';
 import type { Action, FieldChange, ObservedState, Plan } from '../reconcile/plan.ts';
-import { hasChanges, planChanges } from '../reconcile/plan.ts';
+import { hasChanges, planChanges, redactPlan } from '../reconcile/plan.ts';
 import { exitCode, paint } from './output.ts';
 import { printIssues } from './validate.ts';
 
@@ -23,7 +23,8 @@ export function runPlan(file: string, options: { from?: string; json?: boolean }
   const desired = resolveDesiredState(next);
   const observed: ObservedState = previous === undefined ? { units: [], routes: [] } : resolveDesiredState(previous);
   const plan = planChanges(desired, observed);
-  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...plan }, null, 2)}\n`);
+  // Units and routes carry secret values (env, sensitive headers); the printed plan never does.
+  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...redactPlan(plan) }, null, 2)}\n`);
   else process.stdout.write(renderPlan(plan, file, options.from));
   return hasChanges(plan) ? exitCode.changes : exitCode.ok;
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { isScalar, parse as parseYaml, Scalar, visit } from 'yaml';
+import { isScalar, Scalar, visit } from 'yaml';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import type { SourceDocument } from './source.ts';
@@ -18,8 +18,8 @@ const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
 /**
  * Replaces `${env:NAME}`, `${env:NAME:-default}` and `${file:path}` in every
  * string value, in place. `$${` stands for a literal `${`. A plain (unquoted)
- * value that is exactly one reference takes the YAML type of what it expands
- * to, so `port: ${env:PORT}` is a number; quoted values stay strings. File
+ * value that is exactly one reference becomes a number or boolean when it
+ * expands to one, so `port: ${env:PORT}` is a number; quoted values stay strings. File
  * contents lose one trailing newline, as secret files usually end with one.
  */
 export function interpolate(source: SourceDocument, ctx: InterpolationContext): ConfigIssue[] {
@@ -44,15 +44,22 @@ export function interpolate(source: SourceDocument, ctx: InterpolationContext): 
         return resolveReference(ref ?? '', ctx, fail) ?? match;
       });
       if (expanded === text) return;
-      if (whole && node.type === Scalar.PLAIN) {
-        const typed: unknown = parseYaml(expanded, { strict: false });
-        node.value = typed === null || typeof typed === 'object' ? expanded : typed;
-      } else {
-        node.value = expanded;
-      }
+      node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
     },
   });
   return issues;
+}
+
+/**
+ * The number or boolean a plain expanded value stands for, else the text itself.
+ * Only values that read back identically are converted, so `0123`, `1e3` or a
+ * secret that happens to look like YAML (`{x`, `a # b`) are never altered.
+ */
+function plainScalar(text: string): string | number | boolean {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  const number = Number(text);
+  return text !== '' && Number.isFinite(number) && String(number) === text ? number : text;
 }
 
 function resolveReference(

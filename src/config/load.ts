@@ -9,6 +9,9 @@ import { checkSemantics } from './semantics.ts';
 import { parseSource } from './source.ts';
 import type { BerthConfiguration } from './types.gen.ts';
 
+const MAX_ALIAS_COUNT = 100;
+const VALUE_CODES: ReadonlySet<string> = new Set(['wrong_type', 'invalid_value', 'not_allowed', 'out_of_range']);
+
 /** A config that passed every check, with where it came from. */
 export interface LoadedConfig {
   readonly file: string;
@@ -27,11 +30,21 @@ export function parseConfig(file: string, text: string, ctx: InterpolationContex
   const { source, issues } = parseSource(file, text);
   if (issues.length > 0) return { ok: false, issues };
   const interpolationIssues = interpolate(source, ctx);
-  const data: unknown = source.doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = source.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The one failure left once syntax and aliases are checked: too many alias expansions.
+    if (!(err instanceof ReferenceError)) throw err;
+    return { ok: false, issues: [{ code: 'yaml_syntax', file, line: 1, col: 1, path: '', message: `too many alias expansions (at most ${MAX_ALIAS_COUNT}); the file may be an alias bomb` }] };
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     return { ok: false, issues: [{ code: 'not_a_mapping', file, line: 1, col: 1, path: '', message: 'the config must be a mapping with `version` and `servers`' }] };
   }
-  const schemaIssues = validateSchema(data, file, source.positions);
+  // A value whose reference failed still holds the raw `${…}` text; schema errors
+  // about that value would only repeat the problem. Errors about its key stay.
+  const unresolved = new Set(interpolationIssues.map((i) => i.path));
+  const schemaIssues = validateSchema(data, file, source.positions).filter((i) => !(unresolved.has(i.path) && VALUE_CODES.has(i.code)));
   if (schemaIssues.length > 0 || interpolationIssues.length > 0) return { ok: false, issues: [...interpolationIssues, ...schemaIssues] };
   const config = data as BerthConfiguration;
   const semanticIssues = checkSemantics(config, file, source.positions);

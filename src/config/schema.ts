@@ -64,6 +64,8 @@ function explain(err: ErrorObject, data: unknown, file: string, positions: Posit
       return issue(path, 'key_not_applicable', `\`${key}\` does not apply to type \`${String(kind)}\``, 'remove it, or change `type`', true);
     }
     case 'required': {
+      // A failed `oneOf` branch is not a requirement of its own; the `oneOf` error explains the choice.
+      if (/\/oneOf\/\d+\/required$/.test(err.schemaPath)) return undefined;
       const missing = String(err.params['missingProperty']);
       return issue(path, 'missing_key', custom ?? `missing required key \`${missing}\``);
     }
@@ -87,7 +89,7 @@ function explain(err: ErrorObject, data: unknown, file: string, positions: Posit
       return issue(path, 'invalid_value', custom ?? `must match ${String(err.params['pattern'])}`);
     }
     case 'format':
-      return issue(path, 'invalid_value', `must be a valid ${String(err.params['format'])}`);
+      return issue(path, 'invalid_value', custom ?? `must be a valid ${String(err.params['format'])}`);
     case 'minimum':
     case 'maximum':
       return issue(path, 'out_of_range', `must be ${err.keyword === 'minimum' ? '≥' : '≤'} ${String(err.params['limit'])}`);

@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit as visitYaml } from 'yaml';
 import type { Document, Node } from 'yaml';
 import type { ConfigIssue, KeyPath, Position } from './issues.ts';
 
@@ -62,6 +62,14 @@ export function parseSource(file: string, text: string): { source: SourceDocumen
       message: duplicate ? 'duplicate key: each key may appear once in a mapping' : yamlMessage(err.message),
     });
   }
+  // yaml reports an alias without its anchor only when converting, by throwing.
+  visitYaml(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return;
+      const pos = lineCounter.linePos(node.range?.[0] ?? 0);
+      issues.push({ code: 'yaml_syntax', file, line: pos.line, col: pos.col, path: '', message: `unknown alias \`*${node.source}\`: the anchor \`&${node.source}\` must come before it` });
+    },
+  });
   const positions = new PositionIndex();
   const at = (node: { range?: [number, number, number] | null } | null | undefined): Position | undefined => {
     const offset = node?.range?.[0];

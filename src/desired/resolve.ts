@@ -2,7 +2,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { Component, Credential, Server } from '../config/types.gen.ts';
 import { parseDuration } from '../config/units.ts';
 import { hashSpec } from './hash.ts';
-import type { ComponentRoute, DesiredState, OAuthSettings, Route, Settings, Unit, UnitSpec } from './types.ts';
+import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
 
@@ -19,8 +19,9 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
       case 'multi-user': {
         const scope = server.type === 'single-user' ? 'per-user' : 'shared';
         const spec = resolveSpec(server);
-        // The backend is part of identity: moving a server to another backend replaces it.
-        units.push({ name, scope, spec, specHash: hashSpec({ backend, spec }), replicas: scope === 'shared' ? (server.replicas ?? 1) : 0 });
+        // Backend and scope are part of identity: moving a server to another backend, or
+        // between one shared instance and one per user, replaces it.
+        units.push({ name, scope, spec, specHash: hashSpec({ backend, scope, spec }), replicas: scope === 'shared' ? (server.replicas ?? 1) : 0 });
         routes.push({
           ...base,
           kind: 'hosted',
@@ -46,15 +47,17 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
 function resolveSpec(server: Server): UnitSpec {
   const args = server.args ?? [];
   const env = resolveSettings(server.env);
+  // Every runtime may set limits: docker and kubernetes run stdio servers in containers too.
+  const resources = server.resources === undefined ? {} : { resources: resolveResources(server.resources) };
   switch (server.runtime) {
     case 'npx':
     case 'uvx': {
       const separator = server.runtime === 'npx' ? '@' : '==';
       const pkg = server.version === undefined ? (server.package ?? '') : `${server.package ?? ''}${separator}${server.version}`;
-      return { runtime: server.runtime, package: pkg, args, env };
+      return { runtime: server.runtime, package: pkg, args, env, ...resources };
     }
     case 'command':
-      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env };
+      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env, ...resources };
     case 'container':
       return {
         runtime: 'container',
@@ -64,7 +67,7 @@ function resolveSpec(server: Server): UnitSpec {
         transport: server.transport ?? 'streamable-http',
         args,
         env,
-        ...(server.resources === undefined ? {} : { resources: resolveResources(server.resources) }),
+        ...resources,
         ...(server.publishPort === undefined ? {} : { publishPort: server.publishPort }),
       };
     default:
@@ -73,7 +76,7 @@ function resolveSpec(server: Server): UnitSpec {
   }
 }
 
-function resolveResources(resources: NonNullable<Server['resources']>): { cpu?: string; memory?: string } {
+function resolveResources(resources: NonNullable<Server['resources']>): Resources {
   return {
     ...(resources.cpu === undefined ? {} : { cpu: String(resources.cpu) }),
     ...(resources.memory === undefined ? {} : { memory: resources.memory }),

@@ -17,10 +17,16 @@ export interface Settings {
   readonly fromUser: readonly UserCredential[];
 }
 
+/** Limits per instance, as written (Kubernetes quantities); enforced by container backends. */
+export interface Resources {
+  readonly cpu?: string;
+  readonly memory?: string;
+}
+
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
-  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings }
-  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings }
+  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources }
+  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources }
   | {
       readonly runtime: 'container';
       readonly image: string;
@@ -29,7 +35,7 @@ export type UnitSpec =
       readonly transport: Transport;
       readonly args: readonly string[];
       readonly env: Settings;
-      readonly resources?: { readonly cpu?: string; readonly memory?: string };
+      readonly resources?: Resources;
       readonly publishPort?: number;
     };
 
@@ -41,7 +47,7 @@ export interface Unit {
   readonly name: string;
   readonly scope: 'shared' | 'per-user';
   readonly spec: UnitSpec;
-  /** Hash of canonical JSON of `spec`; equal hashes mean nothing to restart. */
+  /** Hash of canonical JSON of `spec`, `scope` and the backend; equal hashes mean nothing to restart. */
   readonly specHash: string;
   /** Instances of a shared unit; per-user units have one per active user. */
   readonly replicas: number;

@@ -8,6 +8,7 @@ export interface ObservedUnit {
   readonly replicas: number;
   /** Known when planning between two configs; backends may report only the hash. */
   readonly spec?: UnitSpec;
+  readonly scope?: Unit['scope'];
 }
 
 export interface ObservedState {
@@ -68,8 +69,33 @@ export function hasChanges(plan: Plan): boolean {
 
 /** The state a backend reaches by carrying out the plan: what planning against it should see. */
 export function observedAfter(plan: Plan, desired: DesiredState): ObservedState {
-  const units = plan.actions.filter((a) => a.kind !== 'delete').map((a) => ({ name: a.unit.name, specHash: a.unit.specHash, replicas: a.unit.replicas, spec: (a.unit as Unit).spec }));
+  const units = plan.actions.filter((a) => a.kind !== 'delete').map((a) => ({ name: a.unit.name, specHash: a.unit.specHash, replicas: a.unit.replicas, spec: (a.unit as Unit).spec, scope: (a.unit as Unit).scope }));
   return { backend: desired.backend, units, routes: desired.routes };
+}
+
+const SECRET = '(secret)';
+
+/** The plan with every secret value (see secretPaths) replaced by `(secret)`: safe to print or store. */
+export function redactPlan(plan: Plan): Plan {
+  const actions = plan.actions.map((action): Action => {
+    if (action.kind === 'delete') return action.unit.spec === undefined ? action : { ...action, unit: { ...action.unit, spec: redactSpec(action.unit.spec) } };
+    return { ...action, unit: { ...action.unit, spec: redactSpec(action.unit.spec) } };
+  });
+  return { actions, routes: plan.routes.map((change) => ({ ...change, route: redactRoute(change.route) })) };
+}
+
+function redactSpec(spec: UnitSpec): UnitSpec {
+  return { ...spec, env: redactSettings(spec.env, Object.keys(spec.env.values)) };
+}
+
+function redactRoute(route: Route): Route {
+  if (route.kind === 'composite') return route;
+  const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
+  return { ...route, headers: redactSettings(route.headers, route.headers.sensitive), ...oauth };
+}
+
+function redactSettings(settings: Settings, secret: readonly string[]): Settings {
+  return { ...settings, values: Object.fromEntries(Object.entries(settings.values).map(([name, value]) => [name, secret.includes(name) ? SECRET : value])) };
 }
 
 function diffRoutes(next: readonly Route[], previous: readonly Route[]): RouteChange[] {
@@ -79,7 +105,7 @@ function diffRoutes(next: readonly Route[], previous: readonly Route[]): RouteCh
     const old = before.get(route.server);
     before.delete(route.server);
     if (old === undefined) changes.push({ kind: 'add', route });
-    else if (canonicalJson(old) !== canonicalJson(route)) changes.push({ kind: 'change', route, changes: diffValues(old, route, '', secretPaths(old, route)) });
+    else if (!sameJson(old, route)) changes.push({ kind: 'change', route, changes: diffValues(old, route, '', secretPaths(old, route)) });
   }
   for (const route of before.values()) changes.push({ kind: 'remove', route });
   return changes.sort((a, b) => compare(a.route.server, b.route.server));
@@ -87,8 +113,9 @@ function diffRoutes(next: readonly Route[], previous: readonly Route[]): RouteCh
 
 function replaceReasons(current: ObservedUnit, unit: Unit, fromBackend: string | undefined, toBackend: string): FieldChange[] {
   const backend: FieldChange[] = fromBackend !== undefined && fromBackend !== toBackend ? [{ path: 'backend', from: fromBackend, to: toBackend }] : [];
+  const scope: FieldChange[] = current.scope !== undefined && current.scope !== unit.scope ? [{ path: 'scope', from: current.scope, to: unit.scope }] : [];
   const spec = current.spec === undefined ? [] : diffValues(current.spec, unit.spec, '', secretPaths(current.spec, unit.spec));
-  const reasons = [...backend, ...spec];
+  const reasons = [...backend, ...scope, ...spec];
   return reasons.length > 0 ? reasons : [{ path: 'specHash', from: current.specHash, to: unit.specHash }];
 }
 
@@ -109,15 +136,38 @@ function secretPaths(...values: readonly (UnitSpec | Route)[]): Set<string> {
 }
 
 function diffValues(from: unknown, to: unknown, path: string, secrets: ReadonlySet<string>): FieldChange[] {
-  if (canonicalJson(from ?? null) === canonicalJson(to ?? null)) return [];
-  const bothObjects = isRecord(from) && isRecord(to);
-  if (bothObjects) {
-    const keys = [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(compare);
-    return keys.flatMap((k) => diffValues(from[k], to[k], path === '' ? k : `${path}.${k}`, secrets));
+  if (sameJson(from ?? null, to ?? null)) return [];
+  // An object that appears or disappears is diffed key by key too, so a secret
+  // inside it (oauth.clientSecret) is masked like any other.
+  const objects = (isRecord(from) || from === undefined) && (isRecord(to) || to === undefined);
+  if (objects) {
+    const before = (from ?? {}) as Record<string, unknown>;
+    const after = (to ?? {}) as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort(compare);
+    const changes = keys.flatMap((k) => diffValues(before[k], after[k], path === '' ? k : `${path}.${k}`, secrets));
+    // `{}` against nothing differs but has no key to name.
+    if (changes.length > 0) return changes;
   }
   const change: FieldChange = { path, ...(from === undefined ? {} : { from: show(from) }), ...(to === undefined ? {} : { to: show(to) }) };
   if (!secrets.has(path)) return [change];
-  return [{ path, secret: true, ...(from === undefined ? {} : { from: '(secret)' }), ...(to === undefined ? {} : { to: '(secret)' }) }];
+  return [{ path, secret: true, ...(from === undefined ? {} : { from: SECRET }), ...(to === undefined ? {} : { to: SECRET }) }];
+}
+
+/**
+ * Equal as canonical JSON (key order and undefined properties never matter),
+ * without serializing: comparing every route this way is the planner's hot path.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as readonly unknown[];
+    return a.length === other.length && a.every((v, i) => sameJson(v ?? null, other[i] ?? null));
+  }
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left).filter((k) => left[k] !== undefined);
+  return keys.length === Object.keys(right).filter((k) => right[k] !== undefined).length && keys.every((k) => right[k] !== undefined && sameJson(left[k], right[k]));
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

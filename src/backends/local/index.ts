@@ -1,0 +1,244 @@
+import path from 'node:path';
+import type { Unit } from '../../desired/types.ts';
+import type { Logger } from '../../observe/log.ts';
+import { Multiplexer } from '../../proxy/multiplex.ts';
+import type { UpstreamChannel } from '../../proxy/multiplex.ts';
+import type { ObservedUnit } from '../../reconcile/plan.ts';
+import type { Backend, Endpoint, InstanceState, InstanceStatus } from '../backend.ts';
+import { commandFor, StdioChild } from './child.ts';
+
+interface Instance {
+  readonly child: StdioChild;
+  readonly mux: Multiplexer;
+  readonly user?: string;
+  lastUsed: number;
+}
+
+interface Entry {
+  unit: Unit;
+  shared: Instance[];
+  readonly perUser: Map<string, Instance>;
+  /** Per-user instances being started, so concurrent first requests share one. */
+  readonly starting: Map<string, Promise<Instance>>;
+}
+
+export interface LocalBackendOptions {
+  readonly logger: Logger;
+  /** Directory relative `cwd`s resolve against: the config file's. */
+  readonly baseDir: string;
+  /** How long a unit may take to answer `initialize` before ensure reports it. */
+  readonly startupTimeoutMs?: number;
+  /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
+  readonly idleTimeoutFor?: (unit: string) => number | undefined;
+  readonly sweepIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The embedded backend: every instance is a child process on this host,
+ * speaking MCP on stdio, multiplexed to any number of client sessions.
+ */
+export class LocalBackend implements Backend {
+  readonly name = 'local' as const;
+  readonly #entries = new Map<string, Entry>();
+  readonly #log: Logger;
+  readonly #baseDir: string;
+  readonly #startupTimeoutMs: number;
+  readonly #idleTimeoutFor: (unit: string) => number | undefined;
+  readonly #now: () => number;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: LocalBackendOptions) {
+    this.#log = options.logger;
+    this.#baseDir = options.baseDir;
+    this.#startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
+    this.#idleTimeoutFor = options.idleTimeoutFor ?? (() => undefined);
+    this.#now = options.now ?? Date.now;
+    this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
+  }
+
+  async list(): Promise<ObservedUnit[]> {
+    return [...this.#entries.values()].map((e) => ({ name: e.unit.name, specHash: e.unit.specHash, replicas: e.shared.length, spec: e.unit.spec }));
+  }
+
+  async ensure(unit: Unit, signal?: AbortSignal): Promise<void> {
+    const current = this.#entries.get(unit.name);
+    if (current !== undefined && current.unit.specHash === unit.specHash) {
+      current.unit = unit;
+      await this.#scale(current, signal);
+      return;
+    }
+    const next: Entry = { unit, shared: [], perUser: new Map(), starting: new Map() };
+    if (current === undefined) {
+      // Nothing to fall back to: the unit exists from now on, ready or still
+      // retrying, and status shows which.
+      this.#entries.set(unit.name, next);
+      await this.#scale(next, signal);
+      return;
+    }
+    // Start the replacement beside the old one; swap only once it is ready.
+    try {
+      await this.#scale(next, signal);
+    } catch (err) {
+      await this.#stopEntry(next);
+      throw err;
+    }
+    this.#entries.set(unit.name, next);
+    await this.#stopEntry(current);
+  }
+
+  async remove(name: string): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) return;
+    this.#entries.delete(name);
+    await this.#stopEntry(entry);
+  }
+
+  async endpoint(name: string, user: string, signal?: AbortSignal): Promise<Endpoint> {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) throw new Error(`server ${name} is not running`);
+    const unit = entry.unit;
+    if (unit.scope === 'shared') {
+      // The least busy replica takes the new session.
+      const instance = entry.shared.reduce<Instance | undefined>((best, i) => (best === undefined || i.mux.sessionCount < best.mux.sessionCount ? i : best), undefined);
+      if (instance === undefined) throw new Error(`server ${unit.name} has no instance`);
+      instance.lastUsed = this.#now();
+      return { kind: 'mcp', mux: instance.mux };
+    }
+    const existing = entry.perUser.get(user);
+    if (existing !== undefined) {
+      existing.lastUsed = this.#now();
+      return { kind: 'mcp', mux: existing.mux };
+    }
+    let starting = entry.starting.get(user);
+    if (starting === undefined) {
+      starting = this.#startAndWait(entry.unit, user, signal).finally(() => entry.starting.delete(user));
+      entry.starting.set(user, starting);
+    }
+    const instance = await starting;
+    if (this.#entries.get(unit.name) !== entry) {
+      await this.#stopInstance(instance);
+      throw new Error(`server ${unit.name} changed while starting`);
+    }
+    entry.perUser.set(user, instance);
+    return { kind: 'mcp', mux: instance.mux };
+  }
+
+  logs(name: string): readonly string[] {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) return [];
+    return [...entry.shared, ...entry.perUser.values()].flatMap((i) => i.child.status().stderrTail);
+  }
+
+  status(): readonly InstanceStatus[] {
+    const out: InstanceStatus[] = [];
+    for (const entry of this.#entries.values()) {
+      for (const instance of [...entry.shared, ...entry.perUser.values()]) out.push(this.#statusOf(entry.unit.name, instance));
+    }
+    return out;
+  }
+
+  /** Stops per-user instances unused for longer than their server's idle timeout. */
+  async sweepIdle(): Promise<void> {
+    const now = this.#now();
+    for (const entry of this.#entries.values()) {
+      const timeout = this.#idleTimeoutFor(entry.unit.name);
+      if (timeout === undefined) continue;
+      for (const [user, instance] of entry.perUser) {
+        const last = Math.max(instance.lastUsed, instance.mux.lastActivity());
+        if (now - last < timeout) continue;
+        entry.perUser.delete(user);
+        this.#log.info({ server: entry.unit.name, user }, 'stopping idle instance');
+        await this.#stopInstance(instance);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.all(entries.map((e) => this.#stopEntry(e)));
+  }
+
+  async #scale(entry: Entry, signal?: AbortSignal): Promise<void> {
+    if (entry.unit.scope !== 'shared') return;
+    while (entry.shared.length > entry.unit.replicas) {
+      const surplus = entry.shared.pop();
+      if (surplus !== undefined) await this.#stopInstance(surplus);
+    }
+    const started: Instance[] = [];
+    while (entry.shared.length + started.length < entry.unit.replicas) started.push(this.#startInstance(entry.unit));
+    entry.shared.push(...started);
+    await Promise.all(started.map((i) => this.#waitReady(entry.unit.name, i, signal)));
+  }
+
+  async #startAndWait(unit: Unit, user: string, signal?: AbortSignal): Promise<Instance> {
+    const instance = this.#startInstance(unit, user);
+    try {
+      await this.#waitReady(unit.name, instance, signal);
+    } catch (err) {
+      await this.#stopInstance(instance);
+      throw err;
+    }
+    return instance;
+  }
+
+  #startInstance(unit: Unit, user?: string): Instance {
+    const spec = unit.spec;
+    if (spec.runtime === 'container') throw new Error(`server ${unit.name}: runtime container needs the docker or kubernetes backend`);
+    const { command, args } = commandFor(spec);
+    const id = user === undefined ? unit.name : `${unit.name}/${user}`;
+    const cwd = spec.runtime === 'command' && spec.cwd !== undefined ? path.resolve(this.#baseDir, spec.cwd) : this.#baseDir;
+    const child = new StdioChild({ id, command, args, env: { ...spec.env.values }, cwd, logger: this.#log });
+    const mux = new Multiplexer({ name: id, channel: channelOf(child), logger: this.#log, now: this.#now });
+    child.start();
+    return { child, mux, lastUsed: this.#now(), ...(user === undefined ? {} : { user }) };
+  }
+
+  async #waitReady(name: string, instance: Instance, signal?: AbortSignal): Promise<void> {
+    const timeout = AbortSignal.timeout(this.#startupTimeoutMs);
+    try {
+      await instance.mux.ready(signal === undefined ? timeout : AbortSignal.any([signal, timeout]));
+    } catch (err) {
+      const status = instance.child.status();
+      throw new Error(`server ${name} did not become ready: ${status.lastError ?? (err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #stopEntry(entry: Entry): Promise<void> {
+    const instances = [...entry.shared, ...entry.perUser.values()];
+    entry.shared = [];
+    entry.perUser.clear();
+    await Promise.all(instances.map((i) => this.#stopInstance(i)));
+  }
+
+  async #stopInstance(instance: Instance): Promise<void> {
+    instance.mux.close();
+    await instance.child.stop();
+  }
+
+  #statusOf(unit: string, instance: Instance): InstanceStatus {
+    const s = instance.child.status();
+    const state: InstanceState = s.state === 'running' ? (instance.mux.info === undefined ? 'starting' : 'ready') : s.state;
+    return {
+      unit,
+      state,
+      restarts: s.restarts,
+      sessions: instance.mux.sessionCount,
+      ...(instance.user === undefined ? {} : { user: instance.user }),
+      ...(s.lastError === undefined ? {} : { lastError: s.lastError }),
+      ...(s.pid === undefined ? {} : { pid: s.pid }),
+      ...(s.startedAt === undefined ? {} : { startedAt: new Date(s.startedAt).toISOString() }),
+    };
+  }
+}
+
+function channelOf(child: StdioChild): UpstreamChannel {
+  return {
+    send: (message) => child.send(message),
+    onMessage: (handler) => child.on('message', handler),
+    onStart: (handler) => child.on('spawn', handler),
+    onStop: (handler) => child.on('exit', (info: { code: number | null; signal: string | null }) => handler(info.signal === null ? `exited with code ${info.code}` : `killed by ${info.signal}`)),
+  };
+}

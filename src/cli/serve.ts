@@ -1,0 +1,132 @@
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { LocalBackend } from '../backends/local/index.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { ConfigError } from '../config/issues.ts';
+import { BerthError } from '../errors.ts';
+import type { LogFormat, Logger } from '../observe/log.ts';
+import { createLogger } from '../observe/log.ts';
+import { createMetrics } from '../observe/metrics.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { originPolicy } from '../proxy/guard.ts';
+import { createProxyServer } from '../proxy/server.ts';
+import { SessionStore } from '../proxy/sessions.ts';
+import { Controller } from '../reconcile/controller.ts';
+import { buildStatusReport } from './status-model.ts';
+import { exitCode } from './output.ts';
+import { printIssues } from './validate.ts';
+
+export interface ServeOptions {
+  readonly logFormat?: LogFormat;
+  readonly logLevel?: string;
+  /** Overrides listen.port (0 picks a free port); tests and containers use it. */
+  readonly port?: number;
+}
+
+/** A running berth: what tests and the CLI hold on to. */
+export interface Berth {
+  readonly url: string;
+  readonly controller: Controller;
+  readonly server: Server;
+  readonly metrics: Metrics;
+  readonly sessions: SessionStore;
+  stop(): Promise<void>;
+}
+
+const SESSION_IDLE_TTL_MS = 30 * 60_000;
+const MAX_SESSIONS = 20_000;
+const KEEP_ALIVE_MS = 15_000;
+const DRAIN_MS = 10_000;
+
+/** Starts berth on a config file: the effectful shell around the pure pipeline. */
+export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
+  const initial = loadConfigFile(file);
+  const config = initial.config;
+  const backendType = config.backend?.type ?? 'local';
+  if (backendType !== 'local') {
+    throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
+  }
+  const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
+  let controller: Controller | undefined;
+  const idleTimeoutFor = (unit: string): number | undefined => {
+    const route = controller?.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
+    return route?.kind === 'hosted' ? route.idleTimeoutMs : undefined;
+  };
+  const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)), idleTimeoutFor });
+  const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => backend.status() }) });
+  controller = new Controller({
+    file,
+    logger,
+    metrics,
+    backend,
+    tableDeps: { sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
+  });
+  const ctl = controller;
+  const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
+  const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
+  const server = createProxyServer({
+    logger,
+    metrics,
+    state: {
+      table: () => ctl.table,
+      originPolicy: () => policy,
+      ready: () => ctl.lastReload !== undefined && backend.status().every((i) => i.user !== undefined || i.state === 'ready'),
+      status: () => buildStatusReport(ctl, backend, sessions),
+    },
+  });
+  const sweep = setInterval(() => sessions.expire(), 60_000).unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url, config: file }, 'berth listening');
+  await controller.reload('start');
+  controller.watch();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('shutting down: draining requests');
+      clearInterval(sweep);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      sessions.closeAll();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
+      server.closeAllConnections();
+      await ctl.close();
+      await backend.close();
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+  return { url, controller, server, metrics, sessions, stop };
+}
+
+/** `berth serve [FILE]`: runs until SIGTERM/SIGINT; SIGHUP reloads. */
+export async function runServe(file: string, options: ServeOptions): Promise<number> {
+  let berth: Berth;
+  try {
+    berth = await startBerth(file, options);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printIssues(err.issues);
+      return exitCode.failed;
+    }
+    if (err instanceof BerthError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') throw new BerthError('listen_failed', `cannot listen: ${(err as Error).message}`);
+    throw err;
+  }
+  process.stderr.write(`berth: serving ${file} at ${berth.url}/mcp/<server>\n`);
+  return new Promise((resolve) => {
+    process.on('SIGHUP', () => void berth.controller.reload('SIGHUP'));
+    const shutdown = (): void => void berth.stop().then(() => resolve(exitCode.ok));
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+}

@@ -1,0 +1,48 @@
+import { loadConfigFile } from '../config/load.ts';
+import { BerthError } from '../errors.ts';
+import { exitCode, paint } from './output.ts';
+import type { StatusReport } from './status-model.ts';
+
+/** Where a running berth for this config listens: its listen settings, loopback when bound to all addresses. */
+export function berthUrl(file: string, override?: string): string {
+  if (override !== undefined) return override.replace(/\/$/, '');
+  const listen = loadConfigFile(file).config.listen;
+  const host = listen?.host === undefined || listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '[::1]' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  return `http://${host}:${listen?.port ?? 8080}`;
+}
+
+export async function fetchStatus(url: string): Promise<StatusReport> {
+  let res: Response;
+  try {
+    res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new BerthError('berth_unreachable', `cannot reach berth at ${url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  }
+  if (!res.ok) throw new BerthError('berth_unreachable', `berth at ${url} answered ${res.status} for /status`);
+  return (await res.json()) as StatusReport;
+}
+
+/** `berth status`: one line per server and instance. */
+export async function runStatus(file: string, options: { url?: string; json?: boolean }): Promise<number> {
+  const report = await fetchStatus(berthUrl(file, options.url));
+  if (options.json === true) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return exitCode.ok;
+  }
+  const out = process.stdout;
+  const reload = report.lastReload;
+  out.write(`config ${report.config ?? '-'}  generation ${report.generation}  backend ${report.backend}\n`);
+  if (reload !== undefined) {
+    out.write(`last reload ${reload.at} (${reload.reason}): ${reload.ok ? paint(out, 'green', 'ok') : paint(out, 'red', 'failed')}\n`);
+    for (const e of reload.errors) out.write(`  ${paint(out, 'red', 'error')} ${e}\n`);
+  }
+  const rows: string[][] = [['SERVER', 'KIND', 'INSTANCE', 'STATE', 'RESTARTS', 'SESSIONS', 'LAST ERROR']];
+  for (const s of report.servers) {
+    const kind = s.scope === undefined ? s.kind : `${s.kind}/${s.scope}`;
+    if (s.instances.length === 0) rows.push([s.name, kind, '-', s.kind === 'hosted' && s.scope === 'shared' ? 'stopped' : '-', '-', String(s.sessions), s.lastError ?? '']);
+    for (const i of s.instances) rows.push([s.name, kind, i.user ?? (i.pid === undefined ? '-' : `pid ${i.pid}`), i.state, String(i.restarts), String(i.sessions), i.lastError ?? s.lastError ?? '']);
+  }
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const r of rows) out.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd()}\n`);
+  return exitCode.ok;
+}

@@ -1,0 +1,15 @@
+import type { Logger } from '../observe/log.ts';
+
+/** What berth knows about one HTTP request while serving it. */
+export interface RequestContext {
+  readonly requestId: string;
+  /** The authenticated user, or `anonymous`. */
+  readonly user: string;
+  readonly log: Logger;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+  /** The configured server the request was routed to; labels metrics. */
+  server?: string;
+  /** The JSON-RPC method, once the body has been read; labels metrics. */
+  method?: string;
+}

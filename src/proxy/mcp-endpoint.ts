@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { RequestContext } from './context.ts';
+import { accepts, isJsonContentType, readJsonBody, sendRpcError } from './http-util.ts';
+import { ErrorCode, isRequest } from './jsonrpc.ts';
+import type { Multiplexer } from './multiplex.ts';
+import type { SessionStore } from './sessions.ts';
+import { checkRoutingHeaders, handleStateless, isStatelessRequest } from './stateless.ts';
+
+export interface McpEndpointOptions {
+  readonly server: string;
+  /** The multiplexer serving a user; starts a per-user instance on first use. */
+  readonly acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>;
+  readonly sessions: SessionStore;
+  readonly maxBodyBytes: number;
+  /** Interval of SSE keep-alive comments on idle streams. */
+  readonly keepAliveMs: number;
+}
+
+const SESSION_HEADER = 'mcp-session-id';
+
+/**
+ * Terminates MCP at berth for one server: streamable HTTP sessions (both
+ * directions, GET streams, DELETE), the stateless 2026-07-28 revision, and
+ * legacy HTTP+SSE, all onto the server's multiplexer.
+ */
+export class McpEndpoint {
+  readonly #o: McpEndpointOptions;
+
+  constructor(options: McpEndpointOptions) {
+    this.#o = options;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    switch (req.method) {
+      case 'POST':
+        return this.#post(req, res, ctx);
+      case 'GET':
+      case 'DELETE': {
+        const entry = this.#session(req, res, ctx, 'streamable-http');
+        if (entry === undefined) return;
+        return (entry.transport as StreamableHTTPServerTransport).handleRequest(req, res);
+      }
+      default:
+        return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET, POST, DELETE' });
+    }
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    if (!accepts(req.headers.accept, 'application/json') || !accepts(req.headers.accept, 'text/event-stream')) {
+      return sendRpcError(res, 406, -32000, 'Not Acceptable: Accept must list application/json and text/event-stream');
+    }
+    if (!isJsonContentType(req.headers['content-type'])) return sendRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+    const body = await readJsonBody(req, this.#o.maxBodyBytes);
+    if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
+    ctx.method = Array.isArray(body.value) ? 'batch' : isRequest(body.value) || hasMethod(body.value) ? String((body.value as { method: unknown }).method) : 'response';
+    const headerProblem = checkRoutingHeaders(req, body.value);
+    if (headerProblem !== undefined) return sendRpcError(res, 400, ErrorCode.invalidRequest, headerProblem);
+
+    if (req.headers[SESSION_HEADER] !== undefined) {
+      const entry = this.#session(req, res, ctx, 'streamable-http');
+      if (entry === undefined) return;
+      return (entry.transport as StreamableHTTPServerTransport).handleRequest(req, res, body.value);
+    }
+    if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
+    if (isStatelessRequest(req)) {
+      const mux = await this.#acquire(res, ctx);
+      if (mux === undefined) return;
+      return handleStateless(req, res, body.value, mux);
+    }
+    return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
+  }
+
+  async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: unknown): Promise<void> {
+    const mux = await this.#acquire(res, ctx);
+    if (mux === undefined) return;
+    const { server, sessions } = this.#o;
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      keepAliveMs: this.#o.keepAliveMs,
+      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport, lastSeen: Date.now() }),
+      onsessionclosed: (id): void => sessions.delete(id),
+    });
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+    };
+    await transport.start();
+    mux.attach(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */
+  async handleSse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messagePath: string): Promise<void> {
+    if (req.method === 'GET') {
+      const mux = await this.#acquire(res, ctx);
+      if (mux === undefined) return;
+      const transport = new SSEServerTransport(messagePath, res);
+      const { server, sessions } = this.#o;
+      transport.onclose = () => sessions.delete(transport.sessionId);
+      mux.attach(transport);
+      await transport.start();
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport, lastSeen: Date.now() });
+      const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
+      res.on('close', () => clearInterval(keepAlive));
+      return;
+    }
+    return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET' });
+  }
+
+  async handleSseMessage(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, sessionId: string | null): Promise<void> {
+    if (req.method !== 'POST') return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'POST' });
+    if (sessionId === null) return sendRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
+    const entry = this.#o.sessions.touch(sessionId);
+    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== 'sse' || entry.user !== ctx.user) {
+      return sendRpcError(res, 404, -32001, 'Session not found');
+    }
+    const body = await readJsonBody(req, this.#o.maxBodyBytes);
+    if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
+    ctx.method = hasMethod(body.value) ? String((body.value as { method: unknown }).method) : 'response';
+    return (entry.transport as SSEServerTransport).handlePostMessage(req, res, body.value);
+  }
+
+  /** The caller's own session on this server; 400 when missing, 404 when unknown (also for other users' sessions). */
+  #session(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, kind: 'streamable-http' | 'sse') {
+    const id = req.headers[SESSION_HEADER];
+    if (typeof id !== 'string' || id === '') {
+      sendRpcError(res, isStatelessRequest(req) ? 405 : 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      return undefined;
+    }
+    const entry = this.#o.sessions.touch(id);
+    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== kind || entry.user !== ctx.user) {
+      sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
+      return undefined;
+    }
+    return entry;
+  }
+
+  async #acquire(res: ServerResponse, ctx: RequestContext): Promise<Multiplexer | undefined> {
+    try {
+      return await this.#o.acquire(ctx.user, ctx.signal);
+    } catch (err) {
+      ctx.log.warn({ server: this.#o.server, err: (err as Error).message }, 'server unavailable');
+      sendRpcError(res, 503, ErrorCode.upstreamUnavailable, (err as Error).message, { 'retry-after': '5' });
+      return undefined;
+    }
+  }
+}
+
+function hasMethod(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'method' in value;
+}

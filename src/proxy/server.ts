@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { Logger } from '../observe/log.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { RequestContext } from './context.ts';
+import type { OriginPolicy } from './guard.ts';
+import { checkOrigin, isLoopbackAddress } from './guard.ts';
+import { sendJson, sendRpcError } from './http-util.ts';
+import type { RouteTable } from './table.ts';
+
+/** What the HTTP front needs from the rest of berth; read per request, so swaps apply at once. */
+export interface ProxyState {
+  /** The route table in force; swapped whole on reload. */
+  table(): RouteTable;
+  originPolicy(): OriginPolicy;
+  /** Whether a config has been applied and shared servers are up. */
+  ready(): boolean;
+  status(): Promise<unknown>;
+}
+
+export interface ProxyServerOptions {
+  readonly state: ProxyState;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+const MCP_PREFIX = '/mcp/';
+const SSE_PREFIX = '/sse/';
+
+/**
+ * The one HTTP server: operations endpoints, then per-server MCP routes. Per
+ * request it does a map lookup and the checks; everything else was built when
+ * the route table was.
+ */
+export function createProxyServer(options: ProxyServerOptions): Server {
+  const { state, logger, metrics } = options;
+  const server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = headerValue(req, 'x-request-id') ?? randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const ctx: RequestContext = { requestId, user: 'anonymous', log: logger.child({ requestId }), signal: abort.signal };
+    handle(req, res, ctx, state, metrics)
+      .catch((err: unknown) => {
+        ctx.log.error({ err }, 'request failed');
+        sendRpcError(res, 500, -32603, 'internal error');
+      })
+      .finally(() => {
+        const server = ctx.server;
+        if (server === undefined) return;
+        const method = ctx.method ?? req.method ?? 'unknown';
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        metrics.requests.inc({ server, method, status: String(res.statusCode) });
+        metrics.latency.observe({ server, method }, seconds);
+      });
+  });
+  // Streams are long-lived by design; only idle keep-alive sockets time out.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, state: ProxyState, metrics: Metrics): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://berth');
+  switch (url.pathname) {
+    case '/healthz':
+      return sendJson(res, 200, { status: 'ok' });
+    case '/readyz':
+      return sendJson(res, state.ready() ? 200 : 503, { ready: state.ready() });
+    case '/metrics': {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    case '/status':
+      return sendJson(res, 200, await state.status());
+  }
+  const refusal = checkOrigin(req, state.originPolicy());
+  if (refusal !== undefined) return sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
+  // Until an auth provider is configured, only this host's clients are served.
+  if (!isLoopbackAddress(req.socket.remoteAddress)) return sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
+
+  const { pathname } = url;
+  const isSse = pathname.startsWith(SSE_PREFIX);
+  if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
+    return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
+  }
+  const rest = pathname.slice(isSse ? SSE_PREFIX.length : MCP_PREFIX.length);
+  const [name = '', sub] = rest.split('/', 2);
+  const table = state.table();
+  const handler = table.handlers.get(name);
+  if (handler === undefined) {
+    const known = [...table.handlers.keys()].sort().join(', ');
+    return sendRpcError(res, 404, -32000, `Not Found: no server named "${name}"${known === '' ? '' : `; servers: ${known}`}`);
+  }
+  ctx.server = name;
+  if (!isSse) {
+    if (sub !== undefined) return sendRpcError(res, 404, -32000, `Not Found: the endpoint is ${MCP_PREFIX}${name}`);
+    return handler.kind === 'passthrough' ? handler.passthrough.handle(req, res, ctx) : handler.endpoint.handle(req, res, ctx);
+  }
+  if (handler.kind !== 'mcp') return sendRpcError(res, 404, -32000, `Not Found: ${name} is served over streamable HTTP only, at ${MCP_PREFIX}${name}`);
+  if (sub === undefined) return handler.endpoint.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
+  if (sub === 'message') return handler.endpoint.handleSseMessage(req, res, ctx, url.searchParams.get('sessionId'));
+  return sendRpcError(res, 404, -32000, 'Not Found');
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v.length <= 200 ? v : undefined;
+}
