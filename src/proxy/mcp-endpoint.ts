@@ -7,7 +7,7 @@ import { accepts, isJsonContentType, readJsonBody, sendRpcError } from './http-u
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import type { SessionStore } from './sessions.ts';
-import { checkRoutingHeaders, handleStateless, isStatelessRequest } from './stateless.ts';
+import { classify, MODERN_VERSIONS, serveModern, writeRefusal } from './stateless.ts';
 
 export interface McpEndpointOptions {
   readonly server: string;
@@ -56,20 +56,19 @@ export class McpEndpoint {
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
     ctx.method = Array.isArray(body.value) ? 'batch' : isRequest(body.value) || hasMethod(body.value) ? String((body.value as { method: unknown }).method) : 'response';
-    const headerProblem = checkRoutingHeaders(req, body.value);
-    if (headerProblem !== undefined) return sendRpcError(res, 400, ErrorCode.invalidRequest, headerProblem);
-
+    const era = classify(req, body.value);
+    if (era.era === 'invalid') return writeRefusal(res, idOf(body.value), era.refusal);
+    if (era.era === 'modern') {
+      const mux = await this.#acquire(res, ctx);
+      if (mux === undefined) return;
+      return serveModern(res, era.message, mux);
+    }
     if (req.headers[SESSION_HEADER] !== undefined) {
       const entry = this.#session(req, res, ctx, 'streamable-http');
       if (entry === undefined) return;
       return (entry.transport as StreamableHTTPServerTransport).handleRequest(req, res, body.value);
     }
     if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
-    if (isStatelessRequest(req)) {
-      const mux = await this.#acquire(res, ctx);
-      if (mux === undefined) return;
-      return handleStateless(req, res, body.value, mux);
-    }
     return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
   }
 
@@ -126,7 +125,10 @@ export class McpEndpoint {
   #session(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, kind: 'streamable-http' | 'sse') {
     const id = req.headers[SESSION_HEADER];
     if (typeof id !== 'string' || id === '') {
-      sendRpcError(res, isStatelessRequest(req) ? 405 : 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      // The stateless revision has no GET stream and no sessions to delete.
+      const version = req.headers['mcp-protocol-version'];
+      if (req.method !== 'POST' && typeof version === 'string' && MODERN_VERSIONS.includes(version)) sendRpcError(res, 405, -32000, 'Method not allowed.', { allow: 'POST' });
+      else sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
     const entry = this.#o.sessions.touch(id);
@@ -146,6 +148,10 @@ export class McpEndpoint {
       return undefined;
     }
   }
+}
+
+function idOf(value: unknown): string | number | null {
+  return isRequest(value) ? value.id : null;
 }
 
 function hasMethod(value: unknown): boolean {

@@ -1,96 +1,275 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import { sendRpcError } from './http-util.ts';
-import type { Request } from './jsonrpc.ts';
-import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, resultResponse } from './jsonrpc.ts';
-import type { Multiplexer } from './multiplex.ts';
+import type { Request, RequestId, Response } from './jsonrpc.ts';
+import { ErrorCode, isNotification, isRequest, isResponse } from './jsonrpc.ts';
+import type { Multiplexer, UpstreamInfo } from './multiplex.ts';
 
-/** The stateless revision: no initialize, no sessions; every request stands alone. */
-export const STATELESS_VERSIONS: readonly string[] = ['2026-07-28'];
+// The stateless revision (2026-07-28): no initialize, no sessions; every
+// request carries its protocol version and client capabilities in `_meta` and
+// names its method (and target) in headers. berth serves it in front of
+// upstreams that speak the session-based revisions; see docs/protocol-2026.md.
+
+export const MODERN_VERSIONS: readonly string[] = ['2026-07-28'];
+
+const META_VERSION = 'io.modelcontextprotocol/protocolVersion';
+const META_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+const META_PREFIX = 'io.modelcontextprotocol/';
+
+/** Header/body disagreement, unsupported version and missing capability (SEP-2243). */
+const HEADER_MISMATCH = -32020;
+const UNSUPPORTED_VERSION = -32022;
 
 /** Where each method names its target, for the `Mcp-Name` header. */
-const NAME_PARAM: Readonly<Record<string, string>> = {
+const NAME_SOURCE: Readonly<Record<string, string>> = {
   'tools/call': 'name',
   'prompts/get': 'name',
   'resources/read': 'uri',
-  'resources/subscribe': 'uri',
-  'resources/unsubscribe': 'uri',
 };
 
-export function isStatelessRequest(req: IncomingMessage): boolean {
-  const version = req.headers['mcp-protocol-version'];
-  return typeof version === 'string' && STATELESS_VERSIONS.includes(version);
+/** Methods of the 2026-07-28 registry berth serves; anything else is 404 -32601. */
+const MODERN_METHODS = new Set([
+  'server/discover',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'completion/complete',
+]);
+
+/** Results clients may cache; they must say for how long and for whom. */
+const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read', 'server/discover']);
+
+/** A transport-level refusal: HTTP status plus JSON-RPC error. */
+export interface Refusal {
+  readonly status: number;
+  readonly code: number;
+  readonly message: string;
+  readonly data?: unknown;
 }
 
+export type Classification = { readonly era: 'legacy' } | { readonly era: 'modern'; readonly message: Request | { method: string; params?: Record<string, unknown> } } | { readonly era: 'invalid'; readonly refusal: Refusal };
+
 /**
- * `Mcp-Method` and `Mcp-Name` let intermediaries route without reading the
- * body; a body that says otherwise is refused so the two can never disagree.
+ * Tells a 2026-07-28 request from a session-era one by its body (the `_meta`
+ * envelope), then checks the routing headers against the body, in the order
+ * the reference SDK does, so both give the same answer to the same mistake.
  */
-export function checkRoutingHeaders(req: IncomingMessage, body: unknown): string | undefined {
+export function classify(req: IncomingMessage, body: unknown): Classification {
+  const headerVersion = header(req, 'mcp-protocol-version');
+  const headerModern = headerVersion !== undefined && MODERN_VERSIONS.includes(headerVersion);
+  if (Array.isArray(body)) {
+    return body.some((m) => envelopeOf(m) !== undefined) ? invalid(400, ErrorCode.invalidRequest, 'Invalid Request: batches are not allowed in protocol version 2026-07-28') : { era: 'legacy' };
+  }
+  if (!isRequest(body) && !isNotification(body)) return { era: 'legacy' };
+  const envelope = envelopeOf(body);
+  if (envelope === undefined) {
+    if (!headerModern) return legacyHeaderCheck(req, body);
+    if (body.method === 'initialize') return invalid(400, HEADER_MISMATCH, `Bad Request: initialize is not part of protocol version ${headerVersion}; the MCP-Protocol-Version header names it`);
+    return invalid(400, ErrorCode.invalidParams, `Invalid _meta envelope: ${META_VERSION} is required by protocol version ${headerVersion}`);
+  }
+  const bodyVersion = envelope[META_VERSION];
+  if (typeof bodyVersion !== 'string') return invalid(400, ErrorCode.invalidParams, `Invalid _meta envelope: ${META_VERSION} must be a string`);
+  if (headerVersion !== bodyVersion) {
+    const named = headerVersion === undefined ? 'the required MCP-Protocol-Version header is absent' : `the MCP-Protocol-Version header names ${headerVersion}`;
+    return invalid(400, HEADER_MISMATCH, `Bad Request: the request headers and body disagree: the body envelope names protocol version ${bodyVersion} but ${named}`, { mismatch: { header: headerVersion ?? '(missing)', body: bodyVersion } });
+  }
   const method = header(req, 'mcp-method');
-  const name = header(req, 'mcp-name');
+  if (method !== body.method) {
+    const named = method === undefined ? 'the required Mcp-Method header is absent' : `the Mcp-Method header names ${method}`;
+    return invalid(400, HEADER_MISMATCH, `Bad Request: the request headers and body disagree: the body names method ${body.method} but ${named}`, { mismatch: { header: method ?? '(missing)', body: body.method } });
+  }
+  if (!MODERN_VERSIONS.includes(bodyVersion)) {
+    return invalid(400, UNSUPPORTED_VERSION, `Unsupported protocol version: ${bodyVersion}`, { supported: MODERN_VERSIONS, requested: bodyVersion });
+  }
+  const nameProblem = checkName(req, body);
+  if (nameProblem !== undefined) return invalid(400, HEADER_MISMATCH, nameProblem);
+  if (typeof envelope[META_CAPABILITIES] !== 'object' || envelope[META_CAPABILITIES] === null) {
+    return invalid(400, ErrorCode.invalidParams, `Invalid _meta envelope: ${META_CAPABILITIES} is required`);
+  }
+  if (isRequest(body) && !MODERN_METHODS.has(body.method)) return invalid(404, ErrorCode.methodNotFound, 'Method not found');
+  return { era: 'modern', message: body };
+}
+
+/** Session-era requests may carry the routing headers too; they must still agree with the body. */
+function legacyHeaderCheck(req: IncomingMessage, body: { method: string; params?: Record<string, unknown> }): Classification {
   const version = header(req, 'mcp-protocol-version');
-  if (version !== undefined && !STATELESS_VERSIONS.includes(version) && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-    return `Unsupported protocol version: ${version} (supported: ${[...STATELESS_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS].join(', ')})`;
+  if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    return invalid(400, -32000, `Bad Request: Unsupported protocol version: ${version} (supported versions: ${[...MODERN_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS].join(', ')})`);
   }
-  if (method === undefined && name === undefined) return undefined;
-  if (Array.isArray(body) || !(isRequest(body) || isNotification(body))) return 'Mcp-Method/Mcp-Name headers need a single request or notification body';
-  if (method !== undefined && method !== body.method) return `Mcp-Method header (${method}) does not match the body's method (${body.method})`;
-  const param = NAME_PARAM[body.method];
-  if (name !== undefined) {
-    const actual = param === undefined ? undefined : body.params?.[param];
-    if (actual !== name) return `Mcp-Name header (${name}) does not match the body's ${param ?? 'target'} (${String(actual)})`;
-  }
+  const method = header(req, 'mcp-method');
+  if (method !== undefined && method !== body.method) return invalid(400, HEADER_MISMATCH, `Bad Request: the body names method ${body.method} but the Mcp-Method header names ${method}`);
+  const nameProblem = header(req, 'mcp-name') === undefined ? undefined : checkName(req, body);
+  if (nameProblem !== undefined) return invalid(400, HEADER_MISMATCH, nameProblem);
+  return { era: 'legacy' };
+}
+
+function checkName(req: IncomingMessage, body: { method: string; params?: Record<string, unknown> }): string | undefined {
+  const source = NAME_SOURCE[body.method];
+  const raw = header(req, 'mcp-name');
+  if (source === undefined) return undefined;
+  const expected = body.params?.[source];
+  if (typeof expected !== 'string') return undefined;
+  if (raw === undefined) return `Bad Request: the request headers and body disagree: the body carries params.${source}=${JSON.stringify(expected)} but the required Mcp-Name header is absent`;
+  const name = decodeParamValue(raw);
+  if (name === undefined) return 'Bad Request: the request headers and body disagree: the Mcp-Name header carries an invalid Base64 sentinel value';
+  if (name !== expected) return `Bad Request: the request headers and body disagree: the body carries params.${source}=${JSON.stringify(expected)} but the Mcp-Name header names ${JSON.stringify(name)}`;
   return undefined;
 }
 
-/** Serves one stateless POST: `server/discover` from the upstream's initialize result, the rest forwarded. */
-export async function handleStateless(req: IncomingMessage, res: ServerResponse, body: unknown, mux: Multiplexer): Promise<void> {
-  if (isNotification(body) || isResponse(body)) {
+/** Header values outside printable ASCII travel as `=?base64?…?=`. */
+function decodeParamValue(raw: string): string | undefined {
+  const match = /^=\?base64\?([A-Za-z0-9+/=]*)\?=$/.exec(raw);
+  if (match === null) return raw;
+  const text = Buffer.from(match[1] ?? '', 'base64').toString('utf8');
+  return Buffer.from(text, 'utf8').toString('base64').replace(/=+$/, '') === (match[1] ?? '').replace(/=+$/, '') ? text : undefined;
+}
+
+/** Serves one 2026-07-28 POST against a session-era upstream. */
+export async function serveModern(res: ServerResponse, message: Request | { method: string }, mux: Multiplexer): Promise<void> {
+  if (!isRequest(message)) {
     res.writeHead(202).end();
     return;
   }
-  if (!isRequest(body)) return sendRpcError(res, 400, ErrorCode.invalidRequest, 'Invalid Request: expected one JSON-RPC request');
-  if (body.method === 'server/discover') {
-    const info = await mux.ready(AbortSignal.timeout(30_000)).catch(() => undefined);
-    if (info === undefined) return writeJson(res, errorResponse(body.id, ErrorCode.upstreamUnavailable, 'server is not ready'));
-    return writeJson(res, resultResponse(body.id, {
-      supportedVersions: [...STATELESS_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS],
-      capabilities: info.capabilities,
-      serverInfo: info.serverInfo,
-      ...(info.instructions === undefined ? {} : { instructions: info.instructions }),
-    }));
+  let info: UpstreamInfo;
+  try {
+    info = await mux.ready(AbortSignal.timeout(30_000));
+  } catch (err) {
+    return writeRefusal(res, message.id, { status: 503, code: ErrorCode.upstreamUnavailable, message: (err as Error).message });
   }
-  const response = await forwardOnce(mux, body, res);
-  return writeJson(res, response);
+  if (message.method === 'server/discover') {
+    return writeJson(res, { jsonrpc: '2.0', id: message.id, result: decorate('server/discover', discoverResult(info), info) });
+  }
+  const reply = new ModernReply(res, message.id);
+  await forwardOnce(mux, toUpstream(message), reply, (result) => decorate(message.method, result, info));
 }
 
-/** Forwards one request through a throwaway session and resolves with its response. */
-function forwardOnce(mux: Multiplexer, request: Request, res: ServerResponse): Promise<JSONRPCMessage> {
+function discoverResult(info: UpstreamInfo): Record<string, unknown> {
+  // Without a subscriptions/listen stream, change notifications cannot reach a stateless client.
+  const { tasks: _tasks, ...capabilities } = info.capabilities;
+  const withoutPush = Object.fromEntries(
+    Object.entries(capabilities).map(([k, v]) => {
+      if (typeof v !== 'object' || v === null) return [k, v];
+      const { listChanged: _l, subscribe: _s, ...rest } = v as Record<string, unknown>;
+      return [k, rest];
+    }),
+  );
+  return { supportedVersions: MODERN_VERSIONS, capabilities: withoutPush, ...(info.instructions === undefined ? {} : { instructions: info.instructions }) };
+}
+
+/** The 2026 result shape: `resultType`, cache hints where required, server identity in `_meta`. */
+function decorate(method: string, result: Record<string, unknown>, info: UpstreamInfo): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...result, resultType: 'complete' };
+  if (CACHEABLE.has(method)) {
+    out['ttlMs'] ??= 0;
+    out['cacheScope'] ??= 'private';
+  }
+  if (method === 'tools/list' && Array.isArray(result['tools'])) {
+    out['tools'] = (result['tools'] as Record<string, unknown>[]).map(({ execution: _e, ...tool }) => tool);
+  }
+  out['_meta'] = { ...(result['_meta'] as object | undefined), [META_SERVER_INFO]: info.serverInfo };
+  return out;
+}
+
+/** The request as a session-era upstream expects it: no envelope keys, no MRTR fields. */
+function toUpstream(message: Request): Request {
+  const { inputResponses: _i, requestState: _r, ...params } = message.params ?? {};
+  const meta = Object.fromEntries(Object.entries((params['_meta'] as Record<string, unknown> | undefined) ?? {}).filter(([k]) => !k.startsWith(META_PREFIX)));
+  return { ...message, params: { ...params, ...(Object.keys(meta).length === 0 ? { _meta: undefined } : { _meta: meta }) } };
+}
+
+/**
+ * Answers with JSON, or switches to an SSE stream when a related
+ * notification (progress) arrives before the result.
+ */
+class ModernReply {
+  readonly #res: ServerResponse;
+  readonly #id: RequestId;
+  #streaming = false;
+
+  constructor(res: ServerResponse, id: RequestId) {
+    this.#res = res;
+    this.#id = id;
+  }
+
+  notify(message: JSONRPCMessage): void {
+    if (!this.#streaming) {
+      this.#streaming = true;
+      this.#res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+    }
+    this.#res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+
+  finish(message: JSONRPCMessage): void {
+    if (this.#streaming) this.#res.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    else writeJson(this.#res, message);
+  }
+
+  get id(): RequestId {
+    return this.#id;
+  }
+
+  get res(): ServerResponse {
+    return this.#res;
+  }
+}
+
+/** Forwards one request through a throwaway session of the multiplexer; resolves once answered. */
+function forwardOnce(mux: Multiplexer, request: Request, reply: ModernReply, shape: (result: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
   return new Promise((resolve) => {
     const transport: Transport = {
       start: async () => undefined,
-      send: async (message: JSONRPCMessage, _options?: TransportSendOptions) => {
-        if (isResponse(message) && message.id === request.id) {
-          resolve(message);
+      send: async (message, options) => {
+        if (isResponse(message) && message.id === reply.id) {
+          const response = message as Response;
+          reply.finish((response.result === undefined ? response : { ...response, result: shape(response.result) }) as JSONRPCMessage);
+          resolve();
           await transport.close();
+        } else if (isNotification(message) && options?.relatedRequestId === reply.id) {
+          reply.notify(message);
         }
+        // Broadcasts and server requests have no place in a stateless exchange.
       },
       close: async () => transport.onclose?.(),
     };
     mux.attach(transport);
-    // A client that goes away cancels its request upstream.
-    res.once('close', () => void transport.close());
+    // A client that goes away cancels its request upstream (the session's detach does).
+    reply.res.once('close', () => {
+      void transport.close();
+      resolve();
+    });
     transport.onmessage?.(request as JSONRPCMessage);
   });
 }
 
-function writeJson(res: ServerResponse, message: JSONRPCMessage): void {
+export function writeRefusal(res: ServerResponse, id: RequestId | null, refusal: Refusal): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code: refusal.code, message: refusal.message, ...(refusal.data === undefined ? {} : { data: refusal.data }) } });
+  res.writeHead(refusal.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function writeJson(res: ServerResponse, message: unknown): void {
   const text = JSON.stringify(message);
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function envelopeOf(message: unknown): Record<string, unknown> | undefined {
+  if (typeof message !== 'object' || message === null || !('params' in message)) return undefined;
+  const params = message.params;
+  if (typeof params !== 'object' || params === null || !('_meta' in params)) return undefined;
+  const meta = params._meta;
+  if (typeof meta !== 'object' || meta === null || !(META_VERSION in meta)) return undefined;
+  return meta as Record<string, unknown>;
+}
+
+function invalid(status: number, code: number, message: string, data?: unknown): Classification {
+  return { era: 'invalid', refusal: { status, code, message, ...(data === undefined ? {} : { data }) } };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
