@@ -118,9 +118,8 @@ function renderSection(section: Section, sections: readonly Section[]): string[]
   const rules = [...(schema.allOf ?? []).map((s) => s.then?.['x-message']), schema.oneOf === undefined ? undefined : schema['x-message']].filter(
     (m): m is string => m !== undefined,
   );
-  if (rules.length > 0) lines.push('', 'Rules:', '', ...rules.map((r) => `- ${text(capitalize(r))}.`));
-  const notApplicable = keysNotApplicable(schema);
-  if (notApplicable.length > 0) lines.push('', ...notApplicable);
+  const bullets = [...rules.map((r) => `${text(capitalize(r))}.`), ...keysNotApplicable(schema)];
+  if (bullets.length > 0) lines.push('', 'Rules:', '', ...bullets.map((b) => `- ${b}`));
   if (schema.examples !== undefined) lines.push('', `Examples: ${schema.examples.map(code).join(', ')}.`);
   return lines;
 }
@@ -134,9 +133,10 @@ function keysNotApplicable(schema: Schema): string[] {
       .map(([k]) => `\`${k}\``);
     const condition = Object.entries((rule as { if?: Schema }).if?.properties ?? {})[0];
     if (forbidden.length === 0 || condition === undefined || typeof condition[1] === 'boolean') continue;
-    out.push(`With \`${condition[0]}: ${String(condition[1].const)}\` these keys are not allowed: ${forbidden.join(', ')}.`);
+    const values = condition[1].const !== undefined ? [condition[1].const] : (condition[1].enum ?? []);
+    out.push(`With ${values.map((v) => `\`${condition[0]}: ${String(v)}\``).join(' or ')} these keys are not allowed: ${forbidden.join(', ')}.`);
   }
-  return out.length > 0 ? out.map((line) => `- ${line}`) : [];
+  return out;
 }
 
 /** The description cell: the text, then allowed values, constraints and examples. */

@@ -33,6 +33,11 @@ export class McpEndpoint {
     this.#o = options;
   }
 
+  /** The multiplexer serving `user`, e.g. for a composite that includes this server. */
+  acquire(user: string, signal: AbortSignal): Promise<Multiplexer> {
+    return this.#o.acquire(user, signal);
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     switch (req.method) {
       case 'POST':

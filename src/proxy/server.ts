@@ -89,7 +89,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
     return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
   }
   const rest = pathname.slice(isSse ? SSE_PREFIX.length : MCP_PREFIX.length);
-  const [name = '', sub] = rest.split('/', 2);
+  const [name = '', sub, ...more] = rest.split('/');
+  if (more.length > 0) return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
   const table = state.table();
   const handler = table.handlers.get(name);
   if (handler === undefined) {
@@ -98,7 +99,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   }
   ctx.server = name;
   if (!isSse) {
-    if (sub !== undefined) return sendRpcError(res, 404, -32000, `Not Found: the endpoint is ${MCP_PREFIX}${name}`);
+    // `/mcp/<server>/mcp` too: some clients insist that an endpoint path ends in /mcp.
+    if (sub !== undefined && sub !== 'mcp') return sendRpcError(res, 404, -32000, `Not Found: the endpoint is ${MCP_PREFIX}${name}`);
     return handler.kind === 'passthrough' ? handler.passthrough.handle(req, res, ctx) : handler.endpoint.handle(req, res, ctx);
   }
   if (handler.kind !== 'mcp') return sendRpcError(res, 404, -32000, `Not Found: ${name} is served over streamable HTTP only, at ${MCP_PREFIX}${name}`);

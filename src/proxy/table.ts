@@ -1,9 +1,14 @@
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Backend } from '../backends/backend.ts';
 import { canonicalJson } from '../desired/hash.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
+import { createCompositeChannel } from './composite.ts';
+import type { ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
-import type { Multiplexer } from './multiplex.ts';
+import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
 import { RemoteSse } from './remote-sse.ts';
 import type { SessionStore } from './sessions.ts';
@@ -25,8 +30,11 @@ export interface TableDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly keepAliveMs: number;
-  /** Builds composite endpoints; composites are served only when given. */
-  readonly composite?: (route: Route & { kind: 'composite' }) => McpEndpoint;
+  /**
+   * The handler serving `server` in the current route table (not the one
+   * being built): composites reach their components through it, at connect time.
+   */
+  readonly lookup: (server: string) => RouteHandler | undefined;
 }
 
 export const EMPTY_TABLE: RouteTable = { generation: 0, handlers: new Map() };
@@ -71,11 +79,58 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
       const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
       return { kind: 'passthrough', route, passthrough, close: () => passthrough.close() };
     }
-    case 'composite': {
-      if (deps.composite === undefined) throw new Error('composite routes need a composite factory');
-      return { kind: 'mcp', route, endpoint: deps.composite(route), close: () => undefined };
-    }
+    case 'composite':
+      return compositeHandler(route, deps);
   }
+}
+
+/** A composite: one multiplexer per user over that user's composite channel. */
+function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps): RouteHandler {
+  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel> }>();
+  let closed = false;
+  const connect = connectComponentVia(deps.lookup);
+  const acquire = async (user: string): Promise<Multiplexer> => {
+    if (closed) throw new Error(`server ${route.server} is shutting down`);
+    let entry = perUser.get(user);
+    if (entry === undefined) {
+      const channel = createCompositeChannel({ route, user, connect, logger: deps.logger });
+      entry = { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel };
+      perUser.set(user, entry);
+    }
+    return entry.mux;
+  };
+  const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
+  const close = (): void => {
+    closed = true;
+    for (const { mux, channel } of perUser.values()) {
+      mux.close();
+      void channel.close();
+    }
+    perUser.clear();
+  };
+  return { kind: 'mcp', route, endpoint, close };
+}
+
+/** Connects a composite to a component through the handler currently serving it, as the user. */
+function connectComponentVia(lookup: TableDeps['lookup']): ConnectComponent {
+  return async (server: string, user: string, signal: AbortSignal): Promise<Transport> => {
+    const handler = lookup(server);
+    if (handler === undefined) throw new Error(`server ${server} is not served`);
+    switch (handler.kind) {
+      case 'mcp': {
+        const mux = await handler.endpoint.acquire(user, signal);
+        const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+        mux.attach(serverSide);
+        await serverSide.start();
+        return clientSide;
+      }
+      case 'passthrough': {
+        const { route } = handler;
+        if (route.kind !== 'remote') throw new Error(`server ${server}: passthrough serves remote routes only`);
+        return new StreamableHTTPClientTransport(new URL(route.url), { requestInit: { headers: { ...route.headers.values } } });
+      }
+    }
+  };
 }
 
 function sameRoute(a: Route, b: Route): boolean {

@@ -343,7 +343,7 @@ describe('planChanges', () => {
 // ---- properties -----------------------------------------------------------
 
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'] as const;
-const TOOLS = ['echo', 'add', 'search'] as const;
+const TOOLS: readonly string[] = ['echo', 'add', 'search'];
 const SECRET = 'SECRET-';
 
 const opt = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
@@ -380,7 +380,7 @@ const draft = fc.record({
   version: opt(fc.constantFrom('1.0.0', '2.0.0')),
   command: fc.constantFrom('node', '/usr/bin/tool'),
   cwd: opt(fc.constantFrom('.', 'work')),
-  args: fc.constantFrom([], ['stdio'], ['--verbose', 'stdio']),
+  args: fc.constantFrom<string[]>([], ['stdio'], ['--verbose', 'stdio']),
   image: fc.constantFrom('img:v1', 'img:v2'),
   port: fc.constantFrom(8080, 3000),
   path: opt(fc.constantFrom('/mcp', '/sse')),

@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import type { Berth } from '../../src/cli/serve.ts';
+import { startBerth } from '../../src/cli/serve.ts';
+import { silentLogger } from '../../src/observe/log.ts';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The MCP reference server, run straight from node_modules (no npx round trip). */
+export const everythingServer = path.join(repoRoot, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+export const fixturesBin = path.join(repoRoot, 'test/fixtures/bin');
+
+/** YAML for a multi-user server-everything on stdio. */
+export function everythingYaml(name = 'everything', extra = ''): string {
+  return `  ${name}:
+    type: multi-user
+    runtime: command
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(everythingServer)}, stdio]
+${extra}`;
+}
+
+export interface TestBerth {
+  readonly berth: Berth;
+  readonly url: string;
+  readonly dir: string;
+  readonly file: string;
+  /** Replaces the config the way editors do: write a temp file, rename over. */
+  writeConfig(servers: string): void;
+  stop(): Promise<void>;
+}
+
+export function configText(servers: string, head = ''): string {
+  const listen = /^listen:/m.test(head) ? '' : 'listen: { host: 127.0.0.1, port: 0 }\n';
+  return `version: 1\n${listen}${head}servers:\n${servers}`;
+}
+
+/** Starts berth in-process on a config in a fresh temp dir, on a free port. */
+export async function startTestBerth(servers: string, head = ''): Promise<TestBerth> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'berth-test-'));
+  const file = path.join(dir, 'berth.yaml');
+  writeFileSync(file, configText(servers, head));
+  const berth = await startBerth(file, { port: 0 }, silentLogger());
+  return {
+    berth,
+    url: berth.url,
+    dir,
+    file,
+    writeConfig(next: string) {
+      const tmp = path.join(dir, `.berth.yaml.${process.hrtime.bigint()}`);
+      writeFileSync(tmp, configText(next, head));
+      renameSync(tmp, file);
+    },
+    async stop() {
+      await berth.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An SDK client connected over streamable HTTP to /mcp/<server>. */
+export async function connectClient(url: string, server: string, capabilities: ClientCapabilities = {}): Promise<Client> {
+  const client = new Client({ name: 'berth-test', version: '1.0.0' }, { capabilities });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp/${server}`)));
+  return client;
+}
