@@ -122,6 +122,7 @@ const ms = (n: number): string => n.toFixed(1).padStart(9);
 const perServer = (n: number, size: number): string => ((n * 1000) / size).toFixed(1).padStart(10);
 
 function main(): void {
+  let mix = '';
   const rows: { size: number; fresh: number; changed: number }[] = [];
   for (const size of SIZES) {
     const previous = buildConfig(size);
@@ -129,7 +130,12 @@ function main(): void {
     const observed: ObservedState = resolveDesiredState(loaded(previous));
     const empty: ObservedState = { units: [], routes: [] };
     // Sanity: the benchmark must plan real work, or the numbers mean nothing.
-    if (!hasChanges(planChanges(resolveDesiredState(loaded(next)), observed))) throw new Error('the changed config plans no changes');
+    const plan = planChanges(resolveDesiredState(loaded(next)), observed);
+    if (!hasChanges(plan)) throw new Error('the changed config plans no changes');
+    const counts = new Map<string, number>();
+    for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
+    counts.set('route changes', plan.routes.length);
+    mix = [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
     const fresh = time(() => planChanges(resolveDesiredState(loaded(previous)), empty));
     const changed = time(() => planChanges(resolveDesiredState(loaded(next)), observed));
     rows.push({ size, fresh, changed });
@@ -150,6 +156,7 @@ function main(): void {
   const mid = at(1_000);
   if (big !== undefined && mid !== undefined) {
     console.log('');
+    console.log(`  5% changed at 10,000 servers plans: ${mix}`);
     console.log(`  growth 10k/1k: ${(big.fresh / mid.fresh).toFixed(1)}× from nothing, ${(big.changed / mid.changed).toFixed(1)}× changed (linear = 10×)`);
   }
   console.log('');

@@ -60,7 +60,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     logger,
     metrics,
     backend,
-    tableDeps: { sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
+    tableDeps: { sessions, logger, lookup: (server) => controller?.table.handlers.get(server), maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
   });
   const ctl = controller;
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };

@@ -12,8 +12,8 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout'],
-  'multi-user': ['runtime', 'resources', 'replicas'],
+  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout'],
+  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
@@ -23,7 +23,7 @@ const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly Serve
   command: ['command', 'args', 'cwd', 'env'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
-const MIN_IDLE_TIMEOUT_MS = 1000;
+const MIN_DURATION_MS = 1000;
 
 /** Checks that need the whole file: references, cycles, collisions, fit of fields. */
 export function checkSemantics(config: BerthConfiguration, file: string, positions: PositionIndex): ConfigIssue[] {
@@ -42,10 +42,12 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
     if (server.runtime === 'container' && backendType === 'local') {
       report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
     }
-    if (server.idleTimeout !== undefined) {
-      const millis = parseDuration(server.idleTimeout);
-      if (millis === undefined) report(at('idleTimeout'), 'invalid_duration', `cannot read duration ${JSON.stringify(server.idleTimeout)}`, 'write a number and a unit: 30s, 15m, 1h');
-      else if (millis < MIN_IDLE_TIMEOUT_MS) report(at('idleTimeout'), 'invalid_duration', 'must be at least 1s');
+    for (const key of ['idleTimeout', 'startupTimeout'] as const) {
+      const value = server[key];
+      if (value === undefined) continue;
+      const millis = parseDuration(value);
+      if (millis === undefined) report(at(key), 'invalid_duration', `cannot read duration ${JSON.stringify(value)}`, 'write a number and a unit: 30s, 15m, 1h');
+      else if (millis < MIN_DURATION_MS) report(at(key), 'invalid_duration', 'must be at least 1s');
     }
     if (server.resources?.cpu !== undefined && parseQuantity(server.resources.cpu) === undefined) {
       report(at('resources', 'cpu'), 'invalid_quantity', `cannot read CPU quantity ${JSON.stringify(server.resources.cpu)}`, 'write cores (1, 0.5) or millicores (500m)');

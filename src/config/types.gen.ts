@@ -197,6 +197,10 @@ export type Server = {
    * single-user: stop a user's instance after this long without requests (`30s`, `15m`, `1h`).
    */
   idleTimeout?: string;
+  /**
+   * single-user/multi-user: how long an instance may take to start and answer `initialize` before berth reports it failed (`30s`, `2m`). npx and uvx may download the package first.
+   */
+  startupTimeout?: string;
   access?: Access;
   /**
    * composite: the servers this one is made of.

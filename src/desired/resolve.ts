@@ -5,6 +5,7 @@ import { hashSpec } from './hash.ts';
 import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
+const DEFAULT_STARTUP_TIMEOUT = '60s';
 
 /** Turns a checked config into units to run and routes to serve. Pure. */
 export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
@@ -21,7 +22,14 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
         const spec = resolveSpec(server);
         // Backend and scope are part of identity: moving a server to another backend, or
         // between one shared instance and one per user, replaces it.
-        units.push({ name, scope, spec, specHash: hashSpec({ backend, scope, spec }), replicas: scope === 'shared' ? (server.replicas ?? 1) : 0 });
+        units.push({
+          name,
+          scope,
+          spec,
+          specHash: hashSpec({ backend, scope, spec }),
+          replicas: scope === 'shared' ? (server.replicas ?? 1) : 0,
+          startupTimeoutMs: parseDuration(server.startupTimeout ?? DEFAULT_STARTUP_TIMEOUT) ?? 60_000,
+        });
         routes.push({
           ...base,
           kind: 'hosted',

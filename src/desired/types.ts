@@ -51,6 +51,8 @@ export interface Unit {
   readonly specHash: string;
   /** Instances of a shared unit; per-user units have one per active user. */
   readonly replicas: number;
+  /** How long an instance may take to become ready; changing it restarts nothing. */
+  readonly startupTimeoutMs: number;
 }
 
 export interface Access {

@@ -264,19 +264,24 @@ class CompositeChannel implements UpstreamChannel {
       ...(args === undefined ? {} : { arguments: args }),
       ...(Object.keys(meta).length === 0 ? {} : { _meta: meta }),
     };
+    // Progress is sent in order and before the result: a client drops progress for a request it saw finish.
+    let progressSent = Promise.resolve();
     const onprogress =
       progressToken === undefined
         ? undefined
         : (progress: { progress: number; total?: number; message?: string }): void => {
-            extra.sendNotification({ method: 'notifications/progress', params: { ...progress, progressToken } }).catch(() => undefined);
+            const notification = { method: 'notifications/progress' as const, params: { ...progress, progressToken } };
+            progressSent = progressSent.then(() => extra.sendNotification(notification)).catch(() => undefined);
           };
     try {
-      return await client.request({ method: 'tools/call', params }, CallToolResultSchema, {
+      const result = await client.request({ method: 'tools/call', params }, CallToolResultSchema, {
         signal: extra.signal,
         timeout: CALL_TIMEOUT_MS,
         resetTimeoutOnProgress: true,
         ...(onprogress === undefined ? {} : { onprogress }),
       });
+      await progressSent;
+      return result;
     } catch (err) {
       // Pass the component's JSON-RPC error on as it was, without the SDK's "MCP error <code>: " prefix.
       if (err instanceof McpError) throw new RpcError(err.code, err.message.replace(/^MCP error -?\d+: /, ''), err.data);

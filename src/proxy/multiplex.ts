@@ -32,6 +32,8 @@ interface Session {
   /** Downstream ids of this session's requests in flight, newest last. */
   readonly inflight: RequestId[];
   lastActive: number;
+  /** The transport's own close handler, kept when berth takes `onclose` over. */
+  readonly previousClose: (() => void) | undefined;
 }
 
 interface Pending {
@@ -126,13 +128,31 @@ export class Multiplexer {
    * transport's own `onclose` detaches it.
    */
   attach(transport: Transport): void {
-    const session: Session = { id: this.#nextSession++, transport, capabilities: {}, subscriptions: new Set(), inflight: [], lastActive: this.#now() };
+    const session: Session = { id: this.#nextSession++, transport, capabilities: {}, subscriptions: new Set(), inflight: [], lastActive: this.#now(), previousClose: transport.onclose };
+    this.#adopt(session);
+  }
+
+  /**
+   * Moves every session to another multiplexer (the replacement of this
+   * server) and tells their clients to list again. Requests in flight here
+   * fail: the upstream that was working on them is going away.
+   */
+  handOver(to: Multiplexer): void {
+    this.#upstreamStopped('server replaced');
+    for (const session of [...this.#sessions]) {
+      this.#sessions.delete(session);
+      to.#adopt(session);
+    }
+    for (const method of ['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed']) to.broadcast(method);
+  }
+
+  #adopt(session: Session): void {
+    session.inflight.length = 0;
     this.#sessions.add(session);
-    transport.onmessage = (message) => this.#fromDownstream(session, message);
-    const previousClose = transport.onclose;
-    transport.onclose = () => {
+    session.transport.onmessage = (message) => this.#fromDownstream(session, message);
+    session.transport.onclose = () => {
       this.#detach(session);
-      previousClose?.();
+      session.previousClose?.();
     };
   }
 

@@ -91,7 +91,8 @@ function redactSpec(spec: UnitSpec): UnitSpec {
 function redactRoute(route: Route): Route {
   if (route.kind === 'composite') return route;
   const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
-  return { ...route, headers: redactSettings(route.headers, route.headers.sensitive), ...oauth };
+  const secret = [...route.headers.sensitive, ...Object.keys(route.headers.values).filter((name) => CREDENTIAL_HEADER.test(name))];
+  return { ...route, headers: redactSettings(route.headers, secret), ...oauth };
 }
 
 function redactSettings(settings: Settings, secret: readonly string[]): Settings {
@@ -119,9 +120,12 @@ function replaceReasons(current: ObservedUnit, unit: Unit, fromBackend: string |
   return reasons.length > 0 ? reasons : [{ path: 'specHash', from: current.specHash, to: unit.specHash }];
 }
 
+/** Header names that carry credentials by convention, secret even when not marked sensitive. */
+const CREDENTIAL_HEADER = /authorization|token|secret|key|cookie|password/i;
+
 /**
  * Paths of values that must never be printed: every env value (environment
- * is where credentials live) and headers marked sensitive.
+ * is where credentials live), headers marked sensitive or named like a credential.
  */
 function secretPaths(...values: readonly (UnitSpec | Route)[]): Set<string> {
   const paths = new Set<string>();
@@ -130,6 +134,7 @@ function secretPaths(...values: readonly (UnitSpec | Route)[]): Set<string> {
     for (const name of Object.keys(env?.values ?? {})) paths.add(`env.values.${name}`);
     const headers = 'headers' in value ? (value.headers as Settings) : undefined;
     for (const name of headers?.sensitive ?? []) paths.add(`headers.values.${name}`);
+    for (const name of Object.keys(headers?.values ?? {})) if (CREDENTIAL_HEADER.test(name)) paths.add(`headers.values.${name}`);
     if ('oauth' in value && value.oauth?.clientSecret !== undefined) paths.add('oauth.clientSecret');
   }
   return paths;

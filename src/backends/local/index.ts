@@ -26,8 +26,6 @@ export interface LocalBackendOptions {
   readonly logger: Logger;
   /** Directory relative `cwd`s resolve against: the config file's. */
   readonly baseDir: string;
-  /** How long a unit may take to answer `initialize` before ensure reports it. */
-  readonly startupTimeoutMs?: number;
   /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
   readonly sweepIntervalMs?: number;
@@ -43,7 +41,6 @@ export class LocalBackend implements Backend {
   readonly #entries = new Map<string, Entry>();
   readonly #log: Logger;
   readonly #baseDir: string;
-  readonly #startupTimeoutMs: number;
   readonly #idleTimeoutFor: (unit: string) => number | undefined;
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
@@ -51,7 +48,6 @@ export class LocalBackend implements Backend {
   constructor(options: LocalBackendOptions) {
     this.#log = options.logger;
     this.#baseDir = options.baseDir;
-    this.#startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
     this.#idleTimeoutFor = options.idleTimeoutFor ?? (() => undefined);
     this.#now = options.now ?? Date.now;
     this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
@@ -76,7 +72,8 @@ export class LocalBackend implements Backend {
       await this.#scale(next, signal);
       return;
     }
-    // Start the replacement beside the old one; swap only once it is ready.
+    // Start the replacement beside the old one; swap only once it is ready,
+    // then move the old instances' sessions over so their clients stay connected.
     try {
       await this.#scale(next, signal);
     } catch (err) {
@@ -84,6 +81,10 @@ export class LocalBackend implements Backend {
       throw err;
     }
     this.#entries.set(unit.name, next);
+    current.shared.forEach((old, i) => {
+      const heir = next.shared[i % Math.max(1, next.shared.length)];
+      if (heir !== undefined) old.mux.handOver(heir.mux);
+    });
     await this.#stopEntry(current);
   }
 
@@ -170,13 +171,13 @@ export class LocalBackend implements Backend {
     const started: Instance[] = [];
     while (entry.shared.length + started.length < entry.unit.replicas) started.push(this.#startInstance(entry.unit));
     entry.shared.push(...started);
-    await Promise.all(started.map((i) => this.#waitReady(entry.unit.name, i, signal)));
+    await Promise.all(started.map((i) => this.#waitReady(entry.unit, i, signal)));
   }
 
   async #startAndWait(unit: Unit, user: string, signal?: AbortSignal): Promise<Instance> {
     const instance = this.#startInstance(unit, user);
     try {
-      await this.#waitReady(unit.name, instance, signal);
+      await this.#waitReady(unit, instance, signal);
     } catch (err) {
       await this.#stopInstance(instance);
       throw err;
@@ -196,13 +197,25 @@ export class LocalBackend implements Backend {
     return { child, mux, lastUsed: this.#now(), ...(user === undefined ? {} : { user }) };
   }
 
-  async #waitReady(name: string, instance: Instance, signal?: AbortSignal): Promise<void> {
-    const timeout = AbortSignal.timeout(this.#startupTimeoutMs);
+  /**
+   * Resolves once the instance answered `initialize`; rejects after the
+   * unit's startup timeout, or as soon as it crash-loops: waiting longer for
+   * a process that keeps dying would only delay the report.
+   */
+  async #waitReady(unit: Unit, instance: Instance, signal?: AbortSignal): Promise<void> {
+    const crashLoop = new AbortController();
+    const onExit = (): void => {
+      if (instance.child.status().state === 'crash-looping') crashLoop.abort(new Error('crash-looping'));
+    };
+    instance.child.on('exit', onExit);
+    const stops = [AbortSignal.timeout(unit.startupTimeoutMs), crashLoop.signal, ...(signal === undefined ? [] : [signal])];
     try {
-      await instance.mux.ready(signal === undefined ? timeout : AbortSignal.any([signal, timeout]));
+      await instance.mux.ready(AbortSignal.any(stops));
     } catch (err) {
       const status = instance.child.status();
-      throw new Error(`server ${name} did not become ready: ${status.lastError ?? (err as Error).message}`, { cause: err });
+      throw new Error(`server ${unit.name} did not become ready: ${status.lastError ?? (err as Error).message}`, { cause: err });
+    } finally {
+      instance.child.off('exit', onExit);
     }
   }
 

@@ -1,0 +1,162 @@
+// Converging and reloading: sessions survive reloads that do not touch their
+// server, bad configs keep the last good one serving, broken servers stay
+// contained, idle per-user instances stop, and SIGTERM leaves no process.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { StatusReport } from '../../src/cli/status-model.ts';
+import type { TestBerth } from '../helpers/berth.ts';
+import { configText, connectClient, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+async function status(url: string): Promise<StatusReport> {
+  return (await (await fetch(`${url}/status`)).json()) as StatusReport;
+}
+
+function echoText(result: unknown): string {
+  return (result as { content: { text: string }[] }).content[0]?.text ?? '';
+}
+
+const crasher = `  crasher:
+    type: multi-user
+    runtime: command
+    command: ${JSON.stringify(process.execPath)}
+    args: ["-e", "process.exit(3)"]
+`;
+
+describe('hot reload', () => {
+  let b: TestBerth;
+  before(async () => {
+    b = await startTestBerth(everythingYaml());
+  });
+  after(() => b.stop());
+
+  test('a session survives reloads that change other servers, and keeps calling tools', async () => {
+    const client = await connectClient(b.url, 'everything');
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    assert.ok(pid !== undefined);
+    const variants = [everythingYaml() + everythingYaml('other'), everythingYaml() + everythingYaml('other', '    env: { FLAVOUR: b }\n'), everythingYaml()];
+    for (const [i, servers] of variants.entries()) {
+      const generation = (await status(b.url)).generation;
+      b.writeConfig(servers);
+      await waitFor(async () => (await status(b.url)).generation > generation && (await status(b.url)).lastReload?.ok, { timeoutMs: 20_000, message: `reload ${i}` });
+      assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: `after reload ${i}` } })), `Echo: after reload ${i}`);
+    }
+    const after = await status(b.url);
+    assert.equal(after.servers.find((s) => s.name === 'everything')?.instances[0]?.pid, pid, 'the unchanged server was never restarted');
+    assert.equal(after.servers.some((s) => s.name === 'other'), false, 'the removed server is gone');
+    await client.close();
+  });
+
+  test('an invalid config is rejected and the last good one keeps serving', async () => {
+    const client = await connectClient(b.url, 'everything');
+    const before = await status(b.url);
+    b.writeConfig(`${everythingYaml()}  broken:\n    type: multi-user\n    runtme: npx\n`);
+    await waitFor(async () => (await status(b.url)).lastReload?.ok === false, { timeoutMs: 20_000, message: 'the rejection' });
+    const rejected = await status(b.url);
+    assert.equal(rejected.generation, before.generation);
+    assert.ok(rejected.lastReload?.errors.some((e) => /berth\.yaml:\d+:\d+ servers\.broken\.runtme: unknown key `runtme` \(did you mean `runtime`\?\)/.test(e)), JSON.stringify(rejected.lastReload));
+    assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'still here' } })), 'Echo: still here');
+    b.writeConfig(everythingYaml());
+    await waitFor(async () => (await status(b.url)).lastReload?.ok === true, { timeoutMs: 20_000, message: 'recovery' });
+    await client.close();
+  });
+
+  test('replacing a server moves its sessions over and tells clients to list tools again', async () => {
+    const client = await connectClient(b.url, 'everything');
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    b.writeConfig(everythingYaml('everything', '    env: { VERSION_MARK: "2" }\n'));
+    await waitFor(async () => (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid !== pid, { timeoutMs: 30_000, message: 'the replacement' });
+    await waitFor(() => changed > 0, { timeoutMs: 10_000, message: 'tools/list_changed' });
+    assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same session' } })), 'Echo: same session');
+    await client.close();
+  });
+});
+
+describe('failures stay contained', () => {
+  let b: TestBerth;
+  before(async () => {
+    b = await startTestBerth(everythingYaml() + crasher + `  sleeper:\n    type: multi-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: ["-e", "setInterval(() => {}, 1000)"]\n    startupTimeout: 2s\n`);
+  });
+  after(() => b.stop());
+
+  test('a crashing server is reported as crash-looping while the others serve', async () => {
+    const s = await waitFor(async () => {
+      const report = await status(b.url);
+      const crash = report.servers.find((x) => x.name === 'crasher');
+      return crash?.instances[0] !== undefined && crash.instances[0].restarts >= 3 ? crash : undefined;
+    }, { timeoutMs: 30_000, message: 'crash loop visible in status' });
+    assert.match(s.lastError ?? s.instances[0]?.lastError ?? '', /exit code 3/);
+    const client = await connectClient(b.url, 'everything');
+    assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'unaffected' } })), 'Echo: unaffected');
+    await client.close();
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    assert.match(metrics, /berth_instance_restarts\{server="crasher"\} [3-9]/);
+  });
+
+  test('a server that never answers initialize is reported, not waited on forever', async () => {
+    const report = await waitFor(async () => {
+      const r = await status(b.url);
+      return r.servers.find((x) => x.name === 'sleeper')?.lastError !== undefined ? r : undefined;
+    }, { timeoutMs: 30_000, message: 'startup timeout reported' });
+    assert.match(report.servers.find((x) => x.name === 'sleeper')?.lastError ?? '', /did not become ready/);
+    const res = await fetch(`${b.url}/readyz`);
+    assert.equal(res.status, 503);
+  });
+});
+
+describe('per-user instances', () => {
+  test('start on first use and stop after idleTimeout', async () => {
+    const b = await startTestBerth(`  mine:\n    type: single-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(path.join(repoRoot, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'))}, stdio]\n    idleTimeout: 1s\n`);
+    try {
+      assert.equal((await status(b.url)).servers[0]?.instances.length, 0, 'nothing runs before first use');
+      const client = await connectClient(b.url, 'mine');
+      await client.callTool({ name: 'echo', arguments: { message: 'mine' } });
+      const running = (await status(b.url)).servers[0]?.instances[0];
+      assert.equal(running?.user, 'anonymous');
+      assert.equal(running?.state, 'ready');
+      await waitFor(async () => (await status(b.url)).servers[0]?.instances.length === 0, { timeoutMs: 20_000, message: 'idle instance stopped' });
+      await client.close().catch(() => undefined);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM drains, stops every child and leaves no orphan process', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-sigterm-'));
+    const file = path.join(dir, 'berth.yaml');
+    writeFileSync(file, configText(everythingYaml() + everythingYaml('second')));
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/berth.js'), 'serve', file, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const url = await waitFor(() => /serving .* at (http:\/\/\S+)\/mcp/.exec(stderr)?.[1], { timeoutMs: 30_000, message: 'berth serving' });
+    const client = await connectClient(url, 'everything');
+    await client.callTool({ name: 'echo', arguments: { message: 'before shutdown' } });
+    const pids = await waitFor(async () => {
+      const r = await status(url);
+      const all = r.servers.flatMap((s) => s.instances.map((i) => i.pid)).filter((p): p is number => p !== undefined);
+      return all.length === 2 ? all : undefined;
+    }, { timeoutMs: 30_000, message: 'two instances' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 10_000, message: `children ${pids.join(', ')} gone` });
+    await client.close().catch(() => undefined);
+  });
+});
