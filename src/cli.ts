@@ -29,8 +29,12 @@ function program(setExit: (code: number) => void): Command {
     .description('show what applying a config would change; exit 0 when nothing, 2 when something')
     .argument(...fileArg)
     .option('--from <old>', 'plan from this older config file instead of from nothing')
+    .option('--running [url]', 'plan against the running berth (default: the one listen settings name)')
     .option('--json', 'machine-readable output')
-    .action((file: string | undefined, opts: { from?: string; json?: boolean }) => setExit(runPlan(configPath(file), opts)));
+    .action(async (file: string | undefined, opts: { from?: string; running?: string | true; json?: boolean }) => {
+      if (opts.from !== undefined && opts.running !== undefined) throw new InvalidArgumentError('use either --from or --running');
+      setExit(await runPlan(configPath(file), opts));
+    });
 
   cli
     .command('serve')

@@ -2,14 +2,27 @@ import type { LoadedConfig } from '../config/load.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
-import type { Unit } from '../desired/types.ts';
-import type { Action, FieldChange, ObservedState, Plan } from '../reconcile/plan.ts';
-import { hasChanges, planChanges, redactPlan } from '../reconcile/plan.ts';
+import type { DesiredState, Unit } from '../desired/types.ts';
+import type { Action, FieldChange, ObservedState, Plan, RouteChange } from '../reconcile/plan.ts';
+import { hasChanges, planChanges, redactPlan, redactRoute } from '../reconcile/plan.ts';
+import { berthUrl, fetchStatus } from './status.ts';
+import type { StatusReport } from './status-model.ts';
+import { routeHash } from './status-model.ts';
 import { exitCode, paint } from './output.ts';
 import { printIssues } from './validate.ts';
 
-/** `berth plan [FILE] --from OLD`: what would change, like a reviewer wants to read it. */
-export function runPlan(file: string, options: { from?: string; json?: boolean }): number {
+export interface PlanOptions {
+  readonly from?: string;
+  /** Plan against the berth running at this URL (`true`: the one the config's listen settings name). */
+  readonly running?: string | true;
+  readonly json?: boolean;
+}
+
+/**
+ * `berth plan [FILE]`: what would change, like a reviewer wants to read it;
+ * from nothing, from an older file (`--from`) or from the running berth (`--running`).
+ */
+export async function runPlan(file: string, options: PlanOptions): Promise<number> {
   let next: LoadedConfig;
   let previous: LoadedConfig | undefined;
   try {
@@ -21,19 +34,43 @@ export function runPlan(file: string, options: { from?: string; json?: boolean }
     return exitCode.failed;
   }
   const desired = resolveDesiredState(next);
-  const observed: ObservedState = previous === undefined ? { units: [], routes: [] } : resolveDesiredState(previous);
-  const plan = planChanges(desired, observed);
+  let plan: Plan;
+  let source: string;
+  if (options.running !== undefined) {
+    const url = berthUrl(file, options.running === true ? undefined : options.running);
+    plan = planAgainstRunning(desired, await fetchStatus(url));
+    source = `running berth at ${url}`;
+  } else {
+    const observed: ObservedState = previous === undefined ? { units: [], routes: [] } : resolveDesiredState(previous);
+    plan = planChanges(desired, observed);
+    source = options.from ?? 'nothing';
+  }
   // Units and routes carry secret values (env, sensitive headers); the printed plan never does.
   if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...redactPlan(plan) }, null, 2)}\n`);
-  else process.stdout.write(renderPlan(plan, file, options.from));
+  else process.stdout.write(renderPlan(plan, file, source));
   return hasChanges(plan) ? exitCode.changes : exitCode.ok;
+}
+
+/**
+ * The running berth reports routes with secrets redacted, so both sides are
+ * compared redacted; a route whose hash differs while its visible values do
+ * not has a changed secret.
+ */
+function planAgainstRunning(desired: DesiredState, report: StatusReport): Plan {
+  const visible: DesiredState = { ...desired, routes: desired.routes.map(redactRoute) };
+  const plan = planChanges(visible, { backend: report.backend as DesiredState['backend'], units: report.units, routes: report.routes });
+  const changed = new Set(plan.routes.map((r) => r.route.server));
+  const secretChanges: RouteChange[] = desired.routes
+    .filter((r) => !changed.has(r.server) && report.routeHashes[r.server] !== undefined && report.routeHashes[r.server] !== routeHash(r))
+    .map((r) => ({ kind: 'change', route: redactRoute(r), changes: [{ path: 'secret values', secret: true, from: '(secret)', to: '(secret)' }] }));
+  return { actions: plan.actions, routes: [...plan.routes, ...secretChanges].sort((a, b) => (a.route.server < b.route.server ? -1 : 1)) };
 }
 
 const SYMBOLS = { create: ['+', 'green'], replace: ['~', 'yellow'], scale: ['~', 'yellow'], delete: ['-', 'red'], keep: [' ', 'gray'] } as const;
 
 /** The plan as text, terraform-style. */
-export function renderPlan(plan: Plan, file: string, from: string | undefined, out: NodeJS.WriteStream = process.stdout): string {
-  const lines: string[] = [`berth plan: ${file}${from === undefined ? ' (from nothing)' : ` (from ${from})`}`, ''];
+export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.WriteStream = process.stdout): string {
+  const lines: string[] = [`berth plan: ${file} (from ${from})`, ''];
   const counts = { create: 0, replace: 0, scale: 0, delete: 0, keep: 0 };
   const touched = new Set<string>();
   const width = Math.max(0, ...plan.actions.map((a) => a.unit.name.length), ...plan.routes.map((r) => r.route.server.length));

@@ -48,21 +48,20 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
   }
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
-  let controller: Controller | undefined;
+  // The backend and the route table read the controller's current state; they run only after it exists.
   const idleTimeoutFor = (unit: string): number | undefined => {
-    const route = controller?.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
+    const route = ctl.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
     return route?.kind === 'hosted' ? route.idleTimeoutMs : undefined;
   };
   const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)), idleTimeoutFor });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => backend.status() }) });
-  controller = new Controller({
+  const ctl: Controller = new Controller({
     file,
     logger,
     metrics,
     backend,
-    tableDeps: { sessions, logger, lookup: (server) => controller?.table.handlers.get(server), maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
+    tableDeps: { sessions, logger, lookup: (server) => ctl.table.handlers.get(server), maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
   });
-  const ctl = controller;
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
@@ -85,8 +84,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, config: file }, 'berth listening');
-  await controller.reload('start');
-  controller.watch();
+  await ctl.reload('start');
+  ctl.watch();
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -104,7 +103,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     })();
     return stopping;
   };
-  return { url, controller, server, metrics, sessions, stop };
+  return { url, controller: ctl, server, metrics, sessions, stop };
 }
 
 /** `berth serve [FILE]`: runs until SIGTERM/SIGINT; SIGHUP reloads. */

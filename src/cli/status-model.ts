@@ -1,5 +1,7 @@
 import type { Backend, InstanceStatus } from '../backends/backend.ts';
 import { hashSpec } from '../desired/hash.ts';
+import type { Route } from '../desired/types.ts';
+import { redactRoute } from '../reconcile/plan.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
 
@@ -10,7 +12,10 @@ export interface StatusReport {
   readonly lastReload: ReloadResult | undefined;
   readonly backend: string;
   readonly units: readonly { readonly name: string; readonly specHash: string; readonly replicas: number }[];
-  /** Hash of each route as served, so a plan can tell which changed without seeing their values. */
+  readonly backendType?: string;
+  /** The routes as served, secrets redacted. */
+  readonly routes: readonly Route[];
+  /** Hash of each route as served, so a plan can tell a changed secret it cannot see. */
   readonly routeHashes: Readonly<Record<string, string>>;
   readonly servers: readonly ServerStatus[];
 }
@@ -39,6 +44,7 @@ export async function buildStatusReport(controller: Controller, backend: Backend
     lastReload: controller.lastReload,
     backend: backend.name,
     units: units.map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
+    routes: (desired?.routes ?? []).map(redactRoute),
     routeHashes: Object.fromEntries((desired?.routes ?? []).map((r) => [r.server, routeHash(r)])),
     servers: (desired?.routes ?? []).map((route) => {
       const unit = route.kind === 'hosted' ? route.unit : undefined;

@@ -7,8 +7,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema, ListToolsResultSchema, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { CallToolRequest, CallToolResult, JSONRPCMessage, ServerNotification, Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema, ListToolsResultSchema, McpError, ProgressNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotification, ServerNotification, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ComponentRoute, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { ErrorCode } from './jsonrpc.ts';
@@ -30,6 +30,8 @@ const CONNECT_TIMEOUT_MS = 60_000;
 const LIST_TIMEOUT_MS = 30_000;
 /** The SDK needs a request timeout; calls are bounded by the caller's cancellation, like direct ones. */
 const CALL_TIMEOUT_MS = 60 * 60_000;
+/** What a progress notification carries besides its token. */
+type ProgressParams = Omit<ProgressNotification['params'], 'progressToken'>;
 /** A component paginating further than this is treated as broken. */
 const MAX_LIST_PAGES = 1_000;
 const VERSION = '0.1.0';
@@ -131,6 +133,9 @@ class CompositeChannel implements UpstreamChannel {
   #generation = 0;
   #cache: CuratedTools | undefined;
   #building: { generation: number; promise: Promise<CuratedTools> } | undefined;
+  /** Calls in flight that asked for progress, by the token the component sees. */
+  readonly #progress = new Map<string, (params: ProgressParams) => void>();
+  #nextToken = 1;
 
   constructor(options: CompositeOptions) {
     this.#o = options;
@@ -257,35 +262,35 @@ class CompositeChannel implements UpstreamChannel {
     } catch (err) {
       throw new RpcError(ErrorCode.upstreamUnavailable, `component ${slot.component.server} is unavailable: ${(err as Error).message}`);
     }
-    // The SDK puts its own progress token on the forwarded request; progress goes back under the caller's.
+    // Progress is routed here, not by the SDK's onprogress: the SDK drops the
+    // last progress when the result arrives in the same tick (it dispatches
+    // notifications a microtask late). Each call gets a token of its own.
     const { progressToken, ...meta } = _meta ?? {};
+    const ownToken = progressToken === undefined ? undefined : `composite-${this.#nextToken++}`;
+    let progressSent = Promise.resolve();
+    if (ownToken !== undefined && progressToken !== undefined) {
+      this.#progress.set(ownToken, (params) => {
+        const notification = { method: 'notifications/progress' as const, params: { ...params, progressToken } };
+        progressSent = progressSent.then(() => extra.sendNotification(notification)).catch(() => undefined);
+      });
+      meta['progressToken'] = ownToken;
+    }
     const params = {
       name: target.original,
       ...(args === undefined ? {} : { arguments: args }),
       ...(Object.keys(meta).length === 0 ? {} : { _meta: meta }),
     };
-    // Progress is sent in order and before the result: a client drops progress for a request it saw finish.
-    let progressSent = Promise.resolve();
-    const onprogress =
-      progressToken === undefined
-        ? undefined
-        : (progress: { progress: number; total?: number; message?: string }): void => {
-            const notification = { method: 'notifications/progress' as const, params: { ...progress, progressToken } };
-            progressSent = progressSent.then(() => extra.sendNotification(notification)).catch(() => undefined);
-          };
     try {
-      const result = await client.request({ method: 'tools/call', params }, CallToolResultSchema, {
-        signal: extra.signal,
-        timeout: CALL_TIMEOUT_MS,
-        resetTimeoutOnProgress: true,
-        ...(onprogress === undefined ? {} : { onprogress }),
-      });
+      const result = await client.request({ method: 'tools/call', params }, CallToolResultSchema, { signal: extra.signal, timeout: CALL_TIMEOUT_MS });
+      // Progress goes out in order and before the result: clients drop progress for a finished request.
       await progressSent;
       return result;
     } catch (err) {
       // Pass the component's JSON-RPC error on as it was, without the SDK's "MCP error <code>: " prefix.
       if (err instanceof McpError) throw new RpcError(err.code, err.message.replace(/^MCP error -?\d+: /, ''), err.data);
       throw err;
+    } finally {
+      if (ownToken !== undefined) this.#progress.delete(ownToken);
     }
   }
 
@@ -312,6 +317,10 @@ class CompositeChannel implements UpstreamChannel {
     const transport = await this.#o.connect(slot.component.server, this.#o.user, signal);
     const client = new Client({ name: `berth-composite/${this.#o.route.server}`, version: VERSION }, { capabilities: {} });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.#toolsChanged());
+    client.setNotificationHandler(ProgressNotificationSchema, (n) => {
+      const { progressToken, ...params } = n.params;
+      this.#progress.get(String(progressToken))?.(params);
+    });
     try {
       await client.connect(transport, { signal, timeout: CONNECT_TIMEOUT_MS });
     } catch (err) {

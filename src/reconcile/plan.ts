@@ -88,7 +88,8 @@ function redactSpec(spec: UnitSpec): UnitSpec {
   return { ...spec, env: redactSettings(spec.env, Object.keys(spec.env.values)) };
 }
 
-function redactRoute(route: Route): Route {
+/** A route with its secret values replaced, fit for /status and printed plans. */
+export function redactRoute(route: Route): Route {
   if (route.kind === 'composite') return route;
   const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
   const secret = [...route.headers.sensitive, ...Object.keys(route.headers.values).filter((name) => CREDENTIAL_HEADER.test(name))];

@@ -156,7 +156,7 @@ describe('composite channel', () => {
     assert.equal(text(await client.callTool({ name: 'ev_echo', arguments: { message: 'hi' } })), 'Echo: hi');
     const calls = toComponents.filter((m) => 'method' in m.message && m.message.method === 'tools/call');
     assert.deepEqual(
-      calls.map((m) => [m.server, m.user, (m.message as { params: { name: string } }).params.name]),
+      calls.map((m) => [m.server, m.user, (m.message as unknown as { params: { name: string } }).params.name]),
       [['everything', 'alice', 'get-sum'], ['everything', 'alice', 'echo']],
     );
   });
