@@ -47,6 +47,10 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   if (backendType !== 'local') {
     throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
   }
+  if ((config.auth ?? []).some((p) => p.type !== 'none')) {
+    // Fail closed: nothing is served to non-loopback clients until providers are enforced.
+    logger.warn('auth providers are not enforced by this version; only clients on this host are served, as user anonymous');
+  }
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   // The backend and the route table read the controller's current state; they run only after it exists.
   const idleTimeoutFor = (unit: string): number | undefined => {

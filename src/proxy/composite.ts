@@ -110,14 +110,16 @@ interface Slot {
   readonly index: number;
   readonly component: ComponentRoute;
   connection: Promise<Client> | undefined;
+  /** Whether a connection was up before: a new one may come with other tools. */
+  connectedBefore: boolean;
 }
 
 /**
  * The channel the composite's Multiplexer sits on. Components are connected
- * on first use, once, and again after their connection closes. The curated
- * list is cached until a component reports list_changed (or drops); a list
- * that misses a broken component is served but not cached, so the next
- * listing tries that component again.
+ * on first use, once, and again on the first use after their connection
+ * closed. The curated list is cached until a component reports list_changed
+ * or comes back after a drop; a list that misses a broken component is served
+ * but not cached, so the next listing tries that component again.
  */
 class CompositeChannel implements UpstreamChannel {
   readonly #o: CompositeOptions;
@@ -140,7 +142,7 @@ class CompositeChannel implements UpstreamChannel {
   constructor(options: CompositeOptions) {
     this.#o = options;
     this.#log = options.logger.child({ server: options.route.server, user: options.user });
-    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined }));
+    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined, connectedBefore: false }));
     this.#server = new Server({ name: options.route.server, version: VERSION }, { capabilities: { tools: { listChanged: true } } });
     this.#server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [...(await this.#curated()).tools] }));
     this.#server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.#call(request, extra));
@@ -299,10 +301,8 @@ class CompositeChannel implements UpstreamChannel {
       const connection: Promise<Client> = this.#connect(slot, () => {
         if (slot.connection !== connection) return;
         slot.connection = undefined;
-        if (!this.#closing.signal.aborted) {
-          this.#log.info({ component: slot.component.server, index: slot.index }, 'composite component disconnected');
-          this.#toolsChanged();
-        }
+        // Reconnected on next use, not now: a per-user instance stopped for idleness stays stopped.
+        if (!this.#closing.signal.aborted) this.#log.info({ component: slot.component.server, index: slot.index }, 'composite component disconnected');
       });
       slot.connection = connection;
       connection.catch(() => {
@@ -333,6 +333,8 @@ class CompositeChannel implements UpstreamChannel {
     }
     client.onclose = onLost;
     this.#log.debug({ component: slot.component.server, index: slot.index }, 'composite component connected');
+    if (slot.connectedBefore) this.#toolsChanged();
+    slot.connectedBefore = true;
     return client;
   }
 

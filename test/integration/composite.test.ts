@@ -8,7 +8,6 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolResult, JSONRPCMessage, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LocalBackend } from '../../src/backends/local/index.ts';
@@ -101,10 +100,12 @@ describe('composite channel', () => {
 
   /** Messages each composite sent to its components, and the transports it opened. */
   let toComponents: { server: string; user: string; message: JSONRPCMessage }[] = [];
+  let opened: InMemoryTransport[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     toComponents = [];
+    opened = [];
   });
 
   /** Connects every component name but `broken` to the everything multiplexer, recording what goes there. */
@@ -118,6 +119,7 @@ describe('composite channel', () => {
       toComponents.push({ server, user, message });
       return send(message, options);
     };
+    opened.push(clientSide);
     return clientSide;
   };
 
@@ -243,6 +245,19 @@ describe('composite channel', () => {
     await waitFor(() => changed > 0, { message: 'tools/list_changed at the composite client' });
     assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
     assert.ok(toComponents.filter((m) => 'method' in m.message && m.message.method === 'tools/list').length > before, 'listed again after list_changed');
+  });
+
+  test('a dropped component is connected again on next use, and clients are told to list again', async () => {
+    const { client } = await startComposite([component('everything', '', { include: ['echo'] })]);
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'one' } })), 'Echo: one');
+    assert.equal(opened.length, 1);
+    await opened[0]!.close();
+    assert.equal(changed, 0, 'a drop alone reconnects nothing');
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'two' } })), 'Echo: two');
+    assert.equal(opened.length, 2, 'connected again');
+    await waitFor(() => changed > 0, { message: 'tools/list_changed after the reconnect' });
   });
 });
 
