@@ -44,10 +44,12 @@ export const ErrorCode = {
   methodNotFound: -32601,
   invalidParams: -32602,
   internalError: -32603,
-  /** The upstream server is not available (starting, restarting, crashed). */
-  upstreamUnavailable: -32001,
-  /** The request timed out waiting for the upstream. */
-  requestTimeout: -32002,
+  /**
+   * The upstream server is not available (starting, restarting, crashed).
+   * Distinct from the SDK's -32001 (session not found) and MCP's -32002
+   * (resource not found).
+   */
+  upstreamUnavailable: -32003,
 } as const;
 
 export function errorResponse(id: RequestId | null, code: number, message: string, data?: unknown): JSONRPCMessage {

@@ -6,6 +6,7 @@ import type { RequestContext } from './context.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRpcError } from './http-util.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
+import { SessionEventStore } from './event-store.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern, writeRefusal } from './stateless.ts';
 
@@ -84,6 +85,7 @@ export class McpEndpoint {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
+      eventStore: new SessionEventStore(),
       onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport, lastSeen: Date.now() }),
       onsessionclosed: (id): void => sessions.delete(id),
     });

@@ -116,6 +116,11 @@ export class Multiplexer {
     return this.#sessions.size;
   }
 
+  /** Requests forwarded upstream and not yet answered. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
   /** When any session last did something; for idle shutdown of per-user instances. */
   lastActivity(): number {
     let last = 0;

@@ -85,11 +85,6 @@ export class SessionStore {
     return counts;
   }
 
-  /** Closes every session of a server (removed, or its instance replaced). */
-  closeServer(server: string): void {
-    for (const entry of [...this.#sessions.values()]) if (entry.server === server) this.close(entry.id);
-  }
-
   closeAll(): void {
     for (const id of [...this.#sessions.keys()]) this.close(id);
   }

@@ -113,7 +113,7 @@ export class Controller {
     const previousTable = this.#table;
     this.#table = buildRouteTable(desired, previousTable, generation, { ...this.#o.tableDeps, backend: this.#o.backend });
     for (const handler of retiredHandlers(previousTable, this.#table)) handler.close();
-    for (const server of previousTable.handlers.keys()) if (!this.#table.handlers.has(server)) this.#o.tableDeps.sessions.closeServer(server);
+    // Sessions of removed servers stay open until their unit drained: answers in flight still reach them.
     this.#loaded = loaded;
     this.#desired = desired;
     this.#o.metrics.generation.set(generation);

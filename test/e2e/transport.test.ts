@@ -108,6 +108,45 @@ describe('transport rules', () => {
     assert.equal(again.status, 404);
   });
 
+  test('a broken stream resumes with Last-Event-ID and loses nothing', async () => {
+    const init = await post(mcp, INIT);
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.body?.cancel();
+    const headers = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+    await (await post(mcp, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).body?.cancel();
+    const abort = new AbortController();
+    const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'tok' } } };
+    const res = await fetch(mcp, { method: 'POST', signal: abort.signal, headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body: JSON.stringify(call) });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let buffered = '';
+    let lastId: string | undefined;
+    while (lastId === undefined) {
+      const { value, done } = await reader.read();
+      assert.equal(done, false, 'stream ended before the first progress event');
+      buffered += new TextDecoder().decode(value);
+      const event = /id: (\S+)\n(?:event: message\n)?data: (\{.*"notifications\/progress".*\})\n/.exec(buffered);
+      if (event !== null) lastId = event[1];
+    }
+    abort.abort();
+    // Until berth has seen the disconnect, the old stream still holds its place (409).
+    const resumed = await waitFor(async () => {
+      const r = await fetch(mcp, { headers: { accept: 'text/event-stream', 'last-event-id': lastId, ...headers } });
+      if (r.status === 200) return r;
+      await r.body?.cancel();
+      return undefined;
+    }, { timeoutMs: 5_000, message: 'the resumed stream' });
+    const rest = resumed.body?.getReader();
+    let replay = '';
+    while (!replay.includes('"id":7')) {
+      const chunk = await rest?.read();
+      assert.ok(chunk !== undefined && !chunk.done, `stream ended before the result: ${replay}`);
+      replay += new TextDecoder().decode(chunk.value);
+    }
+    const progress = [...replay.matchAll(/"progress":(\d+)/g)].map((m) => Number(m[1]));
+    assert.deepEqual(progress, [2, 3, 4], 'exactly the events after the last one seen');
+    await rest?.cancel();
+  });
+
   test('the 2026-07-28 SDK client works statelessly (discover, list, call)', async () => {
     const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { versionNegotiation: { pin: '2026-07-28' } } as never);
     await client.connect(new ModernTransport(new URL(mcp)));

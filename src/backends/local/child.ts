@@ -60,7 +60,8 @@ export const STDERR_LINES_PER_SECOND = 200;
 export const CRASH_LOOP_RESTARTS = 3;
 export const CRASH_LOOP_WINDOW_MS = 60_000;
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000, resetAfterMs: 30_000 };
-const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+// As the MCP SDK does: a server gets 2 s to exit after stdin closes, and again after SIGTERM.
+const DEFAULT_STOP_TIMEOUT_MS = 2_000;
 const GROUP_POLL_MS = 25;
 
 /** How a unit of the local backend is started. */

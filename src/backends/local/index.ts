@@ -7,6 +7,8 @@ import type { ObservedUnit } from '../../reconcile/plan.ts';
 import type { Backend, Endpoint, InstanceState, InstanceStatus } from '../backend.ts';
 import { commandFor, StdioChild } from './child.ts';
 
+const DRAIN_POLL_MS = 50;
+
 interface Instance {
   readonly child: StdioChild;
   readonly mux: Multiplexer;
@@ -29,6 +31,8 @@ export interface LocalBackendOptions {
   /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
   readonly sweepIntervalMs?: number;
+  /** How long a removed unit may finish requests in flight before it is stopped. */
+  readonly drainMs?: number;
   readonly now?: () => number;
 }
 
@@ -44,12 +48,14 @@ export class LocalBackend implements Backend {
   readonly #idleTimeoutFor: (unit: string) => number | undefined;
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #drainMs: number;
 
   constructor(options: LocalBackendOptions) {
     this.#log = options.logger;
     this.#baseDir = options.baseDir;
     this.#idleTimeoutFor = options.idleTimeoutFor ?? (() => undefined);
     this.#now = options.now ?? Date.now;
+    this.#drainMs = options.drainMs ?? 10_000;
     this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
   }
 
@@ -88,10 +94,16 @@ export class LocalBackend implements Backend {
     await this.#stopEntry(current);
   }
 
-  async remove(name: string): Promise<void> {
+  /** Stops a unit once its requests in flight are answered, or after the drain timeout. */
+  async remove(name: string, signal?: AbortSignal): Promise<void> {
     const entry = this.#entries.get(name);
     if (entry === undefined) return;
     this.#entries.delete(name);
+    const instances = [...entry.shared, ...entry.perUser.values()];
+    const deadline = this.#now() + this.#drainMs;
+    while (instances.some((i) => i.mux.pendingCount > 0) && this.#now() < deadline && signal?.aborted !== true) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS).unref());
+    }
     await this.#stopEntry(entry);
   }
 
