@@ -378,7 +378,7 @@ export class Multiplexer {
       return;
     }
     const r = response.result;
-    const restarted = this.#info !== undefined;
+    const restarted = this.#generation > 1;
     this.#info = {
       protocolVersion: String(r['protocolVersion']),
       capabilities: (r['capabilities'] as Record<string, unknown>) ?? {},

@@ -1,0 +1,163 @@
+// The multiplexer's routing rules, against a scripted upstream channel (the
+// edge) and real SDK in-memory transports as clients.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { silentLogger } from '../../src/observe/log.ts';
+import type { UpstreamChannel } from '../../src/proxy/multiplex.ts';
+import { Multiplexer } from '../../src/proxy/multiplex.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+type Msg = Record<string, unknown> & { id?: string | number; method?: string; params?: Record<string, unknown> };
+
+/** An upstream that records what it receives and lets the test answer. */
+function scriptedUpstream() {
+  const received: Msg[] = [];
+  let onMessage: (m: unknown) => void = () => undefined;
+  let onStart: () => void = () => undefined;
+  let onStop: (r: string) => void = () => undefined;
+  const channel: UpstreamChannel = {
+    send: (m) => {
+      received.push(m as Msg);
+      const msg = m as Msg;
+      if (msg.method === 'initialize') queueMicrotask(() => onMessage({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'scripted', version: '1' } } }));
+      return true;
+    },
+    onMessage: (h) => (onMessage = h),
+    onStart: (h) => (onStart = h),
+    onStop: (h) => (onStop = h),
+  };
+  return { channel, received, emit: (m: Msg) => onMessage(m), start: () => onStart(), stop: (r: string) => onStop(r) };
+}
+
+/** A downstream client: the client side of an in-memory pair whose server side is attached. */
+async function client(mux: Multiplexer, capabilities: Record<string, unknown> = {}) {
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const got: Msg[] = [];
+  clientSide.onmessage = (m) => void got.push(m as Msg);
+  await serverSide.start();
+  await clientSide.start();
+  mux.attach(serverSide);
+  const send = (m: Msg): Promise<void> => clientSide.send(m as JSONRPCMessage);
+  await send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 't', version: '1' } } });
+  await waitFor(() => got.some((m) => m.id === 'init'), { message: 'initialize answered' });
+  return { got, send, close: () => clientSide.close() };
+}
+
+async function ready() {
+  const up = scriptedUpstream();
+  const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger() });
+  up.start();
+  await mux.ready(AbortSignal.timeout(2_000));
+  return { up, mux };
+}
+
+describe('Multiplexer', () => {
+  test('initializes the upstream once and answers every client initialize itself', async () => {
+    const { up, mux } = await ready();
+    const a = await client(mux);
+    const b = await client(mux);
+    assert.equal(up.received.filter((m) => m.method === 'initialize').length, 1);
+    assert.equal(up.received.filter((m) => m.method === 'notifications/initialized').length, 1);
+    assert.deepEqual((a.got[0]?.['result'] as Msg)['serverInfo'], { name: 'scripted', version: '1' });
+    assert.equal(b.got.length, 1);
+  });
+
+  test('rewrites colliding request ids and routes each response home', async () => {
+    const { up, mux } = await ready();
+    const a = await client(mux);
+    const b = await client(mux);
+    await a.send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    await b.send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const forwarded = await waitFor(() => {
+      const f = up.received.filter((m) => m.method === 'tools/list');
+      return f.length === 2 ? f : undefined;
+    });
+    assert.notEqual(forwarded[0]?.id, forwarded[1]?.id);
+    up.emit({ jsonrpc: '2.0', id: forwarded[1]?.id, result: { tools: [{ name: 'for-b' }] } });
+    up.emit({ jsonrpc: '2.0', id: forwarded[0]?.id, result: { tools: [{ name: 'for-a' }] } });
+    await waitFor(() => a.got.length === 2 && b.got.length === 2);
+    assert.deepEqual(a.got[1], { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'for-a' }] } });
+    assert.deepEqual(b.got[1], { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'for-b' }] } });
+  });
+
+  test('maps progress tokens per session and forwards cancellation with the upstream id', async () => {
+    const { up, mux } = await ready();
+    const a = await client(mux);
+    await a.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'slow', _meta: { progressToken: 'mine' } } });
+    const call = await waitFor(() => up.received.find((m) => m.method === 'tools/call'));
+    const token = (call.params?.['_meta'] as Msg)['progressToken'];
+    assert.notEqual(token, 'mine');
+    up.emit({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: 1 } });
+    await waitFor(() => a.got.some((m) => m.method === 'notifications/progress'));
+    assert.equal((a.got.find((m) => m.method === 'notifications/progress')?.params as Msg)['progressToken'], 'mine');
+    await a.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5 } });
+    const cancel = await waitFor(() => up.received.find((m) => m.method === 'notifications/cancelled'));
+    assert.equal(cancel.params?.['requestId'], call.id);
+  });
+
+  test('sends a server request to the client whose request is in flight, if it has the capability', async () => {
+    const { up, mux } = await ready();
+    const idle = await client(mux, { sampling: {} });
+    const busy = await client(mux, { sampling: {} });
+    await busy.send({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'ask' } });
+    await waitFor(() => up.received.some((m) => m.method === 'tools/call'));
+    up.emit({ jsonrpc: '2.0', id: 'up-1', method: 'sampling/createMessage', params: { messages: [] } });
+    const request = await waitFor(() => busy.got.find((m) => m.method === 'sampling/createMessage'));
+    assert.equal(idle.got.some((m) => m.method === 'sampling/createMessage'), false);
+    await busy.send({ jsonrpc: '2.0', id: request.id, result: { model: 'm', role: 'assistant', content: { type: 'text', text: 'x' } } });
+    const answer = await waitFor(() => up.received.find((m) => m.id === 'up-1'));
+    assert.equal((answer['result'] as Msg)['model'], 'm');
+  });
+
+  test('refuses a server request no connected client can answer', async () => {
+    const { up, mux } = await ready();
+    const plain = await client(mux);
+    await plain.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ask' } });
+    await waitFor(() => up.received.some((m) => m.method === 'tools/call'));
+    up.emit({ jsonrpc: '2.0', id: 'up-2', method: 'elicitation/create', params: {} });
+    const refusal = await waitFor(() => up.received.find((m) => m.id === 'up-2'));
+    assert.match((refusal['error'] as Msg)['message'] as string, /does not support elicitation/);
+  });
+
+  test('broadcasts list_changed, and resource updates only to subscribers', async () => {
+    const { up, mux } = await ready();
+    const a = await client(mux);
+    const b = await client(mux);
+    await a.send({ jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri: 'test://r' } });
+    await waitFor(() => up.received.some((m) => m.method === 'resources/subscribe'));
+    up.emit({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+    up.emit({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'test://r' } });
+    await waitFor(() => a.got.some((m) => m.method === 'notifications/resources/updated') && b.got.some((m) => m.method === 'notifications/tools/list_changed'));
+    assert.ok(a.got.some((m) => m.method === 'notifications/tools/list_changed'));
+    assert.equal(b.got.some((m) => m.method === 'notifications/resources/updated'), false);
+  });
+
+  test('fails requests in flight when the upstream stops, and re-initializes on restart', async () => {
+    const { up, mux } = await ready();
+    const a = await client(mux);
+    await a.send({ jsonrpc: '2.0', id: 3, method: 'tools/list' });
+    await waitFor(() => up.received.some((m) => m.method === 'tools/list'));
+    up.stop('exited with code 1');
+    const failed = await waitFor(() => a.got.find((m) => m.id === 3));
+    assert.match((failed['error'] as Msg)['message'] as string, /exited with code 1/);
+    up.start();
+    await mux.ready(AbortSignal.timeout(2_000));
+    assert.equal(up.received.filter((m) => m.method === 'initialize').length, 2);
+    await waitFor(() => a.got.some((m) => m.method === 'notifications/tools/list_changed'), { message: 'clients told to list again' });
+  });
+
+  test('hands its sessions over to a replacement', async () => {
+    const old = await ready();
+    const next = await ready();
+    const a = await client(old.mux);
+    old.mux.handOver(next.mux);
+    assert.equal(old.mux.sessionCount, 0);
+    assert.equal(next.mux.sessionCount, 1);
+    await waitFor(() => a.got.some((m) => m.method === 'notifications/tools/list_changed'));
+    await a.send({ jsonrpc: '2.0', id: 4, method: 'tools/list' });
+    await waitFor(() => next.up.received.some((m) => m.method === 'tools/list'));
+    assert.equal(old.up.received.some((m) => m.method === 'tools/list'), false);
+  });
+});
