@@ -7,16 +7,16 @@
 // count and time; every process started here is stopped at the end.
 //
 // Options:
-//   --calls N        measured calls per cell (default 3000)
+//   --calls N        measured calls per cell (default 10000)
 //   --seconds S      time cap per measured cell (default 10)
 //   --only a,b       run only targets whose id contains one of these
 //                    (ids: direct-sdk, direct-raw, berth-stdio, supergateway,
-//                    mcp-proxy, direct-http, berth-http)
+//                    mcp-proxy, direct-http, berth-http, floor-http, memory)
 //   --sessions N     idle sessions for the memory figure (default 10000; 0 skips)
 //   --profile DIR    run berth with --cpu-prof into DIR and print its hot spots
 //   --json FILE      also write the figures as JSON
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -119,6 +119,36 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const CLK_TCK = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Busy and steal CPU time of the whole machine so far, in ms, from /proc/stat. */
+function machineCpuMs(): { busy: number; steal: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, _idle = 0, _iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  return { busy: ((user + nice + system + irq + softirq) * 1000) / CLK_TCK, steal: (steal * 1000) / CLK_TCK };
+}
+
+/** CPU time (user + system) the processes used so far, in ms, from /proc; gone processes count 0. */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -261,9 +291,9 @@ interface HttpReply {
   readonly text: string;
 }
 
-function post(url: URL, headers: Record<string, string>, body: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<HttpReply> {
+function post(url: URL, headers: Record<string, string>, body: string, timeoutMs = REQUEST_TIMEOUT_MS, method = 'POST'): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
@@ -344,6 +374,12 @@ class HttpSession {
     const text = responseTo(reply, id).result?.content?.[0]?.text;
     if (text !== `Echo: ${message}`) throw new Error(`unexpected echo result: ${reply.text.slice(0, 200)}`);
   }
+
+  /** Ends the session (DELETE); failures are ignored. */
+  async close(): Promise<void> {
+    if (this.#headers['mcp-session-id'] === undefined) return;
+    await post(this.url, this.#headers, '', 5_000, 'DELETE').catch(() => undefined);
+  }
 }
 
 /** Initializes sessions until there are `n`, `parallel` at a time. */
@@ -363,7 +399,9 @@ async function waitForMcp(url: string, proc?: Proc): Promise<void> {
   while (Date.now() < deadline) {
     if (proc?.exited) throw new Error(`${proc.name} exited: ${proc.stderr.join('').slice(-2000)}`);
     try {
-      await new HttpSession(url).initialize();
+      const probe = new HttpSession(url);
+      await probe.initialize();
+      await probe.close();
       return;
     } catch (err) {
       last = err;
@@ -385,6 +423,8 @@ interface Target {
   readonly how: string;
   /** One call function per worker (each on its own session where the target has sessions). */
   callers(n: number): Promise<Call[]>;
+  /** The proxy's process (none for direct targets) and the MCP server processes behind it, for CPU accounting. */
+  pids(): { proxy?: number; upstream: number[] };
   close(): Promise<void>;
 }
 
@@ -409,6 +449,7 @@ async function directSdk(): Promise<Target> {
     label: 'direct (SDK Client, in-process)',
     how: '`Client` + `StdioClientTransport` in the load generator, one child, calls issued concurrently on the one client',
     callers: async (count) => Array.from({ length: count }, () => call),
+    pids: () => ({ upstream: pid === null ? [] : [pid] }),
     async close() {
       await client.close().catch(() => undefined);
       if (pid !== null && alive(pid)) signal(pid, 'SIGKILL');
@@ -465,12 +506,13 @@ async function directRawTarget(): Promise<Target> {
     label: 'direct (raw JSON lines)',
     how: 'JSON lines written to and read from the child\'s pipes by the load generator (no SDK): the upstream\'s own ceiling',
     callers: async (count) => Array.from({ length: count }, () => call),
+    pids: () => ({ upstream: proc.child.pid === undefined ? [] : [proc.child.pid] }),
     close: () => stopProc(proc, 2_000),
   };
 }
 
 /** A target that is an HTTP endpoint with one session per worker. */
-function httpTarget(fields: { id: string; group: 'stdio' | 'http'; label: string; how: string; url: string; close: () => Promise<void> }): Target {
+function httpTarget(fields: { id: string; group: 'stdio' | 'http'; label: string; how: string; url: string; pids: Target['pids']; close: () => Promise<void> }): Target {
   const sessions: HttpSession[] = [];
   return {
     ...fields,
@@ -479,6 +521,11 @@ function httpTarget(fields: { id: string; group: 'stdio' | 'http'; label: string
       return sessions.slice(0, count).map((s) => () => s.echo());
     },
   };
+}
+
+/** A proxy process and everything it spawned (the MCP servers it runs). */
+function proxyPids(proc: Proc): () => { proxy?: number; upstream: number[] } {
+  return () => (proc.child.pid === undefined ? { upstream: [] } : { proxy: proc.child.pid, upstream: descendants(proc.child.pid) });
 }
 
 function everythingStdioYaml(name: string): string {
@@ -495,6 +542,7 @@ async function berthStdio(profileDir?: string): Promise<Target> {
     label: 'berth',
     how: '`type: multi-user, runtime: command` (one child, every session multiplexed onto it); berth in its own process, default JSON logger at info',
     url,
+    pids: proxyPids(berth.proc),
     close: () => berth.stop(),
   });
 }
@@ -510,6 +558,7 @@ async function supergateway(): Promise<Target> {
     label: 'supergateway',
     how: '`--stdio "<node> <everything> stdio" --outputTransport streamableHttp --stateful --logLevel none` (stateful: one child per session; stateless would spawn a child per POST)',
     url,
+    pids: proxyPids(proc),
     close: () => stopProc(proc),
   });
 }
@@ -525,6 +574,7 @@ async function mcpProxy(): Promise<Target> {
     label: 'mcp-proxy',
     how: '`--host 127.0.0.1 --port P --server stream --no-eventStore -- <node> <everything> stdio` (stateful sessions, one shared child)',
     url,
+    pids: proxyPids(proc),
     close: () => stopProc(proc),
   });
 }
@@ -549,6 +599,7 @@ function directHttp(upstream: HttpUpstream): Target {
     label: 'direct',
     how: 'server-everything `streamableHttp` (PORT=P), one session per worker',
     url: upstream.url,
+    pids: () => ({ upstream: upstream.proc.child.pid === undefined ? [] : [upstream.proc.child.pid] }),
     close: async () => undefined,
   });
 }
@@ -563,7 +614,39 @@ async function berthHttp(upstream: HttpUpstream, profileDir?: string): Promise<T
     label: 'berth (remote passthrough)',
     how: '`type: remote, url: http://127.0.0.1:P/mcp`: sessions are the upstream\'s own, berth streams bytes both ways',
     url,
+    pids: () => ({ ...(berth.proc.child.pid === undefined ? {} : { proxy: berth.proc.child.pid }), upstream: upstream.proc.child.pid === undefined ? [] : [upstream.proc.child.pid] }),
     close: () => berth.stop(),
+  });
+}
+
+/** The least a Node proxy can do: pipe each request over a keep-alive agent. A reference, not a product. */
+const FLOOR_PROXY = `
+import http from 'node:http';
+const target = new URL(process.env.TARGET);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+http.createServer((req, res) => {
+  const up = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: req.method, headers: req.headers, agent }, (ur) => {
+    res.writeHead(ur.statusCode, ur.headers);
+    ur.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  req.pipe(up);
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+async function floorHttp(upstream: HttpUpstream): Promise<Target> {
+  const port = await freePort();
+  const proc = startProc('floor-proxy', ['--input-type=module', '-e', FLOOR_PROXY], { env: { TARGET: upstream.url, PORT: String(port) } });
+  const url = `http://${HOST}:${port}/mcp`;
+  await waitForMcp(url, proc);
+  return httpTarget({
+    id: 'floor-http',
+    group: 'http',
+    label: 'bare node:http proxy (reference)',
+    how: 'a 12-line `node:http` proxy piping each request over a keep-alive agent: what any Node proxy costs at least, for scale',
+    url,
+    pids: () => ({ ...(proc.child.pid === undefined ? {} : { proxy: proc.child.pid }), upstream: upstream.proc.child.pid === undefined ? [] : [upstream.proc.child.pid] }),
+    close: () => stopProc(proc),
   });
 }
 
@@ -580,6 +663,11 @@ interface Cell {
   readonly p50: number;
   readonly p99: number;
   readonly throughput: number;
+  /** CPU time per completed call, µs: the proxy process, the MCP server process(es), the load generator. */
+  readonly cpu: { readonly proxy?: number; readonly upstream: number; readonly client: number };
+  /** CPU used meanwhile by processes outside the benchmark, and stolen by the hypervisor, in % of one core: noise. */
+  readonly otherCpuPct: number;
+  readonly stealPct: number;
   readonly firstError?: string;
 }
 
@@ -620,7 +708,21 @@ function percentile(sorted: Float64Array, p: number): number {
 async function measure(target: Target, concurrency: number, opts: Options): Promise<Cell> {
   const callers = await target.callers(concurrency);
   await drive(callers, Math.max(WARMUP_CALLS, concurrency * 20), WARMUP_MS);
+  const pids = target.pids();
+  const cpu0 = { proxy: cpuMs(pids.proxy === undefined ? [] : [pids.proxy]), upstream: cpuMs(pids.upstream), client: process.cpuUsage(), machine: machineCpuMs() };
   const run = await drive(callers, opts.calls, opts.seconds * 1000);
+  const clientUsage = process.cpuUsage(cpu0.client);
+  const machine = machineCpuMs();
+  const perCall = (ms: number): number => (1000 * ms) / Math.max(1, run.done);
+  const used = { proxy: pids.proxy === undefined ? 0 : cpuMs([pids.proxy]) - cpu0.proxy, upstream: cpuMs(pids.upstream) - cpu0.upstream, client: (clientUsage.user + clientUsage.system) / 1000 };
+  const cpu = {
+    ...(pids.proxy === undefined ? {} : { proxy: perCall(used.proxy) }),
+    upstream: perCall(used.upstream),
+    client: perCall(used.client),
+  };
+  const wallMs = run.seconds * 1000;
+  const otherCpuPct = Math.max(0, (100 * (machine.busy - cpu0.machine.busy - used.proxy - used.upstream - used.client)) / wallMs);
+  const stealPct = (100 * (machine.steal - cpu0.machine.steal)) / wallMs;
   const sorted = run.latencies.slice().sort();
   const cell: Cell = {
     target: target.id,
@@ -633,9 +735,12 @@ async function measure(target: Target, concurrency: number, opts: Options): Prom
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     throughput: run.done / run.seconds,
+    cpu,
+    otherCpuPct,
+    stealPct,
     ...(run.firstError === undefined ? {} : { firstError: run.firstError }),
   };
-  console.error(`  ${target.id.padEnd(13)} c=${String(concurrency).padEnd(3)} p50 ${cell.p50.toFixed(3)} ms  p99 ${cell.p99.toFixed(3)} ms  ${cell.throughput.toFixed(0)} calls/s  (${cell.calls} calls in ${cell.seconds.toFixed(1)} s${cell.errors > 0 ? `, ${cell.errors} errors: ${cell.firstError}` : ''})`);
+  console.error(`  ${target.id.padEnd(13)} c=${String(concurrency).padEnd(3)} p50 ${cell.p50.toFixed(3)} ms  p99 ${cell.p99.toFixed(3)} ms  ${cell.throughput.toFixed(0)} calls/s  CPU µs/call ${cell.cpu.proxy === undefined ? '' : `proxy ${cell.cpu.proxy.toFixed(0)} `}server ${cell.cpu.upstream.toFixed(0)} client ${cell.cpu.client.toFixed(0)}, other load ${cell.otherCpuPct.toFixed(0)} %  (${cell.calls} calls in ${cell.seconds.toFixed(1)} s${cell.errors > 0 ? `, ${cell.errors} errors: ${cell.firstError}` : ''})`);
   return cell;
 }
 
@@ -722,6 +827,8 @@ function summarizeProfiles(dir: string): string {
     };
     const self = new Map<string, number>();
     const inclusive = new Map<string, number>();
+    // Self time charged to the nearest frame in berth's sources or a package: who causes the runtime's work.
+    const charged = new Map<string, number>();
     let total = 0;
     let idle = 0;
     profile.samples.forEach((id, i) => {
@@ -733,14 +840,20 @@ function summarizeProfiles(dir: string): string {
       if (node.callFrame.functionName === '(idle)') idle += dt;
       self.set(key, (self.get(key) ?? 0) + dt);
       const seen = new Set<string>();
+      let owner: string | undefined;
       for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
         const n = byId.get(cur);
         if (n === undefined) break;
         const k = where(n);
+        if (owner === undefined && (n.callFrame.url.includes('/src/') || n.callFrame.url.includes('node_modules'))) owner = k;
         if (!seen.has(k) && (n.callFrame.url.includes('/src/') || n.callFrame.url.includes('node_modules'))) {
           seen.add(k);
           inclusive.set(k, (inclusive.get(k) ?? 0) + dt);
         }
+      }
+      if (node.callFrame.functionName !== '(idle)') {
+        const to = owner ?? `(runtime) ${node.callFrame.functionName}`;
+        charged.set(to, (charged.get(to) ?? 0) + dt);
       }
     });
     const busy = total - idle;
@@ -748,6 +861,8 @@ function summarizeProfiles(dir: string): string {
     lines.push(`profile ${name}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy`);
     lines.push('  self time (share of busy):');
     for (const [k, v] of [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, 25)) lines.push(`    ${pct(v)}  ${k}`);
+    lines.push('  self time charged to the nearest berth or package frame (share of busy):');
+    for (const [k, v] of [...charged].sort((a, b) => b[1] - a[1]).slice(0, 25)) lines.push(`    ${pct(v)}  ${k}`);
     lines.push('  inclusive time of berth sources (share of busy):');
     for (const [k, v] of [...inclusive].filter(([k]) => k.includes('src/')).sort((a, b) => b[1] - a[1]).slice(0, 20)) lines.push(`    ${pct(v)}  ${k}`);
   }
@@ -771,10 +886,16 @@ const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
 function report(cells: Cell[], memory: MemoryFigure | undefined, targets: Map<string, string>): string {
   const out: string[] = [];
   const row = (cols: string[]): string => `| ${cols.join(' | ')} |`;
-  out.push(row(['upstream', 'target', 'conc', 'p50 ms', 'p99 ms', 'calls/s', 'calls', 'errors']));
-  out.push(row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:']));
-  for (const c of cells) out.push(row([c.group, c.label, String(c.concurrency), fmt(c.p50), fmt(c.p99), c.throughput.toFixed(0), String(c.calls), String(c.errors)]));
+  out.push(row(['upstream', 'target', 'conc', 'p50 ms', 'p99 ms', 'calls/s', 'proxy CPU µs/call', 'server CPU µs/call', 'client CPU µs/call', 'calls', 'errors']));
+  out.push(row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
+  for (const c of cells) {
+    out.push(row([c.group, c.label, String(c.concurrency), fmt(c.p50), fmt(c.p99), c.throughput.toFixed(0), c.cpu.proxy === undefined ? '–' : c.cpu.proxy.toFixed(0), c.cpu.upstream.toFixed(0), c.cpu.client.toFixed(0), String(c.calls), String(c.errors)]));
+  }
   out.push('');
+  const noisy = cells.filter((c) => c.otherCpuPct > 15 || c.stealPct > 5);
+  if (noisy.length > 0) {
+    out.push(`- warning: other processes used CPU during ${noisy.map((c) => `${c.target} c=${c.concurrency} (${c.otherCpuPct.toFixed(0)} % of a core${c.stealPct > 5 ? `, ${c.stealPct.toFixed(0)} % stolen` : ''})`).join(', ')}: those figures are disturbed; run again on a quiet machine`);
+  }
   const cell = (id: string, conc: number): Cell | undefined => cells.find((c) => c.target === id && c.concurrency === conc);
   for (const conc of CONCURRENCIES) {
     const berth = cell('berth-stdio', conc);
@@ -800,6 +921,8 @@ function report(cells: Cell[], memory: MemoryFigure | undefined, targets: Map<st
     const added = berth.p50 - direct.p50;
     const pct = (100 * berth.throughput) / direct.throughput;
     out.push(`- HTTP c=${conc}: berth vs direct: +${fmt(added)} ms p50 (goal ≤ ${GOALS.httpAddedP50Ms} ms: ${verdict(added <= GOALS.httpAddedP50Ms)}), ${pct.toFixed(0)} % throughput (goal ≥ ${GOALS.httpThroughputPct} %: ${verdict(pct >= GOALS.httpThroughputPct && berth.errors === 0)})`);
+    const floor = cell('floor-http', conc);
+    if (floor !== undefined) out.push(`  (for scale, the bare node:http proxy: +${fmt(floor.p50 - direct.p50)} ms p50, ${((100 * floor.throughput) / direct.throughput).toFixed(0)} % throughput, ${floor.cpu.proxy?.toFixed(0) ?? '?'} vs berth's ${berth.cpu.proxy?.toFixed(0) ?? '?'} µs CPU per call)`);
   }
   if (memory !== undefined) {
     out.push(
@@ -821,7 +944,7 @@ function options(): Options {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      calls: { type: 'string', default: '3000' },
+      calls: { type: 'string', default: '10000' },
       seconds: { type: 'string', default: '10' },
       only: { type: 'string' },
       sessions: { type: 'string', default: '10000' },
@@ -886,6 +1009,7 @@ async function main(): Promise<void> {
       try {
         await run('direct-http', async () => directHttp(upstream));
         await run('berth-http', () => berthHttp(upstream, opts.profile));
+        if (opts.profile === undefined) await run('floor-http', () => floorHttp(upstream));
       } finally {
         await stopProc(upstream.proc, 3_000);
       }

@@ -1,3 +1,4 @@
+import { lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { watch } from 'chokidar';
 import type { FSWatcher } from 'chokidar';
@@ -130,27 +131,36 @@ export class Controller {
   /**
    * Watches the config's directory, not the file: editors that save by
    * rename, git-sync's symlink swap and Kubernetes ConfigMap updates all
-   * replace the file, which a watch on the file itself would lose.
+   * replace the file, which a watch on the file itself would lose. Every
+   * symlinked ancestor is watched in its parent too, and the watch is re-armed
+   * when a swap moved the directory the config really lives in.
    */
   watch(): void {
-    const file = path.resolve(this.#o.file);
-    const dir = path.dirname(file);
-    const base = path.basename(file);
-    this.#watcher = watch(dir, { depth: 0, ignoreInitial: true, followSymlinks: true, awaitWriteFinish: false });
-    const relevant = (changed: string): boolean => {
-      const name = path.basename(changed);
-      // ConfigMap mounts swap a `..data` symlink; the file itself never changes name.
-      return name === base || name.startsWith('..');
-    };
-    const schedule = (changed: string): void => {
-      if (!relevant(changed) || this.#closed) return;
-      clearTimeout(this.#debounce);
-      this.#debounce = setTimeout(() => void this.reload('file changed'), this.#o.debounceMs ?? 200).unref();
-    };
-    this.#watcher.on('add', schedule).on('change', schedule).on('unlink', schedule).on('addDir', schedule).on('unlinkDir', schedule);
-    this.#watcher.on('error', (err) => this.#o.logger.warn({ err: (err as Error).message }, 'config watch error; still watching'));
+    this.#armWatch();
     const resyncMs = this.#o.resyncMs ?? 60_000;
     this.#resync = setInterval(() => void this.resync(), resyncMs).unref();
+  }
+
+  #armWatch(): void {
+    const targets = watchTargets(path.resolve(this.#o.file));
+    const armedIn = realDir(this.#o.file);
+    const watcher = watch([...targets.keys()], { depth: 0, ignoreInitial: true, followSymlinks: false });
+    const schedule = (changed: string): void => {
+      const names = targets.get(path.dirname(changed));
+      const name = path.basename(changed);
+      if (this.#closed || names === undefined || !names.some((n) => (n === '..*' ? name.startsWith('..') : n === name))) return;
+      clearTimeout(this.#debounce);
+      this.#debounce = setTimeout(() => {
+        void this.reload('file changed').then(() => {
+          if (realDir(this.#o.file) === armedIn || this.#closed || this.#watcher !== watcher) return;
+          void watcher.close();
+          this.#armWatch();
+        });
+      }, this.#o.debounceMs ?? 200).unref();
+    };
+    watcher.on('add', schedule).on('change', schedule).on('unlink', schedule).on('addDir', schedule).on('unlinkDir', schedule);
+    watcher.on('error', (err) => this.#o.logger.warn({ err: (err as Error).message }, 'config watch error; still watching'));
+    this.#watcher = watcher;
   }
 
   /** Re-plans against what the backend reports and repairs drift, without re-reading the file. */
@@ -173,5 +183,35 @@ export class Controller {
     clearInterval(this.#resync);
     await this.#watcher?.close();
     await this.#queue;
+    for (const handler of this.#table.handlers.values()) handler.close();
+  }
+}
+
+/**
+ * Directories to watch, each with the entry names that matter there: the
+ * config file and ConfigMap `..` entries in its directory, and every
+ * symlinked ancestor directory (git-sync's `repo` link) in its parent.
+ */
+function watchTargets(file: string): Map<string, string[]> {
+  const targets = new Map<string, string[]>([[path.dirname(file), [path.basename(file), '..*']]]);
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (isSymlink(dir)) targets.set(path.dirname(dir), [...(targets.get(path.dirname(dir)) ?? []), path.basename(dir)]);
+  }
+  return targets;
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function realDir(file: string): string | undefined {
+  try {
+    return realpathSync(path.dirname(path.resolve(file)));
+  } catch {
+    return undefined;
   }
 }

@@ -1,21 +1,12 @@
 // The shipped config.example.yaml, served as `npm start` serves it: every
 // kind of server it declares answers a real client.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Berth } from '../../src/cli/serve.ts';
 import { startBerth } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observe/log.ts';
-import { connectClient, repoRoot } from '../helpers/berth.ts';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+import { connectClient, freePort, repoRoot } from '../helpers/berth.ts';
 
 function text(result: unknown): string {
   return (result as { content: { text: string }[] }).content.map((c) => c.text).join('');

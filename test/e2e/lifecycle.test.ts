@@ -3,12 +3,14 @@
 // contained, idle per-user instances stop, and SIGTERM leaves no process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startBerth } from '../../src/cli/serve.ts';
 import type { StatusReport } from '../../src/cli/status-model.ts';
+import { silentLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { configText, connectClient, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -79,6 +81,52 @@ describe('hot reload', () => {
   });
 });
 
+describe('config mounts', () => {
+  test('a Kubernetes ConfigMap-style ..data symlink swap reloads', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-configmap-'));
+    const version = (name: string, servers: string): void => {
+      mkdirSync(path.join(dir, name));
+      writeFileSync(path.join(dir, name, 'berth.yaml'), configText(servers));
+    };
+    version('..v1', everythingYaml());
+    symlinkSync('..v1', path.join(dir, '..data'));
+    symlinkSync('..data/berth.yaml', path.join(dir, 'berth.yaml'));
+    const berth = await startBerth(path.join(dir, 'berth.yaml'), { port: 0 }, silentLogger());
+    try {
+      assert.deepEqual((await status(berth.url)).servers.map((s) => s.name), ['everything']);
+      // What the kubelet does: write the new version beside the old, then rename a new symlink over ..data.
+      version('..v2', everythingYaml() + everythingYaml('second'));
+      symlinkSync('..v2', path.join(dir, '..data_tmp'));
+      renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+      await waitFor(async () => (await status(berth.url)).servers.some((s) => s.name === 'second'), { timeoutMs: 20_000, message: 'reload after the swap' });
+    } finally {
+      await berth.stop();
+    }
+  });
+
+  test('a git-sync-style swap of a symlinked directory reloads, and the next edit too', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'berth-gitsync-'));
+    const worktree = (name: string, servers: string): void => {
+      mkdirSync(path.join(root, name));
+      writeFileSync(path.join(root, name, 'berth.yaml'), configText(servers));
+    };
+    worktree('rev1', everythingYaml());
+    symlinkSync('rev1', path.join(root, 'repo'));
+    const berth = await startBerth(path.join(root, 'repo', 'berth.yaml'), { port: 0 }, silentLogger());
+    try {
+      worktree('rev2', everythingYaml() + everythingYaml('second'));
+      symlinkSync('rev2', path.join(root, 'repo.tmp'));
+      renameSync(path.join(root, 'repo.tmp'), path.join(root, 'repo'));
+      await waitFor(async () => (await status(berth.url)).servers.some((s) => s.name === 'second'), { timeoutMs: 20_000, message: 'reload after the swap' });
+      // The watch now follows rev2: an edit there is seen as well.
+      writeFileSync(path.join(root, 'rev2', 'berth.yaml'), configText(everythingYaml() + everythingYaml('third')));
+      await waitFor(async () => (await status(berth.url)).servers.some((s) => s.name === 'third'), { timeoutMs: 20_000, message: 'reload after an edit in the new worktree' });
+    } finally {
+      await berth.stop();
+    }
+  });
+});
+
 describe('failures stay contained', () => {
   let b: TestBerth;
   before(async () => {
@@ -129,8 +177,8 @@ describe('per-user instances', () => {
   });
 });
 
-describe('shutdown', () => {
-  test('SIGTERM drains, stops every child and leaves no orphan process', async () => {
+describe('signals', () => {
+  test('SIGHUP reloads; SIGTERM drains, stops every child and leaves no orphan process', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-sigterm-'));
     const file = path.join(dir, 'berth.yaml');
     writeFileSync(file, configText(everythingYaml() + everythingYaml('second')));
@@ -145,6 +193,8 @@ describe('shutdown', () => {
       const all = r.servers.flatMap((s) => s.instances.map((i) => i.pid)).filter((p): p is number => p !== undefined);
       return all.length === 2 ? all : undefined;
     }, { timeoutMs: 30_000, message: 'two instances' });
+    child.kill('SIGHUP');
+    await waitFor(async () => (await status(url)).lastReload?.reason === 'SIGHUP', { timeoutMs: 20_000, message: 'a reload on SIGHUP' });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);

@@ -5,13 +5,12 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, everythingServer, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { connectClient, everythingServer, everythingYaml, freePort, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ACCEPT = 'application/json, text/event-stream';
@@ -32,14 +31,6 @@ function rawPost(url: string, body: unknown, headers: Record<string, string>): P
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 describe('transport rules', () => {
@@ -195,6 +186,25 @@ describe('remote servers', () => {
     await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 2 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
     assert.deepEqual(seen, [1, 2]);
     await client.close();
+  });
+
+  test('an SSE remote is held as one connection and multiplexed', async () => {
+    const port = await freePort();
+    const sse = spawn(process.execPath, [everythingServer, 'sse'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+    try {
+      await waitFor(() => fetch(`http://127.0.0.1:${port}/`).then(() => true), { timeoutMs: 20_000, message: 'SSE upstream listening' });
+      const r = await startTestBerth(`  legacy:\n    type: remote\n    transport: sse\n    url: http://127.0.0.1:${port}/sse\n`);
+      try {
+        const clients = await Promise.all([1, 2].map(() => connectClient(r.url, 'legacy')));
+        const texts = await Promise.all(clients.map((c, i) => c.callTool({ name: 'echo', arguments: { message: `sse ${i}` } })));
+        assert.deepEqual(texts.map((t) => (t as { content: { text: string }[] }).content[0]?.text), ['Echo: sse 0', 'Echo: sse 1']);
+        await Promise.all(clients.map((c) => c.close()));
+      } finally {
+        await r.stop();
+      }
+    } finally {
+      sse.kill();
+    }
   });
 
   test("the client's credentials never reach the upstream; configured headers do", async () => {
