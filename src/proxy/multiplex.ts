@@ -130,10 +130,11 @@ export class Multiplexer {
 
   /**
    * Connects a downstream transport (a streamable HTTP or SSE session). The
-   * transport's own `onclose` detaches it.
+   * transport's own `onclose` detaches it. Session clients declare their
+   * capabilities in `initialize`; stateless ones per request, given here.
    */
-  attach(transport: Transport): void {
-    const session: Session = { id: this.#nextSession++, transport, capabilities: {}, subscriptions: new Set(), inflight: [], lastActive: this.#now(), previousClose: transport.onclose };
+  attach(transport: Transport, capabilities: Record<string, unknown> = {}): void {
+    const session: Session = { id: this.#nextSession++, transport, capabilities, subscriptions: new Set(), inflight: [], lastActive: this.#now(), previousClose: transport.onclose };
     this.#adopt(session);
   }
 

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { Request, RequestId, Response } from './jsonrpc.ts';
-import { ErrorCode, isNotification, isRequest, isResponse } from './jsonrpc.ts';
+import type { Request, RequestId } from './jsonrpc.ts';
+import { ErrorCode, isNotification, isRequest } from './jsonrpc.ts';
 import type { Multiplexer, UpstreamInfo } from './multiplex.ts';
+import { StatelessCall } from './stateless-call.ts';
 
 // The stateless revision (2026-07-28): no initialize, no sessions; every
 // request carries its protocol version and client capabilities in `_meta` and
@@ -145,8 +144,16 @@ export async function serveModern(res: ServerResponse, message: Request | { meth
   if (message.method === 'server/discover') {
     return writeJson(res, { jsonrpc: '2.0', id: message.id, result: decorate('server/discover', discoverResult(info), info) });
   }
-  const reply = new ModernReply(res, message.id);
-  await forwardOnce(mux, toUpstream(message), reply, (result) => decorate(message.method, result, info));
+  const params = message.params ?? {};
+  if (typeof params['requestState'] === 'string') {
+    const call = StatelessCall.resume(params['requestState']);
+    if (call === undefined) return writeRefusal(res, message.id, { status: 400, code: ErrorCode.invalidParams, message: 'Invalid params: requestState is unknown or expired; send the request again without it' });
+    return call.round(res, message.id, params['inputResponses'] as Record<string, unknown> | undefined);
+  }
+  const envelope = (params['_meta'] ?? {}) as Record<string, unknown>;
+  const capabilities = (envelope[META_CAPABILITIES] ?? {}) as Record<string, unknown>;
+  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info));
+  return call.round(res, message.id);
 }
 
 function discoverResult(info: UpstreamInfo): Record<string, unknown> {
@@ -164,7 +171,7 @@ function discoverResult(info: UpstreamInfo): Record<string, unknown> {
 
 /** The 2026 result shape: `resultType`, cache hints where required, server identity in `_meta`. */
 function decorate(method: string, result: Record<string, unknown>, info: UpstreamInfo): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...result, resultType: 'complete' };
+  const out: Record<string, unknown> = { ...result, resultType: result['resultType'] ?? 'complete' };
   if (CACHEABLE.has(method)) {
     out['ttlMs'] ??= 0;
     out['cacheScope'] ??= 'private';
@@ -181,70 +188,6 @@ function toUpstream(message: Request): Request {
   const { inputResponses: _i, requestState: _r, ...params } = message.params ?? {};
   const meta = Object.fromEntries(Object.entries((params['_meta'] as Record<string, unknown> | undefined) ?? {}).filter(([k]) => !k.startsWith(META_PREFIX)));
   return { ...message, params: { ...params, ...(Object.keys(meta).length === 0 ? { _meta: undefined } : { _meta: meta }) } };
-}
-
-/**
- * Answers with JSON, or switches to an SSE stream when a related
- * notification (progress) arrives before the result.
- */
-class ModernReply {
-  readonly #res: ServerResponse;
-  readonly #id: RequestId;
-  #streaming = false;
-
-  constructor(res: ServerResponse, id: RequestId) {
-    this.#res = res;
-    this.#id = id;
-  }
-
-  notify(message: JSONRPCMessage): void {
-    if (!this.#streaming) {
-      this.#streaming = true;
-      this.#res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
-    }
-    this.#res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-  }
-
-  finish(message: JSONRPCMessage): void {
-    if (this.#streaming) this.#res.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    else writeJson(this.#res, message);
-  }
-
-  get id(): RequestId {
-    return this.#id;
-  }
-
-  get res(): ServerResponse {
-    return this.#res;
-  }
-}
-
-/** Forwards one request through a throwaway session of the multiplexer; resolves once answered. */
-function forwardOnce(mux: Multiplexer, request: Request, reply: ModernReply, shape: (result: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
-  return new Promise((resolve) => {
-    const transport: Transport = {
-      start: async () => undefined,
-      send: async (message, options) => {
-        if (isResponse(message) && message.id === reply.id) {
-          const response = message as Response;
-          reply.finish((response.result === undefined ? response : { ...response, result: shape(response.result) }) as JSONRPCMessage);
-          resolve();
-          await transport.close();
-        } else if (isNotification(message) && options?.relatedRequestId === reply.id) {
-          reply.notify(message);
-        }
-        // Broadcasts and server requests have no place in a stateless exchange.
-      },
-      close: async () => transport.onclose?.(),
-    };
-    mux.attach(transport);
-    // A client that goes away cancels its request upstream (the session's detach does).
-    reply.res.once('close', () => {
-      void transport.close();
-      resolve();
-    });
-    transport.onmessage?.(request as JSONRPCMessage);
-  });
 }
 
 export function writeRefusal(res: ServerResponse, id: RequestId | null, refusal: Refusal): void {

@@ -149,6 +149,23 @@ describe('transport rules', () => {
     await client.close();
   });
 
+  test('a 2026-07-28 client answers server-initiated requests in extra rounds (input_required)', async () => {
+    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { capabilities: { elicitation: { form: {} }, sampling: {} }, versionNegotiation: { pin: '2026-07-28' } } as never);
+    let asked = 0;
+    client.setRequestHandler('elicitation/create' as never, (async () => {
+      asked++;
+      return { action: 'accept', content: { name: 'Grace', check: true, email: 'grace@example.com', integer: 2, number: 2.5, untitledSingleSelectEnum: 'option1', titledSingleSelectEnum: 'value1', legacyTitledEnum: 'opt1', untitledMultipleSelectEnum: ['option1'], titledMultipleSelectEnum: ['value1'] } };
+    }) as never);
+    client.setRequestHandler('sampling/createMessage' as never, (async () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'sampled statelessly' } })) as never);
+    await client.connect(new ModernTransport(new URL(mcp)));
+    const elicited = (await client.callTool({ name: 'trigger-elicitation-request', arguments: {} })) as { content: { text: string }[] };
+    assert.equal(asked, 1);
+    assert.match(elicited.content.map((c) => c.text).join(''), /Grace/);
+    const sampled = (await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } })) as { content: { text: string }[] };
+    assert.match(sampled.content.map((c) => c.text).join(''), /sampled statelessly/);
+    await client.close();
+  });
+
   test('the Inspector CLI lists and calls tools', async () => {
     const cli = path.join(repoRoot, 'node_modules/@modelcontextprotocol/inspector/cli/build/index.js');
     const run = promisify(execFile);
