@@ -5,9 +5,11 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import type { UnitSpec } from '../../desired/types.ts';
+import { existsSync } from 'node:fs';
 import type { Logger } from '../../observe/log.ts';
+import { childEnv } from './command.ts';
+import { LineSplitter } from './lines.ts';
+import { groupAlive, installExitHook, signalGroup, trackGroup, untrackGroup, waitUntil } from './process-group.ts';
 
 export interface ChildOptions {
   /** Names the server in logs, e.g. "everything" or "github/alice". */
@@ -62,136 +64,7 @@ export const CRASH_LOOP_WINDOW_MS = 60_000;
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000, resetAfterMs: 30_000 };
 // As the MCP SDK does: a server gets 2 s to exit after stdin closes, and again after SIGTERM.
 const DEFAULT_STOP_TIMEOUT_MS = 2_000;
-const GROUP_POLL_MS = 25;
 
-/** How a unit of the local backend is started. */
-export function commandFor(spec: UnitSpec): { command: string; args: string[]; cwd?: string } {
-  switch (spec.runtime) {
-    case 'npx':
-      return { command: 'npx', args: ['-y', spec.package, ...spec.args] };
-    case 'uvx':
-      return { command: 'uvx', args: [spec.package, ...spec.args] };
-    case 'command':
-      return spec.cwd === undefined ? { command: spec.command, args: [...spec.args] } : { command: spec.command, args: [...spec.args], cwd: spec.cwd };
-    case 'container':
-      throw new Error(`the local backend cannot run runtime container (image ${spec.image}); use a docker or kubernetes backend`);
-  }
-}
-
-const ENV_NAMES = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR']);
-const ENV_PROXY_NAMES = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY']);
-const ENV_PREFIXES = ['NPM_CONFIG_', 'UV_'];
-
-/** The environment of a child: the allow-listed part of `base`, then the declared values. */
-export function childEnv(declared: Readonly<Record<string, string>>, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(base)) {
-    if (value === undefined) continue;
-    const upper = name.toUpperCase();
-    if (ENV_NAMES.has(name) || ENV_PROXY_NAMES.has(upper) || ENV_PREFIXES.some((p) => upper.startsWith(p))) env[name] = value;
-  }
-  return { ...env, ...declared };
-}
-
-// Every live process group, so a dying berth can take them along.
-const liveGroups = new Set<number>();
-let exitHookInstalled = false;
-
-/** SIGKILL every process group this module started. Synchronous: safe in process.on('exit'). */
-export function killAllChildren(): void {
-  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
-  liveGroups.clear();
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    // EPERM: the group exists, but (some of) it is no longer ours to signal.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Splits a byte stream into lines (LF or CRLF) holding at most `maxBytes` of
- * one line: past that, the rest of the line is discarded as it arrives, and the
- * line is dropped (`drop`) or delivered cut short (`truncate`).
- */
-export class LineSplitter {
-  readonly #maxBytes: number;
-  readonly #mode: 'drop' | 'truncate';
-  readonly #onLine: (line: Buffer, truncated: boolean) => void;
-  readonly #onOverflow: () => void;
-  #parts: Buffer[] = [];
-  #size = 0;
-  #discarding = false;
-
-  constructor(options: { maxBytes: number; mode: 'drop' | 'truncate'; onLine: (line: Buffer, truncated: boolean) => void; onOverflow?: () => void }) {
-    this.#maxBytes = options.maxBytes;
-    this.#mode = options.mode;
-    this.#onLine = options.onLine;
-    this.#onOverflow = options.onOverflow ?? (() => {});
-  }
-
-  /** Bytes of the current, unfinished line held in memory. */
-  get bufferedBytes(): number {
-    return this.#size;
-  }
-
-  push(chunk: Buffer): void {
-    let start = 0;
-    while (start < chunk.length) {
-      const newline = chunk.indexOf(0x0a, start);
-      const end = newline === -1 ? chunk.length : newline;
-      if (!this.#discarding) this.#take(chunk, start, end);
-      if (newline === -1) return;
-      this.#finish();
-      start = newline + 1;
-    }
-  }
-
-  /** The stream ended: an unterminated last line still counts. */
-  end(): void {
-    if (this.#size > 0 || (this.#discarding && this.#mode === 'truncate')) this.#finish();
-    this.#discarding = false;
-  }
-
-  #take(chunk: Buffer, start: number, end: number): void {
-    const room = this.#maxBytes - this.#size;
-    if (end - start <= room) {
-      if (end > start) this.#append(chunk.subarray(start, end));
-      return;
-    }
-    if (this.#mode === 'truncate') {
-      if (room > 0) this.#append(chunk.subarray(start, start + room));
-    } else {
-      this.#parts = [];
-      this.#size = 0;
-    }
-    this.#discarding = true;
-    this.#onOverflow();
-  }
-
-  #append(part: Buffer): void {
-    this.#parts.push(part);
-    this.#size += part.length;
-  }
-
-  #finish(): void {
-    const truncated = this.#discarding;
-    const parts = this.#parts;
-    this.#parts = [];
-    this.#size = 0;
-    this.#discarding = false;
-    if (truncated && this.#mode === 'drop') return;
-    let line = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
-    this.#onLine(line, truncated);
-  }
-}
-
-/** One spawned process; events of a process that is no longer current are ignored. */
 interface Proc {
   /** Absent when spawn() itself threw. */
   readonly child: ChildProcessWithoutNullStreams | undefined;
@@ -316,7 +189,7 @@ export class StdioChild extends EventEmitter<ChildEvents> {
         gone = await waitUntil(() => proc.exited && !groupAlive(pgid), this.#stopTimeoutMs);
         if (gone) break;
       }
-      liveGroups.delete(pgid);
+      untrackGroup(pgid);
       if (!gone) this.#log.error({ pid: pgid }, 'server process group still present after SIGKILL');
     }
     this.#proc = undefined;
@@ -346,7 +219,7 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     }
     const proc: Proc = { child, pid: child.pid, spawned: false, exited: false };
     this.#proc = proc;
-    if (proc.pid !== undefined) liveGroups.add(proc.pid);
+    if (proc.pid !== undefined) trackGroup(proc.pid);
 
     const stdout = new LineSplitter({
       maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
@@ -393,7 +266,7 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     // Whatever the leader left behind in its group is orphaned: take it down too.
     if (proc.pid !== undefined) {
       signalGroup(proc.pid, 'SIGKILL');
-      liveGroups.delete(proc.pid);
+      untrackGroup(proc.pid);
     }
     this.#failure = { description, proc };
     const now = Date.now();
@@ -485,58 +358,3 @@ function describeFailure(failure: { description: string; proc: Proc }): string {
   return line === undefined ? failure.description : `${failure.description}: ${line}`;
 }
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', killAllChildren);
-}
-
-/** Polls `done` until true (resolves true) or `timeoutMs` passed (false). Not unref'd: stop() awaits it. */
-function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (done()) resolve(true);
-      else if (Date.now() >= deadline) resolve(false);
-      else setTimeout(check, Math.min(GROUP_POLL_MS, Math.max(1, deadline - Date.now())));
-    };
-    check();
-  });
-}
-
-/**
- * Whether the group still has a member that is not a zombie. Zombies count as
- * gone: they are dead, and reaping orphans is init's job, which some inits do
- * late and a berth running as PID 1 in a container never does.
- */
-function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, 0)) return false;
-  if (process.platform !== 'linux') return true;
-  const leader = procStat(String(pgid));
-  if (leader !== undefined && leader.pgrp === pgid && leader.state !== 'Z' && leader.state !== 'X') return true;
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return true;
-  }
-  for (const entry of entries) {
-    const first = entry.charCodeAt(0);
-    if (first < 48 || first > 57) continue;
-    const stat = procStat(entry);
-    if (stat !== undefined && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
-  }
-  return false;
-}
-
-/** State and process group from /proc/<pid>/stat ("pid (comm) state ppid pgrp ..."). */
-function procStat(pid: string): { state: string; pgrp: number } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0] ?? '', pgrp: Number(fields[2]) };
-}

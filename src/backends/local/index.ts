@@ -5,7 +5,8 @@ import { Multiplexer } from '../../proxy/multiplex.ts';
 import type { UpstreamChannel } from '../../proxy/multiplex.ts';
 import type { ObservedUnit } from '../../reconcile/plan.ts';
 import type { Backend, Endpoint, InstanceState, InstanceStatus } from '../backend.ts';
-import { commandFor, StdioChild } from './child.ts';
+import { StdioChild } from './child.ts';
+import { commandFor } from './command.ts';
 
 const DRAIN_POLL_MS = 50;
 
