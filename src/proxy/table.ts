@@ -15,7 +15,14 @@ import type { SessionStore } from './sessions.ts';
 
 /** How one server's requests are served. */
 export type RouteHandler =
-  | { readonly kind: 'mcp'; readonly route: Route; readonly endpoint: McpEndpoint; close(): void }
+  | {
+      readonly kind: 'mcp';
+      readonly route: Route;
+      readonly endpoint: McpEndpoint;
+      /** Moves this handler's sessions to its replacement, whose clients then list tools again. */
+      handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
+      close(): void;
+    }
   | { readonly kind: 'passthrough'; readonly route: Route; readonly passthrough: Passthrough; close(): void };
 
 /** The proxy's routing state: replaced whole, in one assignment, on every reload. */
@@ -45,18 +52,36 @@ export const EMPTY_TABLE: RouteTable = { generation: 0, handlers: new Map() };
  * sessions never notice the reload.
  */
 export function buildRouteTable(desired: DesiredState, previous: RouteTable, generation: number, deps: TableDeps): RouteTable {
+  const changed = new Set(desired.routes.filter((r) => !sameRoute(previous.handlers.get(r.server)?.route, r)).map((r) => r.server));
+  // A composite holds connections to its components: when one changes, so does the composite.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of desired.routes) {
+      if (r.kind !== 'composite' || changed.has(r.server) || !r.components.some((c) => changed.has(c.server))) continue;
+      changed.add(r.server);
+      grew = true;
+    }
+  }
   const handlers = new Map<string, RouteHandler>();
   for (const route of desired.routes) {
     const old = previous.handlers.get(route.server);
-    handlers.set(route.server, old !== undefined && sameRoute(old.route, route) ? old : handlerFor(route, deps));
+    handlers.set(route.server, old !== undefined && !changed.has(route.server) ? old : handlerFor(route, deps));
   }
   return { generation, handlers };
 }
 
-/** Handlers of the previous table not carried into the next: close them after the swap. */
-export function retiredHandlers(previous: RouteTable, next: RouteTable): RouteHandler[] {
+/**
+ * Retires the previous table's handlers that the next one does not carry:
+ * sessions move to a replacement where there is one, then the old handler closes.
+ */
+export async function retireHandlers(previous: RouteTable, next: RouteTable): Promise<void> {
   const kept = new Set(next.handlers.values());
-  return [...previous.handlers.values()].filter((h) => !kept.has(h));
+  for (const [server, old] of previous.handlers) {
+    if (kept.has(old)) continue;
+    const heir = next.handlers.get(server);
+    if (old.kind === 'mcp' && heir?.kind === 'mcp') await old.handOver?.(heir);
+    old.close();
+  }
 }
 
 function handlerFor(route: Route, deps: TableDeps): RouteHandler {
@@ -100,6 +125,12 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     return entry.mux;
   };
   const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
+  const handOver = async (next: RouteHandler & { kind: 'mcp' }): Promise<void> => {
+    for (const [user, { mux }] of perUser) {
+      const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000)).catch(() => undefined);
+      if (heir !== undefined) mux.handOver(heir);
+    }
+  };
   const close = (): void => {
     closed = true;
     for (const { mux, channel } of perUser.values()) {
@@ -108,7 +139,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     }
     perUser.clear();
   };
-  return { kind: 'mcp', route, endpoint, close };
+  return { kind: 'mcp', route, endpoint, handOver, close };
 }
 
 /** Connects a composite to a component through the handler currently serving it, as the user. */
@@ -133,6 +164,6 @@ function connectComponentVia(lookup: TableDeps['lookup']): ConnectComponent {
   };
 }
 
-function sameRoute(a: Route, b: Route): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+function sameRoute(a: Route | undefined, b: Route): boolean {
+  return a !== undefined && canonicalJson(a) === canonicalJson(b);
 }

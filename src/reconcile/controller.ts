@@ -12,7 +12,7 @@ import type { DesiredState } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RouteTable, TableDeps } from '../proxy/table.ts';
-import { buildRouteTable, EMPTY_TABLE, retiredHandlers } from '../proxy/table.ts';
+import { buildRouteTable, EMPTY_TABLE, retireHandlers } from '../proxy/table.ts';
 import type { Outcome } from './apply.ts';
 import { applyPlan } from './apply.ts';
 import { hasChanges, planChanges } from './plan.ts';
@@ -113,7 +113,7 @@ export class Controller {
     const generation = ++this.#generation;
     const previousTable = this.#table;
     this.#table = buildRouteTable(desired, previousTable, generation, { ...this.#o.tableDeps, backend: this.#o.backend });
-    for (const handler of retiredHandlers(previousTable, this.#table)) handler.close();
+    await retireHandlers(previousTable, this.#table);
     // Sessions of removed servers stay open until their unit drained: answers in flight still reach them.
     this.#loaded = loaded;
     this.#desired = desired;

@@ -81,6 +81,26 @@ describe('hot reload', () => {
   });
 });
 
+describe('composites across reloads', () => {
+  test('a curation change keeps the session and tells the client to list tools again', async () => {
+    const box = (tools: string): string => `  box:\n    type: composite\n    components:\n      - server: everything\n        tools: { include: [${tools}] }\n`;
+    const b = await startTestBerth(everythingYaml() + box('echo'));
+    try {
+      const client = await connectClient(b.url, 'box');
+      let changed = 0;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      b.writeConfig(everythingYaml() + box('echo, get-sum'));
+      await waitFor(() => changed > 0, { timeoutMs: 20_000, message: 'tools/list_changed' });
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['echo', 'get-sum']);
+      assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same box' } })), 'Echo: same box');
+      await client.close();
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
 describe('config mounts', () => {
   test('a Kubernetes ConfigMap-style ..data symlink swap reloads', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-configmap-'));
