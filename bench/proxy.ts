@@ -940,6 +940,17 @@ function report(cells: Cell[], memory: MemoryFigure | undefined, targets: Map<st
 
 // ---------------------------------------------------------------- main
 
+/** The commit measured, `+dirty` when the work tree differs from it. */
+function revision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return `${head}${dirty ? '+dirty src' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function options(): Options {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -985,7 +996,8 @@ async function main(): Promise<void> {
 
   const wanted = (id: string): boolean => opts.only === undefined || opts.only.some((s) => id.includes(s));
   const started = performance.now();
-  console.error(`bench: node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${opts.calls} calls or ${opts.seconds} s per cell after ${WARMUP_CALLS} warm-up calls or ${WARMUP_MS / 1000} s`);
+  const rev = revision();
+  console.error(`bench: berth ${rev}, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${opts.calls} calls or ${opts.seconds} s per cell after ${WARMUP_CALLS} warm-up calls or ${WARMUP_MS / 1000} s`);
   const cells: Cell[] = [];
   const how = new Map<string, string>();
   const run = async (id: string, make: () => Promise<Target>): Promise<void> => {
@@ -1022,8 +1034,8 @@ async function main(): Promise<void> {
     console.log('');
     console.log(report(cells, memory, how));
     console.log('');
-    console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    if (opts.json !== undefined) writeFileSync(opts.json, JSON.stringify({ node: process.version, cpus: cpus().length, cells, memory }, null, 2));
+    console.log(`berth ${rev}, node ${process.version}, ${cpus().length} CPUs; total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    if (opts.json !== undefined) writeFileSync(opts.json, JSON.stringify({ revision: rev, node: process.version, cpus: cpus().length, cells, memory }, null, 2));
     if (opts.profile !== undefined) {
       console.log('');
       console.log(summarizeProfiles(opts.profile));
