@@ -21,21 +21,34 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 export type BodyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly status: number; readonly code: number; readonly message: string };
 
 /** Reads a JSON body up to `limit` bytes: 413 past it, -32700 for malformed JSON. */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > limit) return { ok: false, status: 413, code: ErrorCode.invalidRequest, message: `request body over ${limit} bytes` };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return { ok: false, status: 413, code: ErrorCode.invalidRequest, message: `request body over ${limit} bytes` };
-    chunks.push(chunk);
-  }
-  try {
-    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
-  } catch {
-    return { ok: false, status: 400, code: ErrorCode.parseError, message: 'Parse error: invalid JSON' };
-  }
+  const tooLarge: BodyResult = { ok: false, status: 413, code: ErrorCode.invalidRequest, message: `request body over ${limit} bytes` };
+  if (declared > limit) return Promise.resolve(tooLarge);
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      req.resume();
+      resolve(tooLarge);
+    };
+    req.on('data', onData);
+    req.once('error', () => resolve({ ok: false, status: 400, code: ErrorCode.invalidRequest, message: 'request body could not be read' }));
+    req.once('end', () => {
+      if (size > limit) return;
+      try {
+        resolve({ ok: true, value: JSON.parse(Buffer.concat(chunks, size).toString('utf8')) });
+      } catch {
+        resolve({ ok: false, status: 400, code: ErrorCode.parseError, message: 'Parse error: invalid JSON' });
+      }
+    });
+  });
 }
 
 /** True when a media-type list (Accept) names the type, ignoring parameters and case. */

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { RequestContext } from './context.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRpcError } from './http-util.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { SessionEventStore } from './event-store.ts';
+import { serveWebStandard } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern, writeRefusal } from './stateless.ts';
 
@@ -47,7 +48,8 @@ export class McpEndpoint {
       case 'DELETE': {
         const entry = this.#session(req, res, ctx, 'streamable-http');
         if (entry === undefined) return;
-        return (entry.transport as StreamableHTTPServerTransport).handleRequest(req, res);
+        const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
+        return serveWebStandard(req, res, (request) => transport.handleRequest(request));
       }
       default:
         return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET, POST, DELETE' });
@@ -72,7 +74,8 @@ export class McpEndpoint {
     if (req.headers[SESSION_HEADER] !== undefined) {
       const entry = this.#session(req, res, ctx, 'streamable-http');
       if (entry === undefined) return;
-      return (entry.transport as StreamableHTTPServerTransport).handleRequest(req, res, body.value);
+      const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
+      return serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body.value }));
     }
     if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
     return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
@@ -82,7 +85,7 @@ export class McpEndpoint {
     const mux = await this.#acquire(res, ctx);
     if (mux === undefined) return;
     const { server, sessions } = this.#o;
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
       eventStore: new SessionEventStore(),
@@ -94,7 +97,7 @@ export class McpEndpoint {
     };
     await transport.start();
     mux.attach(transport);
-    await transport.handleRequest(req, res, body);
+    await serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body }));
   }
 
   /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */

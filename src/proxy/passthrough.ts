@@ -1,3 +1,5 @@
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import httpProxy from 'http-proxy';
 import type { RequestContext } from './context.ts';
@@ -23,10 +25,14 @@ export interface PassthroughOptions {
 export class Passthrough {
   readonly #o: PassthroughOptions;
   readonly #proxy: httpProxy;
+  readonly #agent: Agent;
 
   constructor(options: PassthroughOptions) {
     this.#o = options;
-    this.#proxy = httpProxy.createProxyServer({ target: options.url, ignorePath: true, changeOrigin: true, xfwd: false, proxyTimeout: 0 });
+    // Keep-alive to the upstream: a new connection per request would cost more than the proxying.
+    const agentOptions = { keepAlive: true, maxSockets: 256 };
+    this.#agent = new URL(options.url).protocol === 'https:' ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.#proxy = httpProxy.createProxyServer({ target: options.url, ignorePath: true, changeOrigin: true, xfwd: false, proxyTimeout: 0, agent: this.#agent });
     this.#proxy.on('proxyReq', (proxyReq) => {
       for (const name of STRIPPED) proxyReq.removeHeader(name);
       for (const [name, value] of Object.entries(options.headers)) proxyReq.setHeader(name, value);
@@ -52,5 +58,6 @@ export class Passthrough {
 
   close(): void {
     this.#proxy.close();
+    this.#agent.destroy();
   }
 }

@@ -39,9 +39,7 @@ export function createProxyServer(options: ProxyServerOptions): Server {
     const started = process.hrtime.bigint();
     const requestId = headerValue(req, 'x-request-id') ?? randomUUID();
     res.setHeader('x-request-id', requestId);
-    const abort = new AbortController();
-    res.once('close', () => abort.abort());
-    const ctx: RequestContext = { requestId, user: 'anonymous', log: logger.child({ requestId }), signal: abort.signal };
+    const ctx = new Context(requestId, res, logger);
     handle(req, res, ctx, state, metrics)
       .catch((err: unknown) => {
         ctx.log.error({ err }, 'request failed');
@@ -107,6 +105,40 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   if (sub === undefined) return handler.endpoint.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
   if (sub === 'message') return handler.endpoint.handleSseMessage(req, res, ctx, url.searchParams.get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
+}
+
+/** A request's context; the abort signal and the child logger are made only when used. */
+class Context implements RequestContext {
+  readonly requestId: string;
+  readonly user = 'anonymous';
+  server?: string;
+  method?: string;
+  readonly #res: ServerResponse;
+  readonly #logger: Logger;
+  #log: Logger | undefined;
+  #abort: AbortController | undefined;
+
+  constructor(requestId: string, res: ServerResponse, logger: Logger) {
+    this.requestId = requestId;
+    this.#res = res;
+    this.#logger = logger;
+  }
+
+  get log(): Logger {
+    return (this.#log ??= this.#logger.child({ requestId: this.requestId }));
+  }
+
+  get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      const abort = new AbortController();
+      this.#abort = abort;
+      // Only a client that leaves before the answer is complete aborts.
+      this.#res.once('close', () => {
+        if (!this.#res.writableFinished) abort.abort();
+      });
+    }
+    return this.#abort.signal;
+  }
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -80,6 +80,7 @@ interface Proc {
  * the log, restarts with backoff until stop().
  */
 export class StdioChild extends EventEmitter<ChildEvents> {
+  #corked = false;
   readonly #options: ChildOptions;
   readonly #log: Logger;
   readonly #backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
@@ -139,6 +140,15 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     if (stdin.writableLength + bytes > MAX_STDIN_QUEUE_BYTES) {
       this.#log.warn({ queuedBytes: stdin.writableLength, bytes, limitBytes: MAX_STDIN_QUEUE_BYTES }, 'server stdin queue full; message dropped');
       return false;
+    }
+    // Messages sent in one tick go out in one write: a burst of requests costs one syscall.
+    if (!this.#corked) {
+      this.#corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        stdin.uncork();
+      });
     }
     stdin.write(line);
     return true;
