@@ -22,7 +22,8 @@ export class SessionEventStore implements EventStore {
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
     const id = `${streamId}:${++this.#seq}`;
     this.#events.push({ id, stream: streamId, message });
-    if (this.#events.length > MAX_EVENTS) this.#events = this.#events.slice(-MAX_EVENTS);
+    // Trimmed in batches, so storing stays O(1) amortised.
+    if (this.#events.length > 2 * MAX_EVENTS) this.#events = this.#events.slice(-MAX_EVENTS);
     return id;
   }
 

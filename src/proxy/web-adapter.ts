@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** The request headers the MCP transport reads; copying only these keeps the hot path short. */
+const TRANSPORT_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'host', 'origin'] as const;
+
 /**
  * Runs a web-standard handler (the SDK's streamable HTTP transport) on a Node
  * request. Thinner than the SDK's own Node wrapper: the body was already read
@@ -12,8 +15,9 @@ export async function serveWebStandard(
   handler: (request: Request) => Promise<Response>,
 ): Promise<void> {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  for (const name of TRANSPORT_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers.set(name, value);
   }
   const request = new Request(`http://berth${req.url ?? '/'}`, { method: req.method ?? 'GET', headers });
   const response = await handler(request);
