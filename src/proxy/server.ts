@@ -101,9 +101,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
     if (sub !== undefined && sub !== 'mcp') return sendRpcError(res, 404, -32000, `Not Found: the endpoint is ${MCP_PREFIX}${name}`);
     return handler.kind === 'passthrough' ? handler.passthrough.handle(req, res, ctx) : handler.endpoint.handle(req, res, ctx);
   }
-  if (handler.kind !== 'mcp') return sendRpcError(res, 404, -32000, `Not Found: ${name} is served over streamable HTTP only, at ${MCP_PREFIX}${name}`);
-  if (sub === undefined) return handler.endpoint.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
-  if (sub === 'message') return handler.endpoint.handleSseMessage(req, res, ctx, url.searchParams.get('sessionId'));
+  const sse = handler.kind === 'mcp' ? handler.endpoint : handler.sse;
+  if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
+  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, url.searchParams.get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
 }
 

@@ -10,7 +10,7 @@ import type { ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
-import { RemoteSse } from './remote-sse.ts';
+import { RemoteUpstream } from './remote-upstream.ts';
 import type { SessionStore } from './sessions.ts';
 
 /** How one server's requests are served. */
@@ -23,7 +23,14 @@ export type RouteHandler =
       handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
       close(): void;
     }
-  | { readonly kind: 'passthrough'; readonly route: Route; readonly passthrough: Passthrough; close(): void };
+  | {
+      readonly kind: 'passthrough';
+      readonly route: Route;
+      readonly passthrough: Passthrough;
+      /** Legacy SSE clients of a streamable-HTTP remote: bridged over one client connection, made on first use. */
+      readonly sse: McpEndpoint;
+      close(): void;
+    };
 
 /** The proxy's routing state: replaced whole, in one assignment, on every reload. */
 export interface RouteTable {
@@ -97,12 +104,24 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
       return { kind: 'mcp', route, endpoint: endpoint(acquire), close: () => undefined };
     }
     case 'remote': {
+      const remote = (): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, logger: deps.logger });
       if (route.transport === 'sse') {
-        const upstream = new RemoteSse({ server: route.server, url: route.url, headers: route.headers.values, logger: deps.logger });
+        const upstream = remote();
         return { kind: 'mcp', route, endpoint: endpoint(async () => upstream.mux), close: () => upstream.close() };
       }
       const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
-      return { kind: 'passthrough', route, passthrough, close: () => passthrough.close() };
+      let bridge: RemoteUpstream | undefined;
+      const sse = endpoint(async () => (bridge ??= remote()).mux);
+      return {
+        kind: 'passthrough',
+        route,
+        passthrough,
+        sse,
+        close: () => {
+          passthrough.close();
+          bridge?.close();
+        },
+      };
     }
     case 'composite':
       return compositeHandler(route, deps);

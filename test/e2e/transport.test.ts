@@ -8,6 +8,8 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, everythingServer, everythingYaml, freePort, repoRoot, startTestBerth } from '../helpers/berth.ts';
@@ -202,6 +204,13 @@ describe('remote servers', () => {
     const seen: number[] = [];
     await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 2 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
     assert.deepEqual(seen, [1, 2]);
+    await client.close();
+  });
+
+  test('a legacy SSE client reaches a streamable-HTTP remote through a bridge', async () => {
+    const client = new LegacyClient({ name: 'old-client', version: '1.0.0' });
+    await client.connect(new SSEClientTransport(new URL(`${b.url}/sse/remote`)));
+    assert.equal(((await client.callTool({ name: 'echo', arguments: { message: 'bridged' } })) as { content: { text: string }[] }).content[0]?.text, 'Echo: bridged');
     await client.close();
   });
 

@@ -1,26 +1,37 @@
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../observe/log.ts';
 import { Multiplexer } from './multiplex.ts';
 import type { UpstreamChannel } from './multiplex.ts';
 
+export interface RemoteUpstreamOptions {
+  readonly server: string;
+  readonly url: string;
+  readonly transport: 'sse' | 'streamable-http';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly logger: Logger;
+}
+
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 30_000;
 
 /**
- * A legacy HTTP+SSE upstream, held as one connection that berth multiplexes
- * to its clients; reconnects with backoff when the stream drops.
+ * A remote MCP server held as one client connection that berth multiplexes
+ * to its clients; reconnects with backoff when the connection drops. Used for
+ * SSE remotes, and for legacy SSE clients of streamable-HTTP remotes.
  */
-export class RemoteSse {
+export class RemoteUpstream {
   readonly mux: Multiplexer;
-  readonly #o: { server: string; url: string; headers: Readonly<Record<string, string>>; logger: Logger };
+  readonly #o: RemoteUpstreamOptions;
   readonly #handlers = { message: [] as ((m: unknown) => void)[], start: [] as (() => void)[], stop: [] as ((r: string) => void)[] };
-  #transport: SSEClientTransport | undefined;
+  #transport: Transport | undefined;
   #closed = false;
   #delay = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(options: { server: string; url: string; headers: Readonly<Record<string, string>>; logger: Logger }) {
+  constructor(options: RemoteUpstreamOptions) {
     this.#o = options;
     const channel: UpstreamChannel = {
       send: (m: JSONRPCMessage) => {
@@ -39,7 +50,11 @@ export class RemoteSse {
   async #connect(): Promise<void> {
     if (this.#closed) return;
     const headers = { ...this.#o.headers };
-    const transport = new SSEClientTransport(new URL(this.#o.url), { requestInit: { headers }, eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }) } });
+    const url = new URL(this.#o.url);
+    const transport: Transport =
+      this.#o.transport === 'sse'
+        ? new SSEClientTransport(url, { requestInit: { headers }, eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }) } })
+        : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
     transport.onmessage = (m) => this.#handlers.message.forEach((h) => h(m));
     transport.onclose = () => this.#lost('stream closed');
     transport.onerror = (err) => this.#o.logger.debug({ server: this.#o.server, err: err.message }, 'upstream stream error');
