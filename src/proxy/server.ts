@@ -61,8 +61,11 @@ export function createProxyServer(options: ProxyServerOptions): Server {
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, state: ProxyState, metrics: Metrics): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://berth');
-  switch (url.pathname) {
+  // Split by hand: a URL object per request costs more than the rest of the routing.
+  const raw = req.url ?? '/';
+  const queryAt = raw.indexOf('?');
+  const pathname = queryAt < 0 ? raw : raw.slice(0, queryAt);
+  switch (pathname) {
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
     case '/readyz':
@@ -81,7 +84,6 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   // Until an auth provider is configured, only this host's clients are served.
   if (!isLoopbackAddress(req.socket.remoteAddress)) return sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
 
-  const { pathname } = url;
   const isSse = pathname.startsWith(SSE_PREFIX);
   if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
     return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
@@ -103,7 +105,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   }
   const sse = handler.kind === 'mcp' ? handler.endpoint : handler.sse;
   if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
-  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, url.searchParams.get('sessionId'));
+  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(queryAt < 0 ? '' : raw.slice(queryAt + 1)).get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
 }
 
