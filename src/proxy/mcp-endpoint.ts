@@ -63,7 +63,7 @@ export class McpEndpoint {
     if (!isJsonContentType(req.headers['content-type'])) return sendRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
-    ctx.method = Array.isArray(body.value) ? 'batch' : isRequest(body.value) || hasMethod(body.value) ? String((body.value as { method: unknown }).method) : 'response';
+    ctx.method = methodOf(body.value);
     const era = classify(req, body.value);
     if (era.era === 'invalid') return writeRefusal(res, idOf(body.value), era.refusal);
     if (era.era === 'modern') {
@@ -98,6 +98,8 @@ export class McpEndpoint {
     await transport.start();
     mux.attach(transport);
     await serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body }));
+    // Refused before a session existed (e.g. a malformed initialize): nothing will ever use it.
+    if (transport.sessionId === undefined) await transport.close();
   }
 
   /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */
@@ -127,7 +129,7 @@ export class McpEndpoint {
     }
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
-    ctx.method = hasMethod(body.value) ? String((body.value as { method: unknown }).method) : 'response';
+    ctx.method = methodOf(body.value);
     return (entry.transport as SSEServerTransport).handlePostMessage(req, res, body.value);
   }
 
@@ -164,6 +166,17 @@ function idOf(value: unknown): string | number | null {
   return isRequest(value) ? value.id : null;
 }
 
-function hasMethod(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && 'method' in value;
+/** Methods that label metrics as themselves; anything else a client sends is `other`, keeping the label set bounded. */
+const METRIC_METHODS = new Set([
+  'initialize', 'ping', 'server/discover', 'tools/list', 'tools/call', 'resources/list', 'resources/read',
+  'resources/templates/list', 'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get',
+  'completion/complete', 'logging/setLevel', 'notifications/initialized', 'notifications/cancelled',
+  'notifications/progress', 'notifications/roots/list_changed', 'tasks/get', 'tasks/list', 'tasks/result', 'tasks/cancel',
+]);
+
+/** The JSON-RPC method of a body, for metrics: `batch` and `response` for the other shapes. */
+function methodOf(value: unknown): string {
+  if (Array.isArray(value)) return 'batch';
+  if (typeof value === 'object' && value !== null && 'method' in value && typeof value.method === 'string') return METRIC_METHODS.has(value.method) ? value.method : 'other';
+  return 'response';
 }
