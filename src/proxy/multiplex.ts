@@ -262,12 +262,8 @@ export class Multiplexer {
         }
         return;
       }
-      case 'notifications/progress': {
-        // Progress on a server-initiated request (e.g. sampling): map back to upstream's token.
-        this.#channel.send(notification as JSONRPCMessage);
-        return;
-      }
       default:
+        // Includes progress on server-initiated requests: those carry the upstream's own token.
         this.#channel.send(notification as JSONRPCMessage);
     }
   }

@@ -2,7 +2,8 @@
 // server, bad configs keep the last good one serving, broken servers stay
 // contained, idle per-user instances stop, and SIGTERM leaves no process.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,8 @@ import { silentLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { configText, connectClient, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
+
+const runCli = promisify(execFile);
 
 async function status(url: string): Promise<StatusReport> {
   return (await (await fetch(`${url}/status`)).json()) as StatusReport;
@@ -197,8 +200,8 @@ describe('per-user instances', () => {
   });
 });
 
-describe('signals', () => {
-  test('SIGHUP reloads; SIGTERM drains, stops every child and leaves no orphan process', async () => {
+describe('a berth process', () => {
+  test('status and plan --running read it; SIGHUP reloads; SIGTERM drains, stops every child and leaves no orphan process', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-sigterm-'));
     const file = path.join(dir, 'berth.yaml');
     writeFileSync(file, configText(everythingYaml() + everythingYaml('second')));
@@ -213,6 +216,20 @@ describe('signals', () => {
       const all = r.servers.flatMap((s) => s.instances.map((i) => i.pid)).filter((p): p is number => p !== undefined);
       return all.length === 2 ? all : undefined;
     }, { timeoutMs: 30_000, message: 'two instances' });
+    const cli = (...args: string[]) => runCli(process.execPath, [path.join(repoRoot, 'bin/berth.js'), ...args]).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+    );
+    const table = await cli('status', file, '--url', url);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /^everything\s+hosted\/shared\s+pid \d+\s+ready\s+0\s+1/m);
+    const same = await cli('plan', file, '--running', url);
+    assert.equal(same.code, 0, same.stdout);
+    assert.match(same.stdout, /no changes/);
+    writeFileSync(path.join(dir, 'next.yaml'), configText(everythingYaml()));
+    const fewer = await cli('plan', path.join(dir, 'next.yaml'), '--running', url);
+    assert.equal(fewer.code, 2);
+    assert.match(fewer.stdout, /- delete\s+second/);
     child.kill('SIGHUP');
     await waitFor(async () => (await status(url)).lastReload?.reason === 'SIGHUP', { timeoutMs: 20_000, message: 'a reload on SIGHUP' });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
