@@ -12,7 +12,7 @@ export class BerthError extends Error {
   }
 }
 
-/** A problem with the user's input that cannot be fixed by retrying. */
+/** True for errors berth raised on purpose: their message is fit to show as is, without a stack trace. */
 export function isBerthError(err: unknown): err is BerthError {
   return err instanceof BerthError;
 }
