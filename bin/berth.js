@@ -9,7 +9,7 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 // Running the sources needs type stripping (Node 22.18+); the compiled package needs 22.12.
 const needed = fromSource ? [22, 18] : [22, 12];
 if (major < needed[0] || (major === needed[0] && minor < needed[1])) {
-  const hint = fromSource ? '; in a checkout, `npm start` or `scripts/run.sh` installs a recent Node into .tools/' : '';
+  const hint = fromSource ? '; in a checkout, `. scripts/toolchain.sh` installs a recent Node into .tools/ and puts it on PATH' : '';
   process.stderr.write(`berth: needs Node.js >= ${needed.join('.')}, this is ${process.versions.node}${hint}\n`);
   process.exit(1);
 }
