@@ -74,7 +74,10 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     state: {
       table: () => ctl.table,
       originPolicy: () => policy,
-      ready: () => ctl.lastReload !== undefined && backend.status().every((i) => i.user !== undefined || i.state === 'ready'),
+      readiness: () => ({
+        ready: ctl.lastReload !== undefined,
+        notReady: [...new Set(backend.status().filter((i) => i.user === undefined && i.state !== 'ready').map((i) => i.unit))].sort(),
+      }),
       status: () => buildStatusReport(ctl, backend, sessions),
     },
   });

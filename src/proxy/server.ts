@@ -14,8 +14,12 @@ export interface ProxyState {
   /** The route table in force; swapped whole on reload. */
   table(): RouteTable;
   originPolicy(): OriginPolicy;
-  /** Whether a config has been applied and shared servers are up. */
-  ready(): boolean;
+  /**
+   * Ready once the first config was applied; servers whose shared instances
+   * are not ready are listed but do not make berth unready, since one broken
+   * server must not take the others out of a load balancer.
+   */
+  readiness(): { readonly ready: boolean; readonly notReady: readonly string[] };
   status(): Promise<unknown>;
 }
 
@@ -68,8 +72,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   switch (pathname) {
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
-    case '/readyz':
-      return sendJson(res, state.ready() ? 200 : 503, { ready: state.ready() });
+    case '/readyz': {
+      const readiness = state.readiness();
+      return sendJson(res, readiness.ready ? 200 : 503, readiness);
+    }
     case '/metrics': {
       const body = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType });
