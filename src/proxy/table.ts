@@ -128,19 +128,31 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
   }
 }
 
+/** A user's composite connections are released after this long without a session. */
+const IDLE_COMPOSITE_MS = 15 * 60_000;
+
 /** A composite: one multiplexer per user over that user's composite channel. */
 function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps): RouteHandler {
-  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel> }>();
+  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number }>();
   let closed = false;
   const connect = connectComponentVia(deps.lookup);
   const acquire = async (user: string): Promise<Multiplexer> => {
     if (closed) throw new Error(`server ${route.server} is shutting down`);
+    // Users who left long ago give their composite connections back.
+    const now = Date.now();
+    for (const [other, { mux, channel, lastUsed }] of perUser) {
+      if (other === user || mux.sessionCount > 0 || now - Math.max(lastUsed, mux.lastActivity()) < IDLE_COMPOSITE_MS) continue;
+      perUser.delete(other);
+      mux.close();
+      void channel.close();
+    }
     let entry = perUser.get(user);
     if (entry === undefined) {
       const channel = createCompositeChannel({ route, user, connect, logger: deps.logger });
-      entry = { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel };
+      entry = { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now };
       perUser.set(user, entry);
     }
+    entry.lastUsed = now;
     return entry.mux;
   };
   const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
