@@ -1,21 +1,41 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
-/** Writes a JSON-RPC error with an HTTP status, the way MCP transports answer transport-level failures. */
-export function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } });
+/** A transport-level refusal: HTTP status plus JSON-RPC error. */
+export interface Refusal {
+  readonly status: number;
+  readonly code: number;
+  readonly message: string;
+  readonly data?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Writes a complete JSON response (compact, with its length). */
+export function writeJson(res: ServerResponse, status: number, value: unknown, headers: Readonly<Record<string, string>> = {}, indent?: number): void {
+  const body = JSON.stringify(value, null, indent);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
+/** Answers a refused request with its status and a JSON-RPC error carrying the request's id, if known. */
+export function sendRefusal(res: ServerResponse, id: RequestId | null, refusal: Refusal): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const error = { code: refusal.code, message: refusal.message, ...(refusal.data === undefined ? {} : { data: refusal.data }) };
+  writeJson(res, refusal.status, { jsonrpc: '2.0', id, error }, refusal.headers);
+}
+
+/** Writes a JSON-RPC error with an HTTP status, the way MCP transports answer transport-level failures. */
+export function sendRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Readonly<Record<string, string>> = {}): void {
+  sendRefusal(res, null, { status, code, message, headers });
+}
+
+/** Operations endpoints: indented for people with curl, never cached. */
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value, null, 2);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  res.end(body);
+  writeJson(res, status, value, { 'cache-control': 'no-store' }, 2);
 }
 
 export type BodyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly status: number; readonly code: number; readonly message: string };

@@ -3,13 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { RequestContext } from './context.ts';
-import { accepts, isJsonContentType, readJsonBody, sendRpcError } from './http-util.ts';
+import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { SessionEventStore } from './event-store.ts';
 import { serveWebStandard } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
-import { classify, MODERN_VERSIONS, serveModern, writeRefusal } from './stateless.ts';
+import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
 export interface McpEndpointOptions {
   readonly server: string;
@@ -65,7 +65,7 @@ export class McpEndpoint {
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
     ctx.method = methodOf(body.value);
     const era = classify(req, body.value);
-    if (era.era === 'invalid') return writeRefusal(res, idOf(body.value), era.refusal);
+    if (era.era === 'invalid') return sendRefusal(res, idOf(body.value), era.refusal);
     if (era.era === 'modern') {
       const mux = await this.#acquire(res, ctx);
       if (mux === undefined) return;
@@ -89,7 +89,7 @@ export class McpEndpoint {
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
       eventStore: new SessionEventStore(),
-      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport, lastSeen: Date.now() }),
+      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport }),
       onsessionclosed: (id): void => sessions.delete(id),
     });
     transport.onclose = () => {
@@ -112,7 +112,7 @@ export class McpEndpoint {
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport, lastSeen: Date.now() });
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;

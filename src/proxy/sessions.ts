@@ -47,7 +47,9 @@ export class SessionStore {
     return entry;
   }
 
-  add(entry: SessionEntry): void {
+  /** Registers a new session, used as of now. */
+  add(session: Omit<SessionEntry, 'lastSeen'>): void {
+    const entry: SessionEntry = { ...session, lastSeen: this.#now() };
     this.#sessions.set(entry.id, entry);
     while (this.#sessions.size > this.#options.maxSessions) {
       const oldest = this.#sessions.values().next().value;

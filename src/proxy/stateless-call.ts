@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { writeJson } from './http-util.ts';
 import type { Request, RequestId, Response } from './jsonrpc.ts';
 import { isNotification, isRequest, isResponse } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
@@ -153,9 +154,7 @@ class ModernReply {
     if (this.#streaming) {
       this.res.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
     } else {
-      const text = JSON.stringify(message);
-      this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      this.res.end(text);
+      writeJson(this.res, 200, message);
     }
     this.#done();
   }

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { Request, RequestId } from './jsonrpc.ts';
+import type { Refusal } from './http-util.ts';
+import { sendRefusal, writeJson } from './http-util.ts';
+import type { Request } from './jsonrpc.ts';
 import { ErrorCode, isNotification, isRequest } from './jsonrpc.ts';
 import type { Multiplexer, UpstreamInfo } from './multiplex.ts';
 import { StatelessCall } from './stateless-call.ts';
@@ -44,13 +46,6 @@ const MODERN_METHODS = new Set([
 /** Results clients may cache; they must say for how long and for whom. */
 const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read', 'server/discover']);
 
-/** A transport-level refusal: HTTP status plus JSON-RPC error. */
-export interface Refusal {
-  readonly status: number;
-  readonly code: number;
-  readonly message: string;
-  readonly data?: unknown;
-}
 
 export type Classification = { readonly era: 'legacy' } | { readonly era: 'modern'; readonly message: Request | { method: string; params?: Record<string, unknown> } } | { readonly era: 'invalid'; readonly refusal: Refusal };
 
@@ -139,15 +134,15 @@ export async function serveModern(res: ServerResponse, message: Request | { meth
   try {
     info = await mux.ready(AbortSignal.timeout(30_000));
   } catch (err) {
-    return writeRefusal(res, message.id, { status: 503, code: ErrorCode.upstreamUnavailable, message: (err as Error).message });
+    return sendRefusal(res, message.id, { status: 503, code: ErrorCode.upstreamUnavailable, message: (err as Error).message });
   }
   if (message.method === 'server/discover') {
-    return writeJson(res, { jsonrpc: '2.0', id: message.id, result: decorate('server/discover', discoverResult(info), info) });
+    return writeJson(res, 200, { jsonrpc: '2.0', id: message.id, result: decorate('server/discover', discoverResult(info), info) });
   }
   const params = message.params ?? {};
   if (typeof params['requestState'] === 'string') {
     const call = StatelessCall.resume(params['requestState']);
-    if (call === undefined) return writeRefusal(res, message.id, { status: 400, code: ErrorCode.invalidParams, message: 'Invalid params: requestState is unknown or expired; send the request again without it' });
+    if (call === undefined) return sendRefusal(res, message.id, { status: 400, code: ErrorCode.invalidParams, message: 'Invalid params: requestState is unknown or expired; send the request again without it' });
     return call.round(res, message.id, params['inputResponses'] as Record<string, unknown> | undefined);
   }
   const envelope = (params['_meta'] ?? {}) as Record<string, unknown>;
@@ -188,18 +183,6 @@ function toUpstream(message: Request): Request {
   const { inputResponses: _i, requestState: _r, ...params } = message.params ?? {};
   const meta = Object.fromEntries(Object.entries((params['_meta'] as Record<string, unknown> | undefined) ?? {}).filter(([k]) => !k.startsWith(META_PREFIX)));
   return { ...message, params: { ...params, ...(Object.keys(meta).length === 0 ? { _meta: undefined } : { _meta: meta }) } };
-}
-
-export function writeRefusal(res: ServerResponse, id: RequestId | null, refusal: Refusal): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code: refusal.code, message: refusal.message, ...(refusal.data === undefined ? {} : { data: refusal.data }) } });
-  res.writeHead(refusal.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function writeJson(res: ServerResponse, message: unknown): void {
-  const text = JSON.stringify(message);
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 function envelopeOf(message: unknown): Record<string, unknown> | undefined {

@@ -12,7 +12,7 @@ function store(options: { idleTtlMs: number; maxSessions: number }) {
   let now = 0;
   const closed: string[] = [];
   const sessions = new SessionStore({ ...options, now: () => now });
-  const add = (id: string): void => sessions.add({ id, server: 's', user: 'u', kind: 'streamable-http', transport: fakeTransport(closed, id), lastSeen: now });
+  const add = (id: string): void => sessions.add({ id, server: 's', user: 'u', kind: 'streamable-http', transport: fakeTransport(closed, id) });
   return { sessions, closed, add, advance: (ms: number) => (now += ms) };
 }
 
