@@ -84,7 +84,12 @@ export class Controller {
 
   /** Reloads serially: a reload requested during another runs after it, against the file as it is then. */
   reload(reason: string): Promise<ReloadResult> {
-    const run = this.#queue.then(() => this.#reload(reason));
+    return this.#serially(() => this.#reload(reason));
+  }
+
+  /** Runs reloads and resyncs one at a time, in the order asked. */
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work);
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -96,17 +101,11 @@ export class Controller {
       loaded = loadConfigFile(this.#o.file, this.#o.env);
     } catch (err) {
       const issues: readonly ConfigIssue[] = err instanceof ConfigError ? err.issues : [];
-      const errors = issues.length > 0 ? issues.map(formatIssue) : [(err as Error).message];
-      log.error({ errors }, 'config rejected; the last good config keeps serving');
-      this.#o.metrics.reloads.inc({ result: 'rejected' });
-      return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors });
+      return this.#reject(log, reason, issues.length > 0 ? issues.map(formatIssue) : [(err as Error).message]);
     }
     const backendType = loaded.config.backend?.type ?? 'local';
     if (backendType !== this.#o.backend.name) {
-      const errors = [`${this.#o.file}: backend ${backendType} differs from the running backend ${this.#o.backend.name}; changing backends needs a restart`];
-      log.error({ errors }, 'config rejected; the last good config keeps serving');
-      this.#o.metrics.reloads.inc({ result: 'rejected' });
-      return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors });
+      return this.#reject(log, reason, [`${this.#o.file}: backend ${backendType} differs from the running backend ${this.#o.backend.name}; changing backends needs a restart`]);
     }
     const desired = resolveDesiredState(loaded);
     const previousDesired = this.#desired;
@@ -122,10 +121,17 @@ export class Controller {
     const plan = planChanges(desired, { units: await this.#o.backend.list(), routes: previousDesired?.routes ?? [] });
     if (hasChanges(plan)) log.info({ actions: plan.actions.filter((a) => a.kind !== 'keep').map((a) => `${a.kind} ${a.unit.name}`) }, 'applying plan');
     this.#outcomes = new Map(await applyPlan(plan, { backend: this.#o.backend, logger: log }));
-    const errors = [...this.#outcomes].filter(([, o]) => o.kind === 'failed').map(([unit, o]) => `${unit}: ${o.kind === 'failed' ? o.reason : ''}`);
+    const errors = [...this.#outcomes].flatMap(([unit, o]) => (o.kind === 'failed' ? [`${unit}: ${o.reason}`] : []));
     this.#o.metrics.reloads.inc({ result: errors.length === 0 ? 'applied' : 'failed' });
     log.info({ generation, errors: errors.length }, 'config applied');
     return (this.#lastReload = { ok: errors.length === 0, at: new Date().toISOString(), reason, generation, errors });
+  }
+
+  /** A candidate config refused whole: the last good one keeps serving. */
+  #reject(log: Logger, reason: string, errors: readonly string[]): ReloadResult {
+    log.error({ errors }, 'config rejected; the last good config keeps serving');
+    this.#o.metrics.reloads.inc({ result: 'rejected' });
+    return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors });
   }
 
   /**
@@ -165,7 +171,7 @@ export class Controller {
 
   /** Re-plans against what the backend reports and repairs drift, without re-reading the file. */
   resync(): Promise<void> {
-    const run = this.#queue.then(async () => {
+    return this.#serially(async () => {
       const desired = this.#desired;
       if (desired === undefined || this.#closed) return;
       const plan = planChanges(desired, { units: await this.#o.backend.list(), routes: desired.routes });
@@ -173,8 +179,6 @@ export class Controller {
       this.#o.logger.info('resync found drift; converging');
       this.#outcomes = new Map(await applyPlan(plan, { backend: this.#o.backend, logger: this.#o.logger }));
     });
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 
   async close(): Promise<void> {
