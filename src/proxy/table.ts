@@ -1,4 +1,3 @@
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Backend } from '../backends/backend.ts';
@@ -173,25 +172,20 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
   return { kind: 'mcp', route, endpoint, handOver, close };
 }
 
-/** Connects a composite to a component through the handler currently serving it, as the user. */
+/**
+ * Connects a composite to a component through the handler currently serving
+ * it, as the user: onto that server's multiplexer (for a streamable-HTTP
+ * remote, its bridged client connection), over an in-memory pair.
+ */
 function connectComponentVia(lookup: TableDeps['lookup']): ConnectComponent {
   return async (server: string, user: string, signal: AbortSignal): Promise<Transport> => {
     const handler = lookup(server);
     if (handler === undefined) throw new Error(`server ${server} is not served`);
-    switch (handler.kind) {
-      case 'mcp': {
-        const mux = await handler.endpoint.acquire(user, signal);
-        const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-        mux.attach(serverSide);
-        await serverSide.start();
-        return clientSide;
-      }
-      case 'passthrough': {
-        const { route } = handler;
-        if (route.kind !== 'remote') throw new Error(`server ${server}: passthrough serves remote routes only`);
-        return new StreamableHTTPClientTransport(new URL(route.url), { requestInit: { headers: { ...route.headers.values } } });
-      }
-    }
+    const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    mux.attach(serverSide);
+    await serverSide.start();
+    return clientSide;
   };
 }
 

@@ -191,6 +191,12 @@ describe('remote servers', () => {
     url: http://127.0.0.1:${port}/mcp
     headers:
       X-Berth-Test: "yes"
+  wrapped:
+    type: composite
+    components:
+      - server: remote
+        prefix: r_
+        tools: { include: [echo] }
 `);
   });
   after(async () => {
@@ -204,6 +210,13 @@ describe('remote servers', () => {
     const seen: number[] = [];
     await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 2 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
     assert.deepEqual(seen, [1, 2]);
+    await client.close();
+  });
+
+  test('a composite reaches a streamable-HTTP remote component', async () => {
+    const client = await connectClient(b.url, 'wrapped');
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['r_echo']);
+    assert.equal(((await client.callTool({ name: 'r_echo', arguments: { message: 'composed' } })) as { content: { text: string }[] }).content[0]?.text, 'Echo: composed');
     await client.close();
   });
 
