@@ -11,13 +11,13 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolResult, JSONRPCMessage, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LocalBackend } from '../../src/backends/local/index.ts';
+import { stdioChannel } from '../../src/backends/local/channel.ts';
 import { StdioChild } from '../../src/backends/local/child.ts';
 import type { ComponentRoute, DesiredState, Route, ToolCuration, Unit } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { createCompositeChannel } from '../../src/proxy/composite.ts';
 import type { ConnectComponent } from '../../src/proxy/composite.ts';
 import { Multiplexer } from '../../src/proxy/multiplex.ts';
-import type { UpstreamChannel } from '../../src/proxy/multiplex.ts';
 import { SessionStore } from '../../src/proxy/sessions.ts';
 import { buildRouteTable, EMPTY_TABLE } from '../../src/proxy/table.ts';
 import type { RouteTable } from '../../src/proxy/table.ts';
@@ -79,13 +79,7 @@ describe('composite channel', () => {
 
   before(async () => {
     child = new StdioChild({ id: 'everything', command: process.execPath, args: [everythingMain, 'stdio'], env: {}, logger: silentLogger(), stopTimeoutMs: 1_000 });
-    const channel: UpstreamChannel = {
-      send: (message) => child.send(message),
-      onMessage: (handler) => child.on('message', handler),
-      onStart: (handler) => child.on('spawn', handler),
-      onStop: (handler) => child.on('exit', (info) => handler(`exited with code ${info.code}`)),
-    };
-    everything = new Multiplexer({ name: 'everything', channel, logger: silentLogger() });
+    everything = new Multiplexer({ name: 'everything', channel: stdioChannel(child), logger: silentLogger() });
     child.start();
     await everything.ready(AbortSignal.timeout(30_000));
     direct = (await clientOn(everything)).client;

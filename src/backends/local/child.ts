@@ -358,7 +358,8 @@ export class StdioChild extends EventEmitter<ChildEvents> {
   }
 }
 
-function describeExit(code: number | null, signal: string | null): string {
+/** How a child ended, as status and clients see it: `exit code 2`, `killed by SIGKILL`. */
+export function describeExit(code: number | null, signal: string | null): string {
   if (signal !== null) return `killed by ${signal}`;
   return `exit code ${code ?? 'unknown'}`;
 }

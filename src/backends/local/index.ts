@@ -2,9 +2,9 @@ import path from 'node:path';
 import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import { Multiplexer } from '../../proxy/multiplex.ts';
-import type { UpstreamChannel } from '../../proxy/multiplex.ts';
 import type { ObservedUnit } from '../../reconcile/plan.ts';
 import type { Backend, Endpoint, InstanceState, InstanceStatus } from '../backend.ts';
+import { stdioChannel } from './channel.ts';
 import { StdioChild } from './child.ts';
 import { commandFor } from './command.ts';
 
@@ -200,12 +200,11 @@ export class LocalBackend implements Backend {
 
   #startInstance(unit: Unit, user?: string): Instance {
     const spec = unit.spec;
-    if (spec.runtime === 'container') throw new Error(`server ${unit.name}: runtime container needs the docker or kubernetes backend`);
-    const { command, args } = commandFor(spec);
+    // Throws for runtime container, which this backend cannot run.
+    const { command, args, cwd } = commandFor(spec);
     const id = user === undefined ? unit.name : `${unit.name}/${user}`;
-    const cwd = spec.runtime === 'command' && spec.cwd !== undefined ? path.resolve(this.#baseDir, spec.cwd) : this.#baseDir;
-    const child = new StdioChild({ id, command, args, env: { ...spec.env.values }, cwd, logger: this.#log });
-    const mux = new Multiplexer({ name: id, channel: channelOf(child), logger: this.#log, now: this.#now });
+    const child = new StdioChild({ id, command, args, env: { ...spec.env.values }, cwd: path.resolve(this.#baseDir, cwd ?? '.'), logger: this.#log });
+    const mux = new Multiplexer({ name: id, channel: stdioChannel(child), logger: this.#log, now: this.#now });
     child.start();
     return { child, mux, lastUsed: this.#now(), ...(user === undefined ? {} : { user }) };
   }
@@ -258,13 +257,4 @@ export class LocalBackend implements Backend {
       ...(s.startedAt === undefined ? {} : { startedAt: new Date(s.startedAt).toISOString() }),
     };
   }
-}
-
-function channelOf(child: StdioChild): UpstreamChannel {
-  return {
-    send: (message) => child.send(message),
-    onMessage: (handler) => child.on('message', handler),
-    onStart: (handler) => child.on('spawn', handler),
-    onStop: (handler) => child.on('exit', (info: { code: number | null; signal: string | null }) => handler(info.signal === null ? `exited with code ${info.code}` : `killed by ${info.signal}`)),
-  };
 }
