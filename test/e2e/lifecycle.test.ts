@@ -104,23 +104,30 @@ describe('composites across reloads', () => {
   });
 });
 
+/** Writes `<root>/<name>/berth.yaml`: one version of a mounted or synced config. */
+function writeVersion(root: string, name: string, servers: string): void {
+  mkdirSync(path.join(root, name));
+  writeFileSync(path.join(root, name, 'berth.yaml'), configText(servers));
+}
+
+/** What the kubelet and git-sync do: point a new symlink at the new version and rename it over the old. */
+function swapLink(root: string, link: string, target: string): void {
+  symlinkSync(target, path.join(root, `${link}.tmp`));
+  renameSync(path.join(root, `${link}.tmp`), path.join(root, link));
+}
+
 describe('config mounts', () => {
   test('a Kubernetes ConfigMap-style ..data symlink swap reloads', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-configmap-'));
-    const version = (name: string, servers: string): void => {
-      mkdirSync(path.join(dir, name));
-      writeFileSync(path.join(dir, name, 'berth.yaml'), configText(servers));
-    };
+    const version = (name: string, servers: string): void => writeVersion(dir, name, servers);
     version('..v1', everythingYaml());
     symlinkSync('..v1', path.join(dir, '..data'));
     symlinkSync('..data/berth.yaml', path.join(dir, 'berth.yaml'));
     const berth = await startBerth(path.join(dir, 'berth.yaml'), { port: 0 }, silentLogger());
     try {
       assert.deepEqual((await status(berth.url)).servers.map((s) => s.name), ['everything']);
-      // What the kubelet does: write the new version beside the old, then rename a new symlink over ..data.
       version('..v2', everythingYaml() + everythingYaml('second'));
-      symlinkSync('..v2', path.join(dir, '..data_tmp'));
-      renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+      swapLink(dir, '..data', '..v2');
       await waitFor(async () => (await status(berth.url)).servers.some((s) => s.name === 'second'), { timeoutMs: 20_000, message: 'reload after the swap' });
     } finally {
       await berth.stop();
@@ -129,17 +136,13 @@ describe('config mounts', () => {
 
   test('a git-sync-style swap of a symlinked directory reloads, and the next edit too', async () => {
     const root = mkdtempSync(path.join(tmpdir(), 'berth-gitsync-'));
-    const worktree = (name: string, servers: string): void => {
-      mkdirSync(path.join(root, name));
-      writeFileSync(path.join(root, name, 'berth.yaml'), configText(servers));
-    };
+    const worktree = (name: string, servers: string): void => writeVersion(root, name, servers);
     worktree('rev1', everythingYaml());
     symlinkSync('rev1', path.join(root, 'repo'));
     const berth = await startBerth(path.join(root, 'repo', 'berth.yaml'), { port: 0 }, silentLogger());
     try {
       worktree('rev2', everythingYaml() + everythingYaml('second'));
-      symlinkSync('rev2', path.join(root, 'repo.tmp'));
-      renameSync(path.join(root, 'repo.tmp'), path.join(root, 'repo'));
+      swapLink(root, 'repo', 'rev2');
       await waitFor(async () => (await status(berth.url)).servers.some((s) => s.name === 'second'), { timeoutMs: 20_000, message: 'reload after the swap' });
       // The watch now follows rev2: an edit there is seen as well.
       writeFileSync(path.join(root, 'rev2', 'berth.yaml'), configText(everythingYaml() + everythingYaml('third')));
