@@ -1,47 +1,131 @@
+// The backend contract: what every backend (local, docker, kubernetes) does
+// and the small types it hands out. Backends own lifecycle only: they create,
+// observe and remove instances and say how to reach them. The proxy's
+// upstream pool does everything MCP (initialize, readiness, multiplexing,
+// hand-over), so a backend never imports the proxy or the planner.
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Unit } from '../desired/types.ts';
-import type { Multiplexer } from '../proxy/multiplex.ts';
-import type { ObservedUnit } from '../reconcile/plan.ts';
+import { BerthError } from '../errors.ts';
 
-/** Lifecycle state of one running instance, as status and metrics show it. */
-export type InstanceState = 'starting' | 'ready' | 'backoff' | 'crash-looping' | 'stopping' | 'stopped';
-
-export interface InstanceStatus {
-  readonly unit: string;
-  /** The user a per-user instance belongs to. */
-  readonly user?: string;
-  readonly state: InstanceState;
-  readonly restarts: number;
-  readonly sessions: number;
-  readonly lastError?: string;
-  readonly pid?: number;
-  readonly startedAt?: string;
-}
-
-/** Where the proxy sends a unit's traffic. */
-export type Endpoint = { readonly kind: 'mcp'; readonly mux: Multiplexer } | { readonly kind: 'http'; readonly url: string };
+export type BackendName = 'local' | 'docker' | 'kubernetes';
 
 /**
- * Runs units. Everything above this interface is backend-agnostic. Effectful
- * methods take an AbortSignal; `ensure` is idempotent (an unchanged unit
- * costs nothing) and `remove` drains before it stops.
+ * Lifecycle of one instance as its backend sees it. MCP readiness is not
+ * here: the pool knows when an instance answered `initialize`.
+ */
+export type InstanceState = 'creating' | 'running' | 'backoff' | 'crash-looping' | 'failed' | 'stopping' | 'exited';
+
+/** Why an instance is not running, in the words operators know from pods. */
+export type FailureClass = 'image-missing' | 'pulling' | 'crash-loop' | 'oom-killed' | 'exited' | 'unschedulable' | 'insufficient-capacity' | 'config-error' | 'start-failed';
+
+/** One running (or failing) instance of a unit, as `list()` and `events()` report it. */
+export interface ObservedInstance {
+  /** Unique within the backend and stable for the instance's life (a container id, a pod name, a local key). */
+  readonly id: string;
+  /** The berth instance that owns it; a backend lists only its own owner's instances. */
+  readonly owner: string;
+  readonly unit: string;
+  /** Hash of the user a per-user instance serves; never the raw identity. */
+  readonly userHash?: string;
+  readonly specHash: string;
+  /** 0-based replica index of a shared unit; 0 for per-user instances. */
+  readonly replica: number;
+  readonly state: InstanceState;
+  readonly restarts: number;
+  readonly failure?: FailureClass;
+  /** The backend's own words for the last failure (exit status, daemon or cluster message). */
+  readonly lastError?: string;
+  readonly startedAt?: string;
+  /** A process id, container id or pod name, for operators. */
+  readonly detail?: string;
+}
+
+/** What `ensure` converges: the instances of one unit, for one user when per-user. */
+export interface Placement {
+  readonly unit: Unit;
+  /** Set for per-user units: whose instance, and the credentials only that instance gets. */
+  readonly user?: { readonly hash: string; readonly env: Readonly<Record<string, string>> };
+}
+
+/**
+ * Messages to and from one upstream MCP connection over stdio: each (re)spawn
+ * is a fresh server to initialize.
+ */
+export interface MessageChannel {
+  /** Sends one message; false when the upstream is not running. */
+  send(message: JSONRPCMessage): boolean;
+  /** Every message the upstream sends. */
+  onMessage(handler: (message: unknown) => void): void;
+  /** A fresh upstream process is up and must be initialized. */
+  onStart(handler: () => void): void;
+  /** The upstream went away; in-flight requests cannot complete. */
+  onStop(handler: (reason: string) => void): void;
+}
+
+/** How the proxy reaches an instance: never a proxy object, only a transport. */
+export type UpstreamTransport =
+  | { readonly kind: 'stdio'; readonly channel: MessageChannel }
+  | {
+      readonly kind: 'http';
+      readonly transport: 'streamable-http' | 'sse';
+      readonly url: string;
+      readonly headers: Readonly<Record<string, string>>;
+    };
+
+export type InstanceEvent =
+  | { readonly kind: 'changed'; readonly instance: ObservedInstance }
+  | { readonly kind: 'removed'; readonly id: string; readonly unit: string };
+
+/**
+ * Runs instances of units. Every effectful method takes a signal and returns
+ * once the backend accepted the change, never waiting for MCP readiness.
+ * Writes are idempotent: an unchanged placement makes no backend writes.
  */
 export interface Backend {
-  readonly name: 'local' | 'docker' | 'kubernetes';
-  /** Units this backend runs for berth, with the specHash they were started from. */
-  list(signal?: AbortSignal): Promise<ObservedUnit[]>;
-  /** Starts or replaces a unit's shared instances; per-user units only become known. */
-  ensure(unit: Unit, signal?: AbortSignal): Promise<void>;
-  /** Stops every instance of a unit. */
-  remove(name: string, signal?: AbortSignal): Promise<void>;
+  readonly name: BackendName;
+  /** Every instance this berth owns, as the backend sees it now (after a restart: what to adopt). */
+  list(signal: AbortSignal): Promise<readonly ObservedInstance[]>;
   /**
-   * The endpoint for a user's traffic to a unit, starting a per-user instance
-   * on first use. During a replacement the old instances serve until the new
-   * ones are ready.
+   * Makes the placement's instances at its unit's specHash exist: `replicas`
+   * of them for a shared unit, one for a per-user placement. Surplus replicas
+   * of the same spec go; instances of the unit at another specHash stay, for
+   * the pool to hand over and then remove.
    */
-  endpoint(name: string, user: string, signal?: AbortSignal): Promise<Endpoint>;
-  /** Recent log lines of a unit's instances. */
-  logs(name: string): readonly string[];
-  status(): readonly InstanceStatus[];
-  /** Stops everything; used on shutdown. */
-  close(): Promise<void>;
+  ensure(placement: Placement, signal: AbortSignal): Promise<readonly ObservedInstance[]>;
+  /** Stops and deletes one instance; removing one that is gone is not an error. */
+  remove(instanceId: string, signal: AbortSignal): Promise<void>;
+  /** How to reach a running instance. */
+  endpoint(instanceId: string, signal: AbortSignal): Promise<UpstreamTransport>;
+  /** The newest log lines of an instance, oldest first. */
+  logs(instanceId: string, tail: number, signal: AbortSignal): Promise<readonly string[]>;
+  /** Instance changes as they happen, until the signal aborts. Level-based consumers may merge or miss some: `list` is the truth. */
+  events(signal: AbortSignal): AsyncIterable<InstanceEvent>;
+  /**
+   * Releases what the backend holds (watches, sockets). The local backend
+   * also stops its children, which cannot outlive berth; container backends
+   * leave their instances running, to be adopted on the next start.
+   */
+  close(signal: AbortSignal): Promise<void>;
+}
+
+/** Stable codes of backend errors; listed in docs/errors.md. */
+export type BackendErrorCode =
+  | 'backend_unreachable'
+  | 'instance_not_found'
+  | 'image_missing'
+  | 'start_failed'
+  | 'insufficient_capacity'
+  | 'forbidden'
+  | 'invalid_spec'
+  | 'aborted';
+
+/** A backend failure; `retryable` says whether trying again later can help. */
+export class BackendError extends BerthError {
+  readonly retryable: boolean;
+
+  constructor(code: BackendErrorCode, message: string, options: { retryable: boolean; cause?: unknown }) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BackendError';
+    this.retryable = options.retryable;
+  }
 }

@@ -10,3 +10,11 @@ export function canonicalJson(value: unknown): string {
 export function hashSpec(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
 }
+
+/**
+ * The label-safe name of a user on backend objects: their identity never
+ * appears in container labels, pod labels or instance ids, only this.
+ */
+export function hashUser(user: string): string {
+  return createHash('sha256').update(`berth-user:${user}`).digest('hex').slice(0, 16);
+}
