@@ -20,7 +20,7 @@ const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
   npx: ['package', 'version', 'args', 'env'],
   uvx: ['package', 'version', 'args', 'env'],
-  command: ['command', 'args', 'cwd', 'env'],
+  command: ['command', 'args', 'cwd', 'env', 'transport', 'path'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
 const MIN_DURATION_MS = 1000;

@@ -160,11 +160,11 @@ export type Server = {
    */
   port?: number;
   /**
-   * container/remote: the MCP endpoint path.
+   * container/remote, and command with `transport`: the MCP endpoint path.
    */
   path?: string;
   /**
-   * container/remote: the upstream's HTTP transport.
+   * container/remote: the upstream's HTTP transport. command: set it when the command serves MCP over HTTP instead of stdio; berth passes a free loopback port in the PORT environment variable.
    */
   transport?: 'streamable-http' | 'sse';
   /**

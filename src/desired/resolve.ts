@@ -64,8 +64,11 @@ function resolveSpec(server: Server): UnitSpec {
       const pkg = server.version === undefined ? (server.package ?? '') : `${server.package ?? ''}${separator}${server.version}`;
       return { runtime: server.runtime, package: pkg, args, env, ...resources };
     }
-    case 'command':
-      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env, ...resources };
+    case 'command': {
+      // Without `transport` the server speaks stdio; the key stays absent so existing units keep their specHash.
+      const http = server.transport === undefined ? {} : { transport: server.transport, path: server.path ?? '/mcp' };
+      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), ...http, env, ...resources };
+    }
     case 'container':
       return {
         runtime: 'container',

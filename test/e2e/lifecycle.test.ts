@@ -42,7 +42,7 @@ describe('hot reload', () => {
 
   test('a session survives reloads that change other servers, and keeps calling tools', async () => {
     const client = await connectClient(b.url, 'everything');
-    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail;
     assert.ok(pid !== undefined);
     const variants = [everythingYaml() + everythingYaml('other'), everythingYaml() + everythingYaml('other', '    env: { FLAVOUR: b }\n'), everythingYaml()];
     for (const [i, servers] of variants.entries()) {
@@ -52,7 +52,7 @@ describe('hot reload', () => {
       assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: `after reload ${i}` } })), `Echo: after reload ${i}`);
     }
     const after = await status(b.url);
-    assert.equal(after.servers.find((s) => s.name === 'everything')?.instances[0]?.pid, pid, 'the unchanged server was never restarted');
+    assert.equal(after.servers.find((s) => s.name === 'everything')?.instances[0]?.detail, pid, 'the unchanged server was never restarted');
     assert.equal(after.servers.some((s) => s.name === 'other'), false, 'the removed server is gone');
     await client.close();
   });
@@ -75,9 +75,9 @@ describe('hot reload', () => {
     const client = await connectClient(b.url, 'everything');
     let changed = 0;
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
-    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail;
     b.writeConfig(everythingYaml('everything', '    env: { VERSION_MARK: "2" }\n'));
-    await waitFor(async () => (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid !== pid, { timeoutMs: 30_000, message: 'the replacement' });
+    await waitFor(async () => (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail !== pid, { timeoutMs: 30_000, message: 'the replacement' });
     await waitFor(() => changed > 0, { timeoutMs: 10_000, message: 'tools/list_changed' });
     assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same session' } })), 'Echo: same session');
     await client.close();
@@ -218,7 +218,7 @@ describe('a berth process', () => {
     await client.callTool({ name: 'echo', arguments: { message: 'before shutdown' } });
     const pids = await waitFor(async () => {
       const r = await status(url);
-      const all = r.servers.flatMap((s) => s.instances.map((i) => i.pid)).filter((p): p is number => p !== undefined);
+      const all = r.servers.flatMap((s) => s.instances.map((i) => Number(/^pid (\d+)$/.exec(i.detail ?? '')?.[1]))).filter((p) => !Number.isNaN(p));
       return all.length === 2 ? all : undefined;
     }, { timeoutMs: 30_000, message: 'two instances' });
     const cli = (...args: string[]) => runCli(process.execPath, [path.join(repoRoot, 'bin/berth.js'), ...args]).then(

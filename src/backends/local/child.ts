@@ -20,6 +20,8 @@ export interface ChildOptions {
   readonly env: Readonly<Record<string, string>>;
   readonly cwd?: string;
   readonly logger: Logger;
+  /** False when the child serves MCP over HTTP: its stdout is then log output like stderr. Default true. */
+  readonly stdoutMessages?: boolean;
   /** A longer stdout line is dropped (and logged); default 10 MiB. */
   readonly maxLineBytes?: number;
   /** Restart delay: doubles from initialMs up to maxMs, back to initialMs after the child stayed up resetAfterMs. */
@@ -231,13 +233,16 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     this.#proc = proc;
     if (proc.pid !== undefined) trackGroup(proc.pid);
 
-    const stdout = new LineSplitter({
-      maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
-      mode: 'drop',
-      onLine: (line) => this.#onStdoutLine(proc, line),
-      onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES }, 'server stdout line too long; dropped'),
-    });
     const stderr = new LineSplitter({ maxBytes: MAX_STDERR_LINE_BYTES, mode: 'truncate', onLine: (line, truncated) => this.#onStderrLine(proc, line, truncated) });
+    const stdout =
+      this.#options.stdoutMessages === false
+        ? new LineSplitter({ maxBytes: MAX_STDERR_LINE_BYTES, mode: 'truncate', onLine: (line, truncated) => this.#onStderrLine(proc, line, truncated) })
+        : new LineSplitter({
+            maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+            mode: 'drop',
+            onLine: (line) => this.#onStdoutLine(proc, line),
+            onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES }, 'server stdout line too long; dropped'),
+          });
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stdout.on('end', () => stdout.end());
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
