@@ -13,14 +13,10 @@ import { startBerth } from '../../src/cli/serve.ts';
 import type { StatusReport } from '../../src/cli/status-model.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { configText, connectClient, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { configText, connectClient, everythingYaml, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const runCli = promisify(execFile);
-
-async function status(url: string): Promise<StatusReport> {
-  return (await (await fetch(`${url}/status`)).json()) as StatusReport;
-}
 
 function echoText(result: unknown): string {
   return (result as { content: { text: string }[] }).content[0]?.text ?? '';
