@@ -10,7 +10,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startBerth } from '../../src/cli/serve.ts';
-import type { StatusReport } from '../../src/cli/status-model.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { configText, connectClient, everythingYaml, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
