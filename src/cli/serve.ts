@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { LocalBackend } from '../backends/local/index.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
+import type { Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
@@ -58,11 +59,14 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)) });
   // The pool reads the controller's current routes; it runs only after the controller exists.
-  const idleTimeoutFor = (unit: string): number | undefined => {
-    const route = ctl.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
-    return route?.kind === 'hosted' ? route.idleTimeoutMs : undefined;
-  };
-  const pool = new UpstreamPool({ backend, logger, idleTimeoutFor, drainMs: DRAIN_MS });
+  const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
+  const pool = new UpstreamPool({
+    backend,
+    logger,
+    drainMs: DRAIN_MS,
+    idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
+    requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
+  });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
   const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });

@@ -5,6 +5,7 @@ import { hashSpec } from './hash.ts';
 import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
+const DEFAULT_REQUEST_TIMEOUT = '5m';
 const DEFAULT_STARTUP_TIMEOUT = '60s';
 
 /** Turns a checked config into units to run and routes to serve. Pure. */
@@ -37,6 +38,7 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
           scope,
           headers: resolveSettings(server.headers),
           ...optionalOAuth(server),
+          requestTimeoutMs: parseDuration(server.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT) ?? 300_000,
           ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0 } : {}),
         });
         break;

@@ -106,6 +106,8 @@ export type Route =
       readonly scope: 'shared' | 'per-user';
       readonly headers: Settings;
       readonly oauth?: OAuthSettings;
+      /** How long one forwarded request may wait for its answer. */
+      readonly requestTimeoutMs: number;
       /** per-user: stop an instance after this long unused. */
       readonly idleTimeoutMs?: number;
     })

@@ -27,8 +27,8 @@ export interface MultiplexerOptions {
   readonly channel: MessageChannel;
   readonly logger: Logger;
   readonly now?: () => number;
-  /** How long a forwarded request may wait for its answer; progress notifications restart the clock. */
-  readonly requestTimeoutMs?: number;
+  /** How long a forwarded request may wait for its answer; progress notifications restart the clock. Read per request, so config changes apply. */
+  readonly requestTimeoutMs?: () => number;
   /** How long a request arriving while the upstream starts waits for it. */
   readonly readyWaitMs?: number;
 }
@@ -62,7 +62,7 @@ export class Multiplexer {
   readonly #channel: MessageChannel;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #requestTimeoutMs: number;
+  readonly #requestTimeoutMs: () => number;
   readonly #readyWaitMs: number;
   readonly #sessions = new Set<Session>();
   readonly #requests = new RequestTable<Session>();
@@ -75,7 +75,7 @@ export class Multiplexer {
     this.#channel = options.channel;
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? (() => DEFAULT_REQUEST_TIMEOUT_MS);
     this.#readyWaitMs = options.readyWaitMs ?? DEFAULT_READY_WAIT_MS;
     // A restarted server may offer different tools; clients should look again.
     this.#link = new UpstreamLink({ name: this.#name, channel: this.#channel, logger: this.#log, onReady: (restarted) => restarted && this.broadcast('notifications/tools/list_changed') });
@@ -224,14 +224,15 @@ export class Multiplexer {
   /** (Re)starts a request's deadline: a request the server dropped must not wait forever. */
   #arm(pending: Pending<Session>): void {
     clearTimeout(pending.timer);
+    const timeoutMs = this.#requestTimeoutMs();
     pending.timer = setTimeout(() => {
       if (this.#requests.settle(pending.upstreamId) === undefined) return;
-      this.#log.warn({ server: this.#name, method: pending.method, timeoutMs: this.#requestTimeoutMs }, 'upstream request timed out');
+      this.#log.warn({ server: this.#name, method: pending.method, timeoutMs }, 'upstream request timed out');
       this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.upstreamId, reason: 'timed out' } } as JSONRPCMessage);
-      const message = `server ${this.#name} did not answer ${pending.method} within ${Math.round(this.#requestTimeoutMs / 1000)} s`;
+      const message = `server ${this.#name} did not answer ${pending.method} within ${formatSeconds(timeoutMs)}`;
       void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.requestTimeout, message), pending.id);
       this.#checkDrained();
-    }, this.#requestTimeoutMs);
+    }, timeoutMs);
     pending.timer.unref();
   }
 
@@ -363,4 +364,8 @@ export class Multiplexer {
     this.#upstreamStopped('shutting down');
     for (const session of [...this.#sessions]) void session.transport.close().catch(() => undefined);
   }
+}
+
+function formatSeconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }

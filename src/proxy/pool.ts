@@ -9,7 +9,7 @@ import type { Logger } from '../observe/log.ts';
 import { ProxyError } from './errors.ts';
 import type { HttpChannel } from './http-channel.ts';
 import { httpChannel } from './http-channel.ts';
-import { Multiplexer } from './multiplex.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
 
 /** Readiness of one upstream as status shows it, beside the backend's own state. */
 export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
@@ -35,7 +35,8 @@ export interface PoolOptions {
   /** Credentials a user's own instance gets in its environment. */
   readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
   readonly sweepIntervalMs?: number;
-  readonly requestTimeoutMs?: number;
+  /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
+  readonly requestTimeoutFor?: (unit: string) => number | undefined;
   readonly now?: () => number;
 }
 
@@ -220,7 +221,8 @@ export class UpstreamPool {
     const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
     const pending = this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal]));
     const { channel, http } = lazyChannel(pending, name, this.#o.logger);
-    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, ...(this.#o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.#o.requestTimeoutMs }) });
+    const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
     const upstream: Upstream = { instance, mux, channel: undefined, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
     void http.then((c) => {
       upstream.channel = c;
@@ -228,7 +230,7 @@ export class UpstreamPool {
     });
     pending.catch((err: unknown) => mux.fail((err as Error).message));
     this.#byInstance.set(instance.id, upstream);
-    if (instance.state === 'crash-looping' || instance.state === 'failed') mux.fail(instance.lastError ?? instance.state);
+    if (isFailing(instance)) mux.fail(clientReason(instance));
     this.#reportSlowStart(unit, upstream);
     return upstream;
   }
@@ -239,11 +241,13 @@ export class UpstreamPool {
    * connected, and serves if it becomes ready later.
    */
   #reportSlowStart(unit: Unit, upstream: Upstream): void {
-    const signal = AbortSignal.any([upstream.stop.signal, this.#closing.signal, AbortSignal.timeout(unit.startupTimeoutMs)]);
+    const deadline = AbortSignal.timeout(unit.startupTimeoutMs);
+    const signal = AbortSignal.any([upstream.stop.signal, this.#closing.signal, deadline]);
     upstream.mux.ready(signal).catch(() => {
-      if (upstream.stop.signal.aborted || this.#closing.signal.aborted || upstream.mux.info !== undefined) return;
+      // A failure the pool was told about (crash loop) already speaks for itself.
+      if (!deadline.aborted || upstream.stop.signal.aborted || this.#closing.signal.aborted || upstream.mux.info !== undefined) return;
       const seconds = Math.round(unit.startupTimeoutMs / 1000);
-      const cause = upstream.mux.lastError ?? upstream.instance.lastError;
+      const cause = upstream.mux.lastError;
       const reason = `did not become ready within ${seconds} s${cause === undefined ? '' : `: ${cause}`}`;
       this.#o.logger.warn({ server: unit.name, instance: upstream.instance.id, reason }, 'instance not ready in time');
       upstream.mux.fail(reason);
@@ -315,13 +319,14 @@ export class UpstreamPool {
     if (upstream === undefined) return;
     upstream.instance = event.instance;
     // Waiting on a server that keeps dying only delays the answer.
-    if (event.instance.state === 'crash-looping' || event.instance.state === 'failed') upstream.mux.fail(event.instance.lastError ?? event.instance.state);
+    if (isFailing(event.instance)) upstream.mux.fail(clientReason(event.instance));
   }
 
   #statusOf(unit: string, u: Upstream): UpstreamStatus {
     const failing = u.instance.state === 'crash-looping' || u.instance.state === 'failed' || u.instance.state === 'backoff';
     const state: UpstreamState = u.draining ? 'draining' : u.mux.info !== undefined ? 'ready' : failing ? 'failing' : 'starting';
-    const lastError = u.mux.lastError ?? u.instance.lastError;
+    // Operators see the backend's own words (a crashed server's stderr included); clients never do.
+    const lastError = u.instance.lastError ?? u.mux.lastError;
     return {
       unit,
       instance: u.instance,
@@ -356,6 +361,18 @@ function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger:
     },
     http: real.then((c) => ('close' in c ? (c as HttpChannel) : undefined), () => undefined),
   };
+}
+
+function isFailing(instance: ObservedInstance): boolean {
+  return instance.state === 'crash-looping' || instance.state === 'failed';
+}
+
+/**
+ * Why an instance cannot serve, as clients may read it: the state and the
+ * failure class. The server's own output stays in the log and in status.
+ */
+function clientReason(instance: ObservedInstance): string {
+  return `${instance.state}${instance.failure === undefined ? '' : ` (${instance.failure})`}; see berth status for its last error`;
 }
 
 function leastBusy(upstreams: readonly Upstream[]): Upstream | undefined {

@@ -88,8 +88,13 @@ describe('composites across reloads', () => {
       let changed = 0;
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      // server-everything announces list changes of its own while the first listing connects the
+      // component; only a notification after the reload tells of the new curation.
+      const before = changed;
       b.writeConfig(everythingYaml() + box('echo, get-sum'));
-      await waitFor(() => changed > 0, { timeoutMs: 20_000, message: 'tools/list_changed' });
+      await waitFor(() => changed > before, { timeoutMs: 20_000, message: 'tools/list_changed' });
+      // A stray upstream notification may come first; the new curation follows within the deadline.
+      await waitFor(async () => (await client.listTools()).tools.length === 2, { timeoutMs: 20_000, message: 'the new curation' });
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['echo', 'get-sum']);
       assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same box' } })), 'Echo: same box');
       await client.close();

@@ -283,7 +283,7 @@ describe('composite routes in the route table', () => {
       units: [unit],
       routes: [
         compositeRoute([component('everything', 'ev_', { include: ['get-sum'], rename: { 'get-sum': 'add' } })]),
-        { kind: 'hosted', server: 'everything', unit: 'everything', scope: 'per-user', headers: settings },
+        { kind: 'hosted', server: 'everything', unit: 'everything', scope: 'per-user', headers: settings, requestTimeoutMs: 300_000 },
       ],
     };
     let table: RouteTable = EMPTY_TABLE;
