@@ -82,7 +82,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),
       }),
-      status: () => buildStatusReport(ctl, pool, backend, sessions, routes.current.generation),
+      status: () => buildStatusReport(ctl, pool, backend, sessions, routes.current),
     },
   });
   const sweep = setInterval(() => sessions.expire(), 60_000).unref();

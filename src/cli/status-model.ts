@@ -2,7 +2,9 @@ import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import { hashSpec } from '../desired/hash.ts';
 import type { Route } from '../desired/types.ts';
 import { redactRoute } from '../reconcile/plan.ts';
+import type { ComponentHealth } from '../proxy/composite.ts';
 import type { UpstreamPool } from '../proxy/pool.ts';
+import type { RouteTable } from '../proxy/table.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
 import { observedUnits } from '../reconcile/controller.ts';
@@ -48,6 +50,8 @@ export interface ServerStatus {
   readonly sessions: number;
   readonly lastError?: string;
   readonly instances: readonly InstanceStatus[];
+  /** A composite's components; `down` ones have their tools left out. */
+  readonly components?: readonly ComponentHealth[];
 }
 
 export function routeHash(route: unknown): string {
@@ -86,7 +90,8 @@ export async function instanceStatuses(pool: UpstreamPool, backend: Backend, sig
   return { instances: [...fromPool, ...unheld], observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
 }
 
-export async function buildStatusReport(controller: Controller, pool: UpstreamPool, backend: Backend, sessions: SessionStore, generation: number): Promise<StatusReport> {
+export async function buildStatusReport(controller: Controller, pool: UpstreamPool, backend: Backend, sessions: SessionStore, table: RouteTable): Promise<StatusReport> {
+  const generation = table.generation;
   const desired = controller.desired;
   const { instances, observed } = await instanceStatuses(pool, backend, AbortSignal.timeout(10_000));
   const counts = sessions.countByServer();
@@ -108,6 +113,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
         sessions: counts.get(route.server) ?? 0,
         ...lastErrorOf(outcome, instances.filter((i) => i.unit === unit)),
         instances: instances.filter((i) => i.unit === unit),
+        ...componentsOf(table, route.server),
       };
     }),
   };
@@ -118,4 +124,10 @@ function lastErrorOf(outcome: UnitStatus['outcome'] | undefined, instances: read
   if (outcome?.kind === 'failed' || outcome?.kind === 'retry') return { lastError: outcome.reason };
   const failing = instances.find((i) => i.state !== 'ready' && i.lastError !== undefined);
   return failing?.lastError === undefined ? {} : { lastError: failing.lastError };
+}
+
+function componentsOf(table: RouteTable, server: string): { components?: readonly ComponentHealth[] } {
+  const handler = table.handlers.get(server);
+  const health = handler?.kind === 'mcp' ? handler.health?.() : undefined;
+  return health === undefined ? {} : { components: health };
 }

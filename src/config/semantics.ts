@@ -125,6 +125,9 @@ function checkComponents(components: readonly Component[], names: readonly strin
     if (!names.includes(component.server)) {
       report(at('components', i, 'server'), 'unknown_server', `unknown server \`${component.server}\``, suggest(component.server, names) ?? `servers are: ${names.join(', ')}`);
     }
+    if (component.timeout !== undefined && parseDuration(component.timeout) === undefined) {
+      report(at('components', i, 'timeout'), 'invalid_duration', `cannot read duration ${JSON.stringify(component.timeout)}`, 'write a number and a unit: 30s, 15m, 1h');
+    }
     const tools = component.tools ?? {};
     const include = tools.include;
     for (const section of ['rename', 'descriptions'] as const) {

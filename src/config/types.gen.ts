@@ -367,6 +367,10 @@ export interface Component {
    */
   server: string;
   /**
+   * How long the composite waits for this component to connect or list its tools before it leaves the component's tools out (it keeps trying in the background and tells clients when they are back).
+   */
+  timeout?: string;
+  /**
    * Prepended to every tool name of this component, to keep names apart.
    */
   prefix?: string;

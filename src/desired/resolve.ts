@@ -6,6 +6,7 @@ import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Set
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
 const DEFAULT_REQUEST_TIMEOUT = '5m';
+const DEFAULT_COMPONENT_TIMEOUT = '10s';
 const DEFAULT_STARTUP_TIMEOUT = '60s';
 
 /** Turns a checked config into units to run and routes to serve. Pure. */
@@ -136,6 +137,7 @@ function resolveComponent(component: Component): ComponentRoute {
   return {
     server: component.server,
     prefix: component.prefix ?? '',
+    timeoutMs: parseDuration(component.timeout ?? DEFAULT_COMPONENT_TIMEOUT) ?? 10_000,
     tools: {
       ...(tools.include === undefined ? {} : { include: tools.include }),
       ...(tools.exclude === undefined ? {} : { exclude: tools.exclude }),

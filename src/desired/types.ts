@@ -80,6 +80,8 @@ export interface ToolCuration {
 export interface ComponentRoute {
   readonly server: string;
   readonly prefix: string;
+  /** Bound of connecting to and listing this component. */
+  readonly timeoutMs: number;
   readonly tools: ToolCuration;
 }
 

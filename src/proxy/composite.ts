@@ -24,10 +24,8 @@ export interface CompositeOptions {
   readonly logger: Logger;
 }
 
-/** Bounds acquiring a component and its initialize handshake (a per-user instance may have to start). */
-const CONNECT_TIMEOUT_MS = 60_000;
-/** Bounds listing one component's tools; a hanging component only loses its own tools. */
-const LIST_TIMEOUT_MS = 30_000;
+/** A component left out is tried again in the background, from its timeout up to this. */
+const PROBE_MAX_MS = 30_000;
 /** The SDK needs a request timeout; calls are bounded by the caller's cancellation, like direct ones. */
 const CALL_TIMEOUT_MS = 60 * 60_000;
 /** What a progress notification carries besides its token. */
@@ -35,6 +33,14 @@ type ProgressParams = Omit<ProgressNotification['params'], 'progressToken'>;
 /** A component paginating further than this is treated as broken. */
 const MAX_LIST_PAGES = 1_000;
 const VERSION = '0.1.0';
+
+/** Whether a component's tools are served, as status shows it. */
+export interface ComponentHealth {
+  readonly server: string;
+  readonly state: 'up' | 'down';
+  readonly lastError?: string;
+  readonly since?: string;
+}
 
 /** Where an exposed tool comes from. */
 export interface ToolTarget {
@@ -112,6 +118,8 @@ interface Slot {
   connection: Promise<Client> | undefined;
   /** Whether a connection was up before: a new one may come with other tools. */
   connectedBefore: boolean;
+  /** Set while the component's tools are left out: why, and the background retry. */
+  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; delayMs: number } | undefined;
 }
 
 /**
@@ -135,6 +143,8 @@ class CompositeChannel implements MessageChannel {
   #generation = 0;
   #cache: CuratedTools | undefined;
   #building: { generation: number; promise: Promise<CuratedTools> } | undefined;
+  /** Which component each tool name ever listed came from: a call to a left-out one says why. */
+  readonly #lastKnown = new Map<string, number>();
   /** Calls in flight that asked for progress, by the token the component sees. */
   readonly #progress = new Map<string, (params: ProgressParams) => void>();
   #nextToken = 1;
@@ -142,7 +152,7 @@ class CompositeChannel implements MessageChannel {
   constructor(options: CompositeOptions) {
     this.#o = options;
     this.#log = options.logger.child({ server: options.route.server, user: options.user });
-    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined, connectedBefore: false }));
+    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined, connectedBefore: false, down: undefined }));
     this.#server = new Server({ name: options.route.server, version: VERSION }, { capabilities: { tools: { listChanged: true } } });
     this.#server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [...(await this.#curated()).tools] }));
     this.#server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.#call(request, extra));
@@ -183,6 +193,7 @@ class CompositeChannel implements MessageChannel {
   /** Closes every component client and the server; idempotent. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
+    for (const slot of this.#slots) clearTimeout(slot.down?.probe);
     this.#closing.abort(new Error(`composite ${this.#o.route.server} is closing`));
     const clients = await Promise.allSettled(this.#slots.map((slot) => slot.connection ?? Promise.reject(new Error('not connected'))));
     await Promise.allSettled(clients.map((c) => (c.status === 'fulfilled' ? c.value.close() : undefined)));
@@ -236,7 +247,7 @@ class CompositeChannel implements MessageChannel {
         const result = await client.request(
           { method: 'tools/list', params: cursor === undefined ? {} : { cursor } },
           ListToolsResultSchema,
-          { signal: this.#closing.signal, timeout: LIST_TIMEOUT_MS },
+          { signal: this.#closing.signal, timeout: slot.component.timeoutMs },
         );
         tools.push(...result.tools);
         cursor = result.nextCursor;
@@ -244,19 +255,57 @@ class CompositeChannel implements MessageChannel {
         if (seen.has(cursor) || page + 1 >= MAX_LIST_PAGES) throw new Error(`tools/list pagination does not end (cursor ${cursor})`);
         seen.add(cursor);
       }
-      return curateComponentTools(slot.component, tools);
+      const curated = curateComponentTools(slot.component, tools);
+      for (const { tool } of curated) this.#lastKnown.set(tool.name, slot.index);
+      this.#up(slot);
+      return curated;
     } catch (err) {
-      if (!this.#closing.signal.aborted) {
-        this.#log.warn({ component: slot.component.server, index: slot.index, err: (err as Error).message }, 'composite component unavailable; its tools are left out');
-      }
+      if (!this.#closing.signal.aborted) this.#down(slot, (err as Error).message);
       return undefined;
     }
+  }
+
+  /** Component health for status: the ones left out, and why. */
+  health(): readonly ComponentHealth[] {
+    return this.#slots.map((slot) => ({
+      server: slot.component.server,
+      state: slot.down === undefined ? 'up' : 'down',
+      ...(slot.down === undefined ? {} : { lastError: slot.down.reason, since: slot.down.since }),
+    }));
+  }
+
+  /** Leaves a component out and keeps trying it in the background; its return is announced. */
+  #down(slot: Slot, reason: string): void {
+    if (slot.down === undefined) {
+      this.#log.warn({ component: slot.component.server, index: slot.index, err: reason }, 'composite component unavailable; its tools are left out');
+      slot.down = { reason, since: new Date().toISOString(), probe: undefined, delayMs: slot.component.timeoutMs };
+    } else {
+      slot.down.reason = reason;
+      slot.down.delayMs = Math.min(slot.down.delayMs * 2, PROBE_MAX_MS);
+    }
+    const down = slot.down;
+    clearTimeout(down.probe);
+    down.probe = setTimeout(() => void this.#listComponent(slot), down.delayMs);
+    down.probe.unref();
+  }
+
+  #up(slot: Slot): void {
+    const down = slot.down;
+    if (down === undefined) return;
+    clearTimeout(down.probe);
+    slot.down = undefined;
+    this.#log.info({ component: slot.component.server, index: slot.index }, 'composite component is back; its tools are listed again');
+    this.#toolsChanged();
   }
 
   async #call(request: CallToolRequest, extra: { signal: AbortSignal; sendNotification: (n: ServerNotification) => Promise<void> }): Promise<CallToolResult> {
     const { name, arguments: args, _meta } = request.params;
     const target = (await this.#curated()).targets.get(name);
-    if (target === undefined) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
+    if (target === undefined) {
+      const home = this.#slots[this.#lastKnown.get(name) ?? -1];
+      if (home?.down !== undefined) throw new RpcError(ErrorCode.upstreamUnavailable, `tool ${name} comes from component ${home.component.server}, which is unavailable: ${home.down.reason}`);
+      throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
+    }
     const slot = this.#slots[target.component]!;
     let client: Client;
     try {
@@ -313,7 +362,7 @@ class CompositeChannel implements MessageChannel {
   }
 
   async #connect(slot: Slot, onLost: () => void): Promise<Client> {
-    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)]);
+    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(slot.component.timeoutMs)]);
     const transport = await this.#o.connect(slot.component.server, this.#o.user, signal);
     const client = new Client({ name: `berth-composite/${this.#o.route.server}`, version: VERSION }, { capabilities: {} });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.#toolsChanged());
@@ -322,7 +371,7 @@ class CompositeChannel implements MessageChannel {
       this.#progress.get(String(progressToken))?.(params);
     });
     try {
-      await client.connect(transport, { signal, timeout: CONNECT_TIMEOUT_MS });
+      await client.connect(transport, { signal, timeout: slot.component.timeoutMs });
     } catch (err) {
       await client.close().catch(() => undefined);
       throw err;
@@ -351,6 +400,6 @@ class CompositeChannel implements MessageChannel {
  * The upstream channel of one user's composite: put a Multiplexer on it. It
  * reports onStart once its in-process server is connected.
  */
-export function createCompositeChannel(options: CompositeOptions): MessageChannel & { close(): Promise<void> } {
+export function createCompositeChannel(options: CompositeOptions): MessageChannel & { close(): Promise<void>; health(): readonly ComponentHealth[] } {
   return new CompositeChannel(options);
 }

@@ -4,7 +4,7 @@ import { canonicalJson } from '../desired/hash.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { createCompositeChannel } from './composite.ts';
-import type { ConnectComponent } from './composite.ts';
+import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
@@ -19,6 +19,8 @@ export type RouteHandler =
       readonly endpoint: McpEndpoint;
       /** Moves this handler's sessions to its replacement, whose clients then list tools again. */
       handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
+      /** A composite's components, with the ones left out for some user marked down. */
+      health?(): readonly ComponentHealth[];
       close(): void;
     }
   | {
@@ -203,7 +205,14 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     }
     perUser.clear();
   };
-  return { kind: 'mcp', route, endpoint, handOver, close };
+  const health = (): ComponentHealth[] => {
+    const byServer = new Map<string, ComponentHealth>();
+    for (const { channel } of perUser.values()) {
+      for (const h of channel.health()) if (byServer.get(h.server)?.state !== 'down') byServer.set(h.server, h);
+    }
+    return route.components.map((c) => byServer.get(c.server) ?? { server: c.server, state: 'up' });
+  };
+  return { kind: 'mcp', route, endpoint, handOver, health, close };
 }
 
 /**

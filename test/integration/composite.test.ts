@@ -39,8 +39,8 @@ function captureLogger(): { logger: pino.Logger; lines: LogLine[] } {
   return { logger: pino({ level: 'debug', base: undefined }, { write: (s: string) => lines.push(JSON.parse(s) as LogLine) }), lines };
 }
 
-function component(server: string, prefix: string, tools: Partial<ToolCuration> = {}): ComponentRoute {
-  return { server, prefix, tools: { rename: {}, descriptions: {}, ...tools } };
+function component(server: string, prefix: string, tools: Partial<ToolCuration> = {}, timeoutMs = 10_000): ComponentRoute {
+  return { server, prefix, timeoutMs, tools: { rename: {}, descriptions: {}, ...tools } };
 }
 
 function compositeRoute(components: ComponentRoute[]): Route & { kind: 'composite' } {
