@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
+import { Gate } from '../auth/gate.ts';
 import { LocalBackend } from '../backends/local/index.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
@@ -47,10 +49,9 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   if (backendType !== 'local') {
     throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
   }
-  if ((config.auth ?? []).some((p) => p.type !== 'none')) {
-    // Fail closed: nothing is served to non-loopback clients until providers are enforced.
-    logger.warn('auth providers are not enforced by this version; only clients on this host are served, as user anonymous');
-  }
+  const authProblem = checkAuthConfig(config)[0];
+  if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
+  const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   // The backend and the route table read the controller's current state; they run only after it exists.
   const idleTimeoutFor = (unit: string): number | undefined => {
@@ -74,6 +75,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     state: {
       table: () => ctl.table,
       originPolicy: () => policy,
+      gate: () => gate,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(backend.status().filter((i) => i.user === undefined && i.state !== 'ready').map((i) => i.unit))].sort(),

@@ -131,6 +131,7 @@ function resolveComponent(component: Component): ComponentRoute {
   return {
     server: component.server,
     prefix: component.prefix ?? '',
+    ...(component.access === undefined ? {} : { access: component.access }),
     tools: {
       ...(tools.include === undefined ? {} : { include: tools.include }),
       ...(tools.exclude === undefined ? {} : { exclude: tools.exclude }),

@@ -55,9 +55,12 @@ export interface Unit {
   readonly startupTimeoutMs: number;
 }
 
+/** Who may use a server or component; absent means every authenticated caller, present means only those it names. */
 export interface Access {
   readonly users?: readonly string[];
   readonly groups?: readonly string[];
+  /** OAuth scopes the caller's token must all carry. */
+  readonly scopes?: readonly string[];
 }
 
 export interface ToolCuration {
@@ -70,6 +73,7 @@ export interface ToolCuration {
 export interface ComponentRoute {
   readonly server: string;
   readonly prefix: string;
+  readonly access?: Access;
   readonly tools: ToolCuration;
 }
 
