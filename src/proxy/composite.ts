@@ -21,6 +21,8 @@ export interface CompositeOptions {
   readonly route: Route & { kind: 'composite' };
   readonly user: string;
   readonly connect: ConnectComponent;
+  /** Whether the user may reach a component now (access rules); others are neither listed nor connected. */
+  readonly reachable?: (component: ComponentRoute) => boolean;
   readonly logger: Logger;
 }
 
@@ -134,6 +136,8 @@ class CompositeChannel implements UpstreamChannel {
   #stopped = false;
   #generation = 0;
   #cache: CuratedTools | undefined;
+  /** Which components were reachable when the cache was built; a change in the user's access rebuilds it. */
+  #cacheReach = '';
   #building: { generation: number; promise: Promise<CuratedTools> } | undefined;
   /** Calls in flight that asked for progress, by the token the component sees. */
   readonly #progress = new Map<string, (params: ProgressParams) => void>();
@@ -198,6 +202,12 @@ class CompositeChannel implements UpstreamChannel {
 
   /** The curated list: cached, or built once for all concurrent askers. */
   #curated(): Promise<CuratedTools> {
+    const reach = this.#slots.map((slot) => (this.#reachable(slot) ? '1' : '0')).join('');
+    if (reach !== this.#cacheReach) {
+      this.#cacheReach = reach;
+      this.#generation++;
+      this.#cache = undefined;
+    }
     if (this.#cache !== undefined) return Promise.resolve(this.#cache);
     if (this.#building?.generation !== this.#generation) {
       const building = { generation: this.#generation, promise: this.#build() };
@@ -226,6 +236,7 @@ class CompositeChannel implements UpstreamChannel {
 
   /** One component's curated tools; undefined (logged) when it cannot be reached or listed. */
   async #listComponent(slot: Slot): Promise<{ tool: Tool; original: string }[] | undefined> {
+    if (!this.#reachable(slot)) return [];
     try {
       const client = await this.#clientOf(slot);
       if (client.getServerCapabilities()?.tools === undefined) return [];
@@ -258,6 +269,7 @@ class CompositeChannel implements UpstreamChannel {
     const target = (await this.#curated()).targets.get(name);
     if (target === undefined) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     const slot = this.#slots[target.component]!;
+    if (!this.#reachable(slot)) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     let client: Client;
     try {
       client = await this.#clientOf(slot);
@@ -294,6 +306,10 @@ class CompositeChannel implements UpstreamChannel {
     } finally {
       if (ownToken !== undefined) this.#progress.delete(ownToken);
     }
+  }
+
+  #reachable(slot: Slot): boolean {
+    return this.#o.reachable?.(slot.component) ?? true;
   }
 
   #clientOf(slot: Slot): Promise<Client> {
