@@ -63,7 +63,8 @@ export function jwtProvider(settings: AuthProvider, options: JwtOptions): Provid
   };
 
   const identityOf = (claims: Claims): Verdict => {
-    const user = claims[userClaim];
+    // A client-credentials token has no end user: the client acts as itself (RFC 9068 names it in client_id).
+    const user = claims[userClaim] ?? (userClaim === 'sub' ? claims['client_id'] : undefined);
     if (typeof user !== 'string' || user === '') return { kind: 'invalid', reason: `the token has no ${userClaim} claim` };
     const scopes = claims['scope'] !== undefined ? listOf(claims['scope']) : listOf(claims['scp']);
     const identity: Identity = { user, groups: listOf(claims[groupsClaim]), scopes, provider: 'jwt' };

@@ -11,6 +11,7 @@ import Provider from 'oidc-provider';
 
 export const SCOPES = ['mcp:read', 'mcp:write'];
 export const CLIENT = { id: 'agent', secret: 'agent-secret-agent-secret' };
+export const INTROSPECTOR = { id: 'berth', secret: 'berth-secret-berth-secret' };
 
 export interface TestIssuer {
   readonly issuer: string;
@@ -43,7 +44,11 @@ export async function startIssuer(): Promise<TestIssuer> {
   const keys = [await signingKey('key-1')];
   const build = (): Provider => {
     const p = new Provider(issuer, {
-      clients: [{ client_id: CLIENT.id, client_secret: CLIENT.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: SCOPES.join(' ') }],
+      clients: [
+        { client_id: CLIENT.id, client_secret: CLIENT.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: SCOPES.join(' ') },
+        // berth itself, for introspection.
+        { client_id: INTROSPECTOR.id, client_secret: INTROSPECTOR.secret, grant_types: [], redirect_uris: [], response_types: [] },
+      ],
       scopes: SCOPES,
       ttl: { ClientCredentials: 600 },
       // Group membership for berth's groups claim.
@@ -57,7 +62,9 @@ export async function startIssuer(): Promise<TestIssuer> {
           enabled: true,
           defaultResource: () => undefined as never,
           useGrantedResource: () => true,
-          getResourceServerInfo: () => ({ scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } }),
+          // Resources whose path names `opaque` get opaque tokens, checked by introspection.
+          getResourceServerInfo: (_ctx, resource) =>
+            resource.includes('opaque') ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 } : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } },
         },
       },
     });
