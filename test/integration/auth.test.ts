@@ -228,7 +228,11 @@ describe('downstream auth', () => {
       const transport = new SSEClientTransport(new URL(`${b.url}/sse/everything`), { requestInit: { headers: apiKey('alice') }, eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...init?.headers, ...apiKey('alice') } }) } });
       const client = new Client({ name: 'sse', version: '1.0.0' });
       await client.connect(transport);
-      const res = await post(`${b.url}/sse/everything/message?sessionId=${transport.sessionId}`, { jsonrpc: '2.0', id: 9, method: 'ping' }, apiKey('bob'));
+      // The SDK keeps the message endpoint (which names the session) to itself.
+      const endpoint = (transport as unknown as { _endpoint: URL })._endpoint;
+      assert.ok(endpoint.searchParams.get('sessionId'), 'the session id is known');
+      assert.equal((await post(endpoint.href, { jsonrpc: '2.0', id: 8, method: 'ping' }, apiKey('alice'))).status, 202, 'alice may post to her session');
+      const res = await post(endpoint.href, { jsonrpc: '2.0', id: 9, method: 'ping' }, apiKey('bob'));
       assert.equal(res.status, 404);
       await client.ping();
       await client.close();

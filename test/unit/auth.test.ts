@@ -76,19 +76,19 @@ describe('resource URLs', () => {
 describe('providers', () => {
   const request = (headers: Record<string, string>, remoteAddress = '127.0.0.1'): AuthRequest => ({ headers, remoteAddress, audiences: [] });
 
-  test('apiKey: X-API-Key or bearer; a foreign bearer token passes on, a wrong X-API-Key does not', () => {
+  test('apiKey: X-API-Key or bearer; a foreign bearer token passes on, a wrong X-API-Key does not', async () => {
     const { key, sha256 } = newApiKey();
     const provider = apiKeyProvider([{ user: 'alice', groups: ['eng'], sha256 }, { user: 'bob', key: 'bob-key-0123456789abcdef' }]);
-    assert.deepEqual(provider.verify(request({ 'x-api-key': key })), { kind: 'identity', identity: { user: 'alice', groups: ['eng'], scopes: [], provider: 'apiKey' } });
-    assert.equal((provider.verify(request({ authorization: 'Bearer bob-key-0123456789abcdef' })) as { identity: Identity }).identity.user, 'bob');
-    assert.equal(provider.verify(request({ authorization: 'Bearer eyJhbGciOi.eyJzdWIi.sig' })).kind, 'pass');
-    assert.equal(provider.verify(request({ authorization: `Bearer ${key}x` })).kind, 'invalid', 'a berth_ key that is wrong');
-    assert.equal(provider.verify(request({ 'x-api-key': 'nope' })).kind, 'invalid');
-    assert.equal(provider.verify(request({})).kind, 'pass');
+    assert.deepEqual(await provider.verify(request({ 'x-api-key': key })), { kind: 'identity', identity: { user: 'alice', groups: ['eng'], scopes: [], provider: 'apiKey' } });
+    assert.equal(((await provider.verify(request({ authorization: 'Bearer bob-key-0123456789abcdef' }))) as { identity: Identity }).identity.user, 'bob');
+    assert.equal((await provider.verify(request({ authorization: 'Bearer eyJhbGciOi.eyJzdWIi.sig' }))).kind, 'pass');
+    assert.equal((await provider.verify(request({ authorization: `Bearer ${key}x` }))).kind, 'invalid', 'a berth_ key that is wrong');
+    assert.equal((await provider.verify(request({ 'x-api-key': 'nope' }))).kind, 'invalid');
+    assert.equal((await provider.verify(request({}))).kind, 'pass');
     assert.equal(sha256, sha256Hex(key));
   });
 
-  test('header: believed only from trusted proxy addresses', () => {
+  test('header: believed only from trusted proxy addresses', async () => {
     const provider = headerProvider({ userHeader: 'X-Auth-User', trustedProxies: ['10.0.0.0/8', 'fd00::/8'] });
     const headers = { 'x-auth-user': 'dave', 'x-forwarded-groups': 'ops, eng' };
     const cases: { address: string; trusted: boolean }[] = [
@@ -99,7 +99,7 @@ describe('providers', () => {
       { address: '11.0.0.1', trusted: false },
     ];
     for (const c of cases) {
-      const verdict = provider.verify(request(headers, c.address));
+      const verdict = await provider.verify(request(headers, c.address));
       assert.equal(verdict.kind, c.trusted ? 'identity' : 'pass', c.address);
       if (verdict.kind === 'identity') assert.deepEqual(verdict.identity.groups, ['ops', 'eng']);
     }
