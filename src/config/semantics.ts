@@ -12,15 +12,15 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout'],
-  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout'],
+  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout', 'requestTimeout'],
+  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout', 'requestTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
   npx: ['package', 'version', 'args', 'env'],
   uvx: ['package', 'version', 'args', 'env'],
-  command: ['command', 'args', 'cwd', 'env'],
+  command: ['command', 'args', 'cwd', 'env', 'transport', 'path'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
 const MIN_DURATION_MS = 1000;
@@ -42,7 +42,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
     if (server.runtime === 'container' && backendType === 'local') {
       report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
     }
-    for (const key of ['idleTimeout', 'startupTimeout'] as const) {
+    for (const key of ['idleTimeout', 'startupTimeout', 'requestTimeout'] as const) {
       const value = server[key];
       if (value === undefined) continue;
       const millis = parseDuration(value);

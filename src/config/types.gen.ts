@@ -187,11 +187,11 @@ export type Server = {
    */
   port?: number;
   /**
-   * container/remote: the MCP endpoint path.
+   * container/remote, and command with `transport`: the MCP endpoint path.
    */
   path?: string;
   /**
-   * container/remote: the upstream's HTTP transport.
+   * container/remote: the upstream's HTTP transport. command: set it when the command serves MCP over HTTP instead of stdio; berth passes a free loopback port in the PORT environment variable.
    */
   transport?: 'streamable-http' | 'sse';
   /**
@@ -228,6 +228,10 @@ export type Server = {
    * single-user/multi-user: how long an instance may take to start and answer `initialize` before berth reports it failed (`30s`, `2m`). npx and uvx may download the package first.
    */
   startupTimeout?: string;
+  /**
+   * single-user/multi-user: how long berth waits for the answer to one forwarded request before it answers the client with an error (JSON-RPC -32004). Progress notifications from the server restart the clock. Changing it restarts nothing.
+   */
+  requestTimeout?: string;
   access?: Access;
   /**
    * composite: the servers this one is made of.

@@ -5,6 +5,7 @@ import { hashSpec } from './hash.ts';
 import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
+const DEFAULT_REQUEST_TIMEOUT = '5m';
 const DEFAULT_STARTUP_TIMEOUT = '60s';
 
 /** Turns a checked config into units to run and routes to serve. Pure. */
@@ -37,6 +38,7 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
           scope,
           headers: resolveSettings(server.headers),
           ...optionalOAuth(server),
+          requestTimeoutMs: parseDuration(server.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT) ?? 300_000,
           ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0 } : {}),
         });
         break;
@@ -64,8 +66,11 @@ function resolveSpec(server: Server): UnitSpec {
       const pkg = server.version === undefined ? (server.package ?? '') : `${server.package ?? ''}${separator}${server.version}`;
       return { runtime: server.runtime, package: pkg, args, env, ...resources };
     }
-    case 'command':
-      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env, ...resources };
+    case 'command': {
+      // Without `transport` the server speaks stdio; the key stays absent so existing units keep their specHash.
+      const http = server.transport === undefined ? {} : { transport: server.transport, path: server.path ?? '/mcp' };
+      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), ...http, env, ...resources };
+    }
     case 'container':
       return {
         runtime: 'container',

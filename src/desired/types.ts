@@ -26,7 +26,17 @@ export interface Resources {
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
   | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources }
-  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources }
+  | {
+      readonly runtime: 'command';
+      readonly command: string;
+      readonly args: readonly string[];
+      readonly cwd?: string;
+      /** Set when the command serves MCP over HTTP on the port berth passes in `PORT`; absent for stdio. */
+      readonly transport?: Transport;
+      readonly path?: string;
+      readonly env: Settings;
+      readonly resources?: Resources;
+    }
   | {
       readonly runtime: 'container';
       readonly image: string;
@@ -100,6 +110,8 @@ export type Route =
       readonly scope: 'shared' | 'per-user';
       readonly headers: Settings;
       readonly oauth?: OAuthSettings;
+      /** How long one forwarded request may wait for its answer. */
+      readonly requestTimeoutMs: number;
       /** per-user: stop an instance after this long unused. */
       readonly idleTimeoutMs?: number;
     })

@@ -1,5 +1,5 @@
 // A composite server: one virtual MCP server made of several others, with a
-// curated tool list. It is an in-process SDK Server behind an UpstreamChannel,
+// curated tool list. It is an in-process SDK Server behind an MessageChannel,
 // so the Multiplexer serves it exactly like a stdio child; towards each
 // component it is an SDK Client, connected as the user it serves.
 
@@ -12,7 +12,7 @@ import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotificat
 import type { ComponentRoute, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { ErrorCode } from './jsonrpc.ts';
-import type { UpstreamChannel } from './multiplex.ts';
+import type { MessageChannel } from '../backends/backend.ts';
 
 /** An SDK client-side Transport to the component `server`, as `user`. */
 export type ConnectComponent = (server: string, user: string, signal: AbortSignal) => Promise<Transport>;
@@ -123,7 +123,7 @@ interface Slot {
  * or comes back after a drop; a list that misses a broken component is served
  * but not cached, so the next listing tries that component again.
  */
-class CompositeChannel implements UpstreamChannel {
+class CompositeChannel implements MessageChannel {
   readonly #o: CompositeOptions;
   readonly #log: Logger;
   readonly #server: Server;
@@ -367,6 +367,6 @@ class CompositeChannel implements UpstreamChannel {
  * The upstream channel of one user's composite: put a Multiplexer on it. It
  * reports onStart once its in-process server is connected.
  */
-export function createCompositeChannel(options: CompositeOptions): UpstreamChannel & { close(): Promise<void> } {
+export function createCompositeChannel(options: CompositeOptions): MessageChannel & { close(): Promise<void> } {
   return new CompositeChannel(options);
 }

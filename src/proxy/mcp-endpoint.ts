@@ -4,6 +4,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
+import { ProxyError } from './errors.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
@@ -155,8 +156,14 @@ export class McpEndpoint {
     try {
       return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
     } catch (err) {
-      ctx.log.warn({ server: this.#o.server, err: (err as Error).message }, 'server unavailable');
-      sendRpcError(res, 503, ErrorCode.upstreamUnavailable, (err as Error).message, { 'retry-after': '5' });
+      if (err instanceof ProxyError) {
+        ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
+        sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});
+      } else {
+        // A bug, not a state of the server: its message is for the log, not the client.
+        ctx.log.error({ server: this.#o.server, err }, 'acquiring the server failed unexpectedly');
+        sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
+      }
       return undefined;
     }
   }

@@ -52,7 +52,7 @@ export function createProxyServer(options: ProxyServerOptions): Server {
     handle(req, res, ctx, state, metrics)
       .catch((err: unknown) => {
         ctx.log.error({ err }, 'request failed');
-        sendRpcError(res, 500, -32603, 'internal error');
+        sendRpcError(res, 500, -32603, `internal error (request ${requestId})`);
       })
       .finally(() => {
         const server = ctx.server;

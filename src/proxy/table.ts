@@ -3,7 +3,6 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { mayAccess } from '../auth/access.ts';
 import type { Identity } from '../auth/identity.ts';
 import { ANONYMOUS } from '../auth/identity.ts';
-import type { Backend } from '../backends/backend.ts';
 import { canonicalJson } from '../desired/hash.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
@@ -40,8 +39,13 @@ export interface RouteTable {
   readonly handlers: ReadonlyMap<string, RouteHandler>;
 }
 
+/** What hosted routes need from the upstream pool. */
+export interface HostedUpstreams {
+  acquire(unit: string, user: string, signal: AbortSignal): Promise<Multiplexer>;
+}
+
 export interface TableDeps {
-  readonly backend: Backend;
+  readonly upstreams: HostedUpstreams;
   readonly sessions: SessionStore;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
@@ -54,6 +58,40 @@ export interface TableDeps {
 }
 
 export const EMPTY_TABLE: RouteTable = { generation: 0, handlers: new Map() };
+
+/**
+ * Holds the route table in force. A swap builds the next table beside the
+ * current one and replaces it in one assignment; retired handlers hand their
+ * sessions over in the background, so a slow hand-over never holds a reload.
+ */
+export class RouteTables {
+  #current: RouteTable = EMPTY_TABLE;
+  readonly #deps: Omit<TableDeps, 'lookup'>;
+  #retiring: Promise<void> = Promise.resolve();
+
+  constructor(deps: Omit<TableDeps, 'lookup'>) {
+    this.#deps = deps;
+  }
+
+  get current(): RouteTable {
+    return this.#current;
+  }
+
+  swap(desired: DesiredState, generation: number): void {
+    const previous = this.#current;
+    this.#current = buildRouteTable(desired, previous, generation, { ...this.#deps, lookup: (server) => this.#current.handlers.get(server) });
+    const next = this.#current;
+    this.#retiring = this.#retiring
+      .then(() => retireHandlers(previous, next))
+      .catch((err: unknown) => this.#deps.logger.error({ err }, 'retiring old routes failed'));
+  }
+
+  /** Closes every handler once pending hand-overs are done. */
+  async close(): Promise<void> {
+    await this.#retiring;
+    for (const handler of this.#current.handlers.values()) handler.close();
+  }
+}
 
 /**
  * Builds the handlers for a desired state. Handlers whose route did not change
@@ -98,11 +136,7 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
     new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
   switch (route.kind) {
     case 'hosted': {
-      const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
-        const ep = await deps.backend.endpoint(route.unit, route.scope === 'per-user' ? user : '', signal);
-        if (ep.kind !== 'mcp') throw new Error(`server ${route.server}: HTTP endpoints are served by passthrough`);
-        return ep.mux;
-      };
+      const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
       return { kind: 'mcp', route, endpoint: endpoint(acquire), close: () => undefined };
     }
     case 'remote': {

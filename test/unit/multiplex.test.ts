@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { silentLogger } from '../../src/observe/log.ts';
-import type { UpstreamChannel } from '../../src/proxy/multiplex.ts';
+import type { MessageChannel } from '../../src/backends/backend.ts';
 import { Multiplexer } from '../../src/proxy/multiplex.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -17,7 +17,7 @@ function scriptedUpstream() {
   let onMessage: (m: unknown) => void = () => undefined;
   let onStart: () => void = () => undefined;
   let onStop: (r: string) => void = () => undefined;
-  const channel: UpstreamChannel = {
+  const channel: MessageChannel = {
     send: (m) => {
       received.push(m as Msg);
       const msg = m as Msg;
