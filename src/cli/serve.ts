@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
+import { Gate } from '../auth/gate.ts';
 import { LocalBackend } from '../backends/local/index.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
@@ -52,10 +54,9 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   if (backendType !== 'local') {
     throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
   }
-  if ((config.auth ?? []).some((p) => p.type !== 'none')) {
-    // Fail closed: nothing is served to non-loopback clients until providers are enforced.
-    logger.warn('auth providers are not enforced by this version; only clients on this host are served, as user anonymous');
-  }
+  const authProblem = checkAuthConfig(config)[0];
+  if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
+  const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)) });
   // The pool reads the controller's current routes; it runs only after the controller exists.
@@ -78,6 +79,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     state: {
       table: () => routes.current,
       originPolicy: () => policy,
+      gate: () => gate,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),

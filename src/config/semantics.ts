@@ -111,11 +111,12 @@ function checkCredentials(config: BerthConfiguration, name: string, server: Serv
 function whyNoUserReaches(config: BerthConfiguration, server: Server): string | undefined {
   const providers = config.auth ?? [];
   if (!providers.some((p) => p.type !== 'none')) return 'no authenticated user can reach: add an apiKey, jwt or header auth provider';
-  const { users, groups } = server.access ?? {};
-  if (server.access !== undefined && (users ?? []).length === 0 && (groups ?? []).length === 0) return 'its `access` admits nobody';
+  const { users = [], groups = [], scopes = [] } = server.access ?? {};
+  if (server.access !== undefined && users.length === 0 && groups.length === 0 && scopes.length === 0) return 'its `access` admits nobody';
   if (server.access === undefined || !providers.every((p) => p.type === 'apiKey' || p.type === 'none')) return undefined;
+  if (scopes.length > 0) return 'its `access` requires scopes, which apiKey users do not carry';
   const keys = providers.flatMap((p) => p.keys ?? []);
-  const admitted = keys.some((k) => (users ?? []).includes(k.user) || (k.groups ?? []).some((g) => (groups ?? []).includes(g)));
+  const admitted = keys.some((k) => users.includes(k.user) || (k.groups ?? []).some((g) => groups.includes(g)));
   return admitted ? undefined : 'its `access` admits none of the apiKey users';
 }
 

@@ -60,7 +60,7 @@ export type AuthProvider = {
    */
   issuer?: string;
   /**
-   * jwt: the audience (aud) tokens must carry, normally berth's public URL.
+   * jwt: an audience (aud) accepted besides the route's own resource URL (listen.publicUrl + /mcp/<server>). Only for issuers that cannot mint per-resource audiences: a token for this audience is then good for every route.
    */
   audience?: string;
   /**
@@ -79,6 +79,33 @@ export type AuthProvider = {
    * jwt: scopes every token must carry; otherwise 403 insufficient_scope.
    */
   requiredScopes?: string[];
+  /**
+   * jwt: signature algorithms accepted; tokens signed otherwise (or unsigned) are refused.
+   *
+   * @minItems 1
+   */
+  algorithms?: ('RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA')[];
+  /**
+   * jwt: tolerance for exp and nbf, for clocks that drift apart.
+   */
+  clockSkewSeconds?: number;
+  /**
+   * jwt: check opaque (non-JWT) tokens at the issuer's RFC 7662 introspection endpoint, as this client.
+   */
+  introspection?: {
+    /**
+     * The introspection endpoint, when not from issuer discovery.
+     */
+    endpoint?: string;
+    /**
+     * Client id berth authenticates as.
+     */
+    clientId: string;
+    /**
+     * Client secret; use ${env:NAME} or ${file:path}.
+     */
+    clientSecret: string;
+  };
   /**
    * header: request header carrying the user name.
    */
@@ -289,6 +316,10 @@ export interface Listen {
    * Largest request body accepted, in bytes; larger requests get 413.
    */
   maxBodyBytes?: number;
+  /**
+   * With `auth` configured, only members of this group may read /status and /metrics.
+   */
+  adminGroup?: string;
 }
 /**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.
@@ -346,7 +377,7 @@ export interface Resources {
   memory?: string;
 }
 /**
- * Who may use this server. Without it every authenticated user may. A user matches when named in `users` or a member of one of `groups`.
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
  */
 export interface Access {
   /**
@@ -357,11 +388,16 @@ export interface Access {
    * Groups allowed.
    */
   groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }
 /**
  * One server inside a composite.
  */
 export interface Component {
+  access?: Access1;
   /**
    * Name of the server (or composite) to include.
    */
@@ -399,4 +435,21 @@ export interface Component {
       [k: string]: string | undefined;
     };
   };
+}
+/**
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
+ */
+export interface Access1 {
+  /**
+   * User names allowed.
+   */
+  users?: string[];
+  /**
+   * Groups allowed.
+   */
+  groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }

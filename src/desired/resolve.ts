@@ -138,6 +138,7 @@ function resolveComponent(component: Component): ComponentRoute {
     server: component.server,
     prefix: component.prefix ?? '',
     timeoutMs: parseDuration(component.timeout ?? DEFAULT_COMPONENT_TIMEOUT) ?? 10_000,
+    ...(component.access === undefined ? {} : { access: component.access }),
     tools: {
       ...(tools.include === undefined ? {} : { include: tools.include }),
       ...(tools.exclude === undefined ? {} : { exclude: tools.exclude }),

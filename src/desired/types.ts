@@ -65,9 +65,12 @@ export interface Unit {
   readonly startupTimeoutMs: number;
 }
 
+/** Who may use a server or component; absent means every authenticated caller, present means only those it names. */
 export interface Access {
   readonly users?: readonly string[];
   readonly groups?: readonly string[];
+  /** OAuth scopes the caller's token must all carry. */
+  readonly scopes?: readonly string[];
 }
 
 export interface ToolCuration {
@@ -82,6 +85,7 @@ export interface ComponentRoute {
   readonly prefix: string;
   /** Bound of connecting to and listing this component. */
   readonly timeoutMs: number;
+  readonly access?: Access;
   readonly tools: ToolCuration;
 }
 

@@ -21,6 +21,8 @@ export interface CompositeOptions {
   readonly route: Route & { kind: 'composite' };
   readonly user: string;
   readonly connect: ConnectComponent;
+  /** Whether the user may reach a component now (access rules); others are neither listed nor connected. */
+  readonly reachable?: (component: ComponentRoute) => boolean;
   readonly logger: Logger;
 }
 
@@ -142,6 +144,8 @@ class CompositeChannel implements MessageChannel {
   #stopped = false;
   #generation = 0;
   #cache: CuratedTools | undefined;
+  /** Which components were reachable when the cache was built; a change in the user's access rebuilds it. */
+  #cacheReach = '';
   #building: { generation: number; promise: Promise<CuratedTools> } | undefined;
   /** Which component each tool name ever listed came from: a call to a left-out one says why. */
   readonly #lastKnown = new Map<string, number>();
@@ -209,6 +213,12 @@ class CompositeChannel implements MessageChannel {
 
   /** The curated list: cached, or built once for all concurrent askers. */
   #curated(): Promise<CuratedTools> {
+    const reach = this.#slots.map((slot) => (this.#reachable(slot) ? '1' : '0')).join('');
+    if (reach !== this.#cacheReach) {
+      this.#cacheReach = reach;
+      this.#generation++;
+      this.#cache = undefined;
+    }
     if (this.#cache !== undefined) return Promise.resolve(this.#cache);
     if (this.#building?.generation !== this.#generation) {
       const building = { generation: this.#generation, promise: this.#build() };
@@ -237,6 +247,7 @@ class CompositeChannel implements MessageChannel {
 
   /** One component's curated tools; undefined (logged) when it cannot be reached or listed. */
   async #listComponent(slot: Slot): Promise<{ tool: Tool; original: string }[] | undefined> {
+    if (!this.#reachable(slot)) return [];
     try {
       const client = await this.#clientOf(slot);
       if (client.getServerCapabilities()?.tools === undefined) return [];
@@ -307,6 +318,7 @@ class CompositeChannel implements MessageChannel {
       throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     }
     const slot = this.#slots[target.component]!;
+    if (!this.#reachable(slot)) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     let client: Client;
     try {
       client = await this.#clientOf(slot);
@@ -343,6 +355,10 @@ class CompositeChannel implements MessageChannel {
     } finally {
       if (ownToken !== undefined) this.#progress.delete(ownToken);
     }
+  }
+
+  #reachable(slot: Slot): boolean {
+    return this.#o.reachable?.(slot.component) ?? true;
   }
 
   #clientOf(slot: Slot): Promise<Client> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
@@ -14,8 +15,8 @@ import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
 export interface McpEndpointOptions {
   readonly server: string;
-  /** The multiplexer serving a user; starts a per-user instance on first use. */
-  readonly acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>;
+  /** The multiplexer serving a user; starts a per-user instance on first use. Composites also read the identity (access rules of components). */
+  readonly acquire: (user: string, signal: AbortSignal, identity?: Identity) => Promise<Multiplexer>;
   readonly sessions: SessionStore;
   readonly maxBodyBytes: number;
   /** Interval of SSE keep-alive comments on idle streams. */
@@ -37,8 +38,8 @@ export class McpEndpoint {
   }
 
   /** The multiplexer serving `user`, e.g. for a composite that includes this server. */
-  acquire(user: string, signal: AbortSignal): Promise<Multiplexer> {
-    return this.#o.acquire(user, signal);
+  acquire(user: string, signal: AbortSignal, identity?: Identity): Promise<Multiplexer> {
+    return this.#o.acquire(user, signal, identity);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
@@ -70,7 +71,8 @@ export class McpEndpoint {
     if (era.era === 'modern') {
       const mux = await this.#acquire(res, ctx);
       if (mux === undefined) return;
-      return serveModern(res, era.message, mux);
+      // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
+      return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
     }
     if (req.headers[SESSION_HEADER] !== undefined) {
       const entry = this.#session(req, res, ctx, 'streamable-http');
@@ -124,10 +126,8 @@ export class McpEndpoint {
   async handleSseMessage(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, sessionId: string | null): Promise<void> {
     if (req.method !== 'POST') return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'POST' });
     if (sessionId === null) return sendRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
-    const entry = this.#o.sessions.touch(sessionId);
-    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== 'sse' || entry.user !== ctx.user) {
-      return sendRpcError(res, 404, -32001, 'Session not found');
-    }
+    const entry = this.#o.sessions.touch(sessionId, { server: this.#o.server, kind: 'sse', user: ctx.user });
+    if (entry === undefined) return sendRpcError(res, 404, -32001, 'Session not found');
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
     ctx.method = methodOf(body.value);
@@ -144,8 +144,8 @@ export class McpEndpoint {
       else sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
-    const entry = this.#o.sessions.touch(id);
-    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== kind || entry.user !== ctx.user) {
+    const entry = this.#o.sessions.touch(id, { server: this.#o.server, kind, user: ctx.user });
+    if (entry === undefined) {
       sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return undefined;
     }
@@ -154,7 +154,7 @@ export class McpEndpoint {
 
   async #acquire(res: ServerResponse, ctx: RequestContext): Promise<Multiplexer | undefined> {
     try {
-      return await this.#o.acquire(ctx.user, ctx.signal);
+      return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
     } catch (err) {
       if (err instanceof ProxyError) {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');

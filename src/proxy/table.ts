@@ -1,5 +1,8 @@
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { mayAccess } from '../auth/access.ts';
+import type { Identity } from '../auth/identity.ts';
+import { ANONYMOUS } from '../auth/identity.ts';
 import { canonicalJson } from '../desired/hash.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
@@ -168,10 +171,10 @@ const IDLE_COMPOSITE_MS = 15 * 60_000;
 
 /** A composite: one multiplexer per user over that user's composite channel. */
 function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps): RouteHandler {
-  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number }>();
+  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number; identity: Identity }>();
   let closed = false;
   const connect = connectComponentVia(deps.lookup);
-  const acquire = async (user: string): Promise<Multiplexer> => {
+  const acquire = async (user: string, _signal?: AbortSignal, identity?: Identity): Promise<Multiplexer> => {
     if (closed) throw new Error(`server ${route.server} is shutting down`);
     // Users who left long ago give their composite connections back.
     const now = Date.now();
@@ -183,17 +186,26 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     }
     let entry = perUser.get(user);
     if (entry === undefined) {
-      const channel = createCompositeChannel({ route, user, connect, logger: deps.logger });
-      entry = { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now };
+      // The channel reads the user's latest identity: groups and scopes may change between requests.
+      const self = { identity: identity ?? ANONYMOUS };
+      const channel = createCompositeChannel({
+        route,
+        user,
+        connect: (server, u, signal) => connect(server, u, signal, self.identity),
+        reachable: (component) => mayAccess(component.access, self.identity) && mayAccess(deps.lookup(component.server)?.route.access, self.identity),
+        logger: deps.logger,
+      });
+      entry = Object.assign(self, { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now });
       perUser.set(user, entry);
     }
+    if (identity !== undefined) entry.identity = identity;
     entry.lastUsed = now;
     return entry.mux;
   };
   const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
   const handOver = async (next: RouteHandler & { kind: 'mcp' }): Promise<void> => {
-    for (const [user, { mux }] of perUser) {
-      const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000)).catch(() => undefined);
+    for (const [user, { mux, identity }] of perUser) {
+      const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000), identity).catch(() => undefined);
       if (heir !== undefined) mux.handOver(heir);
     }
   };
@@ -220,11 +232,11 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
  * it, as the user: onto that server's multiplexer (for a streamable-HTTP
  * remote, its bridged client connection), over an in-memory pair.
  */
-function connectComponentVia(lookup: TableDeps['lookup']): ConnectComponent {
-  return async (server: string, user: string, signal: AbortSignal): Promise<Transport> => {
+function connectComponentVia(lookup: TableDeps['lookup']): (...args: [...Parameters<ConnectComponent>, Identity]) => Promise<Transport> {
+  return async (server: string, user: string, signal: AbortSignal, identity: Identity): Promise<Transport> => {
     const handler = lookup(server);
     if (handler === undefined) throw new Error(`server ${server} is not served`);
-    const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal);
+    const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal, identity);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     mux.attach(serverSide);
     await serverSide.start();
