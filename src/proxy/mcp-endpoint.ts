@@ -99,7 +99,7 @@ export class McpEndpoint {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
     };
     await transport.start();
-    mux.attach(transport);
+    mux.attach(transport, ctx.user);
     await serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body }));
     // Refused before a session existed (e.g. a malformed initialize): nothing will ever use it.
     if (transport.sessionId === undefined) await transport.close();
@@ -113,7 +113,7 @@ export class McpEndpoint {
       const transport = new SSEServerTransport(messagePath, res);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
-      mux.attach(transport);
+      mux.attach(transport, ctx.user);
       await transport.start();
       sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
