@@ -59,8 +59,9 @@ interface UnitEntry {
   /** Instances at a newer spec, serving once all are ready. */
   next: Upstream[];
   readonly perUser: Map<string, Upstream>;
-  /** Per-user starts in progress, shared by concurrent first requests. */
+  /** Per-user starts in progress, shared by concurrent first requests, by user hash. */
   readonly starting: Map<string, Promise<Upstream>>;
+  readonly startingUsers: Map<string, string>;
 }
 
 const DEFAULT_DRAIN_MS = 10_000;
@@ -89,7 +90,7 @@ export class UpstreamPool {
   publish(unit: Unit, observed: readonly ObservedInstance[]): void {
     let entry = this.#units.get(unit.name);
     if (entry === undefined) {
-      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map() };
+      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
       this.#units.set(unit.name, entry);
     }
     const specChanged = entry.unit.specHash !== unit.specHash;
@@ -141,8 +142,12 @@ export class UpstreamPool {
     }
     let starting = entry.starting.get(hash);
     if (starting === undefined) {
-      starting = this.#startFor(entry, user, hash).finally(() => entry.starting.delete(hash));
+      starting = this.#startFor(entry, user, hash).finally(() => {
+        entry.starting.delete(hash);
+        entry.startingUsers.delete(hash);
+      });
       entry.starting.set(hash, starting);
+      entry.startingUsers.set(hash, user);
     }
     // Each caller waits racing only its own signal: one leaving never fails the others.
     const upstream = await raceSignal(starting, signal);
@@ -150,17 +155,14 @@ export class UpstreamPool {
     return upstream.mux;
   }
 
+  /** Every connected upstream, including ones still starting or draining. */
   status(): readonly UpstreamStatus[] {
-    const out: UpstreamStatus[] = [];
-    for (const [name, entry] of this.#units) {
-      for (const u of [...entry.serving, ...entry.next, ...entry.perUser.values()]) out.push(this.#statusOf(name, u));
-    }
-    return out;
+    return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
   }
 
-  /** Per-user starts in progress, for status. */
-  startingCount(unitName: string): number {
-    return this.#units.get(unitName)?.starting.size ?? 0;
+  /** Per-user starts in progress (the backend may not list them yet), for status. */
+  starting(): readonly { readonly unit: string; readonly user: string }[] {
+    return [...this.#units].flatMap(([unit, entry]) => [...entry.starting.keys()].map((hash) => ({ unit, user: entry.startingUsers.get(hash) ?? hash })));
   }
 
   /** Stops per-user instances unused for longer than their server's idle timeout. */
