@@ -35,6 +35,8 @@ export interface PoolOptions {
   /** Credentials a user's own instance gets in its environment. */
   readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
   readonly sweepIntervalMs?: number;
+  /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
+  readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
   /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
   readonly requestTimeoutFor?: (unit: string) => number | undefined;
   readonly now?: () => number;
@@ -142,6 +144,7 @@ export class UpstreamPool {
     }
     let starting = entry.starting.get(hash);
     if (starting === undefined) {
+      this.#checkLimits(entry, hash);
       starting = this.#startFor(entry, user, hash).finally(() => {
         entry.starting.delete(hash);
         entry.startingUsers.delete(hash);
@@ -189,6 +192,20 @@ export class UpstreamPool {
     this.#byInstance.clear();
     this.#units.clear();
     await this.#watching;
+  }
+
+  /** A new per-user instance must fit both caps; the error says which one is full. */
+  #checkLimits(entry: UnitEntry, hash: string): void {
+    const perUnit = this.#o.limits?.perUnit(entry.unit.name);
+    const ofUnit = entry.perUser.size + entry.starting.size;
+    if (perUnit !== undefined && ofUnit >= perUnit) {
+      throw new ProxyError('instance_limit', `server ${entry.unit.name} runs its limit of ${perUnit} users' instances; try again once one stops after its idle timeout`);
+    }
+    const perUser = this.#o.limits?.perUser();
+    if (perUser === undefined) return;
+    let ofUser = 0;
+    for (const other of this.#units.values()) ofUser += (other.perUser.has(hash) ? 1 : 0) + (other.starting.has(hash) ? 1 : 0);
+    if (ofUser >= perUser) throw new ProxyError('instance_limit', `you have ${ofUser} instances running, your limit; try again once one stops after its idle timeout`);
   }
 
   async #startFor(entry: UnitEntry, user: string, hash: string): Promise<Upstream> {
