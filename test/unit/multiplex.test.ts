@@ -178,15 +178,16 @@ describe('Multiplexer', () => {
 
   test('a request without an answer ends at its deadline; progress restarts the clock', async () => {
     const up = scriptedUpstream();
-    const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger(), requestTimeoutMs: () => 200 });
+    const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger(), requestTimeoutMs: () => 1_500 });
     up.start();
     await mux.ready(AbortSignal.timeout(2_000));
     const a = await client(mux);
     await a.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', _meta: { progressToken: 't' } } });
     const call = await waitFor(() => up.received.find((m) => m.method === 'tools/call'));
     const token = (call.params?.['_meta'] as Msg)['progressToken'];
+    // 2.1 s of progress 0.7 s apart against a 1.5 s deadline: only a timer late by 0.8 s could break it.
     for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 120));
+      await new Promise((resolve) => setTimeout(resolve, 700));
       up.emit({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i } });
     }
     assert.equal(a.got.some((m) => m.id === 1), false, 'progress kept the request alive past one deadline');
