@@ -5,6 +5,8 @@ export interface RequestContext {
   readonly requestId: string;
   /** The authenticated user, or `anonymous`. */
   readonly user: string;
+  /** Whose sessions count together against the per-client cap: the user, or `anonymous@<address>`. */
+  readonly client: string;
   readonly log: Logger;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;

@@ -5,7 +5,7 @@ import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
 import type { OriginPolicy } from './guard.ts';
-import { checkOrigin, isLoopbackAddress } from './guard.ts';
+import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from './guard.ts';
 import { sendJson, sendRpcError } from './http-util.ts';
 import type { RouteTable } from './table.ts';
 
@@ -27,19 +27,33 @@ export interface ProxyServerOptions {
   readonly state: ProxyState;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Deadline for receiving a whole request, headers and body (408 past it); response streams are not bound by it. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** Who is calling, as the front door's identity step found out. */
+export interface Caller {
+  readonly user: string;
+  /** Whose sessions count together against the per-client cap. */
+  readonly client: string;
 }
 
 const MCP_PREFIX = '/mcp/';
 const SSE_PREFIX = '/sse/';
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 20_000;
+const READ_ONLY = { allow: 'GET, HEAD' };
 
 /**
- * The one HTTP server: operations endpoints, then per-server MCP routes. Per
- * request it does a map lookup and the checks; everything else was built when
- * the route table was.
+ * The one HTTP server: probes, then the front door, then operations
+ * endpoints and per-server MCP routes. Per request it does a map lookup and
+ * the checks; everything else was built when the route table was.
  */
 export function createProxyServer(options: ProxyServerOptions): Server {
   const { state, logger, metrics } = options;
-  const server = createServer((req, res) => {
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // Deadlines are checked on this interval, so it is a fraction of the shortest one.
+  const server = createServer({ connectionsCheckingInterval: Math.min(1_000, Math.ceil(requestTimeout / 4)) }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = headerValue(req, 'x-request-id') ?? randomUUID();
     res.setHeader('x-request-id', requestId);
@@ -58,38 +72,98 @@ export function createProxyServer(options: ProxyServerOptions): Server {
         metrics.latency.observe({ server, method }, seconds);
       });
   });
-  // Streams are long-lived by design; only idle keep-alive sockets time out.
-  server.requestTimeout = 0;
+  // Node's requestTimeout ends when the request is received: a slow sender
+  // (one byte a second) gets 408, a long-lived response stream does not.
+  server.requestTimeout = requestTimeout;
+  server.headersTimeout = Math.min(HEADERS_TIMEOUT_MS, requestTimeout);
   server.keepAliveTimeout = 65_000;
+  server.once('listening', () => warnIfExposed(server, logger));
   return server;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, state: ProxyState, metrics: Metrics): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, metrics: Metrics): Promise<void> {
   // Split by hand: a URL object per request costs more than the rest of the routing.
   const raw = req.url ?? '/';
   const queryAt = raw.indexOf('?');
   const pathname = queryAt < 0 ? raw : raw.slice(0, queryAt);
+  // Probes answer everyone: load balancers and kubelets call from other hosts, without credentials.
   switch (pathname) {
     case '/healthz':
-      return sendJson(res, 200, { status: 'ok' });
+      if (readOnly(req, res)) sendJson(res, 200, { status: 'ok' });
+      return;
     case '/readyz': {
+      if (!readOnly(req, res)) return;
       const readiness = state.readiness();
       return sendJson(res, readiness.ready ? 200 : 503, readiness);
     }
+  }
+  const caller = frontDoor(req, res, state.originPolicy());
+  if (caller === undefined) return;
+  ctx.user = caller.user;
+  ctx.client = caller.client;
+  switch (pathname) {
     case '/metrics': {
+      if (!readOnly(req, res)) return;
       const body = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
       res.end(body);
       return;
     }
     case '/status':
-      return sendJson(res, 200, await state.status());
+      if (readOnly(req, res)) sendJson(res, 200, await state.status());
+      return;
   }
-  const refusal = checkOrigin(req, state.originPolicy());
-  if (refusal !== undefined) return sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
-  // Until an auth provider is configured, only this host's clients are served.
-  if (!isLoopbackAddress(req.socket.remoteAddress)) return sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
+  return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
+}
 
+/**
+ * The front door, the one place every route but the probes passes, in this
+ * order: Host (DNS rebinding), Origin, CORS (preflights are answered here,
+ * since browsers send them without credentials), then identity. Answers the
+ * request itself and returns undefined when it goes no further.
+ */
+export function frontDoor(req: IncomingMessage, res: ServerResponse, policy: OriginPolicy): Caller | undefined {
+  const refusal = checkHost(req, policy) ?? checkOrigin(req, policy);
+  if (refusal !== undefined) {
+    sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
+    return undefined;
+  }
+  const cors = corsHeaders(req, policy);
+  for (const [name, value] of Object.entries(cors ?? {})) res.setHeader(name, value);
+  if (isPreflight(req)) {
+    if (cors === undefined) sendRpcError(res, 403, -32000, `Forbidden: Origin ${req.headers.origin ?? ''} may not call berth cross-origin; add it to listen.allowedOrigins`);
+    else res.writeHead(204, PREFLIGHT_HEADERS).end();
+    return undefined;
+  }
+  return identify(req, res);
+}
+
+/** Who is calling. Until auth providers are enforced, only this host's clients are served, as `anonymous`. */
+function identify(req: IncomingMessage, res: ServerResponse): Caller | undefined {
+  const address = req.socket.remoteAddress;
+  if (isLoopbackAddress(address)) return { user: 'anonymous', client: `anonymous@${address ?? ''}` };
+  sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
+  return undefined;
+}
+
+/** Operations endpoints are read-only: anything but GET and HEAD gets 405. */
+function readOnly(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return true;
+  sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, READ_ONLY);
+  return false;
+}
+
+/** Says at start what other hosts can reach: only the probes, while no auth provider is enforced. */
+function warnIfExposed(server: Server, logger: Logger): void {
+  const address = server.address();
+  if (address === null || typeof address === 'string' || isLoopbackAddress(address.address)) return;
+  logger.warn(
+    { address: address.address, port: address.port, open: ['/healthz', '/readyz'], loopbackOnly: ['/mcp/<server>', '/sse/<server>', '/status', '/metrics'] },
+    'listening on a non-loopback address without auth: other hosts reach /healthz and /readyz (which name servers that are not ready); MCP routes, /status and /metrics refuse them with 403 until auth is configured',
+  );
+}
+
+async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, pathname: string, query: string): Promise<void> {
   const isSse = pathname.startsWith(SSE_PREFIX);
   if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
     return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
@@ -111,14 +185,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   }
   const sse = handler.kind === 'mcp' ? handler.endpoint : handler.sse;
   if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
-  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(queryAt < 0 ? '' : raw.slice(queryAt + 1)).get('sessionId'));
+  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(query).get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
 }
 
 /** A request's context; the abort signal and the child logger are made only when used. */
 class Context implements RequestContext {
   readonly requestId: string;
-  readonly user = 'anonymous';
+  // Set by the front door before any route sees the context.
+  user = 'anonymous';
+  client = '';
   server?: string;
   method?: string;
   readonly #res: ServerResponse;

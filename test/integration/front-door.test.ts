@@ -1,0 +1,146 @@
+// The front door as a hostile or careless world meets it: rebinding pages,
+// foreign origins, browsers, methods the operations endpoints do not take,
+// clients that hoard sessions, never read, or send one byte a second.
+// Real berth, real HTTP, loopback only.
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import type { TestBerth } from '../helpers/berth.ts';
+import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** One HTTP request with exactly these headers (fetch would not let a test set Host). */
+function send(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(new URL(path, base), { method: options.method ?? 'GET', headers: options.headers ?? {}, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }), agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'front-door-test', version: '1' } } });
+const MCP_POST = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+describe('operations endpoints', () => {
+  let b: TestBerth;
+  before(async () => {
+    b = await startTestBerth(everythingYaml());
+  });
+  after(() => b.stop());
+
+  it('/status and /metrics answer loopback clients', async () => {
+    assert.equal((await send(b.url, '/status')).status, 200);
+    const metrics = await send(b.url, '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /berth_sessions_evicted_total/);
+  });
+
+  for (const path of ['/status', '/metrics']) {
+    it(`${path} refuses a DNS-rebinding Host and a foreign Origin`, async () => {
+      const rebinding = await send(b.url, path, { headers: { host: 'attacker.example:8080' } });
+      assert.equal(rebinding.status, 403);
+      assert.match(rebinding.body, /DNS rebinding/);
+      const foreign = await send(b.url, path, { headers: { origin: 'https://attacker.example' } });
+      assert.equal(foreign.status, 403);
+      assert.equal(foreign.headers['access-control-allow-origin'], undefined);
+    });
+  }
+
+  it('the probes stay open to any Host: load balancers call them by address', async () => {
+    assert.equal((await send(b.url, '/healthz', { headers: { host: '10.1.2.3:8080' } })).status, 200);
+  });
+
+  const methods: readonly [string, string][] = [['POST', '/healthz'], ['PUT', '/readyz'], ['DELETE', '/status'], ['POST', '/metrics']];
+  for (const [method, path] of methods) {
+    it(`${method} ${path}: 405 with Allow: GET, HEAD`, async () => {
+      const answer = await send(b.url, path, { method, body: '{}' });
+      assert.equal(answer.status, 405);
+      assert.equal(answer.headers.allow, 'GET, HEAD');
+    });
+  }
+
+  it('HEAD works on every operations endpoint, without a body', async () => {
+    for (const path of ['/healthz', '/readyz', '/status', '/metrics']) {
+      const answer = await send(b.url, path, { method: 'HEAD' });
+      assert.equal(answer.status, 200, path);
+      assert.equal(answer.body, '', path);
+    }
+  });
+});
+
+describe('Host names', () => {
+  it('a berth on 127.0.0.2 serves requests naming its own host, and still refuses others', async () => {
+    const b = await startTestBerth(everythingYaml(), 'listen: { host: 127.0.0.2, port: 0 }\n');
+    try {
+      assert.match(b.url, /^http:\/\/127\.0\.0\.2:/);
+      const own = await send(b.url, '/mcp/everything', { method: 'POST', headers: MCP_POST, body: INITIALIZE });
+      assert.equal(own.status, 200, own.body);
+      assert.equal((await send(b.url, '/status', { headers: { host: `localhost:${new URL(b.url).port}` } })).status, 200);
+      assert.equal((await send(b.url, '/status', { headers: { host: 'attacker.example' } })).status, 403);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
+describe('CORS for listen.allowedOrigins', () => {
+  const APP = 'https://app.example.com';
+  let b: TestBerth;
+  before(async () => {
+    b = await startTestBerth(everythingYaml(), `listen: { host: 127.0.0.1, port: 0, allowedOrigins: ["${APP}"] }\n`);
+  });
+  after(() => b.stop());
+
+  it('answers a preflight from an allowed origin', async () => {
+    const answer = await send(b.url, '/mcp/everything', {
+      method: 'OPTIONS',
+      headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, mcp-session-id, mcp-protocol-version' },
+    });
+    assert.equal(answer.status, 204);
+    assert.equal(answer.headers['access-control-allow-origin'], APP);
+    assert.equal(answer.headers['access-control-allow-methods'], 'GET, POST, DELETE');
+    const allowed = (answer.headers['access-control-allow-headers'] ?? '').split(/,\s*/);
+    for (const name of ['content-type', 'authorization', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']) assert.ok(allowed.includes(name), `${name} in ${allowed.join(',')}`);
+    assert.ok(Number(answer.headers['access-control-max-age']) > 0);
+    assert.match(String(answer.headers.vary), /Origin/);
+  });
+
+  it('responses to an allowed origin expose the MCP headers, errors included', async () => {
+    const init = await send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, origin: APP }, body: INITIALIZE });
+    assert.equal(init.status, 200, init.body);
+    assert.equal(init.headers['access-control-allow-origin'], APP);
+    assert.match(String(init.headers['access-control-expose-headers']), /Mcp-Session-Id/);
+    assert.match(String(init.headers['access-control-expose-headers']), /MCP-Protocol-Version/);
+    assert.match(String(init.headers['access-control-expose-headers']), /WWW-Authenticate/);
+    assert.match(String(init.headers.vary), /Origin/);
+    assert.ok(init.headers['mcp-session-id']);
+    const missing = await send(b.url, '/mcp/nope', { method: 'POST', headers: { ...MCP_POST, origin: APP }, body: INITIALIZE });
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers['access-control-allow-origin'], APP);
+  });
+
+  it('a disallowed origin gets 403 for the preflight and the request, and no CORS headers', async () => {
+    const preflight = await send(b.url, '/mcp/everything', { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    assert.equal(preflight.status, 403);
+    assert.equal(preflight.headers['access-control-allow-origin'], undefined);
+    const post = await send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, origin: 'https://evil.example' }, body: INITIALIZE });
+    assert.equal(post.status, 403);
+    assert.equal(post.headers['access-control-allow-origin'], undefined);
+  });
+
+  it('requests without Origin (not from a browser) get no CORS headers', async () => {
+    const answer = await send(b.url, '/status');
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers['access-control-allow-origin'], undefined);
+  });
+});
