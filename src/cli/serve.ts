@@ -11,7 +11,7 @@ import { createMetrics } from '../observe/metrics.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { originPolicy } from '../proxy/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
-import { SessionStore } from '../proxy/sessions.ts';
+import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
@@ -22,6 +22,8 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** Overrides listen.port (0 picks a free port); tests and containers use it. */
   readonly port?: number;
+  /** Deadline for receiving a request's headers and body; default 30 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** A running berth: what tests and the CLI hold on to. */
@@ -35,7 +37,6 @@ export interface Berth {
 }
 
 const SESSION_IDLE_TTL_MS = 30 * 60_000;
-const MAX_SESSIONS = 20_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
 
@@ -51,7 +52,6 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     // Fail closed: nothing is served to non-loopback clients until providers are enforced.
     logger.warn('auth providers are not enforced by this version; only clients on this host are served, as user anonymous');
   }
-  const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   // The backend and the route table read the controller's current state; they run only after it exists.
   const idleTimeoutFor = (unit: string): number | undefined => {
     const route = ctl.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
@@ -59,6 +59,12 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   };
   const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)), idleTimeoutFor });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => backend.status() }) });
+  const sessions = new SessionStore({
+    idleTtlMs: SESSION_IDLE_TTL_MS,
+    ...(config.listen?.maxSessions === undefined ? {} : { maxSessions: config.listen.maxSessions }),
+    ...(config.listen?.maxSessionsPerClient === undefined ? {} : { maxSessionsPerClient: config.listen.maxSessionsPerClient }),
+    onEvict: reportEvictions(logger, metrics),
+  });
   const ctl: Controller = new Controller({
     file,
     logger,
@@ -71,6 +77,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const server = createProxyServer({
     logger,
     metrics,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     state: {
       table: () => ctl.table,
       originPolicy: () => policy,

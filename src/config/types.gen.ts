@@ -285,6 +285,14 @@ export interface Listen {
    * Largest request body accepted, in bytes; larger requests get 413.
    */
   maxBodyBytes?: number;
+  /**
+   * Most client sessions open at once, over all clients; past it the least recently used session is closed (its client gets 404 and starts a new one).
+   */
+  maxSessions?: number;
+  /**
+   * Most sessions one client may hold (a user, or an anonymous client's address); its next session closes its own least recently used one, never another client's.
+   */
+  maxSessionsPerClient?: number;
 }
 /**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.

@@ -89,7 +89,7 @@ export class McpEndpoint {
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
       eventStore: new SessionEventStore(),
-      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport }),
+      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport }),
       onsessionclosed: (id): void => sessions.delete(id),
     });
     transport.onclose = () => {
@@ -112,7 +112,7 @@ export class McpEndpoint {
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;

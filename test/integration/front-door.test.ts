@@ -144,3 +144,35 @@ describe('CORS for listen.allowedOrigins', () => {
     assert.equal(answer.headers['access-control-allow-origin'], undefined);
   });
 });
+
+describe('session caps', () => {
+  let b: TestBerth;
+  before(async () => {
+    b = await startTestBerth(everythingYaml(), 'listen: { host: 127.0.0.1, port: 0, maxSessions: 4, maxSessionsPerClient: 2 }\n');
+  });
+  after(() => b.stop());
+
+  /** Opens a session from `localAddress` (another loopback address is another anonymous client). */
+  async function open(localAddress: string): Promise<string> {
+    const answer = await send(b.url, '/mcp/everything', { method: 'POST', headers: MCP_POST, body: INITIALIZE, localAddress });
+    assert.equal(answer.status, 200, answer.body);
+    return String(answer.headers['mcp-session-id']);
+  }
+
+  function ping(session: string, localAddress: string): Promise<number> {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' });
+    return send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body, localAddress }).then((a) => a.status);
+  }
+
+  it('one client opening many sessions evicts only its own, logged and counted', async () => {
+    const victim = await open('127.0.0.1');
+    const hoarded: string[] = [];
+    for (let i = 0; i < 10; i++) hoarded.push(await open('127.0.0.3'));
+    assert.equal(await ping(victim, '127.0.0.1'), 200, 'the other client\'s session is alive');
+    assert.equal(await ping(hoarded[0] ?? '', '127.0.0.3'), 404, 'the hoarder\'s oldest session was closed');
+    assert.equal(await ping(hoarded[9] ?? '', '127.0.0.3'), 200);
+    assert.equal(b.berth.sessions.size, 3);
+    const metrics = (await send(b.url, '/metrics')).body;
+    assert.match(metrics, /berth_sessions_evicted_total\{reason="client-limit"\} 8/);
+  });
+});
