@@ -5,9 +5,17 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import type { Logger } from '../../src/observe/log.ts';
+import { createLogger } from '../../src/observe/log.ts';
+import { MAX_QUEUED_BYTES } from '../../src/proxy/web-adapter.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
+import { everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 interface Answer {
   readonly status: number;
@@ -174,5 +182,62 @@ describe('session caps', () => {
     assert.equal(b.berth.sessions.size, 3);
     const metrics = (await send(b.url, '/metrics')).body;
     assert.match(metrics, /berth_sessions_evicted_total\{reason="client-limit"\} 8/);
+  });
+});
+
+/** A logger whose lines the test reads. */
+function capturedLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'warn', destination: sink }), lines };
+}
+
+const FLOOD = path.join(repoRoot, 'test/fixtures/children/flood.ts');
+const floodYaml = `  flood:\n    type: multi-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(FLOOD)}]\n`;
+
+/** Opens a GET stream on a raw socket, reads its response headers, then never reads again. */
+function openUnreadStream(base: string, path: string, session: string): Promise<Socket> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAccept: text/event-stream\r\nMcp-Session-Id: ${session}\r\nMcp-Protocol-Version: 2025-06-18\r\n\r\n`);
+    });
+    socket.once('error', reject);
+    socket.once('data', (head: Buffer) => {
+      socket.pause();
+      if (!head.toString('latin1').startsWith('HTTP/1.1 200')) reject(new Error(`GET stream refused: ${head.toString('latin1').split('\r\n')[0] ?? ''}`));
+      else resolve(socket);
+    });
+  });
+}
+
+describe('a GET stream that is never read', () => {
+  it('is closed once berth holds more than the bound for it, with a log line; the session lives on', async () => {
+    const { logger, lines } = capturedLogger();
+    const b = await startTestBerth(floodYaml, '', { logger });
+    const sockets: Socket[] = [];
+    try {
+      const init = await send(b.url, '/mcp/flood', { method: 'POST', headers: MCP_POST, body: INITIALIZE });
+      assert.equal(init.status, 200, init.body);
+      const session = String(init.headers['mcp-session-id']);
+      const headers = { ...MCP_POST, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+      sockets.push(await openUnreadStream(b.url, '/mcp/flood', session));
+      // 2,000 × 16 KiB: far beyond the bound plus what the kernel's socket buffers take.
+      const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: { count: 2_000, bytes: 16_384 } } });
+      const called = await send(b.url, '/mcp/flood', { method: 'POST', headers, body: call });
+      assert.equal(called.status, 200, called.body);
+      const closed = await waitFor(() => lines.find((l) => l['msg'] === 'stream closed: the client is not reading it'), { timeoutMs: 20_000, message: 'the slow-reader log line' });
+      assert.ok(Number(closed['queuedBytes']) <= MAX_QUEUED_BYTES + 20_000, `queued ${String(closed['queuedBytes'])} bytes`);
+      // The transport forgot the stream: the client may open a new one (a second live one would be 409).
+      sockets.push(await openUnreadStream(b.url, '/mcp/flood', session));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await b.stop();
+    }
   });
 });
