@@ -241,3 +241,55 @@ describe('a GET stream that is never read', () => {
     }
   });
 });
+
+/** Sends `head`, then `drip` one byte at a time every 100 ms (at most 100 bytes); resolves with what berth answered and when the socket closed. */
+function slowSender(base: string, head: string, drip: string): Promise<{ answer: string; ms: number }> {
+  const { hostname, port } = new URL(base);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    let at = 0;
+    const socket = connect(Number(port), hostname, () => socket.write(head));
+    const timer = setInterval(() => {
+      if (at < Math.min(drip.length, 100) && !socket.destroyed) socket.write(drip[at++] ?? '');
+    }, 100);
+    socket.setEncoding('latin1').on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve({ answer, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('request deadlines', () => {
+  it('a slow body or slow headers get 408 and a closed socket; a long-lived response stream is unaffected', async () => {
+    const b = await startTestBerth(floodYaml, '', { serve: { requestTimeoutMs: 1_000 } });
+    const { hostname, port } = new URL(b.url);
+    let stream: Socket | undefined;
+    try {
+      const init = await send(b.url, '/mcp/flood', { method: 'POST', headers: MCP_POST, body: INITIALIZE });
+      const session = String(init.headers['mcp-session-id']);
+      stream = await openUnreadStream(b.url, '/mcp/flood', session);
+      let events = '';
+      stream.setEncoding('utf8').on('data', (chunk: string) => (events += chunk));
+      stream.resume();
+
+      const body = await slowSender(b.url, `POST /mcp/flood HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n`, INITIALIZE);
+      assert.match(body.answer, /^HTTP\/1\.1 408/);
+      assert.ok(body.ms < 5_000, `closed after ${body.ms} ms`);
+      const headers = await slowSender(b.url, 'GET /status HTTP/1.1\r\n', `Host: ${hostname}:${port}\r\nX-Slow: ${'a'.repeat(200)}`);
+      assert.match(headers.answer, /^HTTP\/1\.1 408/);
+
+      // The GET stream has now been open for more than twice the deadline and still delivers.
+      const call = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'flood', arguments: { count: 1, bytes: 10 } } });
+      const called = await send(b.url, '/mcp/flood', { method: 'POST', headers: { ...MCP_POST, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body: call });
+      assert.equal(called.status, 200, called.body);
+      await waitFor(() => events.includes('notifications/message'), { message: 'a notification on the long-lived GET stream' });
+      assert.equal(stream.destroyed, false);
+    } finally {
+      stream?.destroy();
+      await b.stop();
+    }
+  });
+});
