@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
@@ -77,8 +78,31 @@ export function createProxyServer(options: ProxyServerOptions): Server {
   server.requestTimeout = requestTimeout;
   server.headersTimeout = Math.min(HEADERS_TIMEOUT_MS, requestTimeout);
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   server.once('listening', () => warnIfExposed(server, logger));
   return server;
+}
+
+/** Answers for requests Node refused before berth saw them; other codes get 400. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
+
+/**
+ * Like Node's default, but ends the socket instead of destroying it: a slow
+ * sender still has bytes in flight, and destroying with unread input resets
+ * the connection, which can discard the 408 before the client reads it.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response already under way cannot be followed by another status line.
+  const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (err.code === 'ECONNRESET' || !socket.writable || started) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  setTimeout(() => socket.destroy(), 5_000).unref();
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, metrics: Metrics): Promise<void> {

@@ -251,10 +251,11 @@ function slowSender(base: string, head: string, drip: string): Promise<{ answer:
     let at = 0;
     const socket = connect(Number(port), hostname, () => socket.write(head));
     const timer = setInterval(() => {
-      if (at < Math.min(drip.length, 100) && !socket.destroyed) socket.write(drip[at++] ?? '');
+      if (answer === '' && at < Math.min(drip.length, 100) && !socket.destroyed) socket.write(drip[at++] ?? '');
     }, 100);
     socket.setEncoding('latin1').on('data', (chunk: string) => (answer += chunk));
-    socket.on('error', reject);
+    // A reset after the answer arrived is a close; before it, a failure.
+    socket.on('error', (err) => (answer === '' ? reject(err) : undefined));
     socket.on('close', () => {
       clearInterval(timer);
       resolve({ answer, ms: Date.now() - started });
@@ -280,6 +281,8 @@ describe('request deadlines', () => {
       assert.ok(body.ms < 5_000, `closed after ${body.ms} ms`);
       const headers = await slowSender(b.url, 'GET /status HTTP/1.1\r\n', `Host: ${hostname}:${port}\r\nX-Slow: ${'a'.repeat(200)}`);
       assert.match(headers.answer, /^HTTP\/1\.1 408/);
+      const garbage = await slowSender(b.url, 'NOT HTTP AT ALL\r\n\r\n', '');
+      assert.match(garbage.answer, /^HTTP\/1\.1 400/);
 
       // The GET stream has now been open for more than twice the deadline and still delivers.
       const call = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'flood', arguments: { count: 1, bytes: 10 } } });
