@@ -18,6 +18,8 @@ export interface DockerBackendOptions {
 }
 
 /** Daemon event actions that change what `list` would say. */
+const TWIN_ATTEMPTS = 20;
+const TWIN_POLL_MS = 100;
 const WATCHED = new Set(['create', 'start', 'die', 'oom', 'stop', 'kill', 'pause', 'unpause', 'restart', 'destroy']);
 
 /**
@@ -152,13 +154,23 @@ export class DockerBackend implements Backend {
     } catch (err) {
       // A concurrent ensure made it first: names are deterministic, so it is the same container.
       if (!(err instanceof BackendError) || !/already in use/.test(err.message)) throw err;
-      const twin = await this.#daemon.inspect(name, signal);
+      const twin = await this.#twin(name, signal);
       if (twin === undefined) throw err;
-      id = twin.Id;
+      id = twin;
     }
     this.#log.info({ server: unit.name, container: name, replica: slot.replica }, 'container created');
     await this.#start(id, signal);
     return id;
+  }
+
+  /** The id of the container a concurrent create is making under this name; the daemon may take a moment to show it. */
+  async #twin(name: string, signal: AbortSignal): Promise<string | undefined> {
+    for (let attempt = 0; attempt < TWIN_ATTEMPTS; attempt++) {
+      const info = await this.#daemon.inspect(name, signal);
+      if (info !== undefined) return info.Id;
+      await new Promise((resolve) => setTimeout(resolve, TWIN_POLL_MS).unref());
+    }
+    return undefined;
   }
 
   async #start(id: string, signal: AbortSignal): Promise<void> {
