@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../../src/backends/backend.ts';
+import type { Backend, InstanceEvent, ObservedInstance, UpstreamTransport } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
 import type { Unit } from '../../src/desired/types.ts';
 import { waitFor } from './wait.ts';

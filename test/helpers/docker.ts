@@ -78,10 +78,11 @@ export function testUnit(name: string, spec: UnitSpec, options: { scope?: 'share
 }
 
 /** The fixture served over streamable HTTP by its own image. */
-export function httpServerSpec(env: Record<string, string> = {}, resources?: { cpu?: string; memory?: string }): UnitSpec {
+export function httpServerSpec(env: Record<string, string> = {}, options: { resources?: { cpu?: string; memory?: string }; image?: string } = {}): UnitSpec {
+  const { resources, image } = options;
   return {
     runtime: 'container',
-    image: testImages().TEST_HTTP_IMAGE,
+    image: image ?? testImages().TEST_HTTP_IMAGE,
     port: 8080,
     path: '/mcp',
     transport: 'streamable-http',

@@ -19,7 +19,7 @@ function makeUnit(name: string, kind: UnitKind) {
     case 'crashing':
       return testUnit(name, httpServerSpec({ EXIT_CODE: '3' }));
     case 'failing':
-      return testUnit(name, { ...httpServerSpec(), image: 'berth-test-missing:never-built' });
+      return testUnit(name, httpServerSpec({}, { image: 'berth-test-missing:never-built' }));
   }
 }
 

@@ -29,7 +29,7 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
 
   test('limits, dropped capabilities, read-only root, loopback-only ports, labels without secrets', async () => {
     const { backend } = setUp();
-    const unit = testUnit('limits', httpServerSpec({ SECRET: 'top-secret-value' }, { cpu: '500m', memory: '128Mi' }), { scope: 'per-user' });
+    const unit = testUnit('limits', httpServerSpec({ SECRET: 'top-secret-value' }, { resources: { cpu: '500m', memory: '128Mi' } }), { scope: 'per-user' });
     const [instance] = await backend.ensure({ unit, user: { hash: 'a11ce0000000aaaa', env: { TOKEN: 'user-token-value' } } }, signal());
     assert.ok(instance !== undefined);
     const info = await docker.getContainer(instance.id).inspect();
@@ -81,7 +81,7 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
 
   test('a server over its memory limit is reported oom-killed', async () => {
     const { backend } = setUp();
-    const unit = testUnit('oom', httpServerSpec({ ALLOCATE_MB: '200' }, { memory: '48Mi' }));
+    const unit = testUnit('oom', httpServerSpec({ ALLOCATE_MB: '200' }, { resources: { memory: '48Mi' } }));
     const [instance] = await backend.ensure({ unit }, signal());
     assert.ok(instance !== undefined);
     const failed = await waitFor(async () => (await backend.list(signal())).find((i) => i.id === instance.id && i.failure !== undefined), { timeoutMs: 30_000, message: 'a failure' });
@@ -101,7 +101,7 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
 
   test('pull never: a missing image is image-missing, listed, retryable', async () => {
     const { backend, daemon } = setUp({ pull: 'never' });
-    const unit = testUnit('missing', { ...httpServerSpec(), image: 'berth-test-missing:never-built' });
+    const unit = testUnit('missing', httpServerSpec({}, { image: 'berth-test-missing:never-built' }));
     const before = daemon.writes;
     const err = await backend.ensure({ unit }, signal()).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof BackendError && err.code === 'image_missing' && err.retryable, String(err));
@@ -119,7 +119,7 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
     await docker.getImage(testImages().TEST_HTTP_IMAGE).tag({ repo, tag });
     after(() => docker.getImage(image).remove().catch(() => undefined));
     const always = setUp({ pull: 'always' });
-    const unit = testUnit('pulled', { ...httpServerSpec(), image });
+    const unit = testUnit('pulled', httpServerSpec({}, { image }));
     const err = await always.backend.ensure({ unit }, signal()).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof BackendError && err.code === 'image_missing' && err.retryable, String(err));
     assert.match(err.message, /127\.0\.0\.1:1/);

@@ -5,7 +5,6 @@ import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTrans
 import { BackendError } from '../backend.ts';
 import type { ContainerInfo, ContainerInspectInfo, Daemon } from './daemon.ts';
 import { daemonMessage } from './daemon.ts';
-import type { History } from './observe.ts';
 import { logLines, observeContainer } from './observe.ts';
 import type { DockerSettings, Slot } from './spec.ts';
 import { containerName, createOptions, imageOf, LABEL, networkName, ownerLabels, settingsHash, slotsOf } from './spec.ts';
@@ -37,7 +36,7 @@ export class DockerBackend implements Backend {
   /** Instances whose container could not be made (image missing): listed so status shows why; keyed by container name. */
   readonly #unmade = new Map<string, ObservedInstance>();
   readonly #closed = new AbortController();
-  #networkReady = false;
+  #network: Promise<void> | undefined;
 
   constructor(options: DockerBackendOptions) {
     this.#daemon = options.daemon;
@@ -195,11 +194,19 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async #ensureNetwork(signal: AbortSignal): Promise<void> {
-    if (this.#networkReady || this.#settings.networkMode === 'host') return;
-    const created = await this.#daemon.ensureNetwork(networkName(this.#settings), ownerLabels(this.#settings.owner), signal);
-    if (created) this.#log.info({ network: this.#settings.network }, 'network created');
-    this.#networkReady = true;
+  /** One check (and at most one create) however many ensures run at once: concurrent creates make twin networks. */
+  #ensureNetwork(signal: AbortSignal): Promise<void> {
+    if (this.#settings.networkMode === 'host') return Promise.resolve();
+    this.#network ??= this.#daemon.ensureNetwork(networkName(this.#settings), ownerLabels(this.#settings.owner), signal).then(
+      (created) => {
+        if (created) this.#log.info({ network: this.#settings.network }, 'network created');
+      },
+      (err: unknown) => {
+        this.#network = undefined;
+        throw err;
+      },
+    );
+    return this.#network;
   }
 
   /** The container if it exists and belongs to this berth; another owner's is as good as absent. */
