@@ -69,6 +69,19 @@ function program(setExit: (code: number) => void): Command {
       setExit(runKeyNew(opts));
     });
 
+  cli
+    .command('bridge')
+    .description('serve one stdio MCP server as streamable HTTP at /mcp (what container backends run in front of stdio servers)')
+    .argument('<command>', 'the stdio server to run; put `--` before it so its own options reach it')
+    .argument('[args...]', 'its arguments')
+    .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
+    .option('--host <host>', 'address to listen on; 0.0.0.0 inside a container', '127.0.0.1')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (command: string, args: string[], opts: { port: number; host: string; logLevel: string }) => {
+      const [{ runBridge }, { createLogger }] = await Promise.all([import('./cli/bridge.ts'), import('./observe/log.ts')]);
+      setExit(await runBridge({ command, args, host: opts.host, port: opts.port, logger: createLogger({ level: opts.logLevel }) }));
+    });
+
   return cli;
 }
 

@@ -1,9 +1,8 @@
-import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
 import { Gate } from '../auth/gate.ts';
-import { LocalBackend } from '../backends/local/index.ts';
+import { createBackend } from '../backends/select.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import type { Route } from '../desired/types.ts';
@@ -52,14 +51,10 @@ const DEFAULT_INSTANCES_PER_USER = 10;
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
   const initial = loadConfigFile(file);
   const config = initial.config;
-  const backendType = config.backend?.type ?? 'local';
-  if (backendType !== 'local') {
-    throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
-  }
   const authProblem = checkAuthConfig(config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
   const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
-  const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)) });
+  const backend = await createBackend(initial, logger);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
   const pool = new UpstreamPool({
@@ -123,7 +118,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       await ctl.close();
       await routes.close();
       await pool.close();
-      await backend.close();
+      await backend.close(AbortSignal.timeout(DRAIN_MS));
       logger.info('stopped');
     })();
     return stopping;

@@ -13,13 +13,37 @@ export type Backend = {
    */
   socket?: string;
   /**
-   * docker: network the server containers join. berth creates it when missing.
+   * docker: network the server containers join (not with networkMode host). berth creates it when missing. Default: berth-<owner>, one network per berth.
    */
   network?: string;
   /**
    * docker: host address container ports are published on. Keep it on loopback unless something else must reach the containers.
    */
   publishHost?: string;
+  /**
+   * docker: this berth's id, written on every container and network it creates. A berth lists, adopts and removes only its own owner's objects, so two berths sharing a daemon need different owners.
+   */
+  owner?: string;
+  /**
+   * docker: how berth reaches its containers. `published`: berth runs on the host and reaches ports published on publishHost (host ports chosen by the daemon). `shared`: berth runs in a container on `network` and reaches containers by name. `host`: containers share the host network and listen on a loopback port berth assigns in PORT.
+   */
+  networkMode?: 'published' | 'shared' | 'host';
+  /**
+   * docker: when to pull images: `always` before creating a container, `if-not-present`, or `never` (images must be built or loaded on the daemon).
+   */
+  pull?: 'always' | 'if-not-present' | 'never';
+  /**
+   * docker: image that runs npx, uvx and command servers behind `berth bridge`: berth's own image, or one built from it with the runtimes those servers need.
+   */
+  runtimeImage?: string;
+  /**
+   * docker: run containers with a read-only root filesystem; `tmpfs` paths stay writable. Turn off for servers that write elsewhere.
+   */
+  readOnlyRootFilesystem?: boolean;
+  /**
+   * docker: writable in-memory mounts in every container (64 MiB each).
+   */
+  tmpfs?: string[];
   /**
    * kubernetes: namespace for every object berth creates.
    */
