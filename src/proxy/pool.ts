@@ -67,11 +67,15 @@ interface UnitEntry {
 }
 
 const DEFAULT_DRAIN_MS = 10_000;
+/** How long a request waits for a unit the controller has not published yet. */
+const PUBLISH_WAIT_MS = 30_000;
 
 export class UpstreamPool {
   readonly #o: PoolOptions;
   readonly #units = new Map<string, UnitEntry>();
   readonly #byInstance = new Map<string, Upstream>();
+  /** Requests for units not published yet, woken by `publish`. */
+  readonly #waitingFor = new Map<string, Set<(entry: UnitEntry) => void>>();
   readonly #closing = new AbortController();
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
@@ -95,6 +99,8 @@ export class UpstreamPool {
       entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
       this.#units.set(unit.name, entry);
     }
+    for (const waiter of this.#waitingFor.get(unit.name) ?? []) waiter(entry);
+    this.#waitingFor.delete(unit.name);
     const specChanged = entry.unit.specHash !== unit.specHash;
     entry.unit = unit;
     const current = observed.filter((i) => i.specHash === unit.specHash);
@@ -127,8 +133,8 @@ export class UpstreamPool {
 
   /** The multiplexer serving `user` on a unit; starts the user's own instance on first use. */
   async acquire(unitName: string, user: string, signal: AbortSignal): Promise<Multiplexer> {
-    const entry = this.#units.get(unitName);
-    if (entry === undefined) throw new ProxyError('server_not_running', `server ${unitName} is not running`);
+    // A route can be served before its unit converged (right after start or a reload): wait for it, briefly.
+    const entry = this.#units.get(unitName) ?? (await this.#published(unitName, signal));
     if (entry.unit.scope === 'shared') {
       const ready = entry.serving.filter((u) => u.mux.info !== undefined);
       const pick = leastBusy(ready.length > 0 ? ready : entry.serving);
@@ -156,6 +162,31 @@ export class UpstreamPool {
     const upstream = await raceSignal(starting, signal);
     upstream.lastUsed = this.#now();
     return upstream.mux;
+  }
+
+  /** The unit's entry once the controller publishes it, within the ready wait. */
+  #published(unitName: string, signal: AbortSignal): Promise<UnitEntry> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.#waitingFor.get(unitName) ?? new Set();
+      this.#waitingFor.set(unitName, waiters);
+      const give = (err: ProxyError): void => {
+        cleanup();
+        reject(err);
+      };
+      const timer = setTimeout(() => give(new ProxyError('server_not_running', `server ${unitName} has no instance yet; see berth status`)), PUBLISH_WAIT_MS);
+      const onAbort = (): void => give(new ProxyError('start_aborted', 'the client went away'));
+      const waiter = (entry: UnitEntry): void => {
+        cleanup();
+        resolve(entry);
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        waiters.delete(waiter);
+      };
+      waiters.add(waiter);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Every connected upstream, including ones still starting or draining. */

@@ -172,7 +172,9 @@ export class Controller {
         : planChanges(desired, { units: observedUnits(snapshot, previousDesired ?? desired, this.#units.status()), routes: previousDesired?.routes ?? [] })
             .actions.filter((a) => a.kind !== 'keep')
             .map((a) => a.unit.name);
-    const changed = [...names];
+    // Units this process never converged (adopted after a restart) must still reach the pool.
+    const unknown = desired.units.filter((u) => !this.#units.status().has(u.name)).map((u) => u.name);
+    const changed = [...new Set([...names, ...unknown])];
     if (changed.length > 0) log.info({ units: changed }, 'applying plan');
     this.#units.enqueue(desired.units, changed, snapshot);
     // Last: once the routes change nothing above can fail any more.
