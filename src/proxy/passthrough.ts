@@ -72,7 +72,7 @@ export class Passthrough {
   handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     ctx.method = req.method ?? 'unknown';
     if (this.#closed) {
-      sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${this.#o.server} is shutting down`);
+      refuseClosing(res, this.#o.server);
       return Promise.resolve();
     }
     const declared = Number(req.headers['content-length'] ?? NaN);
@@ -121,7 +121,7 @@ export class Passthrough {
   #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, done: () => void): void {
     if (this.#closed) {
       done();
-      sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${this.#o.server} is shutting down`);
+      refuseClosing(res, this.#o.server);
       return;
     }
     const { server, maxBodyBytes } = this.#o;
@@ -149,8 +149,9 @@ export class Passthrough {
       answer?.destroy();
       up?.destroy();
       if (!finish()) return;
-      if (res.headersSent) res.end();
-      else sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${server} is shutting down`);
+      // berth is going away: the client's connection goes too, so that it does not hold up the listener's close.
+      if (res.headersSent) res.end(() => res.socket?.destroy());
+      else refuseClosing(res, server);
     };
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
       try {
@@ -227,6 +228,10 @@ export class Passthrough {
 }
 
 function noop(): void {}
+
+function refuseClosing(res: ServerResponse, server: string): void {
+  sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${server} is shutting down`, { connection: 'close', 'retry-after': '5' });
+}
 
 /** Resolves when the previous request's turn is over, after `ms` at most, or when the client leaves. */
 function waitTurn(previous: Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
