@@ -112,6 +112,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       sessions.closeAll();
+      // Passed-through streams hold their connections open; ending them lets the drain finish now.
+      for (const handler of routes.current.handlers.values()) if (handler.kind === 'passthrough') handler.passthrough.close();
       await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
       server.closeAllConnections();
       // Bounded: a unit stuck in its backend never holds shutdown.

@@ -4,11 +4,12 @@
 import { BerthError } from '../errors.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
-export type ProxyErrorCode = 'upstream_unavailable' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
+export type ProxyErrorCode = 'upstream_unavailable' | 'remote_unavailable' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
 
 const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonly rpc: number }>> = {
   upstream_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   upstream_closed: { status: 503, rpc: ErrorCode.upstreamUnavailable },
+  remote_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   upstream_timeout: { status: 504, rpc: ErrorCode.requestTimeout },
   start_aborted: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   server_not_running: { status: 503, rpc: ErrorCode.upstreamUnavailable },
