@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import type { CredentialRoutes } from '../credentials/routes.ts';
+import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
@@ -21,6 +23,8 @@ export interface ProxyState {
    */
   readiness(): { readonly ready: boolean; readonly notReady: readonly string[] };
   status(): Promise<unknown>;
+  /** /connect/<server> and /api/credentials, when berth has a state file to keep them in. */
+  credentials?(): CredentialRoutes | undefined;
 }
 
 export interface ProxyServerOptions {
@@ -89,6 +93,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   if (refusal !== undefined) return sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
   // Until an auth provider is configured, only this host's clients are served.
   if (!isLoopbackAddress(req.socket.remoteAddress)) return sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
+
+  const credentials = state.credentials?.();
+  if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
 
   const isSse = pathname.startsWith(SSE_PREFIX);
   if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
