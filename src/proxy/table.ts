@@ -106,11 +106,11 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
       const remote = (): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, logger: deps.logger });
       if (route.transport === 'sse') {
         const upstream = remote();
-        return { kind: 'mcp', route, endpoint: endpoint((_user, signal) => upstream.acquire(signal)), close: () => upstream.close() };
+        return { kind: 'mcp', route, endpoint: endpoint(async () => upstream.mux), close: () => upstream.close() };
       }
       const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
       let bridge: RemoteUpstream | undefined;
-      const sse = endpoint((_user, signal) => (bridge ??= remote()).acquire(signal));
+      const sse = endpoint(async () => (bridge ??= remote()).mux);
       return {
         kind: 'passthrough',
         route,
