@@ -57,6 +57,19 @@ function program(setExit: (code: number) => void): Command {
     .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => setExit(await runStatus(configPath(file), opts)));
 
   cli
+    .command('key')
+    .description('API keys for the apiKey auth provider')
+    .command('new')
+    .description('print a new API key and the config line (with only its SHA-256) that accepts it')
+    .requiredOption('--user <name>', 'the user the key authenticates')
+    .option('--groups <list>', 'comma-separated groups of the user, for access rules', parseList)
+    .action(async (opts: { user: string; groups?: string[] }) => {
+      // Loaded on use: the other commands do not pay for it.
+      const { runKeyNew } = await import('./cli/key.ts');
+      setExit(runKeyNew(opts));
+    });
+
+  cli
     .command('state')
     .description("manage berth's state file (per-user credentials and tokens, encrypted at rest)")
     .command('rotate-key')
@@ -69,6 +82,12 @@ function program(setExit: (code: number) => void): Command {
     });
 
   return cli;
+}
+
+function parseList(value: string): string[] {
+  const items = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (items.length === 0) throw new InvalidArgumentError('give at least one group: --groups eng,ops');
+  return items;
 }
 
 function parsePort(value: string): number {

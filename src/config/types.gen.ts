@@ -60,7 +60,7 @@ export type AuthProvider = {
    */
   issuer?: string;
   /**
-   * jwt: the audience (aud) tokens must carry, normally berth's public URL.
+   * jwt: an audience (aud) accepted besides the route's own resource URL (listen.publicUrl + /mcp/<server>). Only for issuers that cannot mint per-resource audiences: a token for this audience is then good for every route.
    */
   audience?: string;
   /**
@@ -79,6 +79,33 @@ export type AuthProvider = {
    * jwt: scopes every token must carry; otherwise 403 insufficient_scope.
    */
   requiredScopes?: string[];
+  /**
+   * jwt: signature algorithms accepted; tokens signed otherwise (or unsigned) are refused.
+   *
+   * @minItems 1
+   */
+  algorithms?: ('RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA')[];
+  /**
+   * jwt: tolerance for exp and nbf, for clocks that drift apart.
+   */
+  clockSkewSeconds?: number;
+  /**
+   * jwt: check opaque (non-JWT) tokens at the issuer's RFC 7662 introspection endpoint, as this client.
+   */
+  introspection?: {
+    /**
+     * The introspection endpoint, when not from issuer discovery.
+     */
+    endpoint?: string;
+    /**
+     * Client id berth authenticates as.
+     */
+    clientId: string;
+    /**
+     * Client secret; use ${env:NAME} or ${file:path}.
+     */
+    clientSecret: string;
+  };
   /**
    * header: request header carrying the user name.
    */
@@ -160,11 +187,11 @@ export type Server = {
    */
   port?: number;
   /**
-   * container/remote: the MCP endpoint path.
+   * container/remote, and command with `transport`: the MCP endpoint path.
    */
   path?: string;
   /**
-   * container/remote: the upstream's HTTP transport.
+   * container/remote: the upstream's HTTP transport. command: set it when the command serves MCP over HTTP instead of stdio; berth passes a free loopback port in the PORT environment variable.
    */
   transport?: 'streamable-http' | 'sse';
   /**
@@ -190,6 +217,10 @@ export type Server = {
   oauth?: Oauth;
   resources?: Resources;
   /**
+   * single-user: at most this many users' instances at once. The next user gets a clear error (HTTP 429) until an instance stops after its idle timeout.
+   */
+  maxInstances?: number;
+  /**
    * multi-user: how many instances share the load.
    */
   replicas?: number;
@@ -201,6 +232,10 @@ export type Server = {
    * single-user/multi-user: how long an instance may take to start and answer `initialize` before berth reports it failed (`30s`, `2m`). npx and uvx may download the package first.
    */
   startupTimeout?: string;
+  /**
+   * single-user/multi-user: how long berth waits for the answer to one forwarded request before it answers the client with an error (JSON-RPC -32004). Progress notifications from the server restart the clock. Changing it restarts nothing.
+   */
+  requestTimeout?: string;
   access?: Access;
   /**
    * composite: the servers this one is made of.
@@ -250,6 +285,7 @@ export interface BerthConfiguration {
   listen?: Listen;
   backend?: Backend;
   state?: State;
+  limits?: Limits;
   /**
    * Downstream authentication: how clients of berth prove who they are. Providers are tried in order; the first that recognises the request decides. Without this key berth accepts anonymous clients on loopback only.
    */
@@ -285,6 +321,10 @@ export interface Listen {
    * Largest request body accepted, in bytes; larger requests get 413.
    */
   maxBodyBytes?: number;
+  /**
+   * With `auth` configured, only members of this group may read /status and /metrics.
+   */
+  adminGroup?: string;
 }
 /**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.
@@ -304,6 +344,15 @@ export interface State {
    * @minItems 1
    */
   keys?: string[];
+}
+/**
+ * Caps that keep one user or one server from taking the host.
+ */
+export interface Limits {
+  /**
+   * At most this many single-user instances per user, over all servers. A user at the cap gets a clear error (HTTP 429) until one of their instances stops after its idle timeout.
+   */
+  instancesPerUser?: number;
 }
 /**
  * berth is the OAuth 2.1 client towards this upstream: it discovers the authorization server, obtains a token per user (or one shared), refreshes it and injects it. Discovery is the default; static client settings override it.
@@ -348,7 +397,7 @@ export interface Resources {
   memory?: string;
 }
 /**
- * Who may use this server. Without it every authenticated user may. A user matches when named in `users` or a member of one of `groups`.
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
  */
 export interface Access {
   /**
@@ -359,15 +408,24 @@ export interface Access {
    * Groups allowed.
    */
   groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }
 /**
  * One server inside a composite.
  */
 export interface Component {
+  access?: Access1;
   /**
    * Name of the server (or composite) to include.
    */
   server: string;
+  /**
+   * How long the composite waits for this component to connect or list its tools before it leaves the component's tools out (it keeps trying in the background and tells clients when they are back).
+   */
+  timeout?: string;
   /**
    * Prepended to every tool name of this component, to keep names apart.
    */
@@ -397,4 +455,21 @@ export interface Component {
       [k: string]: string | undefined;
     };
   };
+}
+/**
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
+ */
+export interface Access1 {
+  /**
+   * User names allowed.
+   */
+  users?: string[];
+  /**
+   * Groups allowed.
+   */
+  groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }

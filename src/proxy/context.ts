@@ -1,9 +1,12 @@
+import type { Identity } from '../auth/identity.ts';
 import type { Logger } from '../observe/log.ts';
 
 /** What berth knows about one HTTP request while serving it. */
 export interface RequestContext {
   readonly requestId: string;
-  /** The authenticated user, or `anonymous`. */
+  /** Who is calling, as the auth step established it. */
+  readonly identity: Identity;
+  /** `identity.user`: the authenticated user, or `anonymous`. */
   readonly user: string;
   readonly log: Logger;
   /** Aborted when the client goes away. */

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import type { Gate } from '../auth/gate.ts';
+import type { Identity } from '../auth/identity.ts';
+import { ANONYMOUS } from '../auth/identity.ts';
 import type { CredentialRoutes } from '../credentials/routes.ts';
 import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
 import type { OriginPolicy } from './guard.ts';
-import { checkOrigin, isLoopbackAddress } from './guard.ts';
+import { checkOrigin } from './guard.ts';
 import { sendJson, sendRpcError } from './http-util.ts';
 import type { RouteTable } from './table.ts';
 
@@ -16,6 +19,8 @@ export interface ProxyState {
   /** The route table in force; swapped whole on reload. */
   table(): RouteTable;
   originPolicy(): OriginPolicy;
+  /** The identity step: providers, access rules, protected-resource metadata. */
+  gate(): Gate;
   /**
    * Ready once the first config was applied; servers whose shared instances
    * are not ready are listed but do not make berth unready, since one broken
@@ -51,7 +56,7 @@ export function createProxyServer(options: ProxyServerOptions): Server {
     handle(req, res, ctx, state, metrics)
       .catch((err: unknown) => {
         ctx.log.error({ err }, 'request failed');
-        sendRpcError(res, 500, -32603, 'internal error');
+        sendRpcError(res, 500, -32603, `internal error (request ${requestId})`);
       })
       .finally(() => {
         const server = ctx.server;
@@ -68,7 +73,7 @@ export function createProxyServer(options: ProxyServerOptions): Server {
   return server;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, state: ProxyState, metrics: Metrics): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, metrics: Metrics): Promise<void> {
   // Split by hand: a URL object per request costs more than the rest of the routing.
   const raw = req.url ?? '/';
   const queryAt = raw.indexOf('?');
@@ -81,18 +86,21 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
       return sendJson(res, readiness.ready ? 200 : 503, readiness);
     }
     case '/metrics': {
+      if (!(await state.gate().admitOperator(req, res))) return;
       const body = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType });
       res.end(body);
       return;
     }
     case '/status':
+      if (!(await state.gate().admitOperator(req, res))) return;
       return sendJson(res, 200, await state.status());
   }
   const refusal = checkOrigin(req, state.originPolicy());
   if (refusal !== undefined) return sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
-  // Until an auth provider is configured, only this host's clients are served.
-  if (!isLoopbackAddress(req.socket.remoteAddress)) return sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
+  const identity = await state.gate().admit(req, res, pathname, state.table());
+  if (identity === undefined) return;
+  ctx.identity = identity;
 
   const credentials = state.credentials?.();
   if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
@@ -125,7 +133,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
 /** A request's context; the abort signal and the child logger are made only when used. */
 class Context implements RequestContext {
   readonly requestId: string;
-  readonly user = 'anonymous';
+  identity: Identity = ANONYMOUS;
   server?: string;
   method?: string;
   readonly #res: ServerResponse;
@@ -137,6 +145,10 @@ class Context implements RequestContext {
     this.requestId = requestId;
     this.#res = res;
     this.#logger = logger;
+  }
+
+  get user(): string {
+    return this.identity.user;
   }
 
   get log(): Logger {

@@ -37,10 +37,14 @@ export class SessionStore {
     return this.#sessions.size;
   }
 
-  /** The live session with this id, marked as used. */
-  touch(id: string): SessionEntry | undefined {
+  /**
+   * The live session with this id, marked as used, if it belongs to `owner`:
+   * a session is bound to the server, transport and user that created it, and
+   * to anyone else it does not exist.
+   */
+  touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind' | 'user'>): SessionEntry | undefined {
     const entry = this.#sessions.get(id);
-    if (entry === undefined) return undefined;
+    if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.user !== owner.user) return undefined;
     this.#sessions.delete(id);
     entry.lastSeen = this.#now();
     this.#sessions.set(id, entry);

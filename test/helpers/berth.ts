@@ -7,6 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import type { Berth } from '../../src/cli/serve.ts';
+import type { StatusReport } from '../../src/cli/status-model.ts';
 import { startBerth } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 
@@ -77,4 +78,9 @@ export async function connectClient(url: string, server: string, capabilities: C
   const client = new Client({ name: 'berth-test', version: '1.0.0' }, { capabilities });
   await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp/${server}`)));
   return client;
+}
+
+/** The running berth's /status document. */
+export async function status(url: string): Promise<StatusReport> {
+  return (await (await fetch(`${url}/status`)).json()) as StatusReport;
 }

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
+import { createAuthenticator } from '../../src/auth/chain.ts';
+import { Gate } from '../../src/auth/gate.ts';
 import { createCredentialRoutes } from '../../src/credentials/routes.ts';
 import type { UserCredential } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -38,10 +40,13 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'berth-credentials-'));
   store = new CredentialStore(await StateStore.open({ path: path.join(dir, 'state.json'), keys: [KEY] }), silentLogger());
   const credentials = createCredentialRoutes({ store, fields: (name) => FIELDS[name] });
+  // No auth configured: loopback callers are `anonymous`, as in a default berth.
+  const gate = new Gate({ authenticator: createAuthenticator(undefined, { logger: silentLogger() }), logger: silentLogger() });
   server = createProxyServer({
     state: {
       table: () => EMPTY_TABLE,
       originPolicy: () => originPolicy({ host: '127.0.0.1' }),
+      gate: () => gate,
       readiness: () => ({ ready: true, notReady: [] }),
       status: async () => ({}),
       credentials: () => credentials,

@@ -171,7 +171,7 @@ const cases: readonly Case[] = [
       actions: ['replace tool'],
       unitChanges: { tool: [{ path: 'scope', from: 'per-user', to: 'shared' }] },
       routes: ['change tool'],
-      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
+      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'maxInstances', from: '100' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
     },
   },
   {
@@ -234,8 +234,8 @@ const cases: readonly Case[] = [
         combo: [
           {
             path: 'components',
-            from: '[{"prefix":"f_","server":"files","tools":{"descriptions":{},"include":["read","write"],"rename":{}}},{"prefix":"","server":"tool","tools":{"descriptions":{},"rename":{}}}]',
-            to: '[{"prefix":"f_","server":"files","tools":{"descriptions":{},"include":["read"],"rename":{}}},{"prefix":"","server":"tool","tools":{"descriptions":{},"rename":{}}}]',
+            from: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read","write"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
+            to: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
           },
         ],
       },

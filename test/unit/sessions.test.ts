@@ -8,11 +8,13 @@ function fakeTransport(closed: string[], id: string): Transport {
   return { start: async () => undefined, send: async () => undefined, close: async () => void closed.push(id) };
 }
 
+const owner = { server: 's', user: 'u', kind: 'streamable-http' } as const;
+
 function store(options: { idleTtlMs: number; maxSessions: number }) {
   let now = 0;
   const closed: string[] = [];
   const sessions = new SessionStore({ ...options, now: () => now });
-  const add = (id: string): void => sessions.add({ id, server: 's', user: 'u', kind: 'streamable-http', transport: fakeTransport(closed, id) });
+  const add = (id: string): void => sessions.add({ id, ...owner, transport: fakeTransport(closed, id) });
   return { sessions, closed, add, advance: (ms: number) => (now += ms) };
 }
 
@@ -21,19 +23,19 @@ test('sessions unused past the TTL are closed; used ones live on', () => {
   s.add('a');
   s.add('b');
   s.advance(600);
-  assert.ok(s.sessions.touch('a'));
+  assert.ok(s.sessions.touch('a', owner));
   s.advance(600);
   assert.equal(s.sessions.expire(), 1);
   assert.deepEqual(s.closed, ['b']);
-  assert.equal(s.sessions.touch('b'), undefined, 'an expired id is unknown (404)');
-  assert.ok(s.sessions.touch('a'));
+  assert.equal(s.sessions.touch('b', owner), undefined, 'an expired id is unknown (404)');
+  assert.ok(s.sessions.touch('a', owner));
 });
 
 test('past maxSessions the least recently used session is closed', () => {
   const s = store({ idleTtlMs: 60_000, maxSessions: 2 });
   s.add('a');
   s.add('b');
-  s.sessions.touch('a');
+  s.sessions.touch('a', owner);
   s.add('c');
   assert.deepEqual(s.closed, ['b']);
   assert.equal(s.sessions.size, 2);
