@@ -15,7 +15,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import { originPolicy } from '../proxy/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/pool.ts';
-import { SessionStore } from '../proxy/sessions.ts';
+import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
 import { RouteTables } from '../proxy/table.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
@@ -27,6 +27,8 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** Overrides listen.port (0 picks a free port); tests and containers use it. */
   readonly port?: number;
+  /** Deadline for receiving a request's headers and body; default 30 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** A running berth: what tests and the CLI hold on to. */
@@ -42,7 +44,6 @@ export interface Berth {
 }
 
 const SESSION_IDLE_TTL_MS = 30 * 60_000;
-const MAX_SESSIONS = 20_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
 const DEFAULT_INSTANCES_PER_USER = 10;
@@ -58,7 +59,6 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const authProblem = checkAuthConfig(config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
   const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
-  const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
   const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)) });
   // The pool reads the controller's current routes; it runs only after the controller exists.
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
@@ -71,6 +71,12 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
+  const sessions = new SessionStore({
+    idleTtlMs: SESSION_IDLE_TTL_MS,
+    ...(config.listen?.maxSessions === undefined ? {} : { maxSessions: config.listen.maxSessions }),
+    ...(config.listen?.maxSessionsPerClient === undefined ? {} : { maxSessionsPerClient: config.listen.maxSessionsPerClient }),
+    onEvict: reportEvictions(logger, metrics),
+  });
   const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
@@ -78,6 +84,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const server = createProxyServer({
     logger,
     metrics,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     state: {
       table: () => routes.current,
       originPolicy: () => policy,

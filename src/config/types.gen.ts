@@ -325,6 +325,14 @@ export interface Listen {
    * With `auth` configured, only members of this group may read /status and /metrics.
    */
   adminGroup?: string;
+  /**
+   * Most client sessions open at once, over all clients; past it the least recently used session is closed (its client gets 404 and starts a new one).
+   */
+  maxSessions?: number;
+  /**
+   * Most sessions one client may hold (a user, or an anonymous client's address); its next session closes its own least recently used one, never another client's.
+   */
+  maxSessionsPerClient?: number;
 }
 /**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
@@ -9,7 +10,7 @@ import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } f
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { SessionEventStore } from './event-store.ts';
-import { serveWebStandard } from './web-adapter.ts';
+import { exceedsQueue, serveWebStandard } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
@@ -51,7 +52,7 @@ export class McpEndpoint {
         const entry = this.#session(req, res, ctx, 'streamable-http');
         if (entry === undefined) return;
         const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-        return serveWebStandard(req, res, (request) => transport.handleRequest(request));
+        return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request));
       }
       default:
         return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET, POST, DELETE' });
@@ -78,7 +79,7 @@ export class McpEndpoint {
       const entry = this.#session(req, res, ctx, 'streamable-http');
       if (entry === undefined) return;
       const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-      return serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body.value }));
+      return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body.value }));
     }
     if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
     return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
@@ -92,7 +93,7 @@ export class McpEndpoint {
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
       eventStore: new SessionEventStore(),
-      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport }),
+      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport }),
       onsessionclosed: (id): void => sessions.delete(id),
     });
     transport.onclose = () => {
@@ -100,7 +101,7 @@ export class McpEndpoint {
     };
     await transport.start();
     mux.attach(transport, ctx.user);
-    await serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body }));
+    await serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body }));
     // Refused before a session existed (e.g. a malformed initialize): nothing will ever use it.
     if (transport.sessionId === undefined) await transport.close();
   }
@@ -110,12 +111,12 @@ export class McpEndpoint {
     if (req.method === 'GET') {
       const mux = await this.#acquire(res, ctx);
       if (mux === undefined) return;
-      const transport = new SSEServerTransport(messagePath, res);
+      const transport = new BoundedSseTransport(messagePath, res, ctx.log);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport, ctx.user);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;
@@ -166,6 +167,23 @@ export class McpEndpoint {
       }
       return undefined;
     }
+  }
+}
+
+/** Legacy SSE writes straight to the response; a client that stops reading loses the stream (legacy SSE cannot resume). */
+class BoundedSseTransport extends SSEServerTransport {
+  readonly #res: ServerResponse;
+  readonly #log: RequestContext['log'];
+
+  constructor(endpoint: string, res: ServerResponse, log: RequestContext['log']) {
+    super(endpoint, res);
+    this.#res = res;
+    this.#log = log;
+  }
+
+  override async send(message: JSONRPCMessage): Promise<void> {
+    if (exceedsQueue(this.#res, this.#log)) return;
+    return super.send(message);
   }
 }
 
