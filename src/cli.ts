@@ -82,6 +82,18 @@ function program(setExit: (code: number) => void): Command {
       setExit(await runBridge({ command, args, host: opts.host, port: opts.port, logger: createLogger({ level: opts.logLevel }) }));
     });
 
+  cli
+    .command('state')
+    .description("manage berth's state file (per-user credentials and tokens, encrypted at rest)")
+    .command('rotate-key')
+    .description('re-encrypt every secret in the state file under the first key of state.keys')
+    .argument(...fileArg)
+    .action(async (file: string | undefined) => {
+      // Loaded on use: serving never needs it.
+      const { runRotateKey } = await import('./cli/state.ts');
+      setExit(await runRotateKey(configPath(file)));
+    });
+
   return cli;
 }
 

@@ -367,9 +367,15 @@ export interface State {
    */
   path?: string;
   /**
-   * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it.
+   * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it. Without a key berth stores no secrets.
    */
   key?: string;
+  /**
+   * Several encryption keys, for rotation: new secrets are sealed under the first, and any of them opens a stored one. Put a new key first, restart, run `berth state rotate-key`, then drop the old one. Use instead of `key`.
+   *
+   * @minItems 1
+   */
+  keys?: string[];
 }
 /**
  * Caps that keep one user or one server from taking the host.

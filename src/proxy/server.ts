@@ -5,6 +5,8 @@ import type { Duplex } from 'node:stream';
 import type { Gate } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
 import { ANONYMOUS } from '../auth/identity.ts';
+import type { CredentialRoutes } from '../credentials/routes.ts';
+import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
@@ -27,6 +29,8 @@ export interface ProxyState {
    */
   readiness(): { readonly ready: boolean; readonly notReady: readonly string[] };
   status(): Promise<unknown>;
+  /** /connect/<server> and /api/credentials, when berth has a state file to keep them in. */
+  credentials?(): CredentialRoutes | undefined;
 }
 
 export interface ProxyServerOptions {
@@ -137,6 +141,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   ctx.identity = identity;
   // Anonymous clients are told apart by address for the per-client session cap.
   ctx.client = identity === ANONYMOUS ? `anonymous@${req.socket.remoteAddress ?? ''}` : `user:${identity.user}`;
+  const credentials = state.credentials?.();
+  if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
   return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
 }
 
