@@ -3,6 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
 import { Gate } from '../auth/gate.ts';
 import { createBackend } from '../backends/select.ts';
+import { userFieldsOf } from '../credentials/fields.ts';
+import { createCredentialRoutes } from '../credentials/routes.ts';
+import { CredentialStore } from '../store/credentials.ts';
+import { stateOptionsOf } from '../store/options.ts';
+import { StateStore } from '../store/state.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import type { Route } from '../desired/types.ts';
@@ -55,6 +60,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
   const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
   const backend = await createBackend(initial, logger);
+  // Per-user credentials live in the state file; the store opens even without a key (plain values only).
+  const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
   const pool = new UpstreamPool({
@@ -63,6 +70,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     drainMs: DRAIN_MS,
     idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
     requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
+    credentialsFor: (unit, user) => credentials.get(user, unit),
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
@@ -72,7 +80,17 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     ...(config.listen?.maxSessionsPerClient === undefined ? {} : { maxSessionsPerClient: config.listen.maxSessionsPerClient }),
     onEvict: reportEvictions(logger, metrics),
   });
-  const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });
+  const routes = new RouteTables({
+    upstreams: pool,
+    sessions,
+    logger,
+    maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024,
+    keepAliveMs: KEEP_ALIVE_MS,
+    ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }),
+  });
+  // Only the user whose values changed gets a new instance of that server.
+  credentials.onChange((change) => void pool.renew(change.server, change.user));
+  const credentialRoutes = createCredentialRoutes({ store: credentials, fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)) });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
@@ -84,6 +102,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       table: () => routes.current,
       originPolicy: () => policy,
       gate: () => gate,
+      credentials: () => credentialRoutes,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),

@@ -6,7 +6,11 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
-import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
+import { baseUrl } from '../auth/resource.ts';
+import type { CredentialPrompt } from '../credentials/missing.ts';
+import { connectUrlOf, credentialPromptFor, missingCredentialsError } from '../credentials/missing.ts';
+import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError, writeJson } from './http-util.ts';
+import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { SessionEventStore } from './event-store.ts';
@@ -22,6 +26,8 @@ export interface McpEndpointOptions {
   readonly maxBodyBytes: number;
   /** Interval of SSE keep-alive comments on idle streams. */
   readonly keepAliveMs: number;
+  /** listen.publicUrl: the base of the /connect links given to users with missing credentials. */
+  readonly publicUrl?: string;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -70,7 +76,9 @@ export class McpEndpoint {
     const era = classify(req, body.value);
     if (era.era === 'invalid') return sendRefusal(res, idOf(body.value), era.refusal);
     if (era.era === 'modern') {
-      const mux = await this.#acquire(res, ctx);
+      const meta = (era.message as { params?: { _meta?: Record<string, unknown> } }).params?._meta ?? {};
+      const prompt = credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
+      const mux = await this.#acquire(req, res, ctx, { id: idOf(body.value), prompt });
       if (mux === undefined) return;
       // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
       return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
@@ -86,7 +94,8 @@ export class McpEndpoint {
   }
 
   async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: unknown): Promise<void> {
-    const mux = await this.#acquire(res, ctx);
+    const params = (body as { params?: { protocolVersion?: unknown; capabilities?: unknown } }).params;
+    const mux = await this.#acquire(req, res, ctx, { id: idOf(body), prompt: credentialPromptFor(String(params?.protocolVersion ?? ''), params?.capabilities) });
     if (mux === undefined) return;
     const { server, sessions } = this.#o;
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
@@ -109,7 +118,7 @@ export class McpEndpoint {
   /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */
   async handleSse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messagePath: string): Promise<void> {
     if (req.method === 'GET') {
-      const mux = await this.#acquire(res, ctx);
+      const mux = await this.#acquire(req, res, ctx, { id: null, prompt: 'message' });
       if (mux === undefined) return;
       const transport = new BoundedSseTransport(messagePath, res, ctx.log);
       const { server, sessions } = this.#o;
@@ -153,11 +162,16 @@ export class McpEndpoint {
     return entry;
   }
 
-  async #acquire(res: ServerResponse, ctx: RequestContext): Promise<Multiplexer | undefined> {
+  async #acquire(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, request: { id: RequestId | null; prompt: CredentialPrompt }): Promise<Multiplexer | undefined> {
     try {
-      return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
+      return await this.#o.acquire(ctx.user, ctx.signal);
     } catch (err) {
-      if (err instanceof ProxyError) {
+      if (err instanceof ProxyError && err.missing !== undefined) {
+        // Answered in-band, in the form the client can act on: a link to the page where the user supplies them.
+        const answer = missingCredentialsError(err.missing.server, err.missing.names, connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server), request.prompt);
+        ctx.log.info({ server: this.#o.server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
+        writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id: request.id, error: answer.error } : { jsonrpc: '2.0', id: request.id, result: answer.result });
+      } else if (err instanceof ProxyError) {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
         sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});
       } else {
@@ -168,6 +182,7 @@ export class McpEndpoint {
       return undefined;
     }
   }
+
 }
 
 /** Legacy SSE writes straight to the response; a client that stops reading loses the stream (legacy SSE cannot resume). */

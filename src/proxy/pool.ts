@@ -32,8 +32,8 @@ export interface PoolOptions {
   readonly drainMs?: number;
   /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
-  /** Credentials a user's own instance gets in its environment. */
-  readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
+  /** Credentials a user's own instance gets in its environment (the user's saved values). */
+  readonly credentialsFor?: (unit: string, user: string) => Promise<Readonly<Record<string, string>>>;
   readonly sweepIntervalMs?: number;
   /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
   readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
@@ -194,6 +194,20 @@ export class UpstreamPool {
     return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
   }
 
+  /**
+   * A user's credentials for a unit changed: their own instance goes (its
+   * sessions end; clients reconnect) and the next request starts one with the
+   * new values. Nobody else's instance is touched.
+   */
+  async renew(unitName: string, user: string): Promise<void> {
+    const entry = this.#units.get(unitName);
+    const upstream = entry?.perUser.get(hashUser(user));
+    if (entry === undefined || upstream === undefined) return;
+    entry.perUser.delete(hashUser(user));
+    this.#o.logger.info({ server: unitName, instance: upstream.instance.id }, 'credentials changed; replacing the user\'s instance');
+    await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
+  }
+
   /** Per-user starts in progress (the backend may not list them yet), for status. */
   starting(): readonly { readonly unit: string; readonly user: string }[] {
     return [...this.#units].flatMap(([unit, entry]) => [...entry.starting.keys()].map((hash) => ({ unit, user: entry.startingUsers.get(hash) ?? hash })));
@@ -243,7 +257,9 @@ export class UpstreamPool {
     const unit = entry.unit;
     // The start belongs to no caller: its own deadline and shutdown end it.
     const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(unit.startupTimeoutMs)]);
-    const env = this.#o.credentialsFor?.(unit.name, user) ?? {};
+    const env = (await this.#o.credentialsFor?.(unit.name, user)) ?? {};
+    const missing = unit.spec.env.fromUser.filter((c) => c.required && env[c.name] === undefined).map((c) => c.name);
+    if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
     const upstream = this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user);

@@ -52,6 +52,8 @@ export interface TableDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly keepAliveMs: number;
+  /** listen.publicUrl, for links berth gives out. */
+  readonly publicUrl?: string;
   /**
    * The handler serving `server` in the current route table (not the one
    * being built): composites reach their components through it, at connect time.
@@ -135,7 +137,7 @@ export async function retireHandlers(previous: RouteTable, next: RouteTable): Pr
 
 function handlerFor(route: Route, deps: TableDeps): RouteHandler {
   const endpoint = (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>): McpEndpoint =>
-    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
+    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
   switch (route.kind) {
     case 'hosted': {
       const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
