@@ -6,8 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { TestBerth } from '../helpers/berth.ts';
-import { everythingYaml, startTestBerth, status } from '../helpers/berth.ts';
+import type { TestBerth , status } from '../helpers/berth.ts';
+import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const KEYS = { alice: 'berth_alice-0123456789abcdef-users', bob: 'berth_bob-0123456789abcdefgh-users' } as const;
