@@ -68,7 +68,8 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
-    for (const child of Object.values(value)) deepFreeze(child);
+    // for…in allocates nothing; loaded data has only own, plain keys.
+    for (const key in value) deepFreeze(value[key]);
     Object.freeze(value);
   }
   return value;
