@@ -93,7 +93,14 @@ describe('composites across reloads', () => {
       let changed = 0;
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      // A list_changed may also come from the component itself (server-everything
+      // registers more tools once initialized), so one arriving is not proof that
+      // the edit was applied: wait until the reload finished (sessions moved to
+      // the new composite), and count only notifications that came after the edit.
+      const generation = (await status(b.url)).generation;
+      changed = 0;
       b.writeConfig(everythingYaml() + box('echo, get-sum'));
+      await waitFor(async () => ((await status(b.url)).lastReload?.generation ?? 0) > generation, { timeoutMs: 20_000, message: 'the edit applied' });
       await waitFor(() => changed > 0, { timeoutMs: 20_000, message: 'tools/list_changed' });
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['echo', 'get-sum']);
       assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same box' } })), 'Echo: same box');

@@ -43,7 +43,7 @@ test('berth status with no config file asks the default URL instead of failing o
   // fetch refuses port 1 outright: the point is which URL is asked, not the answer.
   const withUrl = await run(process.execPath, [bin, 'status', '--url', 'http://127.0.0.1:1'], { cwd, env }).catch((err: { code: number; stderr: string }) => err);
   assert.match(withUrl.stderr, /cannot reach berth at http:\/\/127\.0\.0\.1:1\b/);
-  const bare = await run(process.execPath, [bin, 'status'], { cwd, env, timeout: 30_000 }).catch((err: { stderr: string }) => err);
+  const bare = await run(process.execPath, [bin, 'status'], { cwd, env, timeout: 30_000 }).catch((err: { stdout: string; stderr: string }) => err);
   assert.doesNotMatch(bare.stderr, /cannot read the config file/);
   assert.match(bare.stderr + bare.stdout, /127\.0\.0\.1:8080|SERVER/, 'it asked the default URL');
 });
