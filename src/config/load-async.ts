@@ -21,9 +21,6 @@ export type WorkerReply =
 // The worker module sits beside this one, as .ts in a checkout and .js once compiled.
 const here = fileURLToPath(import.meta.url);
 const workerFile = path.join(path.dirname(here), `load-worker${path.extname(here)}`);
-// Parsing a large file makes many short-lived objects: a larger young
-// generation collects them with fewer, cheaper scavenges.
-const YOUNG_GENERATION_MB = 64;
 
 /**
  * loadConfigFile on a worker thread, so a reload of a large file never stalls
@@ -34,7 +31,7 @@ export function loadConfigFileAsync(file: string, env: NodeJS.ProcessEnv = proce
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   const request: WorkerRequest = { file, env: { ...env } };
   return new Promise<LoadedConfig>((resolve, reject) => {
-    const worker = new Worker(workerFile, { workerData: request, env: {}, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
+    const worker = new Worker(workerFile, { workerData: request, env: {} });
     let settled = false;
     const settle = (outcome: () => void): void => {
       if (settled) return;
