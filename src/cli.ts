@@ -1,10 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { configPath } from './cli/config-path.ts';
+import { configPath, optionalConfigPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
-import { runPlan } from './cli/plan.ts';
-import { runServe } from './cli/serve.ts';
-import { runStatus } from './cli/status.ts';
-import { runValidate } from './cli/validate.ts';
 import { isBerthError } from './errors.ts';
 
 const VERSION = '0.1.0';
@@ -22,7 +18,11 @@ function program(setExit: (code: number) => void): Command {
     .description('check a config file and print every problem with its position')
     .argument(...fileArg)
     .option('--json', 'machine-readable output for editors and CI')
-    .action((file: string | undefined, opts: { json?: boolean }) => setExit(runValidate(configPath(file), opts)));
+    // Each command loads its own module when it runs: `berth validate` does not start the proxy's.
+    .action(async (file: string | undefined, opts: { json?: boolean }) => {
+      const { runValidate } = await import('./cli/validate.ts');
+      setExit(runValidate(configPath(file), opts));
+    });
 
   cli
     .command('plan')
@@ -33,6 +33,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string | undefined, opts: { from?: string; running?: string | true; json?: boolean }) => {
       if (opts.from !== undefined && opts.running !== undefined) throw new InvalidArgumentError('use either --from or --running');
+      const { runPlan } = await import('./cli/plan.ts');
       setExit(await runPlan(configPath(file), opts));
     });
 
@@ -45,6 +46,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--port <port>', 'listen on this port instead of listen.port (0: any free port)', parsePort)
     .action(async (file: string | undefined, opts: { logFormat: string; logLevel: string; port?: number }) => {
       if (opts.logFormat !== 'json' && opts.logFormat !== 'pretty') throw new InvalidArgumentError('--log-format is json or pretty');
+      const { runServe } = await import('./cli/serve.ts');
       setExit(await runServe(configPath(file), { logFormat: opts.logFormat, logLevel: opts.logLevel, ...(opts.port === undefined ? {} : { port: opts.port }) }));
     });
 
@@ -52,9 +54,12 @@ function program(setExit: (code: number) => void): Command {
     .command('status')
     .description("print a running berth's servers, instances and last reload")
     .argument(...fileArg)
-    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings)')
+    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings; without a config, http://127.0.0.1:8080)')
     .option('--json', 'print the raw status document')
-    .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => setExit(await runStatus(configPath(file), opts)));
+    .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => {
+      const { runStatus } = await import('./cli/status.ts');
+      setExit(await runStatus(opts.url === undefined ? optionalConfigPath(file) : undefined, opts));
+    });
 
   cli
     .command('key')

@@ -34,12 +34,13 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
   };
   const servers = Object.entries(config.servers).filter((e): e is [string, Server] => e[1] !== undefined);
   const names = servers.map(([name]) => name);
+  const known = new Set(names);
   const backendType = config.backend?.type ?? 'local';
 
   for (const [name, server] of servers) {
     const at = (...rest: (string | number)[]): KeyPath => ['servers', name, ...rest];
     checkFieldsFit(server, at, report);
-    if (server.runtime === 'container' && backendType === 'local') {
+    if (isHosted(server) && server.runtime === 'container' && backendType === 'local') {
       report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
     }
     for (const key of ['idleTimeout', 'startupTimeout', 'requestTimeout'] as const) {
@@ -57,7 +58,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
       if (bytes === undefined || bytes < 1) report(at('resources', 'memory'), 'invalid_quantity', `cannot read memory quantity ${JSON.stringify(server.resources.memory)}`, 'write bytes with a suffix: 256Mi, 1Gi, 512M');
     }
     checkCredentials(config, name, server, at, report);
-    if (server.type === 'composite') checkComponents(server.components ?? [], names, at, report);
+    if (server.type === 'composite') checkComponents(server.components ?? [], names, known, at, report);
   }
   checkCompositeCycles(servers, report);
   checkPublishedPorts(config, servers, report);
@@ -68,21 +69,26 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
 type Report = (path: KeyPath, code: string, message: string, hint?: string, onKey?: boolean) => void;
 
 function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
-  const runtimeFields = server.runtime === undefined ? [] : BY_RUNTIME[server.runtime];
-  if (server.runtime !== undefined && (server.type === 'remote' || server.type === 'composite')) {
-    report(at('runtime'), 'runtime_type_mismatch', `a ${server.type} server has no runtime`, server.type === 'remote' ? 'berth proxies `url`; to host the server use type multi-user or single-user' : 'a composite is made of `components`', true);
-    return;
-  }
-  const allowed = new Set<string>([...COMMON, ...BY_TYPE[server.type], ...runtimeFields]);
+  const runtime = isHosted(server) ? server.runtime : undefined;
+  const allowed = new Set<string>([...COMMON, ...BY_TYPE[server.type], ...(runtime === undefined ? [] : BY_RUNTIME[runtime])]);
+  const current = runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${runtime}`;
   for (const key of Object.keys(server)) {
     if (allowed.has(key)) continue;
+    if (key === 'runtime') {
+      report(at(key), 'runtime_type_mismatch', `${server.type} servers take no runtime`, server.type === 'remote' ? 'berth proxies `url`; to host the server use type multi-user or single-user' : 'a composite is made of `components`', true);
+      continue;
+    }
     const users = [
       ...Object.entries(BY_TYPE).filter(([, keys]) => keys.includes(key as ServerKey)).map(([t]) => `type ${t}`),
       ...Object.entries(BY_RUNTIME).filter(([, keys]) => keys.includes(key as ServerKey)).map(([r]) => `runtime ${r}`),
     ];
-    const current = server.runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${server.runtime}`;
     report(at(key), 'key_not_applicable', `\`${key}\` does not apply to ${current}`, users.length > 0 ? `used only by ${users.join(', ')}` : undefined, true);
   }
+}
+
+/** Only hosted servers run something; a runtime elsewhere is a mistake reported on its own. */
+function isHosted(server: Server): boolean {
+  return server.type === 'single-user' || server.type === 'multi-user';
 }
 
 function checkCredentials(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
@@ -120,10 +126,10 @@ function whyNoUserReaches(config: BerthConfiguration, server: Server): string | 
   return admitted ? undefined : 'its `access` admits none of the apiKey users';
 }
 
-function checkComponents(components: readonly Component[], names: readonly string[], at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+function checkComponents(components: readonly Component[], names: readonly string[], known: ReadonlySet<string>, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
   const exposed = new Map<string, string>();
   components.forEach((component, i) => {
-    if (!names.includes(component.server)) {
+    if (!known.has(component.server)) {
       report(at('components', i, 'server'), 'unknown_server', `unknown server \`${component.server}\``, suggest(component.server, names) ?? `servers are: ${names.join(', ')}`);
     }
     if (component.timeout !== undefined && parseDuration(component.timeout) === undefined) {
@@ -141,16 +147,20 @@ function checkComponents(components: readonly Component[], names: readonly strin
         }
       }
     }
-    // Collisions are only knowable where the tool list is.
-    for (const tool of include ?? []) {
-      const finalName = `${component.prefix ?? ''}${tools.rename?.[tool] ?? tool}`;
-      const where = `${component.server}.${tool}`;
+    // Collisions are knowable for the tools a component surely exposes: its
+    // `include` list or, without one, the tools it renames. Each is reported
+    // where its exposed name is written.
+    const rename = tools.rename ?? {};
+    const sure: [string, KeyPath][] =
+      include === undefined
+        ? Object.keys(rename).filter((tool) => !tools.exclude?.includes(tool)).map((tool) => [tool, at('components', i, 'tools', 'rename', tool)])
+        : include.map((tool, k) => [tool, rename[tool] === undefined ? at('components', i, 'tools', 'include', k) : at('components', i, 'tools', 'rename', tool)]);
+    for (const [tool, where] of sure) {
+      const finalName = `${component.prefix ?? ''}${rename[tool] ?? tool}`;
+      const origin = `${component.server}.${tool}`;
       const previous = exposed.get(finalName);
-      if (previous !== undefined) {
-        report(at('components', i, 'tools'), 'tool_collision', `tool name \`${finalName}\` from ${where} collides with ${previous}`, 'give one component a `prefix` or `rename` one tool');
-      } else {
-        exposed.set(finalName, where);
-      }
+      if (previous !== undefined) report(where, 'tool_collision', `tool name \`${finalName}\` from ${origin} collides with ${previous}`, 'give one component a `prefix` or `rename` one tool');
+      else exposed.set(finalName, origin);
     }
   });
 }
