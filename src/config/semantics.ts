@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parseCidr } from './cidr.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
@@ -12,8 +13,8 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout'],
-  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout'],
+  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'replicas', 'startupTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
@@ -56,9 +57,11 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
       const bytes = parseQuantity(server.resources.memory);
       if (bytes === undefined || bytes < 1) report(at('resources', 'memory'), 'invalid_quantity', `cannot read memory quantity ${JSON.stringify(server.resources.memory)}`, 'write bytes with a suffix: 256Mi, 1Gi, 512M');
     }
+    checkKubernetes(config, server, at, report);
     checkCredentials(config, name, server, at, report);
     if (server.type === 'composite') checkComponents(server.components ?? [], names, at, report);
   }
+  checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
   checkCompositeCycles(servers, report);
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
@@ -83,6 +86,39 @@ function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => Ke
     const current = server.runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${server.runtime}`;
     report(at(key), 'key_not_applicable', `\`${key}\` does not apply to ${current}`, users.length > 0 ? `used only by ${users.join(', ')}` : undefined, true);
   }
+}
+
+/** Pod settings only mean something on Kubernetes, and an admin's maximums bound every server before any API write. */
+function checkKubernetes(config: BerthConfiguration, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const backendType = config.backend?.type ?? 'local';
+  const settings = server.kubernetes;
+  if (settings !== undefined && backendType !== 'kubernetes') {
+    report(at('kubernetes'), 'key_not_applicable', `\`kubernetes\` does not apply to backend ${backendType}`, 'set `backend: { type: kubernetes }`, or remove it', true);
+    return;
+  }
+  checkEgress(settings?.egress, (i) => at('kubernetes', 'egress', i), report);
+  const autoscale = settings?.autoscale;
+  if (autoscale !== undefined) {
+    if (server.type !== 'multi-user') report(at('kubernetes', 'autoscale'), 'key_not_applicable', '`autoscale` applies only to type multi-user', undefined, true);
+    else if (server.resources?.cpu === undefined) report(at('kubernetes', 'autoscale'), 'invalid_autoscale', 'autoscaling on CPU needs `resources.cpu`', 'set `resources: { cpu: 500m }` on this server');
+    else if ((autoscale.minReplicas ?? server.replicas ?? 1) > autoscale.maxReplicas) report(at('kubernetes', 'autoscale', 'maxReplicas'), 'invalid_autoscale', `maxReplicas ${autoscale.maxReplicas} is below the minimum of ${autoscale.minReplicas ?? server.replicas ?? 1} replicas`);
+  }
+  const max = config.backend?.maxResources;
+  for (const key of ['cpu', 'memory'] as const) {
+    const limit = max?.[key];
+    const wanted = server.resources?.[key];
+    if (limit === undefined || wanted === undefined) continue;
+    const [limitValue, wantedValue] = [parseQuantity(limit), parseQuantity(wanted)];
+    if (limitValue !== undefined && wantedValue !== undefined && wantedValue > limitValue) {
+      report(at('resources', key), 'resources_over_maximum', `${key} ${String(wanted)} is more than backend.maxResources.${key} (${String(limit)})`, 'ask the operator to raise the maximum, or lower the request');
+    }
+  }
+}
+
+function checkEgress(cidrs: readonly string[] | undefined, at: (i: number) => KeyPath, report: Report): void {
+  (cidrs ?? []).forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is not a CIDR block`, 'write a network address with its prefix length and no host bits: 203.0.113.0/24, 2001:db8::/32');
+  });
 }
 
 function checkCredentials(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {

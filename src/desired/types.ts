@@ -1,5 +1,6 @@
 // The desired state: what berth should be running (units) and serving
 // (routes). Units change only by restarting something; routes change in place.
+import type { KubernetesServer } from '../config/types.gen.ts';
 
 /** A credential each user supplies (env of a per-user instance, or a header). */
 export interface UserCredential {
@@ -25,8 +26,8 @@ export interface Resources {
 
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
-  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources }
-  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources }
+  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesServer }
+  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesServer }
   | {
       readonly runtime: 'container';
       readonly image: string;
@@ -36,6 +37,7 @@ export type UnitSpec =
       readonly args: readonly string[];
       readonly env: Settings;
       readonly resources?: Resources;
+      readonly kubernetes?: KubernetesServer;
       readonly publishPort?: number;
     };
 
