@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
 import { runPlan } from './cli/plan.ts';
+import { runRender } from './cli/render.ts';
 import { runServe } from './cli/serve.ts';
 import { runStatus } from './cli/status.ts';
 import { runValidate } from './cli/validate.ts';
@@ -34,6 +35,17 @@ function program(setExit: (code: number) => void): Command {
     .action(async (file: string | undefined, opts: { from?: string; running?: string | true; json?: boolean }) => {
       if (opts.from !== undefined && opts.running !== undefined) throw new InvalidArgumentError('use either --from or --running');
       setExit(await runPlan(configPath(file), opts));
+    });
+
+  cli
+    .command('render')
+    .description('print the Kubernetes objects of a config as YAML, for a GitOps tool to apply')
+    .argument(...fileArg)
+    .option('--owner <name>', 'the berth instance owning the objects (label and name prefix)', 'berth')
+    .option('--secrets <mode>', 'omit (default) or include Secrets holding credentials', 'omit')
+    .action((file: string | undefined, opts: { owner: string; secrets: string }) => {
+      if (opts.secrets !== 'omit' && opts.secrets !== 'include') throw new InvalidArgumentError('--secrets is omit or include');
+      setExit(runRender(configPath(file), { owner: opts.owner, secrets: opts.secrets }));
     });
 
   cli

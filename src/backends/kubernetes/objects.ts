@@ -72,8 +72,9 @@ export function renderPlacement(placement: Placement, settings: KubernetesSettin
   const { unit, user } = placement;
   const name = placementName(settings.owner, unit.name, user?.hash);
   const selector = { ...ownerSelector(settings.owner), [LABELS.server]: unit.name, ...(user === undefined ? {} : { [LABELS.user]: user.hash }) };
+  // The spec hash labels only the Deployment and its pods: a change rewrites what must restart, nothing else.
   const labels = { ...selector, [LABELS.specHash]: unit.specHash };
-  const meta = (extra: Partial<V1ObjectMeta> = {}): KubeObject['metadata'] => ({ name, namespace: settings.namespace, labels, ...extra });
+  const meta = (): KubeObject['metadata'] => ({ name, namespace: settings.namespace, labels: selector });
   const pods = podSettingsFor(settings, unit.spec.kubernetes);
   const workload = workloadOf(unit, settings);
   const secretData = secretValues(unit, user?.env ?? {});
@@ -124,7 +125,7 @@ export function renderPlacement(placement: Placement, settings: KubernetesSettin
   objects.push({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: meta(),
+    metadata: { ...meta(), labels },
     spec: {
       // Under an autoscaler berth must not own `replicas`, or every apply would undo its scaling.
       ...(autoscale === undefined ? { replicas } : {}),
