@@ -23,7 +23,7 @@ const deployment = (name: string, replicas: number, image = 'example/a:1') => ({
   metadata: { name, namespace: 'default', labels: { app: name } },
   spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'server', image, ports: [{ name: 'mcp', containerPort: 8080 }] }] } } },
 });
-const apply = (object: k8s.KubernetesObject, manager = 'berth', force = false) => api.patch(object, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply);
+const apply = (object: k8s.KubernetesObject & { spec?: unknown }, manager = 'berth', force = false) => api.patch(object, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply);
 const codeOf = async (promise: Promise<unknown>): Promise<number> => promise.then(() => 200, (err: { code?: number }) => err.code ?? 0);
 
 test('server-side apply: create, no-op, conflicts between managers, force', async () => {
@@ -37,7 +37,7 @@ test('server-side apply: create, no-op, conflicts between managers, force', asyn
   assert.equal(again.metadata?.resourceVersion, rv, 'an unchanged apply stores nothing');
   assert.equal(await codeOf(apply(deployment('ssa', 3), 'kubectl')), 409, 'another manager changing an owned field conflicts');
   const forced = await apply(deployment('ssa', 3), 'kubectl', true);
-  assert.equal((forced.spec as { replicas: number }).replicas, 3);
+  assert.equal((forced as k8s.V1Deployment).spec?.replicas, 3);
   const managers = (forced.metadata?.managedFields ?? []).map((f) => f.manager).sort();
   assert.deepEqual(managers, ['berth', 'kubectl']);
   // berth no longer owns replicas: re-applying its old value now conflicts the other way.
@@ -76,7 +76,7 @@ test('the status subresource changes status only; the main resource never change
   await apply(deployment('status', 0));
   const live = fake.store.get('deployments', 'default', 'status')?.object;
   assert.ok(live);
-  await api.replace({ ...(live as unknown as k8s.KubernetesObject), status: { replicas: 99 } } as k8s.KubernetesObject, undefined, undefined, 'x');
+  await api.replace({ ...(live as unknown as k8s.V1Deployment), status: { replicas: 99 } } as k8s.KubernetesObject, undefined, undefined, 'x');
   await waitFor(() => (fake.store.get('deployments', 'default', 'status')?.object.status as { replicas?: number } | undefined)?.replicas === 0, { timeoutMs: 2000 });
 });
 

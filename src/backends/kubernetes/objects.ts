@@ -31,6 +31,9 @@ export const ANNOTATIONS = {
   appliedHash: 'berth.dev/applied-hash',
   /** On the pod template: a changed Secret changes the template, which is exactly one rollout. */
   secretChecksum: 'berth.dev/secret-checksum',
+  /** On the pod template: where in the pod the MCP endpoint is, for `endpoint`. */
+  path: 'berth.dev/mcp-path',
+  transport: 'berth.dev/mcp-transport',
 } as const;
 export const FIELD_MANAGER = 'berth';
 /** The port `berth bridge` serves stdio servers on inside their pod. */
@@ -134,7 +137,10 @@ export function renderPlacement(placement: Placement, settings: KubernetesSettin
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       revisionHistoryLimit: 2,
       template: {
-        metadata: { labels, ...(hasSecret ? { annotations: { [ANNOTATIONS.secretChecksum]: hashSpec(secretData) } } : {}) },
+        metadata: {
+          labels,
+          annotations: { [ANNOTATIONS.path]: workload.path, [ANNOTATIONS.transport]: workload.transport, ...(hasSecret ? { [ANNOTATIONS.secretChecksum]: hashSpec(secretData) } : {}) },
+        },
         spec: podSpec,
       },
     },

@@ -110,9 +110,12 @@ export class Store extends EventEmitter<{ event: [WatchEvent] }> {
     return this.#history.filter((e) => e.rv > rv);
   }
 
-  /** Forgets the whole history, as etcd compaction does: every older watch must re-list. */
+  /**
+   * Forgets the whole history, as etcd compaction does after writes elsewhere
+   * in the cluster moved the revision on: every watch must re-list.
+   */
   compact(): void {
-    this.#compactedTo = this.#rv;
+    this.#compactedTo = ++this.#rv;
     this.#history.length = 0;
   }
 
