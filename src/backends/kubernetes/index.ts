@@ -155,7 +155,9 @@ export class KubernetesBackend implements Backend {
   }
 
   async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
-    const both = AbortSignal.any([signal, this.#closing.signal]);
+    // A consumer that stops iterating ends the watch too, not only an aborted signal.
+    const stopped = new AbortController();
+    const both = AbortSignal.any([signal, this.#closing.signal, stopped.signal]);
     const queue: InstanceEvent[] = [];
     let wake: (() => void) | undefined;
     const push = (update: WatchUpdate<V1Pod>): void => {
@@ -173,6 +175,7 @@ export class KubernetesBackend implements Backend {
         else await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
+      stopped.abort();
       await watching;
     }
   }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Json, JsonObject } from './fields.ts';
 import { isObject } from './fields.ts';
-import type { ResourceType, Store } from './store.ts';
+import type { ResourceType, Store, WatchEvent } from './store.ts';
 import { RESOURCES } from './store.ts';
 import { labelsOf, matches } from './server.ts';
 
@@ -33,10 +33,34 @@ export class Kubelet {
   #counter = 0;
   #scheduled = false;
   #stopped = false;
+  /** What changed since the last pass: only these are reconciled, so a big cluster stays cheap. */
+  readonly #dirtyDeployments = new Set<string>();
+  readonly #dirtyServices = new Set<string>();
+  /** `namespace/deployment` → its pods' names. */
+  readonly #podsOf = new Map<string, Set<string>>();
 
   constructor(store: Store) {
     this.#store = store;
-    store.on('event', () => this.#schedule());
+    store.on('event', (event) => this.#observe(event));
+  }
+
+  #observe(event: WatchEvent): void {
+    const object = event.object;
+    const at = `${nsOf(object)}/${nameOf(object)}`;
+    if (event.plural === 'deployments') this.#dirtyDeployments.add(at);
+    else if (event.plural === 'services') this.#dirtyServices.add(at);
+    else if (event.plural === 'pods') {
+      const owner = `${nsOf(object)}/${ownerOf(object)}`;
+      const pods = this.#podsOf.get(owner) ?? new Set<string>();
+      if (event.type === 'DELETED') pods.delete(nameOf(object));
+      else pods.add(nameOf(object));
+      this.#podsOf.set(owner, pods);
+      this.#dirtyDeployments.add(owner);
+      for (const service of this.#store.list('services', nsOf(object))) {
+        if (matches(selectorOf(service.object), labelsOf(object))) this.#dirtyServices.add(`${nsOf(object)}/${nameOf(service.object)}`);
+      }
+    } else return;
+    this.#schedule();
   }
 
   /** Picks what each new pod does; the default runs every pod. */
@@ -68,13 +92,23 @@ export class Kubelet {
   }
 
   #reconcile(): void {
-    const pods = this.#store.list('pods', undefined).map((s) => s.object);
-    const deployments = this.#store.list('deployments', undefined).map((s) => s.object);
-    const names = new Set(deployments.map((d) => `${nsOf(d)}/${nameOf(d)}`));
-    // Garbage collection: pods whose Deployment is gone go too.
-    for (const pod of pods) if (!names.has(`${nsOf(pod)}/${ownerOf(pod)}`)) this.#store.delete(POD, nsOf(pod), nameOf(pod));
-    for (const deployment of deployments) this.#reconcileDeployment(deployment, pods.filter((p) => nsOf(p) === nsOf(deployment) && ownerOf(p) === nameOf(deployment)));
-    for (const service of this.#store.list('services', undefined).map((s) => s.object)) this.#reconcileSlice(service);
+    const deployments = [...this.#dirtyDeployments];
+    const services = [...this.#dirtyServices];
+    this.#dirtyDeployments.clear();
+    this.#dirtyServices.clear();
+    for (const at of deployments) {
+      const [namespace = '', name = ''] = at.split('/');
+      const pods = [...(this.#podsOf.get(at) ?? [])].map((pod) => this.#store.get('pods', namespace, pod)?.object).filter((p) => p !== undefined);
+      const deployment = this.#store.get('deployments', namespace, name)?.object;
+      // Garbage collection: pods whose Deployment is gone go too.
+      if (deployment === undefined) for (const pod of pods) this.#store.delete(POD, namespace, nameOf(pod));
+      else this.#reconcileDeployment(deployment, pods);
+    }
+    for (const at of services) {
+      const [namespace = '', name = ''] = at.split('/');
+      const service = this.#store.get('services', namespace, name)?.object;
+      if (service !== undefined) this.#reconcileSlice(service);
+    }
   }
 
   #reconcileDeployment(deployment: JsonObject, pods: JsonObject[]): void {
@@ -93,7 +127,7 @@ export class Kubelet {
     const old = pods.filter((p) => labelsOf(p)[TEMPLATE_HASH] !== hash);
     let failure: string | undefined;
     for (let i = current.length; i < replicas; i++) {
-      if (this.#store.list('pods', undefined).length >= this.podQuota) {
+      if (this.#store.count('pods') >= this.podQuota) {
         failure = `pods "${name}-${hash}-x" is forbidden: exceeded quota: berth-quota, requested: pods=1, used: pods=${this.podQuota}, limited: pods=${this.podQuota}`;
         break;
       }
@@ -176,7 +210,7 @@ export class Kubelet {
 
   #reconcileSlice(service: JsonObject): void {
     const spec = service.spec as JsonObject;
-    const selector = Object.entries((spec.selector ?? {}) as Record<string, string>).map(([key, value]) => ({ key, op: 'in' as const, values: [value] }));
+    const selector = selectorOf(service);
     const pods = this.#store.list('pods', nsOf(service)).map((s) => s.object).filter((p) => matches(selector, labelsOf(p)) && typeof (p.status as JsonObject).podIP === 'string');
     const ports = (spec.ports as JsonObject[]).map((port) => ({ name: port.name ?? '', protocol: port.protocol ?? 'TCP', port: resolvePort(pods[0], port.targetPort ?? port.port ?? 0) }));
     const name = `${nameOf(service)}-fake`;
@@ -189,6 +223,11 @@ export class Kubelet {
     const stored = this.#store.get('endpointslices', nsOf(service), name);
     this.#store.put(SLICE, nsOf(service), stored === undefined ? slice : { ...stored.object, ...slice, metadata: { ...(stored.object.metadata as JsonObject), ...(slice.metadata as JsonObject) } }, stored?.owners ?? new Map());
   }
+}
+
+function selectorOf(service: JsonObject): { key: string; op: 'in'; values: string[] }[] {
+  const selector = ((service.spec as JsonObject | undefined)?.selector ?? {}) as Record<string, string>;
+  return Object.entries(selector).map(([key, value]) => ({ key, op: 'in', values: [value] }));
 }
 
 function resolvePort(pod: JsonObject | undefined, target: Json): number {

@@ -42,10 +42,11 @@ export interface WatchEvent {
   readonly object: JsonObject;
 }
 
-const key = (plural: string, namespace: string, name: string): string => `${plural}/${namespace}/${name}`;
+const key = (namespace: string, name: string): string => `${namespace}/${name}`;
 
 export class Store extends EventEmitter<{ event: [WatchEvent] }> {
-  readonly #objects = new Map<string, Stored>();
+  /** plural → `namespace/name` → object. */
+  readonly #objects = new Map<string, Map<string, Stored>>();
   readonly #history: WatchEvent[] = [];
   readonly #historyLimit: number;
   #rv = 1;
@@ -64,18 +65,29 @@ export class Store extends EventEmitter<{ event: [WatchEvent] }> {
   }
 
   get(plural: string, namespace: string, name: string): Stored | undefined {
-    return this.#objects.get(key(plural, namespace, name));
+    return this.#objects.get(plural)?.get(key(namespace, name));
   }
 
   list(plural: string, namespace: string | undefined): Stored[] {
-    return [...this.#objects.entries()].filter(([k]) => k.startsWith(`${plural}/${namespace === undefined ? '' : `${namespace}/`}`)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v);
+    const all = [...(this.#objects.get(plural) ?? new Map<string, Stored>()).entries()];
+    return all.filter(([k]) => namespace === undefined || k.startsWith(`${namespace}/`)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v);
+  }
+
+  count(plural: string): number {
+    return this.#objects.get(plural)?.size ?? 0;
+  }
+
+  #kind(plural: string): Map<string, Stored> {
+    let objects = this.#objects.get(plural);
+    if (objects === undefined) this.#objects.set(plural, (objects = new Map()));
+    return objects;
   }
 
   /** Stores a new or changed object; returns false (and stores nothing) when nothing changed. */
   put(type: ResourceType, namespace: string, next: JsonObject, owners: Ownership): boolean {
     const metadata = next.metadata as JsonObject;
     const name = String(metadata.name);
-    const previous = this.#objects.get(key(type.plural, namespace, name));
+    const previous = this.get(type.plural, namespace, name);
     const time = new Date().toISOString();
     const meta: JsonObject = { ...metadata, name, namespace, managedFields: managedFields(owners, apiVersionOf(type), time) };
     if (previous !== undefined && sameJson(strip(previous.object), strip({ ...next, metadata: meta }))) return false;
@@ -89,15 +101,15 @@ export class Store extends EventEmitter<{ event: [WatchEvent] }> {
       kind: type.kind,
       metadata: { ...meta, uid: (oldMeta.uid as string | undefined) ?? `uid-${++this.#uid}`, creationTimestamp: (oldMeta.creationTimestamp as string | undefined) ?? time, resourceVersion: String(rv), ...(next.spec === undefined ? {} : { generation }) },
     };
-    this.#objects.set(key(type.plural, namespace, name), { object, owners });
+    this.#kind(type.plural).set(key(namespace, name), { object, owners });
     this.#record({ rv, type: previous === undefined ? 'ADDED' : 'MODIFIED', plural: type.plural, object });
     return true;
   }
 
   delete(type: ResourceType, namespace: string, name: string): JsonObject | undefined {
-    const stored = this.#objects.get(key(type.plural, namespace, name));
+    const stored = this.get(type.plural, namespace, name);
     if (stored === undefined) return undefined;
-    this.#objects.delete(key(type.plural, namespace, name));
+    this.#kind(type.plural).delete(key(namespace, name));
     const rv = ++this.#rv;
     const object = { ...stored.object, metadata: { ...(stored.object.metadata as JsonObject), resourceVersion: String(rv) } };
     this.#record({ rv, type: 'DELETED', plural: type.plural, object });
