@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { configPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
 import { runPlan } from './cli/plan.ts';
@@ -42,11 +42,8 @@ function program(setExit: (code: number) => void): Command {
     .description('print the Kubernetes objects of a config as YAML, for a GitOps tool to apply')
     .argument(...fileArg)
     .option('--owner <name>', 'the berth instance owning the objects (label and name prefix)', 'berth')
-    .option('--secrets <mode>', 'omit (default) or include Secrets holding credentials', 'omit')
-    .action((file: string | undefined, opts: { owner: string; secrets: string }) => {
-      if (opts.secrets !== 'omit' && opts.secrets !== 'include') throw new InvalidArgumentError('--secrets is omit or include');
-      setExit(runRender(configPath(file), { owner: opts.owner, secrets: opts.secrets }));
-    });
+    .addOption(new Option('--secrets <mode>', 'Secrets hold credentials: leave them out, or include them').choices(['omit', 'include']).default('omit'))
+    .action((file: string | undefined, opts: { owner: string; secrets: 'omit' | 'include' }) => setExit(runRender(configPath(file), opts)));
 
   cli
     .command('serve')

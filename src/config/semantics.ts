@@ -14,7 +14,7 @@ type ServerKey = keyof Server;
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
   'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout'],
-  'multi-user': ['runtime', 'resources', 'kubernetes', 'replicas', 'startupTimeout'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
@@ -91,17 +91,18 @@ function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => Ke
 /** Pod settings only mean something on Kubernetes, and an admin's maximums bound every server before any API write. */
 function checkKubernetes(config: BerthConfiguration, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
   const backendType = config.backend?.type ?? 'local';
-  const settings = server.kubernetes;
-  if (settings !== undefined && backendType !== 'kubernetes') {
-    report(at('kubernetes'), 'key_not_applicable', `\`kubernetes\` does not apply to backend ${backendType}`, 'set `backend: { type: kubernetes }`, or remove it', true);
-    return;
+  for (const key of ['kubernetes', 'autoscale'] as const) {
+    if (server[key] !== undefined && backendType !== 'kubernetes') {
+      report(at(key), 'key_not_applicable', `\`${key}\` does not apply to backend ${backendType}`, 'set `backend: { type: kubernetes }`, or remove it', true);
+      return;
+    }
   }
-  checkEgress(settings?.egress, (i) => at('kubernetes', 'egress', i), report);
-  const autoscale = settings?.autoscale;
-  if (autoscale !== undefined) {
-    if (server.type !== 'multi-user') report(at('kubernetes', 'autoscale'), 'key_not_applicable', '`autoscale` applies only to type multi-user', undefined, true);
-    else if (server.resources?.cpu === undefined) report(at('kubernetes', 'autoscale'), 'invalid_autoscale', 'autoscaling on CPU needs `resources.cpu`', 'set `resources: { cpu: 500m }` on this server');
-    else if ((autoscale.minReplicas ?? server.replicas ?? 1) > autoscale.maxReplicas) report(at('kubernetes', 'autoscale', 'maxReplicas'), 'invalid_autoscale', `maxReplicas ${autoscale.maxReplicas} is below the minimum of ${autoscale.minReplicas ?? server.replicas ?? 1} replicas`);
+  checkEgress(server.kubernetes?.egress, (i) => at('kubernetes', 'egress', i), report);
+  const autoscale = server.autoscale;
+  if (autoscale !== undefined && server.type === 'multi-user') {
+    const min = autoscale.minReplicas ?? server.replicas ?? 1;
+    if (server.resources?.cpu === undefined) report(at('autoscale'), 'invalid_autoscale', 'autoscaling on CPU needs `resources.cpu`', 'set `resources: { cpu: 500m }` on this server');
+    else if (min > autoscale.maxReplicas) report(at('autoscale', 'maxReplicas'), 'invalid_autoscale', `maxReplicas ${autoscale.maxReplicas} is below the minimum of ${min} replicas`);
   }
   const max = config.backend?.maxResources;
   for (const key of ['cpu', 'memory'] as const) {

@@ -201,7 +201,8 @@ export type Server = {
   };
   oauth?: Oauth;
   resources?: Resources1;
-  kubernetes?: KubernetesServer;
+  kubernetes?: PodSettings;
+  autoscale?: Autoscale;
   /**
    * multi-user: how many instances share the load.
    */
@@ -428,56 +429,21 @@ export interface Resources1 {
   memory?: string;
 }
 /**
- * kubernetes: this server's pod settings (each replaces the one in `backend.pods`) and autoscaling.
+ * multi-user on kubernetes: a HorizontalPodAutoscaler scales the server between `minReplicas` (default `replicas`) and `maxReplicas` on CPU use. Needs `resources.cpu`.
  */
-export interface KubernetesServer {
+export interface Autoscale {
   /**
-   * RuntimeClass of the pods, for a sandboxed runtime (gVisor, Kata).
+   * Fewest replicas; defaults to `replicas`.
    */
-  runtimeClassName?: string;
+  minReplicas?: number;
   /**
-   * Node labels the pods must run on.
+   * Most replicas.
    */
-  nodeSelector?: {
-    [k: string]: string | undefined;
-  };
+  maxReplicas: number;
   /**
-   * Taints the pods tolerate.
+   * Average CPU use to scale at, in percent of the request.
    */
-  tolerations?: Toleration[];
-  /**
-   * Names of Secrets in the namespace holding registry credentials for the images.
-   */
-  imagePullSecrets?: string[];
-  /**
-   * Mount the container's root filesystem read-only; each of `writablePaths` gets an emptyDir volume.
-   */
-  readOnlyRootFilesystem?: boolean;
-  /**
-   * Absolute paths that get a writable emptyDir volume. npx, uvx and command servers run with HOME=/tmp.
-   */
-  writablePaths?: string[];
-  /**
-   * CIDRs the pods may connect to besides cluster DNS; everything else is denied. Private, shared (100.64.0.0/10), link-local (cloud metadata), loopback, IPv6 ULA (fc00::/7) and other reserved ranges are cut out of every CIDR unless declared themselves.
-   */
-  egress?: string[];
-  /**
-   * multi-user: a HorizontalPodAutoscaler scales the server between `minReplicas` (default `replicas`) and `maxReplicas` on CPU use. Needs `resources.cpu`.
-   */
-  autoscale?: {
-    /**
-     * Fewest replicas; defaults to `replicas`.
-     */
-    minReplicas?: number;
-    /**
-     * Most replicas.
-     */
-    maxReplicas: number;
-    /**
-     * Average CPU use to scale at, in percent of the request.
-     */
-    cpuUtilization?: number;
-  };
+  cpuUtilization?: number;
 }
 /**
  * Who may use this server. Without it every authenticated user may. A user matches when named in `users` or a member of one of `groups`.

@@ -59,7 +59,7 @@ function resolveSpec(server: Server): UnitSpec {
   // Pod settings restart pods, so they are part of the spec (and its hash) when set.
   const resources = {
     ...(server.resources === undefined ? {} : { resources: resolveResources(server.resources) }),
-    ...(server.kubernetes === undefined ? {} : { kubernetes: server.kubernetes }),
+    ...(server.kubernetes === undefined && server.autoscale === undefined ? {} : { kubernetes: { ...server.kubernetes, ...(server.autoscale === undefined ? {} : { autoscale: server.autoscale }) } }),
   };
   switch (server.runtime) {
     case 'npx':

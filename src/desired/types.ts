@@ -1,6 +1,9 @@
 // The desired state: what berth should be running (units) and serving
 // (routes). Units change only by restarting something; routes change in place.
-import type { KubernetesServer } from '../config/types.gen.ts';
+import type { Autoscale, PodSettings } from '../config/types.gen.ts';
+
+/** A server's own pod settings and autoscaling, when it sets any (Kubernetes only). */
+export type KubernetesSpec = PodSettings & { readonly autoscale?: Autoscale };
 
 /** A credential each user supplies (env of a per-user instance, or a header). */
 export interface UserCredential {
@@ -26,8 +29,8 @@ export interface Resources {
 
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
-  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesServer }
-  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesServer }
+  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesSpec }
+  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesSpec }
   | {
       readonly runtime: 'container';
       readonly image: string;
@@ -37,7 +40,7 @@ export type UnitSpec =
       readonly args: readonly string[];
       readonly env: Settings;
       readonly resources?: Resources;
-      readonly kubernetes?: KubernetesServer;
+      readonly kubernetes?: KubernetesSpec;
       readonly publishPort?: number;
     };
 

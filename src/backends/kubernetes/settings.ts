@@ -1,4 +1,5 @@
-import type { Backend as BackendConfig, KubernetesServer, PodSettings } from '../../config/types.gen.ts';
+import type { Backend as BackendConfig, PodSettings } from '../../config/types.gen.ts';
+import type { KubernetesSpec } from '../../desired/types.ts';
 import { BackendError } from '../backend.ts';
 
 /** The backend-wide Kubernetes settings, defaults filled; what object generation needs besides a unit. */
@@ -33,7 +34,7 @@ export function resolveKubernetesSettings(backend: BackendConfig | undefined, ow
 }
 
 /** A server's pod settings: each key it sets replaces the backend's. */
-export function podSettingsFor(settings: KubernetesSettings, server: KubernetesServer | undefined): PodSettings {
+export function podSettingsFor(settings: KubernetesSettings, server: KubernetesSpec | undefined): PodSettings {
   const { autoscale: _autoscale, ...own } = server ?? {};
   return { ...settings.pods, ...own };
 }
