@@ -66,18 +66,23 @@ async function main(): Promise<void> {
 
   // Memory of the pod watch: create WATCHED servers' pods, then watch them all.
   await converge(backend(), units(WATCHED).slice(SERVERS));
+  // Settled first: no kubelet churn in the fake (same process) while memory is measured.
+  const settled = Date.now() + DEADLINE_MS;
+  while (fake.store.list('pods', undefined).some((p) => (p.object.status as { phase?: string } | undefined)?.phase !== 'Running') && Date.now() < settled) await new Promise((r) => setTimeout(r, 50));
   const pods = fake.store.list('pods', undefined).length;
   const watcher = backend();
   const stop = new AbortController();
   globalThis.gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
   let seen = 0;
-  const consuming = (async () => {
-    for await (const _event of watcher.events(stop.signal)) if (++seen >= pods) break;
-  })();
-  await consuming;
-  globalThis.gc?.();
-  const heapAfter = process.memoryUsage().heapUsed;
+  let heapAfter = heapBefore;
+  for await (const _event of watcher.events(stop.signal)) {
+    if (++seen < pods) continue;
+    // Measured while the watch (and its cache of pods) is alive.
+    globalThis.gc?.();
+    heapAfter = process.memoryUsage().heapUsed;
+    break;
+  }
   stop.abort();
   process.stdout.write(`\nWatching ${pods} pods of ${WATCHED} servers: heap +${((heapAfter - heapBefore) / 2 ** 20).toFixed(1)} MiB${globalThis.gc === undefined ? ' (run with --expose-gc for a steadier figure)' : ''}\n`);
   await fake.close();
