@@ -65,7 +65,39 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'print the raw status document')
     .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => setExit(await runStatus(configPath(file), opts)));
 
+  cli
+    .command('key')
+    .description('API keys for the apiKey auth provider')
+    .command('new')
+    .description('print a new API key and the config line (with only its SHA-256) that accepts it')
+    .requiredOption('--user <name>', 'the user the key authenticates')
+    .option('--groups <list>', 'comma-separated groups of the user, for access rules', parseList)
+    .action(async (opts: { user: string; groups?: string[] }) => {
+      // Loaded on use: the other commands do not pay for it.
+      const { runKeyNew } = await import('./cli/key.ts');
+      setExit(runKeyNew(opts));
+    });
+
+  cli
+    .command('bridge')
+    .description('serve one stdio MCP server as streamable HTTP at /mcp (what container backends run in front of stdio servers)')
+    .argument('<command>', 'the stdio server to run; put `--` before it so its own options reach it')
+    .argument('[args...]', 'its arguments')
+    .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
+    .option('--host <host>', 'address to listen on; 0.0.0.0 inside a container', '127.0.0.1')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (command: string, args: string[], opts: { port: number; host: string; logLevel: string }) => {
+      const [{ runBridge }, { createLogger }] = await Promise.all([import('./cli/bridge.ts'), import('./observe/log.ts')]);
+      setExit(await runBridge({ command, args, host: opts.host, port: opts.port, logger: createLogger({ level: opts.logLevel }) }));
+    });
+
   return cli;
+}
+
+function parseList(value: string): string[] {
+  const items = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (items.length === 0) throw new InvalidArgumentError('give at least one group: --groups eng,ops');
+  return items;
 }
 
 function parsePort(value: string): number {

@@ -45,9 +45,10 @@ export async function runPlan(file: string, options: PlanOptions): Promise<numbe
     plan = planChanges(desired, observed);
     source = options.from ?? 'nothing';
   }
-  // Units and routes carry secret values (env, sensitive headers); the printed plan never does.
-  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...redactPlan(plan) }, null, 2)}\n`);
-  else process.stdout.write(renderPlan(plan, file, source));
+  // Units and routes carry secret values (env, sensitive headers, URL credentials); the printed plan never does.
+  const shown = redactPlan(plan);
+  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...shown }, null, 2)}\n`);
+  else process.stdout.write(renderPlan(shown, file, source));
   return hasChanges(plan) ? exitCode.changes : exitCode.ok;
 }
 

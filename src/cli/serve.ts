@@ -1,9 +1,11 @@
-import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LocalBackend } from '../backends/local/index.ts';
+import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
+import { Gate } from '../auth/gate.ts';
+import { createBackend } from '../backends/select.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
+import type { Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
@@ -11,7 +13,9 @@ import { createMetrics } from '../observe/metrics.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { originPolicy } from '../proxy/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
-import { SessionStore } from '../proxy/sessions.ts';
+import { UpstreamPool } from '../proxy/pool.ts';
+import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
+import { RouteTables } from '../proxy/table.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
@@ -22,12 +26,16 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** Overrides listen.port (0 picks a free port); tests and containers use it. */
   readonly port?: number;
+  /** Deadline for receiving a request's headers and body; default 30 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** A running berth: what tests and the CLI hold on to. */
 export interface Berth {
   readonly url: string;
   readonly controller: Controller;
+  readonly pool: UpstreamPool;
+  readonly routes: RouteTables;
   readonly server: Server;
   readonly metrics: Metrics;
   readonly sessions: SessionStore;
@@ -35,50 +43,52 @@ export interface Berth {
 }
 
 const SESSION_IDLE_TTL_MS = 30 * 60_000;
-const MAX_SESSIONS = 20_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
+const DEFAULT_INSTANCES_PER_USER = 10;
 
 /** Starts berth on a config file: the effectful shell around the pure pipeline. */
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
   const initial = loadConfigFile(file);
   const config = initial.config;
-  const backendType = config.backend?.type ?? 'local';
-  if (backendType !== 'local') {
-    throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
-  }
-  if ((config.auth ?? []).some((p) => p.type !== 'none')) {
-    // Fail closed: nothing is served to non-loopback clients until providers are enforced.
-    logger.warn('auth providers are not enforced by this version; only clients on this host are served, as user anonymous');
-  }
-  const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
-  // The backend and the route table read the controller's current state; they run only after it exists.
-  const idleTimeoutFor = (unit: string): number | undefined => {
-    const route = ctl.desired?.routes.find((r) => r.kind === 'hosted' && r.unit === unit);
-    return route?.kind === 'hosted' ? route.idleTimeoutMs : undefined;
-  };
-  const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)), idleTimeoutFor });
-  const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => backend.status() }) });
-  const ctl: Controller = new Controller({
-    file,
-    logger,
-    metrics,
+  const authProblem = checkAuthConfig(config)[0];
+  if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
+  const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
+  const backend = await createBackend(initial, logger);
+  // The pool reads the controller's current routes; it runs only after the controller exists.
+  const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
+  const pool = new UpstreamPool({
     backend,
-    tableDeps: { sessions, logger, lookup: (server) => ctl.table.handlers.get(server), maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS },
+    logger,
+    drainMs: DRAIN_MS,
+    idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
+    requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
+    limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
+  const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
+  const sessions = new SessionStore({
+    idleTtlMs: SESSION_IDLE_TTL_MS,
+    ...(config.listen?.maxSessions === undefined ? {} : { maxSessions: config.listen.maxSessions }),
+    ...(config.listen?.maxSessionsPerClient === undefined ? {} : { maxSessionsPerClient: config.listen.maxSessionsPerClient }),
+    onEvict: reportEvictions(logger, metrics),
+  });
+  const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });
+  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
     logger,
     metrics,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     state: {
-      table: () => ctl.table,
+      table: () => routes.current,
       originPolicy: () => policy,
+      gate: () => gate,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
-        notReady: [...new Set(backend.status().filter((i) => i.user === undefined && i.state !== 'ready').map((i) => i.unit))].sort(),
+        notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),
       }),
-      status: () => buildStatusReport(ctl, backend, sessions),
+      status: () => buildStatusReport(ctl, pool, backend, sessions, routes.current),
     },
   });
   const sweep = setInterval(() => sessions.expire(), 60_000).unref();
@@ -104,13 +114,16 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       sessions.closeAll();
       await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
       server.closeAllConnections();
+      // Bounded: a unit stuck in its backend never holds shutdown.
       await ctl.close();
-      await backend.close();
+      await routes.close();
+      await pool.close();
+      await backend.close(AbortSignal.timeout(DRAIN_MS));
       logger.info('stopped');
     })();
     return stopping;
   };
-  return { url, controller: ctl, server, metrics, sessions, stop };
+  return { url, controller: ctl, pool, routes, server, metrics, sessions, stop };
 }
 
 /** `berth serve [FILE]`: runs until SIGTERM/SIGINT; SIGHUP reloads. */

@@ -1,9 +1,32 @@
-import type { Backend, InstanceStatus } from '../backends/backend.ts';
+import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import { hashSpec } from '../desired/hash.ts';
 import type { Route } from '../desired/types.ts';
 import { redactRoute } from '../reconcile/plan.ts';
+import type { ComponentHealth } from '../proxy/composite.ts';
+import type { UpstreamPool } from '../proxy/pool.ts';
+import type { RouteTable } from '../proxy/table.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
+import { observedUnits } from '../reconcile/controller.ts';
+import type { UnitStatus } from '../reconcile/units.ts';
+
+/** One instance in status: the backend's view and the pool's readiness together. */
+export interface InstanceStatus {
+  readonly id: string;
+  readonly unit: string;
+  /** The user a per-user instance serves. */
+  readonly user?: string;
+  /** ready, starting, failing, draining (the pool's), or the backend's state when the pool holds no connection. */
+  readonly state: string;
+  readonly backendState: string;
+  readonly restarts: number;
+  readonly sessions: number;
+  readonly failure?: string;
+  readonly lastError?: string;
+  /** A pid, container or pod. */
+  readonly detail?: string;
+  readonly startedAt?: string;
+}
 
 /** GET /status: what `berth status` prints and `berth plan --running` plans against. Carries no secrets. */
 export interface StatusReport {
@@ -27,36 +50,86 @@ export interface ServerStatus {
   readonly sessions: number;
   readonly lastError?: string;
   readonly instances: readonly InstanceStatus[];
+  /** A composite's components; `down` ones have their tools left out. */
+  readonly components?: readonly ComponentHealth[];
 }
 
 export function routeHash(route: unknown): string {
   return hashSpec(route);
 }
 
-export async function buildStatusReport(controller: Controller, backend: Backend, sessions: SessionStore): Promise<StatusReport> {
+/** What the pool knows of instances, with what the backend lists that the pool does not hold. */
+export async function instanceStatuses(pool: UpstreamPool, backend: Backend, signal: AbortSignal): Promise<{ instances: InstanceStatus[]; observed: ObservedInstance[] }> {
+  const held = pool.status();
+  const heldIds = new Set(held.map((u) => u.instance.id));
+  const listed = await backend.list(signal).catch(() => []);
+  const fromPool = held.map((u): InstanceStatus => ({
+    id: u.instance.id,
+    unit: u.unit,
+    state: u.state,
+    backendState: u.instance.state,
+    restarts: u.instance.restarts,
+    sessions: u.sessions,
+    ...(u.user === undefined ? {} : { user: u.user }),
+    ...(u.instance.failure === undefined ? {} : { failure: u.instance.failure }),
+    ...(u.lastError === undefined ? {} : { lastError: u.lastError }),
+    ...(u.instance.detail === undefined ? {} : { detail: u.instance.detail }),
+    ...(u.instance.startedAt === undefined ? {} : { startedAt: u.instance.startedAt }),
+  }));
+  const unheld = listed.filter((i) => !heldIds.has(i.id)).map((i): InstanceStatus => ({
+    id: i.id,
+    unit: i.unit,
+    state: i.state,
+    backendState: i.state,
+    restarts: i.restarts,
+    sessions: 0,
+    ...(i.failure === undefined ? {} : { failure: i.failure }),
+    ...(i.lastError === undefined ? {} : { lastError: i.lastError }),
+    ...(i.detail === undefined ? {} : { detail: i.detail }),
+  }));
+  const shown = new Set(fromPool.map((i) => `${i.unit}/${i.user ?? ''}`));
+  const starting = pool.starting().filter((s) => !shown.has(`${s.unit}/${s.user}`)).map((s): InstanceStatus => ({ id: `${s.unit}/starting`, unit: s.unit, user: s.user, state: 'starting', backendState: 'creating', restarts: 0, sessions: 0 }));
+  return { instances: [...fromPool, ...starting, ...unheld], observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
+}
+
+export async function buildStatusReport(controller: Controller, pool: UpstreamPool, backend: Backend, sessions: SessionStore, table: RouteTable): Promise<StatusReport> {
+  const generation = table.generation;
   const desired = controller.desired;
-  const instances = backend.status();
+  const { instances, observed } = await instanceStatuses(pool, backend, AbortSignal.timeout(10_000));
   const counts = sessions.countByServer();
-  const units = await backend.list();
   return {
     config: controller.config?.file,
-    generation: controller.table.generation,
+    generation,
     lastReload: controller.lastReload,
     backend: backend.name,
-    units: units.map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
+    units: desired === undefined ? [] : observedUnits(observed, desired, controller.units).map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
     routes: (desired?.routes ?? []).map(redactRoute),
     routeHashes: Object.fromEntries((desired?.routes ?? []).map((r) => [r.server, routeHash(r)])),
     servers: (desired?.routes ?? []).map((route) => {
       const unit = route.kind === 'hosted' ? route.unit : undefined;
-      const outcome = unit === undefined ? undefined : controller.outcomes.get(unit);
+      const outcome = unit === undefined ? undefined : controller.units.get(unit)?.outcome;
       return {
         name: route.server,
         kind: route.kind,
         ...(route.kind === 'hosted' ? { scope: route.scope } : {}),
         sessions: counts.get(route.server) ?? 0,
-        ...(outcome?.kind === 'failed' ? { lastError: outcome.reason } : {}),
+        ...lastErrorOf(outcome, instances.filter((i) => i.unit === unit)),
         instances: instances.filter((i) => i.unit === unit),
+        ...componentsOf(table, route.server),
       };
     }),
   };
+}
+
+/** A server's error: its unit's failed convergence, else the first failing instance's reason. */
+function lastErrorOf(outcome: UnitStatus['outcome'] | undefined, instances: readonly InstanceStatus[]): { lastError?: string } {
+  if (outcome?.kind === 'failed' || outcome?.kind === 'retry') return { lastError: outcome.reason };
+  const failing = instances.find((i) => i.state !== 'ready' && i.lastError !== undefined);
+  return failing?.lastError === undefined ? {} : { lastError: failing.lastError };
+}
+
+function componentsOf(table: RouteTable, server: string): { components?: readonly ComponentHealth[] } {
+  const handler = table.handlers.get(server);
+  const health = handler?.kind === 'mcp' ? handler.health?.() : undefined;
+  return health === undefined ? {} : { components: health };
 }

@@ -13,15 +13,15 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout'],
-  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout'],
+  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
   npx: ['package', 'version', 'args', 'env'],
   uvx: ['package', 'version', 'args', 'env'],
-  command: ['command', 'args', 'cwd', 'env'],
+  command: ['command', 'args', 'cwd', 'env', 'transport', 'path'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
 const MIN_DURATION_MS = 1000;
@@ -43,7 +43,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
     if (server.runtime === 'container' && backendType === 'local') {
       report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
     }
-    for (const key of ['idleTimeout', 'startupTimeout'] as const) {
+    for (const key of ['idleTimeout', 'startupTimeout', 'requestTimeout'] as const) {
       const value = server[key];
       if (value === undefined) continue;
       const millis = parseDuration(value);
@@ -148,11 +148,12 @@ function checkCredentials(config: BerthConfiguration, name: string, server: Serv
 function whyNoUserReaches(config: BerthConfiguration, server: Server): string | undefined {
   const providers = config.auth ?? [];
   if (!providers.some((p) => p.type !== 'none')) return 'no authenticated user can reach: add an apiKey, jwt or header auth provider';
-  const { users, groups } = server.access ?? {};
-  if (server.access !== undefined && (users ?? []).length === 0 && (groups ?? []).length === 0) return 'its `access` admits nobody';
+  const { users = [], groups = [], scopes = [] } = server.access ?? {};
+  if (server.access !== undefined && users.length === 0 && groups.length === 0 && scopes.length === 0) return 'its `access` admits nobody';
   if (server.access === undefined || !providers.every((p) => p.type === 'apiKey' || p.type === 'none')) return undefined;
+  if (scopes.length > 0) return 'its `access` requires scopes, which apiKey users do not carry';
   const keys = providers.flatMap((p) => p.keys ?? []);
-  const admitted = keys.some((k) => (users ?? []).includes(k.user) || (k.groups ?? []).some((g) => (groups ?? []).includes(g)));
+  const admitted = keys.some((k) => users.includes(k.user) || (k.groups ?? []).some((g) => groups.includes(g)));
   return admitted ? undefined : 'its `access` admits none of the apiKey users';
 }
 
@@ -161,6 +162,9 @@ function checkComponents(components: readonly Component[], names: readonly strin
   components.forEach((component, i) => {
     if (!names.includes(component.server)) {
       report(at('components', i, 'server'), 'unknown_server', `unknown server \`${component.server}\``, suggest(component.server, names) ?? `servers are: ${names.join(', ')}`);
+    }
+    if (component.timeout !== undefined && parseDuration(component.timeout) === undefined) {
+      report(at('components', i, 'timeout'), 'invalid_duration', `cannot read duration ${JSON.stringify(component.timeout)}`, 'write a number and a unit: 30s, 15m, 1h');
     }
     const tools = component.tools ?? {};
     const include = tools.include;

@@ -13,13 +13,37 @@ export type Backend = {
    */
   socket?: string;
   /**
-   * docker: network the server containers join. berth creates it when missing.
+   * docker: network the server containers join (not with networkMode host). berth creates it when missing. Default: berth-<owner>, one network per berth.
    */
   network?: string;
   /**
    * docker: host address container ports are published on. Keep it on loopback unless something else must reach the containers.
    */
   publishHost?: string;
+  /**
+   * docker: this berth's id, written on every container and network it creates. A berth lists, adopts and removes only its own owner's objects, so two berths sharing a daemon need different owners.
+   */
+  owner?: string;
+  /**
+   * docker: how berth reaches its containers. `published`: berth runs on the host and reaches ports published on publishHost (host ports chosen by the daemon). `shared`: berth runs in a container on `network` and reaches containers by name. `host`: containers share the host network and listen on a loopback port berth assigns in PORT.
+   */
+  networkMode?: 'published' | 'shared' | 'host';
+  /**
+   * docker: when to pull images: `always` before creating a container, `if-not-present`, or `never` (images must be built or loaded on the daemon).
+   */
+  pull?: 'always' | 'if-not-present' | 'never';
+  /**
+   * docker: image that runs npx, uvx and command servers behind `berth bridge`: berth's own image, or one built from it with the runtimes those servers need.
+   */
+  runtimeImage?: string;
+  /**
+   * docker: run containers with a read-only root filesystem; `tmpfs` paths stay writable. Turn off for servers that write elsewhere.
+   */
+  readOnlyRootFilesystem?: boolean;
+  /**
+   * docker: writable in-memory mounts in every container (64 MiB each).
+   */
+  tmpfs?: string[];
   /**
    * kubernetes: namespace for every object berth creates.
    */
@@ -72,7 +96,7 @@ export type AuthProvider = {
    */
   issuer?: string;
   /**
-   * jwt: the audience (aud) tokens must carry, normally berth's public URL.
+   * jwt: an audience (aud) accepted besides the route's own resource URL (listen.publicUrl + /mcp/<server>). Only for issuers that cannot mint per-resource audiences: a token for this audience is then good for every route.
    */
   audience?: string;
   /**
@@ -91,6 +115,33 @@ export type AuthProvider = {
    * jwt: scopes every token must carry; otherwise 403 insufficient_scope.
    */
   requiredScopes?: string[];
+  /**
+   * jwt: signature algorithms accepted; tokens signed otherwise (or unsigned) are refused.
+   *
+   * @minItems 1
+   */
+  algorithms?: ('RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA')[];
+  /**
+   * jwt: tolerance for exp and nbf, for clocks that drift apart.
+   */
+  clockSkewSeconds?: number;
+  /**
+   * jwt: check opaque (non-JWT) tokens at the issuer's RFC 7662 introspection endpoint, as this client.
+   */
+  introspection?: {
+    /**
+     * The introspection endpoint, when not from issuer discovery.
+     */
+    endpoint?: string;
+    /**
+     * Client id berth authenticates as.
+     */
+    clientId: string;
+    /**
+     * Client secret; use ${env:NAME} or ${file:path}.
+     */
+    clientSecret: string;
+  };
   /**
    * header: request header carrying the user name.
    */
@@ -172,11 +223,11 @@ export type Server = {
    */
   port?: number;
   /**
-   * container/remote: the MCP endpoint path.
+   * container/remote, and command with `transport`: the MCP endpoint path.
    */
   path?: string;
   /**
-   * container/remote: the upstream's HTTP transport.
+   * container/remote: the upstream's HTTP transport. command: set it when the command serves MCP over HTTP instead of stdio; berth passes a free loopback port in the PORT environment variable.
    */
   transport?: 'streamable-http' | 'sse';
   /**
@@ -204,6 +255,10 @@ export type Server = {
   kubernetes?: PodSettings;
   autoscale?: Autoscale;
   /**
+   * single-user: at most this many users' instances at once. The next user gets a clear error (HTTP 429) until an instance stops after its idle timeout.
+   */
+  maxInstances?: number;
+  /**
    * multi-user: how many instances share the load.
    */
   replicas?: number;
@@ -215,6 +270,10 @@ export type Server = {
    * single-user/multi-user: how long an instance may take to start and answer `initialize` before berth reports it failed (`30s`, `2m`). npx and uvx may download the package first.
    */
   startupTimeout?: string;
+  /**
+   * single-user/multi-user: how long berth waits for the answer to one forwarded request before it answers the client with an error (JSON-RPC -32004). Progress notifications from the server restart the clock. Changing it restarts nothing.
+   */
+  requestTimeout?: string;
   access?: Access;
   /**
    * composite: the servers this one is made of.
@@ -264,6 +323,7 @@ export interface BerthConfiguration {
   listen?: Listen;
   backend?: Backend;
   state?: State;
+  limits?: Limits;
   /**
    * Downstream authentication: how clients of berth prove who they are. Providers are tried in order; the first that recognises the request decides. Without this key berth accepts anonymous clients on loopback only.
    */
@@ -299,6 +359,18 @@ export interface Listen {
    * Largest request body accepted, in bytes; larger requests get 413.
    */
   maxBodyBytes?: number;
+  /**
+   * With `auth` configured, only members of this group may read /status and /metrics.
+   */
+  adminGroup?: string;
+  /**
+   * Most client sessions open at once, over all clients; past it the least recently used session is closed (its client gets 404 and starts a new one).
+   */
+  maxSessions?: number;
+  /**
+   * Most sessions one client may hold (a user, or an anonymous client's address); its next session closes its own least recently used one, never another client's.
+   */
+  maxSessionsPerClient?: number;
 }
 /**
  * kubernetes: the most any server may ask for in `resources`; a config asking for more is rejected at validate time, before any API write.
@@ -387,6 +459,15 @@ export interface State {
   key?: string;
 }
 /**
+ * Caps that keep one user or one server from taking the host.
+ */
+export interface Limits {
+  /**
+   * At most this many single-user instances per user, over all servers. A user at the cap gets a clear error (HTTP 429) until one of their instances stops after its idle timeout.
+   */
+  instancesPerUser?: number;
+}
+/**
  * berth is the OAuth 2.1 client towards this upstream: it discovers the authorization server, obtains a token per user (or one shared), refreshes it and injects it. Discovery is the default; static client settings override it.
  */
 export interface Oauth {
@@ -446,7 +527,7 @@ export interface Autoscale {
   cpuUtilization?: number;
 }
 /**
- * Who may use this server. Without it every authenticated user may. A user matches when named in `users` or a member of one of `groups`.
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
  */
 export interface Access {
   /**
@@ -457,15 +538,24 @@ export interface Access {
    * Groups allowed.
    */
   groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }
 /**
  * One server inside a composite.
  */
 export interface Component {
+  access?: Access1;
   /**
    * Name of the server (or composite) to include.
    */
   server: string;
+  /**
+   * How long the composite waits for this component to connect or list its tools before it leaves the component's tools out (it keeps trying in the background and tells clients when they are back).
+   */
+  timeout?: string;
   /**
    * Prepended to every tool name of this component, to keep names apart.
    */
@@ -495,4 +585,21 @@ export interface Component {
       [k: string]: string | undefined;
     };
   };
+}
+/**
+ * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
+ */
+export interface Access1 {
+  /**
+   * User names allowed.
+   */
+  users?: string[];
+  /**
+   * Groups allowed.
+   */
+  groups?: string[];
+  /**
+   * OAuth scopes the caller's token must all carry; a token without them gets 403 insufficient_scope naming them.
+   */
+  scopes?: string[];
 }

@@ -5,6 +5,9 @@ import { hashSpec } from './hash.ts';
 import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
+const DEFAULT_REQUEST_TIMEOUT = '5m';
+const DEFAULT_MAX_INSTANCES = 100;
+const DEFAULT_COMPONENT_TIMEOUT = '10s';
 const DEFAULT_STARTUP_TIMEOUT = '60s';
 
 /** Turns a checked config into units to run and routes to serve. Pure. */
@@ -37,7 +40,8 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
           scope,
           headers: resolveSettings(server.headers),
           ...optionalOAuth(server),
-          ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0 } : {}),
+          requestTimeoutMs: parseDuration(server.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT) ?? 300_000,
+          ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0, maxInstances: server.maxInstances ?? DEFAULT_MAX_INSTANCES } : {}),
         });
         break;
       }
@@ -68,8 +72,11 @@ function resolveSpec(server: Server): UnitSpec {
       const pkg = server.version === undefined ? (server.package ?? '') : `${server.package ?? ''}${separator}${server.version}`;
       return { runtime: server.runtime, package: pkg, args, env, ...resources };
     }
-    case 'command':
-      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), env, ...resources };
+    case 'command': {
+      // Without `transport` the server speaks stdio; the key stays absent so existing units keep their specHash.
+      const http = server.transport === undefined ? {} : { transport: server.transport, path: server.path ?? '/mcp' };
+      return { runtime: 'command', command: server.command ?? '', args, ...(server.cwd === undefined ? {} : { cwd: server.cwd }), ...http, env, ...resources };
+    }
     case 'container':
       return {
         runtime: 'container',
@@ -135,6 +142,8 @@ function resolveComponent(component: Component): ComponentRoute {
   return {
     server: component.server,
     prefix: component.prefix ?? '',
+    timeoutMs: parseDuration(component.timeout ?? DEFAULT_COMPONENT_TIMEOUT) ?? 10_000,
+    ...(component.access === undefined ? {} : { access: component.access }),
     tools: {
       ...(tools.include === undefined ? {} : { include: tools.include }),
       ...(tools.exclude === undefined ? {} : { exclude: tools.exclude }),

@@ -30,7 +30,18 @@ export interface Resources {
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
   | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesSpec }
-  | { readonly runtime: 'command'; readonly command: string; readonly args: readonly string[]; readonly cwd?: string; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesSpec }
+  | {
+      readonly runtime: 'command';
+      readonly command: string;
+      readonly args: readonly string[];
+      readonly cwd?: string;
+      /** Set when the command serves MCP over HTTP on the port berth passes in `PORT`; absent for stdio. */
+      readonly transport?: Transport;
+      readonly path?: string;
+      readonly env: Settings;
+      readonly resources?: Resources;
+      readonly kubernetes?: KubernetesSpec;
+    }
   | {
       readonly runtime: 'container';
       readonly image: string;
@@ -60,9 +71,12 @@ export interface Unit {
   readonly startupTimeoutMs: number;
 }
 
+/** Who may use a server or component; absent means every authenticated caller, present means only those it names. */
 export interface Access {
   readonly users?: readonly string[];
   readonly groups?: readonly string[];
+  /** OAuth scopes the caller's token must all carry. */
+  readonly scopes?: readonly string[];
 }
 
 export interface ToolCuration {
@@ -75,6 +89,9 @@ export interface ToolCuration {
 export interface ComponentRoute {
   readonly server: string;
   readonly prefix: string;
+  /** Bound of connecting to and listing this component. */
+  readonly timeoutMs: number;
+  readonly access?: Access;
   readonly tools: ToolCuration;
 }
 
@@ -101,8 +118,12 @@ export type Route =
       readonly scope: 'shared' | 'per-user';
       readonly headers: Settings;
       readonly oauth?: OAuthSettings;
+      /** How long one forwarded request may wait for its answer. */
+      readonly requestTimeoutMs: number;
       /** per-user: stop an instance after this long unused. */
       readonly idleTimeoutMs?: number;
+      /** per-user: at most this many users' instances at once. */
+      readonly maxInstances?: number;
     })
   | (RouteBase & {
       readonly kind: 'remote';

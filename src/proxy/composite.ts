@@ -1,5 +1,5 @@
 // A composite server: one virtual MCP server made of several others, with a
-// curated tool list. It is an in-process SDK Server behind an UpstreamChannel,
+// curated tool list. It is an in-process SDK Server behind an MessageChannel,
 // so the Multiplexer serves it exactly like a stdio child; towards each
 // component it is an SDK Client, connected as the user it serves.
 
@@ -12,7 +12,7 @@ import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotificat
 import type { ComponentRoute, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { ErrorCode } from './jsonrpc.ts';
-import type { UpstreamChannel } from './multiplex.ts';
+import type { MessageChannel } from '../backends/backend.ts';
 
 /** An SDK client-side Transport to the component `server`, as `user`. */
 export type ConnectComponent = (server: string, user: string, signal: AbortSignal) => Promise<Transport>;
@@ -21,13 +21,13 @@ export interface CompositeOptions {
   readonly route: Route & { kind: 'composite' };
   readonly user: string;
   readonly connect: ConnectComponent;
+  /** Whether the user may reach a component now (access rules); others are neither listed nor connected. */
+  readonly reachable?: (component: ComponentRoute) => boolean;
   readonly logger: Logger;
 }
 
-/** Bounds acquiring a component and its initialize handshake (a per-user instance may have to start). */
-const CONNECT_TIMEOUT_MS = 60_000;
-/** Bounds listing one component's tools; a hanging component only loses its own tools. */
-const LIST_TIMEOUT_MS = 30_000;
+/** A component left out is tried again in the background, from its timeout up to this. */
+const PROBE_MAX_MS = 30_000;
 /** The SDK needs a request timeout; calls are bounded by the caller's cancellation, like direct ones. */
 const CALL_TIMEOUT_MS = 60 * 60_000;
 /** What a progress notification carries besides its token. */
@@ -35,6 +35,14 @@ type ProgressParams = Omit<ProgressNotification['params'], 'progressToken'>;
 /** A component paginating further than this is treated as broken. */
 const MAX_LIST_PAGES = 1_000;
 const VERSION = '0.1.0';
+
+/** Whether a component's tools are served, as status shows it. */
+export interface ComponentHealth {
+  readonly server: string;
+  readonly state: 'up' | 'down';
+  readonly lastError?: string;
+  readonly since?: string;
+}
 
 /** Where an exposed tool comes from. */
 export interface ToolTarget {
@@ -112,6 +120,8 @@ interface Slot {
   connection: Promise<Client> | undefined;
   /** Whether a connection was up before: a new one may come with other tools. */
   connectedBefore: boolean;
+  /** Set while the component's tools are left out: why, and the background retry. */
+  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; delayMs: number } | undefined;
 }
 
 /**
@@ -121,7 +131,7 @@ interface Slot {
  * or comes back after a drop; a list that misses a broken component is served
  * but not cached, so the next listing tries that component again.
  */
-class CompositeChannel implements UpstreamChannel {
+class CompositeChannel implements MessageChannel {
   readonly #o: CompositeOptions;
   readonly #log: Logger;
   readonly #server: Server;
@@ -134,7 +144,11 @@ class CompositeChannel implements UpstreamChannel {
   #stopped = false;
   #generation = 0;
   #cache: CuratedTools | undefined;
+  /** Which components were reachable when the cache was built; a change in the user's access rebuilds it. */
+  #cacheReach = '';
   #building: { generation: number; promise: Promise<CuratedTools> } | undefined;
+  /** Which component each tool name ever listed came from: a call to a left-out one says why. */
+  readonly #lastKnown = new Map<string, number>();
   /** Calls in flight that asked for progress, by the token the component sees. */
   readonly #progress = new Map<string, (params: ProgressParams) => void>();
   #nextToken = 1;
@@ -142,7 +156,7 @@ class CompositeChannel implements UpstreamChannel {
   constructor(options: CompositeOptions) {
     this.#o = options;
     this.#log = options.logger.child({ server: options.route.server, user: options.user });
-    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined, connectedBefore: false }));
+    this.#slots = options.route.components.map((component, index) => ({ index, component, connection: undefined, connectedBefore: false, down: undefined }));
     this.#server = new Server({ name: options.route.server, version: VERSION }, { capabilities: { tools: { listChanged: true } } });
     this.#server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [...(await this.#curated()).tools] }));
     this.#server.setRequestHandler(CallToolRequestSchema, (request, extra) => this.#call(request, extra));
@@ -183,6 +197,7 @@ class CompositeChannel implements UpstreamChannel {
   /** Closes every component client and the server; idempotent. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
+    for (const slot of this.#slots) clearTimeout(slot.down?.probe);
     this.#closing.abort(new Error(`composite ${this.#o.route.server} is closing`));
     const clients = await Promise.allSettled(this.#slots.map((slot) => slot.connection ?? Promise.reject(new Error('not connected'))));
     await Promise.allSettled(clients.map((c) => (c.status === 'fulfilled' ? c.value.close() : undefined)));
@@ -198,6 +213,12 @@ class CompositeChannel implements UpstreamChannel {
 
   /** The curated list: cached, or built once for all concurrent askers. */
   #curated(): Promise<CuratedTools> {
+    const reach = this.#slots.map((slot) => (this.#reachable(slot) ? '1' : '0')).join('');
+    if (reach !== this.#cacheReach) {
+      this.#cacheReach = reach;
+      this.#generation++;
+      this.#cache = undefined;
+    }
     if (this.#cache !== undefined) return Promise.resolve(this.#cache);
     if (this.#building?.generation !== this.#generation) {
       const building = { generation: this.#generation, promise: this.#build() };
@@ -226,6 +247,7 @@ class CompositeChannel implements UpstreamChannel {
 
   /** One component's curated tools; undefined (logged) when it cannot be reached or listed. */
   async #listComponent(slot: Slot): Promise<{ tool: Tool; original: string }[] | undefined> {
+    if (!this.#reachable(slot)) return [];
     try {
       const client = await this.#clientOf(slot);
       if (client.getServerCapabilities()?.tools === undefined) return [];
@@ -236,7 +258,7 @@ class CompositeChannel implements UpstreamChannel {
         const result = await client.request(
           { method: 'tools/list', params: cursor === undefined ? {} : { cursor } },
           ListToolsResultSchema,
-          { signal: this.#closing.signal, timeout: LIST_TIMEOUT_MS },
+          { signal: this.#closing.signal, timeout: slot.component.timeoutMs },
         );
         tools.push(...result.tools);
         cursor = result.nextCursor;
@@ -244,20 +266,59 @@ class CompositeChannel implements UpstreamChannel {
         if (seen.has(cursor) || page + 1 >= MAX_LIST_PAGES) throw new Error(`tools/list pagination does not end (cursor ${cursor})`);
         seen.add(cursor);
       }
-      return curateComponentTools(slot.component, tools);
+      const curated = curateComponentTools(slot.component, tools);
+      for (const { tool } of curated) this.#lastKnown.set(tool.name, slot.index);
+      this.#up(slot);
+      return curated;
     } catch (err) {
-      if (!this.#closing.signal.aborted) {
-        this.#log.warn({ component: slot.component.server, index: slot.index, err: (err as Error).message }, 'composite component unavailable; its tools are left out');
-      }
+      if (!this.#closing.signal.aborted) this.#down(slot, (err as Error).message);
       return undefined;
     }
+  }
+
+  /** Component health for status: the ones left out, and why. */
+  health(): readonly ComponentHealth[] {
+    return this.#slots.map((slot) => ({
+      server: slot.component.server,
+      state: slot.down === undefined ? 'up' : 'down',
+      ...(slot.down === undefined ? {} : { lastError: slot.down.reason, since: slot.down.since }),
+    }));
+  }
+
+  /** Leaves a component out and keeps trying it in the background; its return is announced. */
+  #down(slot: Slot, reason: string): void {
+    if (slot.down === undefined) {
+      this.#log.warn({ component: slot.component.server, index: slot.index, err: reason }, 'composite component unavailable; its tools are left out');
+      slot.down = { reason, since: new Date().toISOString(), probe: undefined, delayMs: slot.component.timeoutMs };
+    } else {
+      slot.down.reason = reason;
+      slot.down.delayMs = Math.min(slot.down.delayMs * 2, PROBE_MAX_MS);
+    }
+    const down = slot.down;
+    clearTimeout(down.probe);
+    down.probe = setTimeout(() => void this.#listComponent(slot), down.delayMs);
+    down.probe.unref();
+  }
+
+  #up(slot: Slot): void {
+    const down = slot.down;
+    if (down === undefined) return;
+    clearTimeout(down.probe);
+    slot.down = undefined;
+    this.#log.info({ component: slot.component.server, index: slot.index }, 'composite component is back; its tools are listed again');
+    this.#toolsChanged();
   }
 
   async #call(request: CallToolRequest, extra: { signal: AbortSignal; sendNotification: (n: ServerNotification) => Promise<void> }): Promise<CallToolResult> {
     const { name, arguments: args, _meta } = request.params;
     const target = (await this.#curated()).targets.get(name);
-    if (target === undefined) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
+    if (target === undefined) {
+      const home = this.#slots[this.#lastKnown.get(name) ?? -1];
+      if (home?.down !== undefined) throw new RpcError(ErrorCode.upstreamUnavailable, `tool ${name} comes from component ${home.component.server}, which is unavailable: ${home.down.reason}`);
+      throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
+    }
     const slot = this.#slots[target.component]!;
+    if (!this.#reachable(slot)) throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     let client: Client;
     try {
       client = await this.#clientOf(slot);
@@ -296,6 +357,10 @@ class CompositeChannel implements UpstreamChannel {
     }
   }
 
+  #reachable(slot: Slot): boolean {
+    return this.#o.reachable?.(slot.component) ?? true;
+  }
+
   #clientOf(slot: Slot): Promise<Client> {
     if (slot.connection === undefined) {
       const connection: Promise<Client> = this.#connect(slot, () => {
@@ -313,7 +378,7 @@ class CompositeChannel implements UpstreamChannel {
   }
 
   async #connect(slot: Slot, onLost: () => void): Promise<Client> {
-    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)]);
+    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(slot.component.timeoutMs)]);
     const transport = await this.#o.connect(slot.component.server, this.#o.user, signal);
     const client = new Client({ name: `berth-composite/${this.#o.route.server}`, version: VERSION }, { capabilities: {} });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.#toolsChanged());
@@ -322,7 +387,7 @@ class CompositeChannel implements UpstreamChannel {
       this.#progress.get(String(progressToken))?.(params);
     });
     try {
-      await client.connect(transport, { signal, timeout: CONNECT_TIMEOUT_MS });
+      await client.connect(transport, { signal, timeout: slot.component.timeoutMs });
     } catch (err) {
       await client.close().catch(() => undefined);
       throw err;
@@ -351,6 +416,6 @@ class CompositeChannel implements UpstreamChannel {
  * The upstream channel of one user's composite: put a Multiplexer on it. It
  * reports onStart once its in-process server is connected.
  */
-export function createCompositeChannel(options: CompositeOptions): UpstreamChannel & { close(): Promise<void> } {
+export function createCompositeChannel(options: CompositeOptions): MessageChannel & { close(): Promise<void>; health(): readonly ComponentHealth[] } {
   return new CompositeChannel(options);
 }

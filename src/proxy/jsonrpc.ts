@@ -50,6 +50,8 @@ export const ErrorCode = {
    * (resource not found).
    */
   upstreamUnavailable: -32003,
+  /** A forwarded request got no answer before its deadline. */
+  requestTimeout: -32004,
 } as const;
 
 export function errorResponse(id: RequestId | null, code: number, message: string, data?: unknown): JSONRPCMessage {

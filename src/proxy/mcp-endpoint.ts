@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
+import { ProxyError } from './errors.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { SessionEventStore } from './event-store.ts';
-import { serveWebStandard } from './web-adapter.ts';
+import { exceedsQueue, serveWebStandard } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
 export interface McpEndpointOptions {
   readonly server: string;
-  /** The multiplexer serving a user; starts a per-user instance on first use. */
-  readonly acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>;
+  /** The multiplexer serving a user; starts a per-user instance on first use. Composites also read the identity (access rules of components). */
+  readonly acquire: (user: string, signal: AbortSignal, identity?: Identity) => Promise<Multiplexer>;
   readonly sessions: SessionStore;
   readonly maxBodyBytes: number;
   /** Interval of SSE keep-alive comments on idle streams. */
@@ -36,8 +39,8 @@ export class McpEndpoint {
   }
 
   /** The multiplexer serving `user`, e.g. for a composite that includes this server. */
-  acquire(user: string, signal: AbortSignal): Promise<Multiplexer> {
-    return this.#o.acquire(user, signal);
+  acquire(user: string, signal: AbortSignal, identity?: Identity): Promise<Multiplexer> {
+    return this.#o.acquire(user, signal, identity);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
@@ -49,7 +52,7 @@ export class McpEndpoint {
         const entry = this.#session(req, res, ctx, 'streamable-http');
         if (entry === undefined) return;
         const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-        return serveWebStandard(req, res, (request) => transport.handleRequest(request));
+        return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request));
       }
       default:
         return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET, POST, DELETE' });
@@ -69,13 +72,14 @@ export class McpEndpoint {
     if (era.era === 'modern') {
       const mux = await this.#acquire(res, ctx);
       if (mux === undefined) return;
-      return serveModern(res, era.message, mux);
+      // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
+      return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
     }
     if (req.headers[SESSION_HEADER] !== undefined) {
       const entry = this.#session(req, res, ctx, 'streamable-http');
       if (entry === undefined) return;
       const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-      return serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body.value }));
+      return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body.value }));
     }
     if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
     return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
@@ -89,15 +93,15 @@ export class McpEndpoint {
       sessionIdGenerator: randomUUID,
       keepAliveMs: this.#o.keepAliveMs,
       eventStore: new SessionEventStore(),
-      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport }),
+      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport }),
       onsessionclosed: (id): void => sessions.delete(id),
     });
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
     };
     await transport.start();
-    mux.attach(transport);
-    await serveWebStandard(req, res, (request) => transport.handleRequest(request, { parsedBody: body }));
+    mux.attach(transport, ctx.user);
+    await serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body }));
     // Refused before a session existed (e.g. a malformed initialize): nothing will ever use it.
     if (transport.sessionId === undefined) await transport.close();
   }
@@ -107,12 +111,12 @@ export class McpEndpoint {
     if (req.method === 'GET') {
       const mux = await this.#acquire(res, ctx);
       if (mux === undefined) return;
-      const transport = new SSEServerTransport(messagePath, res);
+      const transport = new BoundedSseTransport(messagePath, res, ctx.log);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
-      mux.attach(transport);
+      mux.attach(transport, ctx.user);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;
@@ -123,10 +127,8 @@ export class McpEndpoint {
   async handleSseMessage(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, sessionId: string | null): Promise<void> {
     if (req.method !== 'POST') return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'POST' });
     if (sessionId === null) return sendRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
-    const entry = this.#o.sessions.touch(sessionId);
-    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== 'sse' || entry.user !== ctx.user) {
-      return sendRpcError(res, 404, -32001, 'Session not found');
-    }
+    const entry = this.#o.sessions.touch(sessionId, { server: this.#o.server, kind: 'sse', user: ctx.user });
+    if (entry === undefined) return sendRpcError(res, 404, -32001, 'Session not found');
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
     ctx.method = methodOf(body.value);
@@ -143,8 +145,8 @@ export class McpEndpoint {
       else sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
-    const entry = this.#o.sessions.touch(id);
-    if (entry === undefined || entry.server !== this.#o.server || entry.kind !== kind || entry.user !== ctx.user) {
+    const entry = this.#o.sessions.touch(id, { server: this.#o.server, kind, user: ctx.user });
+    if (entry === undefined) {
       sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return undefined;
     }
@@ -153,12 +155,35 @@ export class McpEndpoint {
 
   async #acquire(res: ServerResponse, ctx: RequestContext): Promise<Multiplexer | undefined> {
     try {
-      return await this.#o.acquire(ctx.user, ctx.signal);
+      return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
     } catch (err) {
-      ctx.log.warn({ server: this.#o.server, err: (err as Error).message }, 'server unavailable');
-      sendRpcError(res, 503, ErrorCode.upstreamUnavailable, (err as Error).message, { 'retry-after': '5' });
+      if (err instanceof ProxyError) {
+        ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
+        sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});
+      } else {
+        // A bug, not a state of the server: its message is for the log, not the client.
+        ctx.log.error({ server: this.#o.server, err }, 'acquiring the server failed unexpectedly');
+        sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
+      }
       return undefined;
     }
+  }
+}
+
+/** Legacy SSE writes straight to the response; a client that stops reading loses the stream (legacy SSE cannot resume). */
+class BoundedSseTransport extends SSEServerTransport {
+  readonly #res: ServerResponse;
+  readonly #log: RequestContext['log'];
+
+  constructor(endpoint: string, res: ServerResponse, log: RequestContext['log']) {
+    super(endpoint, res);
+    this.#res = res;
+    this.#log = log;
+  }
+
+  override async send(message: JSONRPCMessage): Promise<void> {
+    if (exceedsQueue(this.#res, this.#log)) return;
+    return super.send(message);
   }
 }
 

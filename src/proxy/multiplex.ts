@@ -1,63 +1,53 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { MessageChannel } from '../backends/backend.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Notification, Request, RequestId, Response } from './jsonrpc.ts';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, progressTokenOf, resultResponse, withIds } from './jsonrpc.ts';
+import type { Pending } from './request-table.ts';
+import { RequestTable } from './request-table.ts';
+import type { UpstreamInfo } from './upstream-link.ts';
+import { UpstreamLink } from './upstream-link.ts';
 
-/** What the multiplexer needs from one upstream MCP connection (a stdio child, an SDK client transport). */
-export interface UpstreamChannel {
-  /** Sends one message; false when the upstream is not running. */
-  send(message: JSONRPCMessage): boolean;
-  /** Every message the upstream sends. */
-  onMessage(handler: (message: unknown) => void): void;
-  /** A fresh upstream process or connection is up and must be initialized. */
-  onStart(handler: () => void): void;
-  /** The upstream went away; in-flight requests cannot complete. */
-  onStop(handler: (reason: string) => void): void;
-}
-
-export interface UpstreamInfo {
-  readonly protocolVersion: string;
-  readonly capabilities: Record<string, unknown>;
-  readonly serverInfo: Record<string, unknown>;
-  readonly instructions?: string;
-}
+export type { UpstreamInfo } from './upstream-link.ts';
 
 interface Session {
   readonly id: number;
   readonly transport: Transport;
+  /** Who the session belongs to; server-initiated messages never cross from one user to another. */
+  readonly user: string;
   capabilities: Record<string, unknown>;
   readonly subscriptions: Set<string>;
-  /** Downstream ids of this session's requests in flight, newest last. */
-  readonly inflight: RequestId[];
   lastActive: number;
   /** The transport's own close handler, kept when berth takes `onclose` over. */
   readonly previousClose: (() => void) | undefined;
 }
 
-interface Pending {
-  readonly session: Session;
-  readonly id: RequestId;
-  readonly progressToken?: string;
-}
-
-interface ServerRequest {
-  readonly session: Session;
-  readonly upstreamId: RequestId;
+export interface MultiplexerOptions {
+  readonly name: string;
+  readonly channel: MessageChannel;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** How long a forwarded request may wait for its answer; progress notifications restart the clock. Read per request, so config changes apply. */
+  readonly requestTimeoutMs?: () => number;
+  /** How long a request arriving while the upstream starts waits for it. */
+  readonly readyWaitMs?: number;
 }
 
 const BROADCAST = new Set([
   'notifications/tools/list_changed',
   'notifications/resources/list_changed',
   'notifications/prompts/list_changed',
-  'notifications/message',
 ]);
 const CLIENT_CAPABILITY_FOR: Readonly<Record<string, string>> = {
   'sampling/createMessage': 'sampling',
   'elicitation/create': 'elicitation',
   'roots/list': 'roots',
 };
+const LIST_CHANGED = ['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed'];
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_READY_WAIT_MS = 30_000;
 
 /**
  * Serves many downstream MCP sessions from one upstream MCP connection.
@@ -70,46 +60,46 @@ const CLIENT_CAPABILITY_FOR: Readonly<Record<string, string>> = {
  */
 export class Multiplexer {
   readonly #name: string;
-  readonly #channel: UpstreamChannel;
+  readonly #channel: MessageChannel;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #requestTimeoutMs: () => number;
+  readonly #readyWaitMs: number;
   readonly #sessions = new Set<Session>();
-  readonly #pending = new Map<string, Pending>();
-  readonly #progress = new Map<string, { session: Session; token: RequestId; related: RequestId }>();
-  readonly #serverRequests = new Map<string, ServerRequest>();
-  #nextId = 1;
+  readonly #requests = new RequestTable<Session>();
+  readonly #link: UpstreamLink;
   #nextSession = 1;
-  #info: UpstreamInfo | undefined;
-  #initId: string | undefined;
-  #generation = 0;
-  #waiters: { resolve: (info: UpstreamInfo) => void; reject: (err: Error) => void }[] = [];
-  #lastError: string | undefined;
+  #drained: (() => void) | undefined;
 
-  constructor(options: { name: string; channel: UpstreamChannel; logger: Logger; now?: () => number }) {
+  constructor(options: MultiplexerOptions) {
     this.#name = options.name;
     this.#channel = options.channel;
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? (() => DEFAULT_REQUEST_TIMEOUT_MS);
+    this.#readyWaitMs = options.readyWaitMs ?? DEFAULT_READY_WAIT_MS;
+    // A restarted server may offer different tools; clients should look again.
+    this.#link = new UpstreamLink({ name: this.#name, channel: this.#channel, logger: this.#log, onReady: (restarted) => restarted && this.broadcast('notifications/tools/list_changed') });
     this.#channel.onMessage((m) => this.#fromUpstream(m));
-    this.#channel.onStart(() => this.#initializeUpstream());
     this.#channel.onStop((reason) => this.#upstreamStopped(reason));
   }
 
   /** The upstream's initialize result once ready; waits (bounded by the signal) while it starts. */
-  ready(signal?: AbortSignal): Promise<UpstreamInfo> {
-    if (this.#info !== undefined) return Promise.resolve(this.#info);
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      this.#waiters.push(waiter);
-      signal?.addEventListener('abort', () => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(new Error(this.#lastError === undefined ? `server ${this.#name} is not ready` : `server ${this.#name} is not ready: ${this.#lastError}`));
-      }, { once: true });
-    });
+  ready(signal: AbortSignal): Promise<UpstreamInfo> {
+    return this.#link.ready(signal);
+  }
+
+  /** Makes callers fail at once with the reason while the upstream is known to be failing. */
+  fail(reason: string): void {
+    this.#link.fail(reason);
   }
 
   get info(): UpstreamInfo | undefined {
-    return this.#info;
+    return this.#link.info;
+  }
+
+  get lastError(): string | undefined {
+    return this.#link.lastError;
   }
 
   get sessionCount(): number {
@@ -118,7 +108,7 @@ export class Multiplexer {
 
   /** Requests forwarded upstream and not yet answered. */
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.#requests.size;
   }
 
   /** When any session last did something; for idle shutdown of per-user instances. */
@@ -129,31 +119,45 @@ export class Multiplexer {
   }
 
   /**
-   * Connects a downstream transport (a streamable HTTP or SSE session). The
-   * transport's own `onclose` detaches it. Session clients declare their
-   * capabilities in `initialize`; stateless ones per request, given here.
+   * Connects a downstream transport (a streamable HTTP or SSE session) of
+   * `user`. The transport's own `onclose` detaches it. Session clients
+   * declare their capabilities in `initialize`; stateless ones per request,
+   * given here.
    */
-  attach(transport: Transport, capabilities: Record<string, unknown> = {}): void {
-    const session: Session = { id: this.#nextSession++, transport, capabilities, subscriptions: new Set(), inflight: [], lastActive: this.#now(), previousClose: transport.onclose };
+  attach(transport: Transport, user: string, capabilities: Record<string, unknown> = {}): void {
+    const session: Session = { id: this.#nextSession++, transport, user, capabilities, subscriptions: new Set(), lastActive: this.#now(), previousClose: transport.onclose };
     this.#adopt(session);
   }
 
   /**
    * Moves every session to another multiplexer (the replacement of this
-   * server) and tells their clients to list again. Requests in flight here
-   * fail: the upstream that was working on them is going away.
+   * server) and tells their clients to list again. New requests go to the
+   * heir; answers to requests already in flight here still reach their
+   * sessions, so call `drain` before closing this one.
    */
   handOver(to: Multiplexer): void {
-    this.#upstreamStopped('server replaced');
     for (const session of [...this.#sessions]) {
       this.#sessions.delete(session);
       to.#adopt(session);
     }
-    for (const method of ['notifications/tools/list_changed', 'notifications/prompts/list_changed', 'notifications/resources/list_changed']) to.broadcast(method);
+    for (const method of LIST_CHANGED) to.broadcast(method);
+  }
+
+  /** Resolves once no request is in flight, or when the signal aborts. */
+  drain(signal: AbortSignal): Promise<void> {
+    if (this.#requests.size === 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.#drained = undefined;
+        resolve();
+      };
+      this.#drained = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   #adopt(session: Session): void {
-    session.inflight.length = 0;
     this.#sessions.add(session);
     session.transport.onmessage = (message) => this.#fromDownstream(session, message);
     session.transport.onclose = () => {
@@ -169,18 +173,11 @@ export class Multiplexer {
 
   #detach(session: Session): void {
     if (!this.#sessions.delete(session)) return;
-    for (const [key, pending] of this.#pending) {
-      if (pending.session !== session) continue;
-      this.#pending.delete(key);
-      // The client is gone: tell the upstream to stop working on its behalf.
-      this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: decodeId(key), reason: 'client disconnected' } } as JSONRPCMessage);
-    }
-    for (const [key, p] of this.#progress) if (p.session === session) this.#progress.delete(key);
-    for (const [key, r] of this.#serverRequests) {
-      if (r.session !== session) continue;
-      this.#serverRequests.delete(key);
-      this.#channel.send(errorResponse(r.upstreamId, ErrorCode.internalError, 'client disconnected'));
-    }
+    const { requests, serverRequests } = this.#requests.dropSession(session);
+    // The client is gone: tell the upstream to stop working on its behalf.
+    for (const p of requests) this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: p.upstreamId, reason: 'client disconnected' } } as JSONRPCMessage);
+    for (const r of serverRequests) this.#channel.send(errorResponse(r.upstreamId, ErrorCode.internalError, 'client disconnected'));
+    this.#checkDrained();
   }
 
   #fromDownstream(session: Session, message: unknown): void {
@@ -188,10 +185,8 @@ export class Multiplexer {
     if (isRequest(message)) {
       void this.#downstreamRequest(session, message);
     } else if (isResponse(message)) {
-      const pending = this.#serverRequests.get(encodeId(message.id));
-      if (pending === undefined) return;
-      this.#serverRequests.delete(encodeId(message.id));
-      this.#channel.send({ ...message, id: pending.upstreamId } as JSONRPCMessage);
+      const pending = this.#requests.takeServerRequest(message.id);
+      if (pending !== undefined) this.#channel.send({ ...message, id: pending.upstreamId } as JSONRPCMessage);
     } else if (isNotification(message)) {
       this.#downstreamNotification(session, message);
     }
@@ -213,23 +208,34 @@ export class Multiplexer {
         break;
       }
     }
-    if (this.#info === undefined) {
+    if (this.#link.info === undefined) {
       try {
-        await this.ready(AbortSignal.timeout(30_000));
+        await this.#link.ready(AbortSignal.timeout(this.#readyWaitMs));
       } catch (err) {
         return this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, (err as Error).message), request.id);
       }
     }
-    const upstreamId = this.#nextId++;
-    const token = progressTokenOf(request);
-    const upstreamToken = token === undefined ? undefined : `p${upstreamId}`;
-    this.#pending.set(encodeId(upstreamId), { session, id: request.id, ...(upstreamToken === undefined ? {} : { progressToken: upstreamToken }) });
-    if (upstreamToken !== undefined && token !== undefined) this.#progress.set(upstreamToken, { session, token, related: request.id });
-    session.inflight.push(request.id);
-    if (!this.#channel.send(withIds(request, upstreamId, upstreamToken) as JSONRPCMessage)) {
-      this.#settle(encodeId(upstreamId));
+    const pending = this.#requests.track(session, request.id, request.method, progressTokenOf(request));
+    this.#arm(pending);
+    if (!this.#channel.send(withIds(request, pending.upstreamId, pending.progressToken) as JSONRPCMessage)) {
+      this.#requests.settle(pending.upstreamId);
       void this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, `server ${this.#name} is not running`), request.id);
     }
+  }
+
+  /** (Re)starts a request's deadline: a request the server dropped must not wait forever. */
+  #arm(pending: Pending<Session>): void {
+    clearTimeout(pending.timer);
+    const timeoutMs = this.#requestTimeoutMs();
+    pending.timer = setTimeout(() => {
+      if (this.#requests.settle(pending.upstreamId) === undefined) return;
+      this.#log.warn({ server: this.#name, method: pending.method, timeoutMs }, 'upstream request timed out');
+      this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.upstreamId, reason: 'timed out' } } as JSONRPCMessage);
+      const message = `server ${this.#name} did not answer ${pending.method} within ${formatSeconds(timeoutMs)}`;
+      void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.requestTimeout, message), pending.id);
+      this.#checkDrained();
+    }, timeoutMs);
+    pending.timer.unref();
   }
 
   #answerInitialize(session: Session, request: Request): Promise<void> {
@@ -237,7 +243,7 @@ export class Multiplexer {
     session.capabilities = (params['capabilities'] as Record<string, unknown> | undefined) ?? {};
     const requested = typeof params['protocolVersion'] === 'string' ? params['protocolVersion'] : LATEST_PROTOCOL_VERSION;
     const protocolVersion = SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
-    return this.ready(AbortSignal.timeout(60_000)).then(
+    return this.#link.ready(AbortSignal.timeout(this.#readyWaitMs)).then(
       (info) =>
         this.#deliver(session, resultResponse(request.id, {
           protocolVersion,
@@ -255,11 +261,12 @@ export class Multiplexer {
         return; // the upstream was initialized by berth, once
       case 'notifications/cancelled': {
         const requestId = notification.params?.['requestId'];
-        for (const [key, pending] of this.#pending) {
-          if (pending.session !== session || pending.id !== requestId) continue;
-          this.#settle(key);
-          this.#channel.send({ ...notification, params: { ...notification.params, requestId: decodeId(key) } } as JSONRPCMessage);
+        for (const p of [...this.#requests.pending()]) {
+          if (p.session !== session || p.id !== requestId) continue;
+          this.#requests.settle(p.upstreamId);
+          this.#channel.send({ ...notification, params: { ...notification.params, requestId: p.upstreamId } } as JSONRPCMessage);
         }
+        this.#checkDrained();
         return;
       }
       default:
@@ -270,12 +277,8 @@ export class Multiplexer {
 
   #fromUpstream(message: unknown): void {
     if (isResponse(message)) {
-      if (this.#initId !== undefined && message.id === this.#initId) return this.#initialized(message);
-      const key = encodeId(message.id);
-      const pending = this.#pending.get(key);
-      if (pending === undefined) return; // cancelled or from before a restart
-      this.#settle(key);
-      void this.#deliver(pending.session, { ...message, id: pending.id } as JSONRPCMessage, pending.id);
+      if (this.#link.takeResponse(message)) return;
+      this.#answer(message);
     } else if (isRequest(message)) {
       this.#upstreamRequest(message);
     } else if (isNotification(message)) {
@@ -283,40 +286,69 @@ export class Multiplexer {
     }
   }
 
+  #answer(message: Response): void {
+    const pending = this.#requests.get(message.id);
+    if (pending === undefined) return; // cancelled, timed out or from before a restart
+    this.#requests.settle(pending.upstreamId);
+    void this.#deliver(pending.session, { ...message, id: pending.id } as JSONRPCMessage, pending.id);
+    this.#checkDrained();
+  }
+
   #upstreamRequest(request: Request): void {
     if (request.method === 'ping') {
       this.#channel.send(resultResponse(request.id, {}));
       return;
     }
-    const session = this.#targetSession();
+    const target = this.#causingSession();
     const capability = CLIENT_CAPABILITY_FOR[request.method];
-    if (session === undefined || (capability !== undefined && session.capabilities[capability] === undefined)) {
-      const why = session === undefined ? 'no client is connected' : `the client does not support ${capability}`;
+    if (target.kind !== 'one' || (capability !== undefined && target.session.capabilities[capability] === undefined)) {
+      const why = target.kind === 'one' ? `the client does not support ${capability}` : target.kind === 'none' ? 'no client is connected' : 'several users have requests in flight, so berth cannot tell whose request it belongs to';
       this.#channel.send(errorResponse(request.id, ErrorCode.methodNotFound, `berth cannot forward ${request.method}: ${why}`));
       return;
     }
-    const downstreamId = `berth-${this.#nextId++}`;
-    this.#serverRequests.set(encodeId(downstreamId), { session, upstreamId: request.id });
-    void this.#deliver(session, { ...request, id: downstreamId } as JSONRPCMessage, session.inflight.at(-1));
+    const downstreamId = this.#requests.trackServerRequest(target.session, request.id);
+    void this.#deliver(target.session, { ...request, id: downstreamId } as JSONRPCMessage, this.#requests.newestOf(target.session)?.id);
+  }
+
+  /**
+   * The session a server-initiated message belongs to: the one whose request
+   * is in flight (the newest, when one user has several), or with nothing in
+   * flight the most recently active one. Ambiguous when the candidates belong
+   * to more than one user: berth refuses rather than guess across users.
+   */
+  #causingSession(): { kind: 'one'; session: Session } | { kind: 'none' } | { kind: 'ambiguous' } {
+    const inFlight = new Set<Session>();
+    for (const p of this.#requests.pending()) if (this.#sessions.has(p.session)) inFlight.add(p.session);
+    const candidates = inFlight.size > 0 ? [...inFlight] : [...this.#sessions];
+    if (candidates.length === 0) return { kind: 'none' };
+    if (new Set(candidates.map((c) => c.user)).size > 1) return { kind: 'ambiguous' };
+    const newest = this.#requests.newest()?.session;
+    const session = newest !== undefined && inFlight.has(newest) ? newest : candidates.reduce((a, b) => (b.lastActive > a.lastActive ? b : a));
+    return { kind: 'one', session };
   }
 
   #upstreamNotification(notification: Notification): void {
     const method = notification.method;
     if (method === 'notifications/progress') {
-      const token = notification.params?.['progressToken'];
-      const target = this.#progress.get(String(token));
+      const target = this.#requests.progressTarget(notification.params?.['progressToken']);
       if (target === undefined) return;
+      const pending = this.#requests.get(target.upstreamId);
+      if (pending !== undefined) this.#arm(pending);
       void this.#deliver(target.session, { ...notification, params: { ...notification.params, progressToken: target.token } } as JSONRPCMessage, target.related);
     } else if (method === 'notifications/cancelled') {
       const requestId = notification.params?.['requestId'];
-      for (const [key, r] of this.#serverRequests) {
-        if (r.upstreamId !== requestId) continue;
-        this.#serverRequests.delete(key);
-        void this.#deliver(r.session, { ...notification, params: { ...notification.params, requestId: decodeId(key) } } as JSONRPCMessage);
+      for (const [downstreamId, r] of [...this.#requests.serverRequestsFor(requestId)]) {
+        this.#requests.takeServerRequest(downstreamId);
+        void this.#deliver(r.session, { ...notification, params: { ...notification.params, requestId: downstreamId } } as JSONRPCMessage);
       }
     } else if (method === 'notifications/resources/updated') {
       const uri = notification.params?.['uri'];
       for (const s of this.#sessions) if (typeof uri === 'string' && s.subscriptions.has(uri)) void this.#deliver(s, notification as JSONRPCMessage);
+    } else if (method === 'notifications/message') {
+      // A log line may quote a user's data: it goes to the user whose request is running, or to nobody.
+      const target = this.#causingSession();
+      if (target.kind !== 'one') return;
+      for (const s of this.#sessions) if (s.user === target.session.user) void this.#deliver(s, notification as JSONRPCMessage);
     } else if (BROADCAST.has(method)) {
       for (const s of this.#sessions) void this.#deliver(s, notification as JSONRPCMessage);
     } else {
@@ -324,25 +356,8 @@ export class Multiplexer {
     }
   }
 
-  /** The session a server-initiated request belongs to: the one with the newest request in flight. */
-  #targetSession(): Session | undefined {
-    let best: Session | undefined;
-    for (const s of this.#sessions) {
-      if (s.inflight.length === 0) continue;
-      if (best === undefined || s.lastActive > best.lastActive) best = s;
-    }
-    if (best !== undefined) return best;
-    for (const s of this.#sessions) if (best === undefined || s.lastActive > best.lastActive) best = s;
-    return best;
-  }
-
-  #settle(key: string): void {
-    const pending = this.#pending.get(key);
-    if (pending === undefined) return;
-    this.#pending.delete(key);
-    if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
-    const idx = pending.session.inflight.indexOf(pending.id);
-    if (idx >= 0) pending.session.inflight.splice(idx, 1);
+  #checkDrained(): void {
+    if (this.#requests.size === 0) this.#drained?.();
   }
 
   #deliver(session: Session, message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
@@ -351,69 +366,22 @@ export class Multiplexer {
     });
   }
 
-  #initializeUpstream(): void {
-    this.#generation++;
-    this.#initId = `berth-init-${this.#generation}`;
-    this.#channel.send({
-      jsonrpc: '2.0',
-      id: this.#initId,
-      method: 'initialize',
-      params: {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        // berth forwards these to whichever client can answer them.
-        capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
-        clientInfo: { name: 'berth', version: '0.1.0' },
-      },
-    } as JSONRPCMessage);
-  }
-
-  #initialized(response: Response): void {
-    this.#initId = undefined;
-    if (response.error !== undefined || response.result === undefined) {
-      this.#lastError = `initialize failed: ${response.error?.message ?? 'no result'}`;
-      this.#log.warn({ server: this.#name, error: response.error }, 'upstream initialize failed');
-      return;
-    }
-    const r = response.result;
-    const restarted = this.#generation > 1;
-    this.#info = {
-      protocolVersion: String(r['protocolVersion']),
-      capabilities: (r['capabilities'] as Record<string, unknown>) ?? {},
-      serverInfo: (r['serverInfo'] as Record<string, unknown>) ?? {},
-      ...(typeof r['instructions'] === 'string' ? { instructions: r['instructions'] } : {}),
-    };
-    this.#lastError = undefined;
-    this.#channel.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
-    for (const w of this.#waiters.splice(0)) w.resolve(this.#info);
-    this.#log.info({ server: this.#name, protocolVersion: this.#info.protocolVersion }, 'upstream ready');
-    // A restarted server may offer different tools; clients should look again.
-    if (restarted) this.broadcast('notifications/tools/list_changed');
-  }
-
   #upstreamStopped(reason: string): void {
-    this.#info = undefined;
-    this.#initId = undefined;
-    this.#lastError = reason;
-    for (const [key, pending] of [...this.#pending]) {
-      this.#settle(key);
+    this.#link.stopped(reason);
+    for (const pending of this.#requests.clear()) {
       void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.upstreamUnavailable, `server ${this.#name} stopped: ${reason}`), pending.id);
     }
-    this.#serverRequests.clear();
-    this.#progress.clear();
+    this.#checkDrained();
   }
 
   /** Fails everything waiting and closes every session: their clients re-initialize elsewhere. */
   close(): void {
-    for (const w of this.#waiters.splice(0)) w.reject(new Error(`server ${this.#name} is shutting down`));
+    this.#link.close();
     this.#upstreamStopped('shutting down');
     for (const session of [...this.#sessions]) void session.transport.close().catch(() => undefined);
   }
 }
 
-function encodeId(id: RequestId): string {
-  return typeof id === 'number' ? `n${id}` : `s${id}`;
-}
-
-function decodeId(key: string): RequestId {
-  return key.startsWith('n') ? Number(key.slice(1)) : key.slice(1);
+function formatSeconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }

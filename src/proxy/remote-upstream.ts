@@ -4,7 +4,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../observe/log.ts';
 import { Multiplexer } from './multiplex.ts';
-import type { UpstreamChannel } from './multiplex.ts';
+import type { MessageChannel } from '../backends/backend.ts';
 
 export interface RemoteUpstreamOptions {
   readonly server: string;
@@ -33,7 +33,7 @@ export class RemoteUpstream {
 
   constructor(options: RemoteUpstreamOptions) {
     this.#o = options;
-    const channel: UpstreamChannel = {
+    const channel: MessageChannel = {
       send: (m: JSONRPCMessage) => {
         if (this.#transport === undefined) return false;
         this.#transport.send(m).catch((err: unknown) => this.#o.logger.warn({ server: this.#o.server, err: (err as Error).message }, 'send to upstream failed'));

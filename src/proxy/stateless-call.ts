@@ -6,13 +6,14 @@ import { writeJson } from './http-util.ts';
 import type { Request, RequestId, Response } from './jsonrpc.ts';
 import { isNotification, isRequest, isResponse } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
+import { MAX_QUEUED_BYTES } from './web-adapter.ts';
 
 /** How long a call waiting for the client's input is kept. */
 const PARK_TTL_MS = 5 * 60_000;
 /** Calls waiting for input at once; past this the oldest is abandoned. */
 const MAX_PARKED = 1_000;
 
-const parked = new Map<string, { call: StatelessCall; expires: number }>();
+const parked = new Map<string, { call: StatelessCall; owner: string; expires: number }>();
 
 /**
  * One stateless (2026-07-28) request forwarded to a session-era upstream,
@@ -25,6 +26,8 @@ export class StatelessCall {
   readonly #transport: Transport;
   readonly #originalId: RequestId;
   readonly #shape: (result: Record<string, unknown>) => Record<string, unknown>;
+  /** Who started the call; only they may resume it. */
+  readonly #owner: string;
   #reply: ModernReply | undefined;
   #replyId: RequestId;
   #asks: Record<string, { method: string; params?: Record<string, unknown> }> = {};
@@ -33,7 +36,8 @@ export class StatelessCall {
   /** The first request, sent upstream when the first round starts. */
   #pendingRequest: Request | undefined;
 
-  constructor(mux: Multiplexer, request: Request, capabilities: Record<string, unknown>, shape: (result: Record<string, unknown>) => Record<string, unknown>) {
+  constructor(mux: Multiplexer, request: Request, capabilities: Record<string, unknown>, shape: (result: Record<string, unknown>) => Record<string, unknown>, owner: string) {
+    this.#owner = owner;
     this.#originalId = request.id;
     this.#replyId = request.id;
     this.#shape = shape;
@@ -42,14 +46,15 @@ export class StatelessCall {
       send: async (message, options) => this.#fromUpstream(message, options?.relatedRequestId),
       close: async () => this.#transport.onclose?.(),
     };
-    mux.attach(this.#transport, capabilities);
+    mux.attach(this.#transport, owner, capabilities);
     this.#pendingRequest = request;
   }
 
-  /** The call whose round ended with this requestState, if it is still waiting. */
-  static resume(state: string): StatelessCall | undefined {
+  /** The call whose round ended with this requestState, if it is still waiting and `owner` started it. */
+  static resume(state: string, owner: string): StatelessCall | undefined {
     const entry = parked.get(state);
-    if (entry === undefined || entry.expires < Date.now()) return undefined;
+    // Someone else's state leaves the call parked for its owner.
+    if (entry === undefined || entry.owner !== owner || entry.expires < Date.now()) return undefined;
     parked.delete(state);
     return entry.call;
   }
@@ -94,7 +99,7 @@ export class StatelessCall {
 
   #askClient(): void {
     this.#state ??= randomBytes(24).toString('base64url');
-    park(this.#state, this);
+    park(this.#state, this, this.#owner);
     this.#reply?.finish({
       jsonrpc: '2.0',
       id: this.#replyId,
@@ -119,8 +124,8 @@ export class StatelessCall {
   }
 }
 
-function park(state: string, call: StatelessCall): void {
-  parked.set(state, { call, expires: Date.now() + PARK_TTL_MS });
+function park(state: string, call: StatelessCall, owner: string): void {
+  parked.set(state, { call, owner, expires: Date.now() + PARK_TTL_MS });
   StatelessCall.expire();
 }
 
@@ -145,6 +150,8 @@ class ModernReply {
       this.#streaming = true;
       this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
     }
+    // Progress is superseded by the next one: a client this far behind loses some, never the result.
+    if (this.res.writableLength > MAX_QUEUED_BYTES) return;
     this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   }
 

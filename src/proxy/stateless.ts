@@ -124,8 +124,8 @@ function decodeParamValue(raw: string): string | undefined {
   return Buffer.from(text, 'utf8').toString('base64').replace(/=+$/, '') === (match[1] ?? '').replace(/=+$/, '') ? text : undefined;
 }
 
-/** Serves one 2026-07-28 POST against a session-era upstream. */
-export async function serveModern(res: ServerResponse, message: Request | { method: string }, mux: Multiplexer): Promise<void> {
+/** Serves one 2026-07-28 POST against a session-era upstream, for `owner` (server and user). */
+export async function serveModern(res: ServerResponse, message: Request | { method: string }, mux: Multiplexer, owner: string): Promise<void> {
   if (!isRequest(message)) {
     res.writeHead(202).end();
     return;
@@ -141,13 +141,14 @@ export async function serveModern(res: ServerResponse, message: Request | { meth
   }
   const params = message.params ?? {};
   if (typeof params['requestState'] === 'string') {
-    const call = StatelessCall.resume(params['requestState']);
-    if (call === undefined) return sendRefusal(res, message.id, { status: 400, code: ErrorCode.invalidParams, message: 'Invalid params: requestState is unknown or expired; send the request again without it' });
+    const call = StatelessCall.resume(params['requestState'], owner);
+    // Another caller's requestState gets the same answer as an expired one: its existence is not told.
+    if (call === undefined) return sendRefusal(res, message.id, { status: 404, code: ErrorCode.invalidParams, message: 'Invalid params: requestState is unknown or expired; send the request again without it' });
     return call.round(res, message.id, params['inputResponses'] as Record<string, unknown> | undefined);
   }
   const envelope = (params['_meta'] ?? {}) as Record<string, unknown>;
   const capabilities = (envelope[META_CAPABILITIES] ?? {}) as Record<string, unknown>;
-  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info));
+  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info), owner);
   return call.round(res, message.id);
 }
 

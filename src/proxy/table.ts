@@ -1,11 +1,13 @@
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { Backend } from '../backends/backend.ts';
+import { mayAccess } from '../auth/access.ts';
+import type { Identity } from '../auth/identity.ts';
+import { ANONYMOUS } from '../auth/identity.ts';
 import { canonicalJson } from '../desired/hash.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { createCompositeChannel } from './composite.ts';
-import type { ConnectComponent } from './composite.ts';
+import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
@@ -20,6 +22,8 @@ export type RouteHandler =
       readonly endpoint: McpEndpoint;
       /** Moves this handler's sessions to its replacement, whose clients then list tools again. */
       handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
+      /** A composite's components, with the ones left out for some user marked down. */
+      health?(): readonly ComponentHealth[];
       close(): void;
     }
   | {
@@ -37,8 +41,13 @@ export interface RouteTable {
   readonly handlers: ReadonlyMap<string, RouteHandler>;
 }
 
+/** What hosted routes need from the upstream pool. */
+export interface HostedUpstreams {
+  acquire(unit: string, user: string, signal: AbortSignal): Promise<Multiplexer>;
+}
+
 export interface TableDeps {
-  readonly backend: Backend;
+  readonly upstreams: HostedUpstreams;
   readonly sessions: SessionStore;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
@@ -51,6 +60,40 @@ export interface TableDeps {
 }
 
 export const EMPTY_TABLE: RouteTable = { generation: 0, handlers: new Map() };
+
+/**
+ * Holds the route table in force. A swap builds the next table beside the
+ * current one and replaces it in one assignment; retired handlers hand their
+ * sessions over in the background, so a slow hand-over never holds a reload.
+ */
+export class RouteTables {
+  #current: RouteTable = EMPTY_TABLE;
+  readonly #deps: Omit<TableDeps, 'lookup'>;
+  #retiring: Promise<void> = Promise.resolve();
+
+  constructor(deps: Omit<TableDeps, 'lookup'>) {
+    this.#deps = deps;
+  }
+
+  get current(): RouteTable {
+    return this.#current;
+  }
+
+  swap(desired: DesiredState, generation: number): void {
+    const previous = this.#current;
+    this.#current = buildRouteTable(desired, previous, generation, { ...this.#deps, lookup: (server) => this.#current.handlers.get(server) });
+    const next = this.#current;
+    this.#retiring = this.#retiring
+      .then(() => retireHandlers(previous, next))
+      .catch((err: unknown) => this.#deps.logger.error({ err }, 'retiring old routes failed'));
+  }
+
+  /** Closes every handler once pending hand-overs are done. */
+  async close(): Promise<void> {
+    await this.#retiring;
+    for (const handler of this.#current.handlers.values()) handler.close();
+  }
+}
 
 /**
  * Builds the handlers for a desired state. Handlers whose route did not change
@@ -95,11 +138,7 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
     new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
   switch (route.kind) {
     case 'hosted': {
-      const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
-        const ep = await deps.backend.endpoint(route.unit, route.scope === 'per-user' ? user : '', signal);
-        if (ep.kind !== 'mcp') throw new Error(`server ${route.server}: HTTP endpoints are served by passthrough`);
-        return ep.mux;
-      };
+      const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
       return { kind: 'mcp', route, endpoint: endpoint(acquire), close: () => undefined };
     }
     case 'remote': {
@@ -132,10 +171,10 @@ const IDLE_COMPOSITE_MS = 15 * 60_000;
 
 /** A composite: one multiplexer per user over that user's composite channel. */
 function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps): RouteHandler {
-  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number }>();
+  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number; identity: Identity }>();
   let closed = false;
   const connect = connectComponentVia(deps.lookup);
-  const acquire = async (user: string): Promise<Multiplexer> => {
+  const acquire = async (user: string, _signal?: AbortSignal, identity?: Identity): Promise<Multiplexer> => {
     if (closed) throw new Error(`server ${route.server} is shutting down`);
     // Users who left long ago give their composite connections back.
     const now = Date.now();
@@ -147,17 +186,26 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     }
     let entry = perUser.get(user);
     if (entry === undefined) {
-      const channel = createCompositeChannel({ route, user, connect, logger: deps.logger });
-      entry = { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now };
+      // The channel reads the user's latest identity: groups and scopes may change between requests.
+      const self = { identity: identity ?? ANONYMOUS };
+      const channel = createCompositeChannel({
+        route,
+        user,
+        connect: (server, u, signal) => connect(server, u, signal, self.identity),
+        reachable: (component) => mayAccess(component.access, self.identity) && mayAccess(deps.lookup(component.server)?.route.access, self.identity),
+        logger: deps.logger,
+      });
+      entry = Object.assign(self, { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now });
       perUser.set(user, entry);
     }
+    if (identity !== undefined) entry.identity = identity;
     entry.lastUsed = now;
     return entry.mux;
   };
   const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
   const handOver = async (next: RouteHandler & { kind: 'mcp' }): Promise<void> => {
-    for (const [user, { mux }] of perUser) {
-      const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000)).catch(() => undefined);
+    for (const [user, { mux, identity }] of perUser) {
+      const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000), identity).catch(() => undefined);
       if (heir !== undefined) mux.handOver(heir);
     }
   };
@@ -169,7 +217,14 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     }
     perUser.clear();
   };
-  return { kind: 'mcp', route, endpoint, handOver, close };
+  const health = (): ComponentHealth[] => {
+    const byServer = new Map<string, ComponentHealth>();
+    for (const { channel } of perUser.values()) {
+      for (const h of channel.health()) if (byServer.get(h.server)?.state !== 'down') byServer.set(h.server, h);
+    }
+    return route.components.map((c) => byServer.get(c.server) ?? { server: c.server, state: 'up' });
+  };
+  return { kind: 'mcp', route, endpoint, handOver, health, close };
 }
 
 /**
@@ -177,13 +232,13 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
  * it, as the user: onto that server's multiplexer (for a streamable-HTTP
  * remote, its bridged client connection), over an in-memory pair.
  */
-function connectComponentVia(lookup: TableDeps['lookup']): ConnectComponent {
-  return async (server: string, user: string, signal: AbortSignal): Promise<Transport> => {
+function connectComponentVia(lookup: TableDeps['lookup']): (...args: [...Parameters<ConnectComponent>, Identity]) => Promise<Transport> {
+  return async (server: string, user: string, signal: AbortSignal, identity: Identity): Promise<Transport> => {
     const handler = lookup(server);
     if (handler === undefined) throw new Error(`server ${server} is not served`);
-    const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal);
+    const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal, identity);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    mux.attach(serverSide);
+    mux.attach(serverSide, user);
     await serverSide.start();
     return clientSide;
   };

@@ -1,4 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../observe/log.ts';
+
+/**
+ * Bytes a response may hold for a client that is not reading (beyond what the
+ * kernel's socket buffer took) before berth closes the stream.
+ */
+export const MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** The request headers the MCP transport reads; copying only these keeps the hot path short. */
 const TRANSPORT_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'host', 'origin'] as const;
@@ -12,6 +19,7 @@ const TRANSPORT_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-prot
 export async function serveWebStandard(
   req: IncomingMessage,
   res: ServerResponse,
+  log: Logger,
   handler: (request: Request) => Promise<Response>,
 ): Promise<void> {
   const headers = new Headers();
@@ -33,7 +41,20 @@ export async function serveWebStandard(
   for (;;) {
     const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
     if (done) break;
-    if (!res.write(value)) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+    // The transport enqueues without backpressure, so waiting for 'drain' would
+    // only move the pile into its queue. Instead the bytes the socket has not
+    // taken are counted, and a stream that falls this far behind is closed; the
+    // session's event store keeps recent events for a resume (Last-Event-ID).
+    if (exceedsQueue(res, log)) return;
+    res.write(value);
   }
   res.end();
+}
+
+/** True (and the response destroyed, with a log line) when a client has left more than MAX_QUEUED_BYTES unread. */
+export function exceedsQueue(res: ServerResponse, log: Logger): boolean {
+  if (res.writableLength <= MAX_QUEUED_BYTES) return false;
+  log.warn({ queuedBytes: res.writableLength, limit: MAX_QUEUED_BYTES }, 'stream closed: the client is not reading it');
+  res.destroy();
+  return true;
 }

@@ -1,44 +1,54 @@
-import type { Backend } from '../backends/backend.ts';
-import type { Logger } from '../observe/log.ts';
-import type { Action, Plan } from './plan.ts';
+// Converging one unit: the only place the controller touches the backend and
+// the upstream pool. Level-based: it reads the world and converges, whatever
+// happened before.
+import type { Backend, ObservedInstance } from '../backends/backend.ts';
+import { BackendError } from '../backends/backend.ts';
+import type { Unit } from '../desired/types.ts';
 
-/** How carrying out one action ended. */
-export type Outcome = { readonly kind: 'ok' } | { readonly kind: 'failed'; readonly reason: string };
+/** How converging one unit ended; the controller owns the retries. */
+export type Outcome =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'retry'; readonly afterMs: number; readonly reason: string }
+  | { readonly kind: 'failed'; readonly reason: string };
 
-export interface ApplyOptions {
+/** What the controller needs from the proxy's upstream pool. */
+export interface UnitUpstreams {
+  publish(unit: Unit, instances: readonly ObservedInstance[]): void;
+  retire(unit: string, signal: AbortSignal): Promise<void>;
+}
+
+export interface ConvergeDeps {
   readonly backend: Backend;
-  readonly logger: Logger;
-  /** Actions run at once; one slow or broken unit never blocks the others beyond its slot. */
-  readonly concurrency?: number;
-  readonly signal?: AbortSignal;
+  readonly upstreams: UnitUpstreams;
 }
 
-/** Carries out a plan against a backend; every unit gets its own outcome. */
-export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<ReadonlyMap<string, Outcome>> {
-  const work = plan.actions.filter((a) => a.kind !== 'keep');
-  const outcomes = new Map<string, Outcome>();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < work.length) {
-      const action = work[next++];
-      if (action === undefined) return;
-      outcomes.set(action.unit.name, await runAction(action, options));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, work.length) }, worker));
-  return outcomes;
-}
-
-async function runAction(action: Action, { backend, logger, signal }: ApplyOptions): Promise<Outcome> {
-  const log = logger.child({ unit: action.unit.name, action: action.kind });
-  try {
-    if (action.kind === 'delete') await backend.remove(action.unit.name, signal);
-    else if (action.kind !== 'keep') await backend.ensure(action.unit, signal);
-    log.info('unit converged');
-    return { kind: 'ok' };
-  } catch (err) {
-    const reason = (err as Error).message;
-    log.warn({ reason }, 'unit failed to converge');
-    return { kind: 'failed', reason };
+/**
+ * Makes one unit match `desired` (undefined: the unit is gone). Shared units
+ * get their instances ensured; per-user ones only become known, their
+ * instances start on first use. Never waits for MCP readiness: the pool does.
+ * `snapshot` is a fresh `list()` shared by every unit of one reload.
+ */
+export async function convergeUnit(name: string, desired: Unit | undefined, deps: ConvergeDeps, signal: AbortSignal, snapshot?: readonly ObservedInstance[]): Promise<void> {
+  const observed = (snapshot ?? (await deps.backend.list(signal))).filter((i) => i.unit === name);
+  if (desired === undefined) {
+    await deps.upstreams.retire(name, signal);
+    // Whatever the pool did not hold (left by an earlier berth) goes too.
+    for (const instance of observed) await deps.backend.remove(instance.id, signal);
+    return;
   }
+  const ensured = desired.scope === 'shared' ? await deps.backend.ensure({ unit: desired }, signal) : [];
+  const ensuredIds = new Set(ensured.map((i) => i.id));
+  deps.upstreams.publish(desired, [...ensured, ...observed.filter((i) => !ensuredIds.has(i.id))]);
+}
+
+/** Retry delays per unit: doubling from 1 s to 5 min. */
+export function backoffMs(failures: number): number {
+  return Math.min(1_000 * 2 ** Math.max(0, failures - 1), 300_000);
+}
+
+/** The outcome an error from converging stands for. */
+export function outcomeOf(err: unknown, failures: number): Outcome {
+  const reason = err instanceof Error ? err.message : String(err);
+  if (err instanceof BackendError && !err.retryable) return { kind: 'failed', reason };
+  return { kind: 'retry', afterMs: backoffMs(failures), reason };
 }

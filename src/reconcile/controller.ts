@@ -1,21 +1,19 @@
-import { lstatSync, realpathSync } from 'node:fs';
-import path from 'node:path';
-import { watch } from 'chokidar';
-import type { FSWatcher } from 'chokidar';
-import type { Backend } from '../backends/backend.ts';
+import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import { ConfigError, formatIssue } from '../config/issues.ts';
+import { canonicalJson } from '../desired/hash.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
-import type { DesiredState } from '../desired/types.ts';
+import type { DesiredState, Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import type { RouteTable, TableDeps } from '../proxy/table.ts';
-import { buildRouteTable, EMPTY_TABLE, retireHandlers } from '../proxy/table.ts';
-import type { Outcome } from './apply.ts';
-import { applyPlan } from './apply.ts';
-import { hasChanges, planChanges } from './plan.ts';
+import type { UnitUpstreams } from './apply.ts';
+import type { ObservedUnit } from './plan.ts';
+import { planChanges } from './plan.ts';
+import type { UnitStatus } from './units.ts';
+import { UnitReconciler } from './units.ts';
+import { ConfigWatcher } from './watch.ts';
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -23,6 +21,13 @@ export interface ReloadResult {
   readonly reason: string;
   readonly generation: number;
   readonly errors: readonly string[];
+  /** Settings that changed in the file but apply only after a restart. */
+  readonly needsRestart?: readonly string[];
+}
+
+/** Where the controller publishes the routes of each accepted config; the proxy holds the table. */
+export interface RouteSink {
+  swap(desired: DesiredState, generation: number): void;
 }
 
 export interface ControllerOptions {
@@ -30,39 +35,43 @@ export interface ControllerOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly backend: Backend;
-  readonly tableDeps: Omit<TableDeps, 'backend'>;
-  /** Debounce of file events; editors and git write in bursts. */
+  readonly upstreams: UnitUpstreams;
+  readonly routes: RouteSink;
   readonly debounceMs?: number;
   /** Period of the level-based resync that repairs drift. */
   readonly resyncMs?: number;
+  /** Bound of one backend list; a daemon that does not answer fails the reload, not berth. */
+  readonly listTimeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
+/** Settings read once at start; a changed value is reported, not applied. */
+const RESTART_ONLY = ['listen', 'backend'] as const;
+
 /**
- * Owns the serving config: load → validate → resolve → swap routes → plan →
- * apply, on start, on file change, on SIGHUP and periodically. A candidate
- * that fails validation is rejected whole; the last good one keeps serving.
+ * Plans and applies: on start, on file change, on SIGHUP, periodically and on
+ * backend events. A candidate that fails validation is rejected whole and the
+ * last good one keeps serving; an accepted one queues its unit changes with
+ * the unit reconciler and swaps the route table last. Nothing it meets, a
+ * broken file or a backend that throws, ends berth.
  */
 export class Controller {
   readonly #o: ControllerOptions;
+  readonly #units: UnitReconciler;
+  readonly #watcher: ConfigWatcher;
+  readonly #closing = new AbortController();
   #loaded: LoadedConfig | undefined;
   #desired: DesiredState | undefined;
-  #table: RouteTable = EMPTY_TABLE;
   #generation = 0;
   #lastReload: ReloadResult | undefined;
-  #outcomes = new Map<string, Outcome>();
   #queue: Promise<unknown> = Promise.resolve();
-  #watcher: FSWatcher | undefined;
-  #debounce: NodeJS.Timeout | undefined;
   #resync: NodeJS.Timeout | undefined;
-  #closed = false;
+  #events: Promise<void> | undefined;
 
   constructor(options: ControllerOptions) {
     this.#o = options;
-  }
-
-  get table(): RouteTable {
-    return this.#table;
+    this.#units = new UnitReconciler({ backend: options.backend, upstreams: options.upstreams, logger: options.logger });
+    this.#watcher = new ConfigWatcher({ file: options.file, logger: options.logger, ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }) });
   }
 
   get config(): LoadedConfig | undefined {
@@ -77,17 +86,53 @@ export class Controller {
     return this.#lastReload;
   }
 
-  /** Failed convergence per unit, from the last apply. */
-  get outcomes(): ReadonlyMap<string, Outcome> {
-    return this.#outcomes;
+  /** Convergence per unit: ok, pending, retrying (with the reason) or failed. */
+  get units(): ReadonlyMap<string, UnitStatus> {
+    return this.#units.status();
   }
 
-  /** Reloads serially: a reload requested during another runs after it, against the file as it is then. */
+  /** Resolves when every queued unit has had its attempt; tests and start-up use it. */
+  settled(): Promise<void> {
+    return this.#units.idle();
+  }
+
+  /** Reloads serially: a reload requested during another runs after it, against the file as it is then. Never rejects. */
   reload(reason: string): Promise<ReloadResult> {
-    return this.#serially(() => this.#reload(reason));
+    return this.#serially(() => this.#reload(reason)).catch((err: unknown) => this.#fail(reason, err));
   }
 
-  /** Runs reloads and resyncs one at a time, in the order asked. */
+  /** Re-plans against what the backend reports and repairs drift, without re-reading the file. Never rejects. */
+  resync(reason = 'resync'): Promise<void> {
+    return this.#serially(async () => {
+      const desired = this.#desired;
+      if (desired === undefined || this.#closing.signal.aborted) return;
+      const snapshot = await this.#list();
+      const plan = planChanges(desired, { units: observedUnits(snapshot, desired, this.#units.status()), routes: desired.routes });
+      const retrying = [...this.#units.status()].filter(([, s]) => s.outcome.kind === 'failed').map(([name]) => name);
+      const drifted = plan.actions.filter((a) => a.kind !== 'keep').map((a) => a.unit.name);
+      if (drifted.length === 0 && retrying.length === 0) return;
+      this.#o.logger.info({ reason, drifted, retrying }, 'resync found drift; converging');
+      this.#units.enqueue(desired.units, [...drifted, ...retrying], snapshot);
+    }).catch((err: unknown) => {
+      this.#o.logger.warn({ reason, err: (err as Error).message }, 'resync failed; trying again at the next one');
+    });
+  }
+
+  /** Starts the file watch, the periodic resync and the backend event feed. */
+  watch(): void {
+    this.#watcher.start(() => this.reload('file changed'));
+    this.#resync = setInterval(() => void this.resync(), this.#o.resyncMs ?? 60_000).unref();
+    this.#events = this.#followEvents();
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+    clearInterval(this.#resync);
+    await this.#watcher.close();
+    await this.#units.close();
+    await this.#events;
+  }
+
   #serially<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(work);
     this.#queue = run.catch(() => undefined);
@@ -103,28 +148,42 @@ export class Controller {
       const issues: readonly ConfigIssue[] = err instanceof ConfigError ? err.issues : [];
       return this.#reject(log, reason, issues.length > 0 ? issues.map(formatIssue) : [(err as Error).message]);
     }
+    const previous = this.#loaded;
+    const needsRestart = previous === undefined ? [] : RESTART_ONLY.filter((key) => canonicalJson(previous.config[key] ?? null) !== canonicalJson(loaded.config[key] ?? null));
     const backendType = loaded.config.backend?.type ?? 'local';
     if (backendType !== this.#o.backend.name) {
       return this.#reject(log, reason, [`${this.#o.file}: backend ${backendType} differs from the running backend ${this.#o.backend.name}; changing backends needs a restart`]);
     }
+    if (needsRestart.length > 0) log.warn({ needsRestart }, 'changed settings apply only after a restart; the running values stay');
     const desired = resolveDesiredState(loaded);
     const previousDesired = this.#desired;
+    const errors: string[] = [];
+    let snapshot: readonly ObservedInstance[] | undefined;
+    try {
+      snapshot = await this.#list();
+    } catch (err) {
+      // Plan blind: every unit converges itself and retries until the backend answers.
+      errors.push(`backend ${this.#o.backend.name}: ${(err as Error).message}`);
+      log.error({ err: (err as Error).message }, 'backend list failed; converging every unit');
+    }
+    const names =
+      snapshot === undefined
+        ? new Set([...desired.units.map((u) => u.name), ...(previousDesired?.units.map((u) => u.name) ?? [])])
+        : planChanges(desired, { units: observedUnits(snapshot, previousDesired ?? desired, this.#units.status()), routes: previousDesired?.routes ?? [] })
+            .actions.filter((a) => a.kind !== 'keep')
+            .map((a) => a.unit.name);
+    const changed = [...names];
+    if (changed.length > 0) log.info({ units: changed }, 'applying plan');
+    this.#units.enqueue(desired.units, changed, snapshot);
+    // Last: once the routes change nothing above can fail any more.
     const generation = ++this.#generation;
-    const previousTable = this.#table;
-    this.#table = buildRouteTable(desired, previousTable, generation, { ...this.#o.tableDeps, backend: this.#o.backend });
-    await retireHandlers(previousTable, this.#table);
-    // Sessions of removed servers stay open until their unit drained: answers in flight still reach them.
-    this.#loaded = loaded;
+    this.#o.routes.swap(desired, generation);
+    this.#loaded = previous === undefined ? loaded : { ...loaded, config: { ...loaded.config, listen: previous.config.listen, backend: previous.config.backend } };
     this.#desired = desired;
     this.#o.metrics.generation.set(generation);
-
-    const plan = planChanges(desired, { units: await this.#o.backend.list(), routes: previousDesired?.routes ?? [] });
-    if (hasChanges(plan)) log.info({ actions: plan.actions.filter((a) => a.kind !== 'keep').map((a) => `${a.kind} ${a.unit.name}`) }, 'applying plan');
-    this.#outcomes = new Map(await applyPlan(plan, { backend: this.#o.backend, logger: log }));
-    const errors = [...this.#outcomes].flatMap(([unit, o]) => (o.kind === 'failed' ? [`${unit}: ${o.reason}`] : []));
     this.#o.metrics.reloads.inc({ result: errors.length === 0 ? 'applied' : 'failed' });
     log.info({ generation, errors: errors.length }, 'config applied');
-    return (this.#lastReload = { ok: errors.length === 0, at: new Date().toISOString(), reason, generation, errors });
+    return (this.#lastReload = { ok: errors.length === 0, at: new Date().toISOString(), reason, generation, errors, ...(needsRestart.length === 0 ? {} : { needsRestart }) });
   }
 
   /** A candidate config refused whole: the last good one keeps serving. */
@@ -134,88 +193,49 @@ export class Controller {
     return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors });
   }
 
-  /**
-   * Watches the config's directory, not the file: editors that save by
-   * rename, git-sync's symlink swap and Kubernetes ConfigMap updates all
-   * replace the file, which a watch on the file itself would lose. Every
-   * symlinked ancestor is watched in its parent too, and the watch is re-armed
-   * when a swap moved the directory the config really lives in.
-   */
-  watch(): void {
-    this.#armWatch();
-    const resyncMs = this.#o.resyncMs ?? 60_000;
-    this.#resync = setInterval(() => void this.resync(), resyncMs).unref();
+  /** A bug in a reload: logged and reported, never fatal. */
+  #fail(reason: string, err: unknown): ReloadResult {
+    this.#o.logger.error({ reason, err }, 'reload failed unexpectedly; the last good config keeps serving');
+    this.#o.metrics.reloads.inc({ result: 'failed' });
+    return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors: [`internal error: ${(err as Error).message}`] });
   }
 
-  #armWatch(): void {
-    const targets = watchTargets(path.resolve(this.#o.file));
-    const armedIn = realDir(this.#o.file);
-    const watcher = watch([...targets.keys()], { depth: 0, ignoreInitial: true, followSymlinks: false });
-    const schedule = (changed: string): void => {
-      const names = targets.get(path.dirname(changed));
-      const name = path.basename(changed);
-      if (this.#closed || names === undefined || !names.some((n) => (n === '..*' ? name.startsWith('..') : n === name))) return;
-      clearTimeout(this.#debounce);
-      this.#debounce = setTimeout(() => {
-        void this.reload('file changed').then(() => {
-          if (realDir(this.#o.file) === armedIn || this.#closed || this.#watcher !== watcher) return;
-          void watcher.close();
-          this.#armWatch();
-        });
-      }, this.#o.debounceMs ?? 200).unref();
-    };
-    watcher.on('add', schedule).on('change', schedule).on('unlink', schedule).on('addDir', schedule).on('unlinkDir', schedule);
-    watcher.on('error', (err) => this.#o.logger.warn({ err: (err as Error).message }, 'config watch error; still watching'));
-    this.#watcher = watcher;
+  #list(): Promise<readonly ObservedInstance[]> {
+    return this.#o.backend.list(AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#o.listTimeoutMs ?? 30_000)]));
   }
 
-  /** Re-plans against what the backend reports and repairs drift, without re-reading the file. */
-  resync(): Promise<void> {
-    return this.#serially(async () => {
-      const desired = this.#desired;
-      if (desired === undefined || this.#closed) return;
-      const plan = planChanges(desired, { units: await this.#o.backend.list(), routes: desired.routes });
-      if (!hasChanges(plan)) return;
-      this.#o.logger.info('resync found drift; converging');
-      this.#outcomes = new Map(await applyPlan(plan, { backend: this.#o.backend, logger: this.#o.logger }));
-    });
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#debounce);
-    clearInterval(this.#resync);
-    await this.#watcher?.close();
-    await this.#queue;
-    for (const handler of this.#table.handlers.values()) handler.close();
+  /** Backend events are hints: the unit they name is converged again, level-based. */
+  async #followEvents(): Promise<void> {
+    try {
+      for await (const event of this.#o.backend.events(this.#closing.signal)) {
+        const desired = this.#desired;
+        if (desired === undefined) continue;
+        const gone = event.kind === 'removed' || event.instance.state === 'exited';
+        if (gone) this.#units.enqueue(desired.units, [event.kind === 'removed' ? event.unit : event.instance.unit]);
+      }
+    } catch (err) {
+      if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'backend events ended; the periodic resync still repairs drift');
+    }
   }
 }
 
 /**
- * Directories to watch, each with the entry names that matter there: the
- * config file and ConfigMap `..` entries in its directory, and every
- * symlinked ancestor directory (git-sync's `repo` link) in its parent.
+ * The units the backend runs, as the planner sees them. Shared units come
+ * from their instances (at the desired spec when any runs it); per-user units
+ * have no instance until first use, so they count as running once converged.
  */
-function watchTargets(file: string): Map<string, string[]> {
-  const targets = new Map<string, string[]>([[path.dirname(file), [path.basename(file), '..*']]]);
-  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (isSymlink(dir)) targets.set(path.dirname(dir), [...(targets.get(path.dirname(dir)) ?? []), path.basename(dir)]);
+export function observedUnits(instances: readonly ObservedInstance[], desired: DesiredState, status: ReadonlyMap<string, UnitStatus>): ObservedUnit[] {
+  const wanted = new Map<string, Unit>(desired.units.map((u) => [u.name, u]));
+  const byUnit = new Map<string, ObservedInstance[]>();
+  for (const i of instances) if (i.userHash === undefined) byUnit.set(i.unit, [...(byUnit.get(i.unit) ?? []), i]);
+  const out: ObservedUnit[] = [];
+  for (const [name, list] of byUnit) {
+    const hash = list.some((i) => i.specHash === wanted.get(name)?.specHash) ? wanted.get(name)?.specHash : list[0]?.specHash;
+    out.push({ name, specHash: hash ?? '', replicas: list.filter((i) => i.specHash === hash).length });
   }
-  return targets;
-}
-
-function isSymlink(p: string): boolean {
-  try {
-    return lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
+  for (const unit of desired.units) {
+    if (unit.scope !== 'per-user' || status.get(unit.name)?.outcome.kind !== 'ok') continue;
+    out.push({ name: unit.name, specHash: unit.specHash, replicas: unit.replicas });
   }
-}
-
-function realDir(file: string): string | undefined {
-  try {
-    return realpathSync(path.dirname(path.resolve(file)));
-  } catch {
-    return undefined;
-  }
+  return out;
 }

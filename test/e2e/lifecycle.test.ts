@@ -10,17 +10,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startBerth } from '../../src/cli/serve.ts';
-import type { StatusReport } from '../../src/cli/status-model.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { configText, connectClient, everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { configText, connectClient, everythingYaml, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const runCli = promisify(execFile);
-
-async function status(url: string): Promise<StatusReport> {
-  return (await (await fetch(`${url}/status`)).json()) as StatusReport;
-}
 
 function echoText(result: unknown): string {
   return (result as { content: { text: string }[] }).content[0]?.text ?? '';
@@ -42,7 +37,7 @@ describe('hot reload', () => {
 
   test('a session survives reloads that change other servers, and keeps calling tools', async () => {
     const client = await connectClient(b.url, 'everything');
-    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail;
     assert.ok(pid !== undefined);
     const variants = [everythingYaml() + everythingYaml('other'), everythingYaml() + everythingYaml('other', '    env: { FLAVOUR: b }\n'), everythingYaml()];
     for (const [i, servers] of variants.entries()) {
@@ -52,7 +47,7 @@ describe('hot reload', () => {
       assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: `after reload ${i}` } })), `Echo: after reload ${i}`);
     }
     const after = await status(b.url);
-    assert.equal(after.servers.find((s) => s.name === 'everything')?.instances[0]?.pid, pid, 'the unchanged server was never restarted');
+    assert.equal(after.servers.find((s) => s.name === 'everything')?.instances[0]?.detail, pid, 'the unchanged server was never restarted');
     assert.equal(after.servers.some((s) => s.name === 'other'), false, 'the removed server is gone');
     await client.close();
   });
@@ -75,9 +70,9 @@ describe('hot reload', () => {
     const client = await connectClient(b.url, 'everything');
     let changed = 0;
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
-    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid;
+    const pid = (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail;
     b.writeConfig(everythingYaml('everything', '    env: { VERSION_MARK: "2" }\n'));
-    await waitFor(async () => (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.pid !== pid, { timeoutMs: 30_000, message: 'the replacement' });
+    await waitFor(async () => (await status(b.url)).servers.find((s) => s.name === 'everything')?.instances[0]?.detail !== pid, { timeoutMs: 30_000, message: 'the replacement' });
     await waitFor(() => changed > 0, { timeoutMs: 10_000, message: 'tools/list_changed' });
     assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same session' } })), 'Echo: same session');
     await client.close();
@@ -93,8 +88,13 @@ describe('composites across reloads', () => {
       let changed = 0;
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      // server-everything announces list changes of its own while the first listing connects the
+      // component; only a notification after the reload tells of the new curation.
+      const before = changed;
       b.writeConfig(everythingYaml() + box('echo, get-sum'));
-      await waitFor(() => changed > 0, { timeoutMs: 20_000, message: 'tools/list_changed' });
+      await waitFor(() => changed > before, { timeoutMs: 20_000, message: 'tools/list_changed' });
+      // A stray upstream notification may come first; the new curation follows within the deadline.
+      await waitFor(async () => (await client.listTools()).tools.length === 2, { timeoutMs: 20_000, message: 'the new curation' });
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['echo', 'get-sum']);
       assert.equal(echoText(await client.callTool({ name: 'echo', arguments: { message: 'same box' } })), 'Echo: same box');
       await client.close();
@@ -218,7 +218,7 @@ describe('a berth process', () => {
     await client.callTool({ name: 'echo', arguments: { message: 'before shutdown' } });
     const pids = await waitFor(async () => {
       const r = await status(url);
-      const all = r.servers.flatMap((s) => s.instances.map((i) => i.pid)).filter((p): p is number => p !== undefined);
+      const all = r.servers.flatMap((s) => s.instances.map((i) => Number(/^pid (\d+)$/.exec(i.detail ?? '')?.[1]))).filter((p) => !Number.isNaN(p));
       return all.length === 2 ? all : undefined;
     }, { timeoutMs: 30_000, message: 'two instances' });
     const cli = (...args: string[]) => runCli(process.execPath, [path.join(repoRoot, 'bin/berth.js'), ...args]).then(

@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/observe/log.ts';
 import { createCompositeChannel } from '../../src/proxy/composite.ts';
 import type { ConnectComponent } from '../../src/proxy/composite.ts';
 import { Multiplexer } from '../../src/proxy/multiplex.ts';
+import { UpstreamPool } from '../../src/proxy/pool.ts';
 import { SessionStore } from '../../src/proxy/sessions.ts';
 import { buildRouteTable, EMPTY_TABLE } from '../../src/proxy/table.ts';
 import type { RouteTable } from '../../src/proxy/table.ts';
@@ -38,8 +39,8 @@ function captureLogger(): { logger: pino.Logger; lines: LogLine[] } {
   return { logger: pino({ level: 'debug', base: undefined }, { write: (s: string) => lines.push(JSON.parse(s) as LogLine) }), lines };
 }
 
-function component(server: string, prefix: string, tools: Partial<ToolCuration> = {}): ComponentRoute {
-  return { server, prefix, tools: { rename: {}, descriptions: {}, ...tools } };
+function component(server: string, prefix: string, tools: Partial<ToolCuration> = {}, timeoutMs = 10_000): ComponentRoute {
+  return { server, prefix, timeoutMs, tools: { rename: {}, descriptions: {}, ...tools } };
 }
 
 function compositeRoute(components: ComponentRoute[]): Route & { kind: 'composite' } {
@@ -49,7 +50,7 @@ function compositeRoute(components: ComponentRoute[]): Route & { kind: 'composit
 /** An SDK client connected to a multiplexer, as one downstream session. */
 async function clientOn(mux: Multiplexer): Promise<{ client: Client; errors: Error[] }> {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  mux.attach(serverSide);
+  mux.attach(serverSide, 'tester');
   await serverSide.start();
   const client = new Client({ name: 'composite-test', version: '1.0.0' });
   const errors: Error[] = [];
@@ -106,7 +107,7 @@ describe('composite channel', () => {
   const connect: ConnectComponent = async (server, user) => {
     if (server === 'broken') throw new Error('connection refused');
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    everything.attach(serverSide);
+    everything.attach(serverSide, 'tester');
     await serverSide.start();
     const send = clientSide.send.bind(clientSide);
     clientSide.send = (message, options) => {
@@ -257,10 +258,13 @@ describe('composite channel', () => {
 
 describe('composite routes in the route table', () => {
   let backend: LocalBackend;
+  let pool: UpstreamPool;
   before(() => {
     backend = new LocalBackend({ logger: silentLogger(), baseDir: process.cwd() });
+    pool = new UpstreamPool({ backend, logger: silentLogger() });
   });
   after(async () => {
+    await pool.close();
     await backend.close();
   });
 
@@ -273,19 +277,19 @@ describe('composite routes in the route table', () => {
       replicas: 1,
       startupTimeoutMs: 30_000,
     };
-    await backend.ensure(unit);
+    pool.publish(unit, []);
     const desired: DesiredState = {
       backend: 'local',
       units: [unit],
       routes: [
         compositeRoute([component('everything', 'ev_', { include: ['get-sum'], rename: { 'get-sum': 'add' } })]),
-        { kind: 'hosted', server: 'everything', unit: 'everything', scope: 'per-user', headers: settings },
+        { kind: 'hosted', server: 'everything', unit: 'everything', scope: 'per-user', headers: settings, requestTimeoutMs: 300_000 },
       ],
     };
     let table: RouteTable = EMPTY_TABLE;
     const sessions = new SessionStore({ idleTtlMs: 60_000, maxSessions: 100 });
     const { logger, lines } = captureLogger();
-    table = buildRouteTable(desired, table, 1, { backend, sessions, logger, maxBodyBytes: 1 << 20, keepAliveMs: 15_000, lookup: (server) => table.handlers.get(server) });
+    table = buildRouteTable(desired, table, 1, { upstreams: pool, sessions, logger, maxBodyBytes: 1 << 20, keepAliveMs: 15_000, lookup: (server) => table.handlers.get(server) });
     const handler = table.handlers.get('dev');
     assert.equal(handler?.kind, 'mcp');
     if (handler?.kind !== 'mcp') return;
@@ -299,7 +303,7 @@ describe('composite routes in the route table', () => {
     const { client } = await clientOn(alice);
     assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['ev_add'], JSON.stringify(lines));
     assert.equal(text(await client.callTool({ name: 'ev_add', arguments: { a: 40, b: 2 } })), 'The sum of 40 and 2 is 42.');
-    assert.deepEqual(backend.status().map((s) => s.user), ['alice'], 'the component instance runs for alice only');
+    assert.deepEqual(pool.status().map((s) => s.user), ['alice'], 'the component instance runs for alice only');
 
     handler.close();
     await waitFor(() => alice.sessionCount === 0, { message: 'composite sessions closed' });

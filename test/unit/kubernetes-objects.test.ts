@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile } from '../../src/config/load.ts';
+import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { hashUser } from '../../src/desired/hash.ts';
 import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
@@ -148,4 +148,14 @@ test('names are DNS labels and deterministic, however long the server name', () 
   const { units, settings } = load('kubernetes');
   const unit = unitNamed(units, 'search');
   assert.deepEqual(renderPlacement({ unit }, settings), renderPlacement({ unit }, settings));
+});
+
+test('an HTTP command server runs as is, told its port in PORT', () => {
+  const loaded = parseConfig('berth.yaml', 'version: 1\nbackend: { type: kubernetes }\nservers:\n  web:\n    type: multi-user\n    runtime: command\n    command: mcp-web\n    args: [--verbose]\n    transport: streamable-http\n    path: /api/mcp\n', { env: {}, readFile: () => '', baseDir: '/' });
+  assert.ok(loaded.ok);
+  const rendered = renderPlacement({ unit: unitNamed(resolveDesiredState(loaded.value).units, 'web') }, resolveKubernetesSettings(loaded.value.config.backend));
+  const container = deployment(rendered.objects).spec.template.spec.containers[0];
+  assert.deepEqual(container?.command, ['mcp-web', '--verbose']);
+  assert.deepEqual(container?.env, [{ name: 'HOME', value: '/tmp' }, { name: 'PORT', value: '8080' }]);
+  assert.equal(rendered.path, '/api/mcp');
 });

@@ -171,7 +171,7 @@ const cases: readonly Case[] = [
       actions: ['replace tool'],
       unitChanges: { tool: [{ path: 'scope', from: 'per-user', to: 'shared' }] },
       routes: ['change tool'],
-      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
+      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'maxInstances', from: '100' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
     },
   },
   {
@@ -234,8 +234,8 @@ const cases: readonly Case[] = [
         combo: [
           {
             path: 'components',
-            from: '[{"prefix":"f_","server":"files","tools":{"descriptions":{},"include":["read","write"],"rename":{}}},{"prefix":"","server":"tool","tools":{"descriptions":{},"rename":{}}}]',
-            to: '[{"prefix":"f_","server":"files","tools":{"descriptions":{},"include":["read"],"rename":{}}},{"prefix":"","server":"tool","tools":{"descriptions":{},"rename":{}}}]',
+            from: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read","write"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
+            to: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
           },
         ],
       },
@@ -246,6 +246,17 @@ const cases: readonly Case[] = [
     from: { files },
     to: { files, linear },
     expected: { actions: ['keep files'], unitChanges: {}, routes: ['add linear'], routeChanges: {} },
+  },
+  {
+    name: 'secret: URL credentials (userinfo, token parameters, args) show as REDACTED, the rest of the URL as written',
+    from: { linear: { ...linear, url: 'https://bot:tok-PASS-1@mcp.linear.app/mcp?team=core&apikey=tok-KEY-1' }, tool },
+    to: { linear: { ...linear, url: 'https://bot:tok-PASS-1@mcp.linear.app/mcp?team=core&apikey=tok-KEY-2' }, tool: { ...tool, args: ['--upstream', 'https://x.example.com/?access_token=tok-ARG-1'] } },
+    expected: {
+      actions: ['replace tool'],
+      unitChanges: { tool: [{ path: 'args', from: '["--stdio"]', to: '["--upstream","https://x.example.com/?access_token=REDACTED"]' }] },
+      routes: ['change linear'],
+      routeChanges: { linear: [{ path: 'url', from: 'https://REDACTED:REDACTED@mcp.linear.app/mcp?team=core&apikey=REDACTED', to: 'https://REDACTED:REDACTED@mcp.linear.app/mcp?team=core&apikey=REDACTED' }] },
+    },
   },
   {
     name: 'secret: a changed env value shows (secret), never the value',

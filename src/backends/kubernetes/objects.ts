@@ -190,6 +190,10 @@ function workloadOf(unit: Unit, settings: KubernetesSettings): Workload {
   if (spec.runtime === 'container') {
     return { image: spec.image, args: spec.args, port: spec.port, path: spec.path, transport: spec.transport, env: {} };
   }
+  if (spec.runtime === 'command' && spec.transport !== undefined) {
+    // A command that serves MCP over HTTP itself, on the port it is given in PORT, as on the local backend.
+    return { image: settings.bridgeImage, command: [spec.command, ...spec.args], args: [], port: BRIDGE_PORT, path: spec.path ?? '/mcp', transport: spec.transport, env: { HOME: '/tmp', PORT: String(BRIDGE_PORT) } };
+  }
   const stdio = spec.runtime === 'command' ? [spec.command, ...spec.args] : spec.runtime === 'npx' ? ['npx', '-y', spec.package, ...spec.args] : ['uvx', spec.package, ...spec.args];
   return {
     image: settings.bridgeImage,

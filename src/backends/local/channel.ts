@@ -1,13 +1,20 @@
-import type { UpstreamChannel } from '../../proxy/multiplex.ts';
+import type { MessageChannel } from '../backend.ts';
 import type { StdioChild } from './child.ts';
 import { describeExit } from './child.ts';
 
-/** A supervised stdio child as the multiplexer's upstream: each (re)spawn is a fresh server to initialize. */
-export function stdioChannel(child: StdioChild): UpstreamChannel {
+/**
+ * A supervised stdio child as an upstream channel: each (re)spawn is a fresh
+ * server to initialize. A child already up when the consumer attaches counts
+ * as started then, so attaching late never misses the start.
+ */
+export function stdioChannel(child: StdioChild): MessageChannel {
   return {
     send: (message) => child.send(message),
     onMessage: (handler) => child.on('message', handler),
-    onStart: (handler) => child.on('spawn', handler),
+    onStart: (handler) => {
+      child.on('spawn', handler);
+      if (child.status().state === 'running') queueMicrotask(handler);
+    },
     onStop: (handler) => child.on('exit', (info) => handler(describeExit(info.code, info.signal))),
   };
 }

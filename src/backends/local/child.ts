@@ -20,6 +20,8 @@ export interface ChildOptions {
   readonly env: Readonly<Record<string, string>>;
   readonly cwd?: string;
   readonly logger: Logger;
+  /** False when the child serves MCP over HTTP: its stdout is then log output like stderr. Default true. */
+  readonly stdoutMessages?: boolean;
   /** A longer stdout line is dropped (and logged); default 10 MiB. */
   readonly maxLineBytes?: number;
   /** Restart delay: doubles from initialMs up to maxMs, back to initialMs after the child stayed up resetAfterMs. */
@@ -89,6 +91,7 @@ export class StdioChild extends EventEmitter<ChildEvents> {
   #proc: Proc | undefined;
   #restarts = 0;
   #restartTimes: number[] = [];
+  #crashLooping = false;
   #nextDelayMs: number;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
@@ -231,13 +234,17 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     this.#proc = proc;
     if (proc.pid !== undefined) trackGroup(proc.pid);
 
-    const stdout = new LineSplitter({
-      maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
-      mode: 'drop',
-      onLine: (line) => this.#onStdoutLine(proc, line),
-      onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES }, 'server stdout line too long; dropped'),
-    });
     const stderr = new LineSplitter({ maxBytes: MAX_STDERR_LINE_BYTES, mode: 'truncate', onLine: (line, truncated) => this.#onStderrLine(proc, line, truncated) });
+    const stdout =
+      this.#options.stdoutMessages === false
+        ? new LineSplitter({ maxBytes: MAX_STDERR_LINE_BYTES, mode: 'truncate', onLine: (line, truncated) => this.#onStderrLine(proc, line, truncated) })
+        : new LineSplitter({
+            maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+            mode: 'drop',
+            onLine: (line) => this.#onStdoutLine(proc, line),
+            onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES }, 'server stdout line too long; dropped'),
+            onDropped: (head, tail) => this.#onDroppedLine(proc, head, tail),
+          });
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stdout.on('end', () => stdout.end());
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
@@ -284,7 +291,11 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     const delayMs = this.#nextDelayMs;
     this.#nextDelayMs = Math.min(delayMs * 2, this.#backoff.maxMs);
     this.#restartTimes = this.#restartTimes.filter((t) => now - t < CRASH_LOOP_WINDOW_MS);
-    this.#state = this.#restartTimes.length >= CRASH_LOOP_RESTARTS ? 'crash-looping' : 'backoff';
+    // Once crash-looping, a child stays so until it stays up: growing backoff
+    // thins restarts out of the window without the server getting any better.
+    const stayedUp = proc.startedAt !== undefined && now - proc.startedAt >= this.#backoff.resetAfterMs;
+    this.#crashLooping = (this.#crashLooping && !stayedUp) || this.#restartTimes.length >= CRASH_LOOP_RESTARTS;
+    this.#state = this.#crashLooping ? 'crash-looping' : 'backoff';
     const fields = { pid: proc.pid, code, signal, error: describeFailure(this.#failure), restartInMs: delayMs, restarts: this.#restarts };
     if (this.#state === 'crash-looping') this.#log.error(fields, 'server crash-looping');
     else this.#log.warn(fields, 'server exited');
@@ -311,6 +322,18 @@ export class StdioChild extends EventEmitter<ChildEvents> {
       return;
     }
     this.#emit('message', msg);
+  }
+
+  /**
+   * A response too large to frame still answers its request: with an error,
+   * so the caller learns why instead of waiting for its deadline.
+   */
+  #onDroppedLine(proc: Proc, head: Buffer, tail: Buffer): void {
+    if (this.#proc !== proc || proc.exited) return;
+    const id = responseIdOf(head.toString('utf8'), tail.toString('utf8'));
+    if (id === undefined) return;
+    const limit = this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.#emit('message', { jsonrpc: '2.0', id, error: { code: -32603, message: `the server's response is larger than berth's limit of ${limit} bytes per message` } });
   }
 
   /** A throwing listener is a bug above this layer; it must not take the stream handlers (and berth) down. */
@@ -369,3 +392,17 @@ function describeFailure(failure: { description: string; proc: Proc }): string {
   return line === undefined ? failure.description : `${failure.description}: ${line}`;
 }
 
+
+/**
+ * The id of a JSON-RPC response from the edges of its text: `"id"` as the
+ * first key (after `jsonrpc`) or as the last one, the two orders servers use.
+ * Never guessed from the middle, where a result may quote anything.
+ */
+export function responseIdOf(head: string, tail: string): string | number | undefined {
+  // A server's own request (it carries a method) is no answer to anything of berth's.
+  if (/^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*(?:-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*)?"method"\s*:/.test(head)) return undefined;
+  const match = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,/.exec(head) ?? /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/.exec(tail);
+  const raw = match?.[1];
+  if (raw === undefined) return undefined;
+  return raw.startsWith('"') ? (JSON.parse(raw) as string) : Number(raw);
+}

@@ -1,260 +1,191 @@
+import { EventEmitter, on } from 'node:events';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
-import { Multiplexer } from '../../proxy/multiplex.ts';
-import type { ObservedUnit } from '../../reconcile/plan.ts';
-import type { Backend, Endpoint, InstanceState, InstanceStatus } from '../backend.ts';
+import type { Backend, InstanceEvent, InstanceState, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
+import { BackendError } from '../backend.ts';
 import { stdioChannel } from './channel.ts';
+import type { ChildState } from './child.ts';
 import { StdioChild } from './child.ts';
 import { commandFor } from './command.ts';
 
-const DRAIN_POLL_MS = 50;
-
 interface Instance {
+  readonly id: string;
+  readonly unit: string;
+  readonly specHash: string;
+  readonly replica: number;
+  readonly userHash?: string;
   readonly child: StdioChild;
-  readonly mux: Multiplexer;
-  readonly user?: string;
-  lastUsed: number;
-}
-
-interface Entry {
-  unit: Unit;
-  shared: Instance[];
-  readonly perUser: Map<string, Instance>;
-  /** Per-user instances being started, so concurrent first requests share one. */
-  readonly starting: Map<string, Promise<Instance>>;
+  readonly transport: UpstreamTransport;
 }
 
 export interface LocalBackendOptions {
   readonly logger: Logger;
   /** Directory relative `cwd`s resolve against: the config file's. */
   readonly baseDir: string;
-  /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
-  readonly idleTimeoutFor?: (unit: string) => number | undefined;
-  readonly sweepIntervalMs?: number;
-  /** How long a removed unit may finish requests in flight before it is stopped. */
-  readonly drainMs?: number;
-  readonly now?: () => number;
+  /** Names this berth on its instances; local instances die with berth, so it only labels status. */
+  readonly owner?: string;
+  /** Restart delays of crashed children. */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
+const STATE: Readonly<Record<ChildState, InstanceState>> = {
+  starting: 'creating',
+  running: 'running',
+  backoff: 'backoff',
+  'crash-looping': 'crash-looping',
+  stopping: 'stopping',
+  stopped: 'exited',
+};
+
 /**
- * The embedded backend: every instance is a child process on this host,
- * speaking MCP on stdio, multiplexed to any number of client sessions.
+ * The embedded backend: every instance is a supervised child process on this
+ * host. It starts, restarts and stops processes and says how to reach them;
+ * what speaks MCP to them is the proxy's upstream pool.
  */
 export class LocalBackend implements Backend {
   readonly name = 'local' as const;
-  readonly #entries = new Map<string, Entry>();
+  readonly #instances = new Map<string, Instance>();
+  readonly #events = new EventEmitter<{ event: [InstanceEvent] }>();
   readonly #log: Logger;
   readonly #baseDir: string;
-  readonly #idleTimeoutFor: (unit: string) => number | undefined;
-  readonly #now: () => number;
-  readonly #sweeper: NodeJS.Timeout;
-  readonly #drainMs: number;
+  readonly #owner: string;
+  readonly #backoff: LocalBackendOptions['backoff'];
 
   constructor(options: LocalBackendOptions) {
     this.#log = options.logger;
     this.#baseDir = options.baseDir;
-    this.#idleTimeoutFor = options.idleTimeoutFor ?? (() => undefined);
-    this.#now = options.now ?? Date.now;
-    this.#drainMs = options.drainMs ?? 10_000;
-    this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
+    this.#owner = options.owner ?? 'berth';
+    this.#backoff = options.backoff;
+    // Consumers come and go (reloads, tests); a listener count warning would be noise.
+    this.#events.setMaxListeners(0);
   }
 
-  async list(): Promise<ObservedUnit[]> {
-    return [...this.#entries.values()].map((e) => ({ name: e.unit.name, specHash: e.unit.specHash, replicas: e.shared.length, spec: e.unit.spec }));
+  async list(): Promise<readonly ObservedInstance[]> {
+    return [...this.#instances.values()].map((i) => this.#observe(i));
   }
 
-  async ensure(unit: Unit, signal?: AbortSignal): Promise<void> {
-    const current = this.#entries.get(unit.name);
-    if (current !== undefined && current.unit.specHash === unit.specHash) {
-      current.unit = unit;
-      await this.#scale(current, signal);
-      return;
+  async ensure(placement: Placement, signal: AbortSignal): Promise<readonly ObservedInstance[]> {
+    const { unit, user } = placement;
+    const wanted = unit.scope === 'shared' ? unit.replicas : 1;
+    const mine = (i: Instance): boolean => i.unit === unit.name && i.specHash === unit.specHash && i.userHash === user?.hash;
+    for (const surplus of [...this.#instances.values()].filter((i) => mine(i) && i.replica >= wanted)) await this.remove(surplus.id);
+    for (let replica = 0; replica < wanted; replica++) {
+      signal.throwIfAborted();
+      const id = instanceId(unit, replica, user?.hash);
+      if (!this.#instances.has(id)) await this.#start(id, unit, replica, placement);
     }
-    const next: Entry = { unit, shared: [], perUser: new Map(), starting: new Map() };
-    if (current === undefined) {
-      // Nothing to fall back to: the unit exists from now on, ready or still
-      // retrying, and status shows which.
-      this.#entries.set(unit.name, next);
-      await this.#scale(next, signal);
-      return;
-    }
-    // Start the replacement beside the old one; swap only once it is ready,
-    // then move the old instances' sessions over so their clients stay connected.
+    return [...this.#instances.values()].filter(mine).map((i) => this.#observe(i));
+  }
+
+  async remove(instanceId: string): Promise<void> {
+    const instance = this.#instances.get(instanceId);
+    if (instance === undefined) return;
+    this.#instances.delete(instanceId);
+    await instance.child.stop();
+    this.#events.emit('event', { kind: 'removed', id: instanceId, unit: instance.unit });
+  }
+
+  async endpoint(instanceId: string): Promise<UpstreamTransport> {
+    return this.#get(instanceId).transport;
+  }
+
+  async logs(instanceId: string, tail: number): Promise<readonly string[]> {
+    return this.#get(instanceId).child.status().stderrTail.slice(-tail);
+  }
+
+  async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
     try {
-      await this.#scale(next, signal);
+      for await (const [event] of on(this.#events, 'event', { signal })) yield event as InstanceEvent;
     } catch (err) {
-      await this.#stopEntry(next);
-      throw err;
-    }
-    this.#entries.set(unit.name, next);
-    current.shared.forEach((old, i) => {
-      const heir = next.shared[i % Math.max(1, next.shared.length)];
-      if (heir !== undefined) old.mux.handOver(heir.mux);
-    });
-    await this.#stopEntry(current);
-  }
-
-  /** Stops a unit once its requests in flight are answered, or after the drain timeout. */
-  async remove(name: string, signal?: AbortSignal): Promise<void> {
-    const entry = this.#entries.get(name);
-    if (entry === undefined) return;
-    this.#entries.delete(name);
-    const instances = [...entry.shared, ...entry.perUser.values()];
-    const deadline = this.#now() + this.#drainMs;
-    while (instances.some((i) => i.mux.pendingCount > 0) && this.#now() < deadline && signal?.aborted !== true) {
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS).unref());
-    }
-    await this.#stopEntry(entry);
-  }
-
-  async endpoint(name: string, user: string, signal?: AbortSignal): Promise<Endpoint> {
-    const entry = this.#entries.get(name);
-    if (entry === undefined) throw new Error(`server ${name} is not running`);
-    const unit = entry.unit;
-    if (unit.scope === 'shared') {
-      // The least busy replica takes the new session.
-      const instance = entry.shared.reduce<Instance | undefined>((best, i) => (best === undefined || i.mux.sessionCount < best.mux.sessionCount ? i : best), undefined);
-      if (instance === undefined) throw new Error(`server ${unit.name} has no instance`);
-      instance.lastUsed = this.#now();
-      return { kind: 'mcp', mux: instance.mux };
-    }
-    const existing = entry.perUser.get(user);
-    if (existing !== undefined) {
-      existing.lastUsed = this.#now();
-      return { kind: 'mcp', mux: existing.mux };
-    }
-    let starting = entry.starting.get(user);
-    if (starting === undefined) {
-      starting = this.#startAndWait(entry.unit, user, signal).finally(() => entry.starting.delete(user));
-      entry.starting.set(user, starting);
-    }
-    const instance = await starting;
-    if (this.#entries.get(unit.name) !== entry) {
-      await this.#stopInstance(instance);
-      throw new Error(`server ${unit.name} changed while starting`);
-    }
-    entry.perUser.set(user, instance);
-    return { kind: 'mcp', mux: instance.mux };
-  }
-
-  logs(name: string): readonly string[] {
-    const entry = this.#entries.get(name);
-    if (entry === undefined) return [];
-    return [...entry.shared, ...entry.perUser.values()].flatMap((i) => i.child.status().stderrTail);
-  }
-
-  status(): readonly InstanceStatus[] {
-    const out: InstanceStatus[] = [];
-    for (const entry of this.#entries.values()) {
-      for (const instance of [...entry.shared, ...entry.perUser.values()]) out.push(this.#statusOf(entry.unit.name, instance));
-    }
-    return out;
-  }
-
-  /** Stops per-user instances unused for longer than their server's idle timeout. */
-  async sweepIdle(): Promise<void> {
-    const now = this.#now();
-    for (const entry of this.#entries.values()) {
-      const timeout = this.#idleTimeoutFor(entry.unit.name);
-      if (timeout === undefined) continue;
-      for (const [user, instance] of entry.perUser) {
-        const last = Math.max(instance.lastUsed, instance.mux.lastActivity());
-        if (now - last < timeout) continue;
-        entry.perUser.delete(user);
-        this.#log.info({ server: entry.unit.name, user }, 'stopping idle instance');
-        await this.#stopInstance(instance);
-      }
+      if (!signal.aborted) throw err;
     }
   }
 
+  /** Children cannot outlive berth: they are stopped here. */
   async close(): Promise<void> {
-    clearInterval(this.#sweeper);
-    const entries = [...this.#entries.values()];
-    this.#entries.clear();
-    await Promise.all(entries.map((e) => this.#stopEntry(e)));
+    const instances = [...this.#instances.values()];
+    this.#instances.clear();
+    await Promise.all(instances.map((i) => i.child.stop()));
   }
 
-  async #scale(entry: Entry, signal?: AbortSignal): Promise<void> {
-    if (entry.unit.scope !== 'shared') return;
-    while (entry.shared.length > entry.unit.replicas) {
-      const surplus = entry.shared.pop();
-      if (surplus !== undefined) await this.#stopInstance(surplus);
-    }
-    const started: Instance[] = [];
-    while (entry.shared.length + started.length < entry.unit.replicas) started.push(this.#startInstance(entry.unit));
-    entry.shared.push(...started);
-    await Promise.all(started.map((i) => this.#waitReady(entry.unit, i, signal)));
-  }
-
-  async #startAndWait(unit: Unit, user: string, signal?: AbortSignal): Promise<Instance> {
-    const instance = this.#startInstance(unit, user);
+  async #start(id: string, unit: Unit, replica: number, placement: Placement): Promise<void> {
+    const spec = unit.spec;
+    let command: ReturnType<typeof commandFor>;
     try {
-      await this.#waitReady(unit, instance, signal);
+      command = commandFor(spec);
     } catch (err) {
-      await this.#stopInstance(instance);
-      throw err;
+      throw new BackendError('invalid_spec', (err as Error).message, { retryable: false });
     }
+    const http = spec.runtime === 'command' && spec.transport !== undefined ? { transport: spec.transport, path: spec.path ?? '/mcp', port: await freeLoopbackPort() } : undefined;
+    const env = { ...spec.env.values, ...placement.user?.env, ...(http === undefined ? {} : { PORT: String(http.port) }) };
+    const child = new StdioChild({
+      id: placement.user === undefined ? unit.name : `${unit.name}/${placement.user.hash}`,
+      command: command.command,
+      args: command.args,
+      env,
+      cwd: path.resolve(this.#baseDir, command.cwd ?? '.'),
+      logger: this.#log,
+      stdoutMessages: http === undefined,
+      ...(this.#backoff === undefined ? {} : { backoff: this.#backoff }),
+    });
+    const transport: UpstreamTransport =
+      http === undefined ? { kind: 'stdio', channel: stdioChannel(child) } : { kind: 'http', transport: http.transport, url: `http://127.0.0.1:${http.port}${http.path}`, headers: {} };
+    const instance: Instance = { id, unit: unit.name, specHash: unit.specHash, replica, child, transport, ...(placement.user === undefined ? {} : { userHash: placement.user.hash }) };
+    this.#instances.set(id, instance);
+    const changed = (): void => {
+      if (this.#instances.get(id) === instance) this.#events.emit('event', { kind: 'changed', instance: this.#observe(instance) });
+    };
+    child.on('spawn', changed);
+    child.on('exit', changed);
+    child.start();
+  }
+
+  #get(instanceId: string): Instance {
+    const instance = this.#instances.get(instanceId);
+    if (instance === undefined) throw new BackendError('instance_not_found', `no local instance ${instanceId}`, { retryable: false });
     return instance;
   }
 
-  #startInstance(unit: Unit, user?: string): Instance {
-    const spec = unit.spec;
-    // Throws for runtime container, which this backend cannot run.
-    const { command, args, cwd } = commandFor(spec);
-    const id = user === undefined ? unit.name : `${unit.name}/${user}`;
-    const child = new StdioChild({ id, command, args, env: { ...spec.env.values }, cwd: path.resolve(this.#baseDir, cwd ?? '.'), logger: this.#log });
-    const mux = new Multiplexer({ name: id, channel: stdioChannel(child), logger: this.#log, now: this.#now });
-    child.start();
-    return { child, mux, lastUsed: this.#now(), ...(user === undefined ? {} : { user }) };
-  }
-
-  /**
-   * Resolves once the instance answered `initialize`; rejects after the
-   * unit's startup timeout, or as soon as it crash-loops: waiting longer for
-   * a process that keeps dying would only delay the report.
-   */
-  async #waitReady(unit: Unit, instance: Instance, signal?: AbortSignal): Promise<void> {
-    const crashLoop = new AbortController();
-    const onExit = (): void => {
-      if (instance.child.status().state === 'crash-looping') crashLoop.abort(new Error('crash-looping'));
-    };
-    instance.child.on('exit', onExit);
-    const stops = [AbortSignal.timeout(unit.startupTimeoutMs), crashLoop.signal, ...(signal === undefined ? [] : [signal])];
-    try {
-      await instance.mux.ready(AbortSignal.any(stops));
-    } catch (err) {
-      const status = instance.child.status();
-      throw new Error(`server ${unit.name} did not become ready: ${status.lastError ?? (err as Error).message}`, { cause: err });
-    } finally {
-      instance.child.off('exit', onExit);
-    }
-  }
-
-  async #stopEntry(entry: Entry): Promise<void> {
-    const instances = [...entry.shared, ...entry.perUser.values()];
-    entry.shared = [];
-    entry.perUser.clear();
-    await Promise.all(instances.map((i) => this.#stopInstance(i)));
-  }
-
-  async #stopInstance(instance: Instance): Promise<void> {
-    instance.mux.close();
-    await instance.child.stop();
-  }
-
-  #statusOf(unit: string, instance: Instance): InstanceStatus {
+  #observe(instance: Instance): ObservedInstance {
     const s = instance.child.status();
-    const state: InstanceState = s.state === 'running' ? (instance.mux.info === undefined ? 'starting' : 'ready') : s.state;
+    const state = STATE[s.state];
+    const failing = state === 'backoff' || state === 'crash-looping';
     return {
-      unit,
+      id: instance.id,
+      owner: this.#owner,
+      unit: instance.unit,
+      specHash: instance.specHash,
+      replica: instance.replica,
       state,
       restarts: s.restarts,
-      sessions: instance.mux.sessionCount,
-      ...(instance.user === undefined ? {} : { user: instance.user }),
+      ...(instance.userHash === undefined ? {} : { userHash: instance.userHash }),
+      ...(failing ? { failure: state === 'crash-looping' ? 'crash-loop' : 'exited' } : {}),
       ...(s.lastError === undefined ? {} : { lastError: s.lastError }),
-      ...(s.pid === undefined ? {} : { pid: s.pid }),
       ...(s.startedAt === undefined ? {} : { startedAt: new Date(s.startedAt).toISOString() }),
+      ...(s.pid === undefined ? {} : { detail: `pid ${s.pid}` }),
     };
   }
+}
+
+/** Deterministic per (unit, spec, replica, user): ensuring twice finds the same instance. */
+function instanceId(unit: Unit, replica: number, userHash: string | undefined): string {
+  return userHash === undefined ? `${unit.name}@${unit.specHash}#${replica}` : `${unit.name}@${unit.specHash}~${userHash}`;
+}
+
+/**
+ * A port free on loopback right now, for a child that serves HTTP. Another
+ * process could take it before the child binds; the child then fails to
+ * start and is restarted with a fresh port on the next ensure.
+ */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

@@ -5,20 +5,35 @@
  * one line: past that, the rest of the line is discarded as it arrives, and the
  * line is dropped (`drop`) or delivered cut short (`truncate`).
  */
+const EMPTY = Buffer.alloc(0);
+export const EDGE_BYTES = 256;
+
 export class LineSplitter {
   readonly #maxBytes: number;
   readonly #mode: 'drop' | 'truncate';
   readonly #onLine: (line: Buffer, truncated: boolean) => void;
   readonly #onOverflow: () => void;
+  readonly #onDropped: (head: Buffer, tail: Buffer) => void;
   #parts: Buffer[] = [];
+  /** The start and end of a line being dropped: enough to tell which request it answered. */
+  #head = EMPTY;
+  #tail = EMPTY;
   #size = 0;
   #discarding = false;
 
-  constructor(options: { maxBytes: number; mode: 'drop' | 'truncate'; onLine: (line: Buffer, truncated: boolean) => void; onOverflow?: () => void }) {
+  constructor(options: {
+    maxBytes: number;
+    mode: 'drop' | 'truncate';
+    onLine: (line: Buffer, truncated: boolean) => void;
+    onOverflow?: () => void;
+    /** drop mode: a dropped line's first and last EDGE_BYTES. */
+    onDropped?: (head: Buffer, tail: Buffer) => void;
+  }) {
     this.#maxBytes = options.maxBytes;
     this.#mode = options.mode;
     this.#onLine = options.onLine;
     this.#onOverflow = options.onOverflow ?? (() => {});
+    this.#onDropped = options.onDropped ?? (() => {});
   }
 
   /** Bytes of the current, unfinished line held in memory. */
@@ -32,6 +47,7 @@ export class LineSplitter {
       const newline = chunk.indexOf(0x0a, start);
       const end = newline === -1 ? chunk.length : newline;
       if (!this.#discarding) this.#take(chunk, start, end);
+      else if (this.#mode === 'drop') this.#keepTail(chunk.subarray(Math.max(start, end - EDGE_BYTES), end));
       if (newline === -1) return;
       this.#finish();
       start = newline + 1;
@@ -53,11 +69,19 @@ export class LineSplitter {
     if (this.#mode === 'truncate') {
       if (room > 0) this.#append(chunk.subarray(start, start + room));
     } else {
+      const first = this.#parts[0] ?? chunk.subarray(start, end);
+      this.#head = Buffer.from(first.subarray(0, EDGE_BYTES));
+      this.#tail = EMPTY;
+      this.#keepTail(chunk.subarray(Math.max(start, end - EDGE_BYTES), end));
       this.#parts = [];
       this.#size = 0;
     }
     this.#discarding = true;
     this.#onOverflow();
+  }
+
+  #keepTail(part: Buffer): void {
+    this.#tail = Buffer.concat([this.#tail, part]).subarray(-EDGE_BYTES);
   }
 
   #append(part: Buffer): void {
@@ -71,7 +95,11 @@ export class LineSplitter {
     this.#parts = [];
     this.#size = 0;
     this.#discarding = false;
-    if (truncated && this.#mode === 'drop') return;
+    if (truncated && this.#mode === 'drop') {
+      this.#onDropped(this.#head, this.#tail);
+      this.#head = this.#tail = EMPTY;
+      return;
+    }
     let line = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
     this.#onLine(line, truncated);

@@ -1,0 +1,103 @@
+import type { AuthProvider, BerthConfiguration } from '../config/types.gen.ts';
+import type { Logger } from '../observe/log.ts';
+import { isLoopbackAddress } from '../proxy/guard.ts';
+import { apiKeyProvider } from './api-key.ts';
+import { headerProvider, trustedList } from './header.ts';
+import { ANONYMOUS } from './identity.ts';
+import { jwtProvider } from './jwt.ts';
+import type { AuthRequest, Provider, Verdict } from './provider.ts';
+import { bearerToken, PASS } from './provider.ts';
+
+/** The providers of a config, asked in order; the first that recognises the request decides. */
+export interface Authenticator {
+  /** Whether the config has an `auth` section; without one, only loopback clients are served, anonymously. */
+  readonly configured: boolean;
+  /** Issuers of the jwt providers: the authorization servers of berth's protected-resource metadata. */
+  readonly issuers: readonly string[];
+  /** Scopes every jwt provider requires, on every route. */
+  readonly requiredScopes: readonly string[];
+  /** A `pass` verdict means nobody recognised the request. */
+  authenticate(request: AuthRequest): Promise<Verdict>;
+}
+
+export interface AuthenticatorOptions {
+  readonly logger: Logger;
+  /** Rate limit of JWKS refetches for an unknown `kid`; see JwtOptions. */
+  readonly jwksCooldownMs?: number;
+}
+
+/** Anonymous callers on this host; everyone else passes to the next provider. */
+const NONE_PROVIDER: Provider = {
+  type: 'none',
+  verify: (request) => (isLoopbackAddress(request.remoteAddress) ? { kind: 'identity', identity: ANONYMOUS } : PASS),
+};
+
+export function createAuthenticator(providers: readonly AuthProvider[] | undefined, options: AuthenticatorOptions): Authenticator {
+  const chain = (providers ?? [{ type: 'none' }]).map((p) => providerFor(p, options));
+  const jwt = (providers ?? []).filter((p) => p.type === 'jwt');
+  return {
+    configured: providers !== undefined,
+    issuers: [...new Set(jwt.map((p) => p.issuer ?? ''))],
+    requiredScopes: [...new Set(jwt.flatMap((p) => p.requiredScopes ?? []))],
+    async authenticate(request) {
+      for (const provider of chain) {
+        const verdict = await provider.verify(request);
+        if (verdict.kind !== 'pass') return verdict;
+      }
+      const presented = bearerToken(request.headers) !== undefined || request.headers['x-api-key'] !== undefined;
+      return presented ? { kind: 'invalid', reason: 'the credential is not recognised' } : PASS;
+    },
+  };
+}
+
+function providerFor(settings: AuthProvider, options: AuthenticatorOptions): Provider {
+  switch (settings.type) {
+    case 'none':
+      return NONE_PROVIDER;
+    case 'apiKey':
+      return apiKeyProvider(settings.keys ?? []);
+    case 'jwt':
+      return jwtProvider(settings, { logger: options.logger, ...(options.jwksCooldownMs === undefined ? {} : { jwksCooldownMs: options.jwksCooldownMs }) });
+    case 'header':
+      return headerProvider(settings);
+  }
+}
+
+/** A reason berth must not start with this auth config. */
+export interface AuthProblem {
+  /** Stable code, see docs/errors.md. */
+  readonly code: 'auth_none_exposed' | 'auth_public_url_missing' | 'auth_invalid_proxy';
+  /** Where, as a config key path: `auth[1]`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * What the schema cannot see: anonymous access on a listener others reach,
+ * audiences that would come from a Host header anyone can set, proxy
+ * addresses that are not addresses. Empty when berth may start.
+ */
+export function checkAuthConfig(config: Pick<BerthConfiguration, 'auth' | 'listen'>): AuthProblem[] {
+  const host = config.listen?.host ?? '127.0.0.1';
+  const loopback = isLoopbackAddress(host) || host === 'localhost';
+  const problems: AuthProblem[] = [];
+  (config.auth ?? []).forEach((provider, i) => {
+    const path = `auth[${i}]`;
+    if (provider.type === 'none' && !loopback) {
+      problems.push({ code: 'auth_none_exposed', path, message: `provider \`none\` serves anonymous clients, but berth listens on ${host}, which others can reach: remove it, or set listen.host to 127.0.0.1` });
+    }
+    if (provider.type === 'jwt' && !loopback && config.listen?.publicUrl === undefined) {
+      problems.push({ code: 'auth_public_url_missing', path, message: `tokens must be minted for this server's URL, which berth cannot know while it listens on ${host}: set listen.publicUrl to the URL clients use` });
+    }
+    if (provider.type === 'header') {
+      for (const cidr of provider.trustedProxies ?? []) {
+        try {
+          trustedList([cidr]);
+        } catch (err) {
+          problems.push({ code: 'auth_invalid_proxy', path: `${path}.trustedProxies`, message: (err as Error).message });
+        }
+      }
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,24 @@
+// Which backend a config asks for, built with its settings. The one place
+// `serve` learns about concrete backends; each is loaded only when chosen.
+import path from 'node:path';
+import type { LoadedConfig } from '../config/load.ts';
+import { BerthError } from '../errors.ts';
+import type { Logger } from '../observe/log.ts';
+import type { Backend } from './backend.ts';
+
+export async function createBackend(loaded: LoadedConfig, logger: Logger): Promise<Backend> {
+  const config = loaded.config.backend ?? { type: 'local' as const };
+  switch (config.type) {
+    case 'local': {
+      const { LocalBackend } = await import('./local/index.ts');
+      return new LocalBackend({ logger, baseDir: path.dirname(path.resolve(loaded.file)) });
+    }
+    case 'docker': {
+      const [{ DockerBackend }, { Daemon }, { dockerSettings }] = await Promise.all([import('./docker/index.ts'), import('./docker/daemon.ts'), import('./docker/settings.ts')]);
+      const settings = dockerSettings(config);
+      return new DockerBackend({ daemon: new Daemon({ socketPath: settings.socket }), settings, logger });
+    }
+    default:
+      throw new BerthError('backend_unavailable', `${loaded.file}: backend ${config.type} is not available in this version of berth; use backend: { type: local } or { type: docker }`);
+  }
+}

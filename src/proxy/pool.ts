@@ -1,0 +1,408 @@
+// The proxy's upstream pool: one multiplexed MCP connection per hosted
+// instance, whatever backend runs it and whatever transport reaches it. The
+// pool initializes instances, watches readiness, hands sessions over when a
+// unit is replaced and drains instances before they are removed.
+import type { Backend, InstanceEvent, MessageChannel, ObservedInstance, UpstreamTransport } from '../backends/backend.ts';
+import { hashUser } from '../desired/hash.ts';
+import type { Unit } from '../desired/types.ts';
+import type { Logger } from '../observe/log.ts';
+import { ProxyError } from './errors.ts';
+import type { HttpChannel } from './http-channel.ts';
+import { httpChannel } from './http-channel.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
+
+/** Readiness of one upstream as status shows it, beside the backend's own state. */
+export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
+
+export interface UpstreamStatus {
+  readonly unit: string;
+  readonly instance: ObservedInstance;
+  readonly state: UpstreamState;
+  /** The raw user of a per-user instance, known only to this berth process. */
+  readonly user?: string;
+  readonly sessions: number;
+  readonly pending: number;
+  readonly lastError?: string;
+}
+
+export interface PoolOptions {
+  readonly backend: Backend;
+  readonly logger: Logger;
+  /** How long requests in flight on a replaced or removed instance may take before it goes. */
+  readonly drainMs?: number;
+  /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
+  readonly idleTimeoutFor?: (unit: string) => number | undefined;
+  /** Credentials a user's own instance gets in its environment. */
+  readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
+  readonly sweepIntervalMs?: number;
+  /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
+  readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
+  /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
+  readonly requestTimeoutFor?: (unit: string) => number | undefined;
+  readonly now?: () => number;
+}
+
+interface Upstream {
+  instance: ObservedInstance;
+  readonly mux: Multiplexer;
+  /** The HTTP connection to close with the upstream, once the endpoint is known. */
+  channel: HttpChannel | undefined;
+  readonly user?: string;
+  draining: boolean;
+  lastUsed: number;
+  /** Aborted when the upstream goes: stops its readiness wait. */
+  readonly stop: AbortController;
+}
+
+interface UnitEntry {
+  unit: Unit;
+  /** Instances serving new sessions. */
+  serving: Upstream[];
+  /** Instances at a newer spec, serving once all are ready. */
+  next: Upstream[];
+  readonly perUser: Map<string, Upstream>;
+  /** Per-user starts in progress, shared by concurrent first requests, by user hash. */
+  readonly starting: Map<string, Promise<Upstream>>;
+  readonly startingUsers: Map<string, string>;
+}
+
+const DEFAULT_DRAIN_MS = 10_000;
+
+export class UpstreamPool {
+  readonly #o: PoolOptions;
+  readonly #units = new Map<string, UnitEntry>();
+  readonly #byInstance = new Map<string, Upstream>();
+  readonly #closing = new AbortController();
+  readonly #now: () => number;
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #watching: Promise<void>;
+
+  constructor(options: PoolOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
+    this.#watching = this.#watch();
+  }
+
+  /**
+   * The backend now runs these instances of a unit (all of them, any spec).
+   * Instances at the unit's spec are connected; once every new one is ready
+   * they take new sessions and the others are handed over, drained and removed.
+   */
+  publish(unit: Unit, observed: readonly ObservedInstance[]): void {
+    let entry = this.#units.get(unit.name);
+    if (entry === undefined) {
+      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
+      this.#units.set(unit.name, entry);
+    }
+    const specChanged = entry.unit.specHash !== unit.specHash;
+    entry.unit = unit;
+    const current = observed.filter((i) => i.specHash === unit.specHash);
+    const wanted = new Set(current.map((i) => i.id));
+    for (const instance of current) {
+      if (this.#byInstance.has(instance.id)) continue;
+      const upstream = this.#connect(unit, instance);
+      if (instance.userHash !== undefined) entry.perUser.set(instance.userHash, upstream);
+      else if (entry.serving.length === 0 && entry.next.length === 0) entry.serving.push(upstream);
+      else if (entry.serving.every((u) => u.instance.specHash === unit.specHash) && !specChanged) entry.serving.push(upstream);
+      else entry.next.push(upstream);
+    }
+    // Surplus replicas of the current spec are gone from the backend's answer: retire them.
+    for (const u of [...entry.serving]) if (u.instance.specHash === unit.specHash && !wanted.has(u.instance.id)) void this.#retire(entry, u);
+    for (const stale of observed.filter((i) => i.specHash !== unit.specHash && !this.#byInstance.has(i.id))) {
+      // Left over from an earlier berth at another spec: nothing serves it here.
+      void this.#remove(stale.id);
+    }
+    this.#promoteWhenReady(entry);
+  }
+
+  /** A unit left the config: its sessions close once in-flight requests are answered, then its instances go. */
+  async retire(unitName: string, signal: AbortSignal): Promise<void> {
+    const entry = this.#units.get(unitName);
+    if (entry === undefined) return;
+    this.#units.delete(unitName);
+    const all = [...entry.serving, ...entry.next, ...entry.perUser.values()];
+    await Promise.all(all.map((u) => this.#drainAndRemove(u, signal)));
+  }
+
+  /** The multiplexer serving `user` on a unit; starts the user's own instance on first use. */
+  async acquire(unitName: string, user: string, signal: AbortSignal): Promise<Multiplexer> {
+    const entry = this.#units.get(unitName);
+    if (entry === undefined) throw new ProxyError('server_not_running', `server ${unitName} is not running`);
+    if (entry.unit.scope === 'shared') {
+      const ready = entry.serving.filter((u) => u.mux.info !== undefined);
+      const pick = leastBusy(ready.length > 0 ? ready : entry.serving);
+      if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
+      pick.lastUsed = this.#now();
+      return pick.mux;
+    }
+    const hash = hashUser(user);
+    const existing = entry.perUser.get(hash);
+    if (existing !== undefined && existing.instance.specHash === entry.unit.specHash) {
+      existing.lastUsed = this.#now();
+      return existing.mux;
+    }
+    let starting = entry.starting.get(hash);
+    if (starting === undefined) {
+      this.#checkLimits(entry, hash);
+      starting = this.#startFor(entry, user, hash).finally(() => {
+        entry.starting.delete(hash);
+        entry.startingUsers.delete(hash);
+      });
+      entry.starting.set(hash, starting);
+      entry.startingUsers.set(hash, user);
+    }
+    // Each caller waits racing only its own signal: one leaving never fails the others.
+    const upstream = await raceSignal(starting, signal);
+    upstream.lastUsed = this.#now();
+    return upstream.mux;
+  }
+
+  /** Every connected upstream, including ones still starting or draining. */
+  status(): readonly UpstreamStatus[] {
+    return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
+  }
+
+  /** Per-user starts in progress (the backend may not list them yet), for status. */
+  starting(): readonly { readonly unit: string; readonly user: string }[] {
+    return [...this.#units].flatMap(([unit, entry]) => [...entry.starting.keys()].map((hash) => ({ unit, user: entry.startingUsers.get(hash) ?? hash })));
+  }
+
+  /** Stops per-user instances unused for longer than their server's idle timeout. */
+  async sweepIdle(): Promise<void> {
+    const now = this.#now();
+    for (const [name, entry] of this.#units) {
+      const timeout = this.#o.idleTimeoutFor?.(name);
+      if (timeout === undefined) continue;
+      for (const [hash, upstream] of entry.perUser) {
+        if (upstream.mux.sessionCount > 0 && now - upstream.mux.lastActivity() < timeout) continue;
+        if (now - Math.max(upstream.lastUsed, upstream.mux.lastActivity()) < timeout) continue;
+        entry.perUser.delete(hash);
+        this.#o.logger.info({ server: name, instance: upstream.instance.id }, 'stopping idle instance');
+        await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
+      }
+    }
+  }
+
+  /** Closes every connection and aborts starts in progress. Instances stay with the backend, which decides their fate. */
+  async close(): Promise<void> {
+    this.#closing.abort(new ProxyError('upstream_closed', 'berth is shutting down'));
+    clearInterval(this.#sweeper);
+    for (const upstream of this.#byInstance.values()) this.#disconnect(upstream);
+    this.#byInstance.clear();
+    this.#units.clear();
+    await this.#watching;
+  }
+
+  /** A new per-user instance must fit both caps; the error says which one is full. */
+  #checkLimits(entry: UnitEntry, hash: string): void {
+    const perUnit = this.#o.limits?.perUnit(entry.unit.name);
+    const ofUnit = entry.perUser.size + entry.starting.size;
+    if (perUnit !== undefined && ofUnit >= perUnit) {
+      throw new ProxyError('instance_limit', `server ${entry.unit.name} runs its limit of ${perUnit} users' instances; try again once one stops after its idle timeout`);
+    }
+    const perUser = this.#o.limits?.perUser();
+    if (perUser === undefined) return;
+    let ofUser = 0;
+    for (const other of this.#units.values()) ofUser += (other.perUser.has(hash) ? 1 : 0) + (other.starting.has(hash) ? 1 : 0);
+    if (ofUser >= perUser) throw new ProxyError('instance_limit', `you have ${ofUser} instances running, your limit; try again once one stops after its idle timeout`);
+  }
+
+  async #startFor(entry: UnitEntry, user: string, hash: string): Promise<Upstream> {
+    const unit = entry.unit;
+    // The start belongs to no caller: its own deadline and shutdown end it.
+    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(unit.startupTimeoutMs)]);
+    const env = this.#o.credentialsFor?.(unit.name, user) ?? {};
+    const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
+    if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
+    const upstream = this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user);
+    try {
+      await upstream.mux.ready(AbortSignal.any([signal, upstream.stop.signal]));
+    } catch (err) {
+      await this.#drainAndRemove(upstream, AbortSignal.timeout(0));
+      throw err;
+    }
+    if (this.#units.get(unit.name) !== entry || entry.unit.specHash !== unit.specHash) {
+      await this.#drainAndRemove(upstream, AbortSignal.timeout(0));
+      throw new ProxyError('upstream_unavailable', `server ${unit.name} changed while starting; try again`);
+    }
+    const previous = entry.perUser.get(hash);
+    entry.perUser.set(hash, upstream);
+    if (previous !== undefined && previous !== upstream) {
+      previous.mux.handOver(upstream.mux);
+      void this.#drainAndRemove(previous, AbortSignal.timeout(this.#drainMs()));
+    }
+    return upstream;
+  }
+
+  #connect(unit: Unit, instance: ObservedInstance, user?: string): Upstream {
+    const stop = new AbortController();
+    const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
+    const pending = this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal]));
+    const { channel, http } = lazyChannel(pending, name, this.#o.logger);
+    const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
+    const upstream: Upstream = { instance, mux, channel: undefined, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
+    void http.then((c) => {
+      upstream.channel = c;
+      if (stop.signal.aborted) c?.close();
+    });
+    pending.catch((err: unknown) => mux.fail((err as Error).message));
+    this.#byInstance.set(instance.id, upstream);
+    if (isFailing(instance)) mux.fail(clientReason(instance));
+    this.#reportSlowStart(unit, upstream);
+    return upstream;
+  }
+
+  /**
+   * An instance not ready within its unit's startup timeout is marked
+   * failing: callers get the reason at once instead of each waiting. It stays
+   * connected, and serves if it becomes ready later.
+   */
+  #reportSlowStart(unit: Unit, upstream: Upstream): void {
+    const deadline = AbortSignal.timeout(unit.startupTimeoutMs);
+    const signal = AbortSignal.any([upstream.stop.signal, this.#closing.signal, deadline]);
+    upstream.mux.ready(signal).catch(() => {
+      // A failure the pool was told about (crash loop) already speaks for itself.
+      if (!deadline.aborted || upstream.stop.signal.aborted || this.#closing.signal.aborted || upstream.mux.info !== undefined) return;
+      const seconds = Math.round(unit.startupTimeoutMs / 1000);
+      const cause = upstream.mux.lastError;
+      const reason = `did not become ready within ${seconds} s${cause === undefined ? '' : `: ${cause}`}`;
+      this.#o.logger.warn({ server: unit.name, instance: upstream.instance.id, reason }, 'instance not ready in time');
+      upstream.mux.fail(reason);
+    });
+  }
+
+  /** Once every instance of a new spec is ready, it serves; the old ones hand over and go. */
+  #promoteWhenReady(entry: UnitEntry): void {
+    const next = entry.next;
+    if (next.length === 0) return;
+    const signal = AbortSignal.any([this.#closing.signal, ...next.map((u) => u.stop.signal)]);
+    void Promise.all(next.map((u) => u.mux.ready(signal))).then(
+      () => {
+        if (entry.next !== next || this.#units.get(entry.unit.name) !== entry) return;
+        const old = entry.serving;
+        entry.serving = next;
+        entry.next = [];
+        old.forEach((u, i) => {
+          const heir = next[i % next.length];
+          if (heir !== undefined) u.mux.handOver(heir.mux);
+          void this.#drainAndRemove(u, AbortSignal.timeout(this.#drainMs()));
+        });
+        this.#o.logger.info({ server: entry.unit.name, specHash: entry.unit.specHash }, 'replacement ready; sessions handed over');
+      },
+      () => undefined, // status shows why; the old instances keep serving
+    );
+  }
+
+  async #retire(entry: UnitEntry, upstream: Upstream): Promise<void> {
+    entry.serving = entry.serving.filter((u) => u !== upstream);
+    const heir = leastBusy(entry.serving);
+    if (heir !== undefined) upstream.mux.handOver(heir.mux);
+    await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
+  }
+
+  async #drainAndRemove(upstream: Upstream, signal: AbortSignal): Promise<void> {
+    upstream.draining = true;
+    await upstream.mux.drain(AbortSignal.any([signal, this.#closing.signal]));
+    this.#disconnect(upstream);
+    this.#byInstance.delete(upstream.instance.id);
+    await this.#remove(upstream.instance.id);
+  }
+
+  async #remove(instanceId: string): Promise<void> {
+    try {
+      await this.#o.backend.remove(instanceId, AbortSignal.timeout(60_000));
+    } catch (err) {
+      this.#o.logger.warn({ instance: instanceId, err: (err as Error).message }, 'could not remove instance; the next resync retries');
+    }
+  }
+
+  #disconnect(upstream: Upstream): void {
+    upstream.stop.abort();
+    upstream.mux.close();
+    upstream.channel?.close();
+  }
+
+  async #watch(): Promise<void> {
+    try {
+      for await (const event of this.#o.backend.events(this.#closing.signal)) this.#observe(event);
+    } catch (err) {
+      if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'backend events ended; status may lag until the next resync');
+    }
+  }
+
+  #observe(event: InstanceEvent): void {
+    if (event.kind !== 'changed') return;
+    const upstream = this.#byInstance.get(event.instance.id);
+    if (upstream === undefined) return;
+    upstream.instance = event.instance;
+    // Waiting on a server that keeps dying only delays the answer.
+    if (isFailing(event.instance)) upstream.mux.fail(clientReason(event.instance));
+  }
+
+  #statusOf(unit: string, u: Upstream): UpstreamStatus {
+    const failing = u.instance.state === 'crash-looping' || u.instance.state === 'failed' || u.instance.state === 'backoff';
+    const state: UpstreamState = u.draining ? 'draining' : u.mux.info !== undefined ? 'ready' : failing ? 'failing' : 'starting';
+    // Operators see the backend's own words (a crashed server's stderr included); clients never do.
+    const lastError = u.instance.lastError ?? u.mux.lastError;
+    return {
+      unit,
+      instance: u.instance,
+      state,
+      sessions: u.mux.sessionCount,
+      pending: u.mux.pendingCount,
+      ...(u.user === undefined ? {} : { user: u.user }),
+      ...(lastError === undefined ? {} : { lastError }),
+    };
+  }
+
+  #drainMs(): number {
+    return this.#o.drainMs ?? DEFAULT_DRAIN_MS;
+  }
+}
+
+/**
+ * A channel usable at once while the backend's endpoint is still being
+ * looked up (a container's published port): handlers register now, the real
+ * transport joins when known.
+ */
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger): { channel: MessageChannel; http: Promise<HttpChannel | undefined> } {
+  const real = endpoint.then((t) => (t.kind === 'stdio' ? t.channel : httpChannel({ name, url: t.url, transport: t.transport, headers: t.headers, logger })));
+  let ready: MessageChannel | undefined;
+  void real.then((c) => (ready = c), () => undefined);
+  return {
+    channel: {
+      send: (message) => ready?.send(message) ?? false,
+      onMessage: (h) => void real.then((c) => c.onMessage(h), () => undefined),
+      onStart: (h) => void real.then((c) => c.onStart(h), () => undefined),
+      onStop: (h) => void real.then((c) => c.onStop(h), () => undefined),
+    },
+    http: real.then((c) => ('close' in c ? (c as HttpChannel) : undefined), () => undefined),
+  };
+}
+
+function isFailing(instance: ObservedInstance): boolean {
+  return instance.state === 'crash-looping' || instance.state === 'failed';
+}
+
+/**
+ * Why an instance cannot serve, as clients may read it: the state and the
+ * failure class. The server's own output stays in the log and in status.
+ */
+function clientReason(instance: ObservedInstance): string {
+  return `${instance.state}${instance.failure === undefined ? '' : ` (${instance.failure})`}; see berth status for its last error`;
+}
+
+function leastBusy(upstreams: readonly Upstream[]): Upstream | undefined {
+  return upstreams.reduce<Upstream | undefined>((best, u) => (best === undefined || u.mux.sessionCount < best.mux.sessionCount ? u : best), undefined);
+}
+
+function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ProxyError('start_aborted', 'the client went away'));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new ProxyError('start_aborted', 'the client went away'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,71 @@
+// The jwt provider against a real issuer, driven directly: key rotation with
+// a rate-limited refetch for unknown key ids, and opaque tokens checked by
+// RFC 7662 introspection.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { importJWK, SignJWT } from 'jose';
+import { createAuthenticator } from '../../src/auth/chain.ts';
+import type { Verdict } from '../../src/auth/provider.ts';
+import { silentLogger } from '../../src/observe/log.ts';
+import type { TestIssuer } from '../helpers/oidc.ts';
+import { INTROSPECTOR, startIssuer } from '../helpers/oidc.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const RESOURCE = 'http://127.0.0.1:8080/mcp/everything';
+const COOLDOWN_MS = 1_000;
+
+describe('jwt provider against oidc-provider', () => {
+  let issuer: TestIssuer;
+  before(async () => {
+    issuer = await startIssuer();
+  });
+  after(() => issuer.stop());
+
+  const authenticatorFor = (extra: Record<string, unknown> = {}) =>
+    createAuthenticator([{ type: 'jwt', issuer: issuer.issuer, ...extra }], { logger: silentLogger(), jwksCooldownMs: COOLDOWN_MS });
+  const check = (auth: ReturnType<typeof authenticatorFor>, token: string, resource = RESOURCE): Promise<Verdict> =>
+    auth.authenticate({ headers: { authorization: `Bearer ${token}` }, remoteAddress: '127.0.0.1', audiences: [resource] });
+  const jwksHits = (): number => issuer.hits.get('/jwks') ?? 0;
+
+  test('claims map to user, groups and scopes', async () => {
+    const verdict = await check(authenticatorFor(), await issuer.token(RESOURCE, 'mcp:read'));
+    assert.equal(verdict.kind, 'identity');
+    assert.deepEqual(verdict.kind === 'identity' && verdict.identity, { user: 'agent', groups: ['eng'], scopes: ['mcp:read'], provider: 'jwt' });
+  });
+
+  test('after a key rotation the new kid is fetched, at most once per cooldown however many unknown kids arrive', async () => {
+    const auth = authenticatorFor();
+    assert.equal((await check(auth, await issuer.token(RESOURCE))).kind, 'identity');
+    const before = jwksHits();
+    const key = await issuer.rotate();
+    const rotated = await issuer.token(RESOURCE);
+    // A flood of tokens naming unknown kids: the key set is refetched at most once per cooldown.
+    const signer = await importJWK(key, 'RS256');
+    const started = Date.now();
+    for (let i = 0; i < 20; i++) {
+      const forged = await new SignJWT({ sub: 'x', aud: RESOURCE }).setProtectedHeader({ alg: 'RS256', kid: `random-${i}` }).setIssuer(issuer.issuer).setExpirationTime('5m').sign(signer);
+      assert.equal((await check(auth, forged)).kind, 'invalid');
+    }
+    const windows = Math.floor((Date.now() - started) / COOLDOWN_MS) + 1;
+    assert.ok(jwksHits() - before <= windows, `JWKS fetched ${jwksHits() - before} times in ${windows} cooldown windows`);
+    await waitFor(async () => (await check(auth, rotated)).kind === 'identity', { timeoutMs: 5 * COOLDOWN_MS, message: 'the rotated key to be accepted' });
+  });
+
+  test('opaque tokens are introspected: active ones map to an identity, others are refused', async () => {
+    const auth = authenticatorFor({ introspection: { clientId: INTROSPECTOR.id, clientSecret: INTROSPECTOR.secret } });
+    const resource = 'http://127.0.0.1:8080/mcp/opaque';
+    const token = await issuer.token(resource, 'mcp:read');
+    assert.doesNotMatch(token, /\./, 'the issuer minted an opaque token');
+    const verdict = await check(auth, token, resource);
+    assert.equal(verdict.kind, 'identity', JSON.stringify(verdict));
+    assert.deepEqual(verdict.kind === 'identity' && verdict.identity.scopes, ['mcp:read']);
+    assert.equal((await check(auth, token, RESOURCE)).kind, 'invalid', 'the opaque token is for another resource');
+    assert.equal((await check(auth, 'not-a-token-the-issuer-knows')).kind, 'invalid');
+  });
+
+  test('an unreachable issuer is unavailable (503), not the client\'s fault', async () => {
+    const auth = createAuthenticator([{ type: 'jwt', issuer: 'http://127.0.0.1:1' }], { logger: silentLogger() });
+    const token = await new SignJWT({ sub: 'x', aud: RESOURCE }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuer('http://127.0.0.1:1').setExpirationTime('5m').sign(await importJWK(issuer.keys[0]!, 'RS256'));
+    assert.equal((await check(auth, token)).kind, 'unavailable');
+  });
+});
