@@ -81,7 +81,7 @@ function modelType(header: Pick<Header, 'apiVersion' | 'kind'>): string {
 }
 
 async function call<T>(signal: AbortSignal, run: () => Promise<T>, missingIsUndefined: boolean): Promise<T | undefined> {
-  if (signal.aborted) throw new BackendError('aborted', 'the request was cancelled', { retryable: false, cause: signal.reason });
+  if (signal.aborted) throw new BackendError('aborted', 'the request was cancelled', { retryable: true, cause: signal.reason });
   try {
     return await run();
   } catch (err) {

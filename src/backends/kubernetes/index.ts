@@ -109,9 +109,12 @@ export class KubernetesBackend implements Backend {
   async remove(instanceId: string, signal: AbortSignal): Promise<void> {
     const placeholder = parsePlaceholder(instanceId);
     const pod = placeholder === undefined ? await this.#api.read<V1Pod>(this.#header('v1', 'Pod', instanceId), signal) : undefined;
+    // Another owner's instance is as good as absent.
+    if (pod !== undefined && pod.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) return;
     const deploymentName = placeholder?.deployment ?? (pod === undefined ? undefined : this.#placementNameOf(pod));
     if (deploymentName === undefined) return;
     const deployment = await this.#api.read<V1Deployment>(this.#header('apps/v1', 'Deployment', deploymentName), signal);
+    if (deployment !== undefined && deployment.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) return;
     if (deployment === undefined) {
       if (pod !== undefined) await this.#api.delete(this.#header('v1', 'Pod', instanceId), signal);
       return;
