@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { configPath, optionalConfigPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
 import { isBerthError } from './errors.ts';
@@ -35,6 +35,17 @@ function program(setExit: (code: number) => void): Command {
       if (opts.from !== undefined && opts.running !== undefined) throw new InvalidArgumentError('use either --from or --running');
       const { runPlan } = await import('./cli/plan.ts');
       setExit(await runPlan(configPath(file), opts));
+    });
+
+  cli
+    .command('render')
+    .description('print the Kubernetes objects of a config as YAML, for a GitOps tool to apply')
+    .argument(...fileArg)
+    .option('--owner <name>', 'the berth instance owning the objects (label and name prefix)', 'berth')
+    .addOption(new Option('--secrets <mode>', 'Secrets hold credentials: leave them out, or include them').choices(['omit', 'include']).default('omit'))
+    .action(async (file: string | undefined, opts: { owner: string; secrets: 'omit' | 'include' }) => {
+      const { runRender } = await import('./cli/render.ts');
+      setExit(runRender(configPath(file), opts));
     });
 
   cli

@@ -18,7 +18,14 @@ export async function createBackend(loaded: LoadedConfig, logger: Logger): Promi
       const settings = dockerSettings(config);
       return new DockerBackend({ daemon: new Daemon({ socketPath: settings.socket }), settings, logger });
     }
+    case 'kubernetes': {
+      const [{ KubernetesBackend }, { loadKubeConfig }, { resolveKubernetesSettings }] = await Promise.all([import('./kubernetes/index.ts'), import('./kubernetes/connect.ts'), import('./kubernetes/settings.ts')]);
+      const backend = new KubernetesBackend({ settings: resolveKubernetesSettings(config), config: loadKubeConfig(config), logger });
+      // Missing permissions are named at start-up, not discovered one failed write at a time.
+      await backend.checkAccess(AbortSignal.timeout(30_000));
+      return backend;
+    }
     default:
-      throw new BerthError('backend_unavailable', `${loaded.file}: backend ${config.type} is not available in this version of berth; use backend: { type: local } or { type: docker }`);
+      throw new BerthError('backend_unavailable', `${loaded.file}: backend ${String(config.type)} is not available in this version of berth`);
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parseCidr } from './cidr.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
@@ -12,8 +13,8 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
-  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout', 'requestTimeout'],
+  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
@@ -57,9 +58,11 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
       const bytes = parseQuantity(server.resources.memory);
       if (bytes === undefined || bytes < 1) report(at('resources', 'memory'), 'invalid_quantity', `cannot read memory quantity ${JSON.stringify(server.resources.memory)}`, 'write bytes with a suffix: 256Mi, 1Gi, 512M');
     }
+    checkKubernetes(config, server, at, report);
     checkCredentials(config, name, server, at, report);
     if (server.type === 'composite') checkComponents(server.components ?? [], names, known, at, report);
   }
+  checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
   checkCompositeCycles(servers, report);
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
@@ -89,6 +92,40 @@ function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => Ke
 /** Only hosted servers run something; a runtime elsewhere is a mistake reported on its own. */
 function isHosted(server: Server): boolean {
   return server.type === 'single-user' || server.type === 'multi-user';
+}
+
+/** Pod settings only mean something on Kubernetes, and an admin's maximums bound every server before any API write. */
+function checkKubernetes(config: BerthConfiguration, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const backendType = config.backend?.type ?? 'local';
+  for (const key of ['kubernetes', 'autoscale'] as const) {
+    if (server[key] !== undefined && backendType !== 'kubernetes') {
+      report(at(key), 'key_not_applicable', `\`${key}\` does not apply to backend ${backendType}`, 'set `backend: { type: kubernetes }`, or remove it', true);
+      return;
+    }
+  }
+  checkEgress(server.kubernetes?.egress, (i) => at('kubernetes', 'egress', i), report);
+  const autoscale = server.autoscale;
+  if (autoscale !== undefined && server.type === 'multi-user') {
+    const min = autoscale.minReplicas ?? server.replicas ?? 1;
+    if (server.resources?.cpu === undefined) report(at('autoscale'), 'invalid_autoscale', 'autoscaling on CPU needs `resources.cpu`', 'set `resources: { cpu: 500m }` on this server');
+    else if (min > autoscale.maxReplicas) report(at('autoscale', 'maxReplicas'), 'invalid_autoscale', `maxReplicas ${autoscale.maxReplicas} is below the minimum of ${min} replicas`);
+  }
+  const max = config.backend?.maxResources;
+  for (const key of ['cpu', 'memory'] as const) {
+    const limit = max?.[key];
+    const wanted = server.resources?.[key];
+    if (limit === undefined || wanted === undefined) continue;
+    const [limitValue, wantedValue] = [parseQuantity(limit), parseQuantity(wanted)];
+    if (limitValue !== undefined && wantedValue !== undefined && wantedValue > limitValue) {
+      report(at('resources', key), 'resources_over_maximum', `${key} ${String(wanted)} is more than backend.maxResources.${key} (${String(limit)})`, 'ask the operator to raise the maximum, or lower the request');
+    }
+  }
+}
+
+function checkEgress(cidrs: readonly string[] | undefined, at: (i: number) => KeyPath, report: Report): void {
+  (cidrs ?? []).forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is not a CIDR block`, 'write a network address with its prefix length and no host bits: 203.0.113.0/24, 2001:db8::/32');
+  });
 }
 
 function checkCredentials(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {

@@ -64,6 +64,18 @@ export type Backend = {
    * kubernetes: create a NetworkPolicy per server that admits traffic only from berth.
    */
   networkPolicy?: boolean;
+  /**
+   * kubernetes: berth's own image. npx, uvx and command servers run in it behind `berth bridge`, which serves their stdio as streamable HTTP.
+   */
+  bridgeImage?: string;
+  /**
+   * kubernetes: labels of berth's own pods; server pods admit traffic only from pods with these labels.
+   */
+  berthPodLabels?: {
+    [k: string]: string | undefined;
+  };
+  maxResources?: Resources;
+  pods?: PodSettings;
 };
 /**
  * One way for clients to authenticate.
@@ -239,7 +251,9 @@ export type Server = {
     [k: string]: Credential | undefined;
   };
   oauth?: Oauth;
-  resources?: Resources;
+  resources?: Resources1;
+  kubernetes?: PodSettings;
+  autoscale?: Autoscale;
   /**
    * single-user: at most this many users' instances at once. The next user gets a clear error (HTTP 429) until an instance stops after its idle timeout.
    */
@@ -359,6 +373,79 @@ export interface Listen {
   maxSessionsPerClient?: number;
 }
 /**
+ * kubernetes: the most any server may ask for in `resources`; a config asking for more is rejected at validate time, before any API write.
+ */
+export interface Resources {
+  /**
+   * CPU limit: cores (`1`, `0.5`) or millicores (`500m`).
+   */
+  cpu?: string | number;
+  /**
+   * Memory limit: bytes with a suffix (`256Mi`, `1Gi`, `512M`).
+   */
+  memory?: string;
+}
+/**
+ * kubernetes: how server pods are placed and confined. `backend.pods` sets them for every server; a server's `kubernetes` key replaces them key by key.
+ */
+export interface PodSettings {
+  /**
+   * RuntimeClass of the pods, for a sandboxed runtime (gVisor, Kata).
+   */
+  runtimeClassName?: string;
+  /**
+   * Node labels the pods must run on.
+   */
+  nodeSelector?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * Taints the pods tolerate.
+   */
+  tolerations?: Toleration[];
+  /**
+   * Names of Secrets in the namespace holding registry credentials for the images.
+   */
+  imagePullSecrets?: string[];
+  /**
+   * Mount the container's root filesystem read-only; each of `writablePaths` gets an emptyDir volume.
+   */
+  readOnlyRootFilesystem?: boolean;
+  /**
+   * Absolute paths that get a writable emptyDir volume. npx, uvx and command servers run with HOME=/tmp.
+   */
+  writablePaths?: string[];
+  /**
+   * CIDRs the pods may connect to besides cluster DNS; everything else is denied. Private, shared (100.64.0.0/10), link-local (cloud metadata), loopback, IPv6 ULA (fc00::/7) and other reserved ranges are cut out of every CIDR unless declared themselves.
+   */
+  egress?: string[];
+}
+/**
+ * A Kubernetes toleration.
+ */
+export interface Toleration {
+  /**
+   * The taint key; empty with operator Exists tolerates every taint.
+   */
+  key?: string;
+  /**
+   * Equal: the taint's value must be `value`. Exists: any value.
+   */
+  operator?: 'Exists' | 'Equal';
+  /**
+   * The taint value, with operator Equal.
+   */
+  value?: string;
+  /**
+   * The taint effect tolerated; empty: all.
+   */
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  /**
+   * NoExecute: how long the pod stays after the taint appears.
+   */
+  tolerationSeconds?: number;
+}
+/**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.
  */
 export interface State {
@@ -418,7 +505,7 @@ export interface Oauth {
 /**
  * Resource limits per instance (Kubernetes quantity syntax). Enforced on docker and kubernetes.
  */
-export interface Resources {
+export interface Resources1 {
   /**
    * CPU limit: cores (`1`, `0.5`) or millicores (`500m`).
    */
@@ -427,6 +514,23 @@ export interface Resources {
    * Memory limit: bytes with a suffix (`256Mi`, `1Gi`, `512M`).
    */
   memory?: string;
+}
+/**
+ * multi-user on kubernetes: a HorizontalPodAutoscaler scales the server between `minReplicas` (default `replicas`) and `maxReplicas` on CPU use. Needs `resources.cpu`.
+ */
+export interface Autoscale {
+  /**
+   * Fewest replicas; defaults to `replicas`.
+   */
+  minReplicas?: number;
+  /**
+   * Most replicas.
+   */
+  maxReplicas: number;
+  /**
+   * Average CPU use to scale at, in percent of the request.
+   */
+  cpuUtilization?: number;
 }
 /**
  * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).
