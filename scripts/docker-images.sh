@@ -19,6 +19,9 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 mkdir -p "$cache"
+# Test files run in parallel and may all ask at once: one builds, the others wait and reuse.
+exec 9>"$cache/.lock"
+flock 9
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 hash_of() { sha256sum | cut -c1-16; }
 
