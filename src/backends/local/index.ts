@@ -52,6 +52,7 @@ export class LocalBackend implements Backend {
   readonly #baseDir: string;
   readonly #owner: string;
   readonly #backoff: LocalBackendOptions['backoff'];
+  #writes = 0;
 
   constructor(options: LocalBackendOptions) {
     this.#log = options.logger;
@@ -60,6 +61,11 @@ export class LocalBackend implements Backend {
     this.#backoff = options.backoff;
     // Consumers come and go (reloads, tests); a listener count warning would be noise.
     this.#events.setMaxListeners(0);
+  }
+
+  /** Processes started and stopped since this backend was made: what an idempotent ensure must not add to. */
+  get writes(): number {
+    return this.#writes;
   }
 
   async list(): Promise<readonly ObservedInstance[]> {
@@ -72,7 +78,7 @@ export class LocalBackend implements Backend {
     const mine = (i: Instance): boolean => i.unit === unit.name && i.specHash === unit.specHash && i.userHash === user?.hash;
     for (const surplus of [...this.#instances.values()].filter((i) => mine(i) && i.replica >= wanted)) await this.remove(surplus.id);
     for (let replica = 0; replica < wanted; replica++) {
-      signal.throwIfAborted();
+      if (signal.aborted) throw new BackendError('aborted', `ensuring ${unit.name} was cancelled`, { retryable: true });
       const id = instanceId(unit, replica, user?.hash);
       if (!this.#instances.has(id)) await this.#start(id, unit, replica, placement);
     }
@@ -83,6 +89,7 @@ export class LocalBackend implements Backend {
     const instance = this.#instances.get(instanceId);
     if (instance === undefined) return;
     this.#instances.delete(instanceId);
+    this.#writes++;
     await instance.child.stop();
     this.#events.emit('event', { kind: 'removed', id: instanceId, unit: instance.unit });
   }
@@ -134,6 +141,7 @@ export class LocalBackend implements Backend {
       http === undefined ? { kind: 'stdio', channel: stdioChannel(child) } : { kind: 'http', transport: http.transport, url: `http://127.0.0.1:${http.port}${http.path}`, headers: {} };
     const instance: Instance = { id, unit: unit.name, specHash: unit.specHash, replica, child, transport, ...(placement.user === undefined ? {} : { userHash: placement.user.hash }) };
     this.#instances.set(id, instance);
+    this.#writes++;
     const changed = (): void => {
       if (this.#instances.get(id) === instance) this.#events.emit('event', { kind: 'changed', instance: this.#observe(instance) });
     };
