@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     const returned = performance.now() - started;
     await controller.settled();
     const settled = performance.now() - started;
-    const runningCount = async (): Promise<number> => (await backend.list(AbortSignal.timeout(10_000))).filter((i) => i.state === 'running').length;
+    const runningCount = async (): Promise<number> => (await backend.list()).filter((i) => i.state === 'running').length;
     while ((await runningCount()) < count - 1 && performance.now() - started < 120_000) await new Promise((r) => setTimeout(r, 50));
     const allRunning = performance.now() - started;
     const running = await runningCount();

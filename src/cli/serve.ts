@@ -45,6 +45,7 @@ const SESSION_IDLE_TTL_MS = 30 * 60_000;
 const MAX_SESSIONS = 20_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
+const DEFAULT_INSTANCES_PER_USER = 10;
 
 /** Starts berth on a config file: the effectful shell around the pure pipeline. */
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
@@ -67,6 +68,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     drainMs: DRAIN_MS,
     idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
     requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
+    limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
   const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });

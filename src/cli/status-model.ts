@@ -87,7 +87,9 @@ export async function instanceStatuses(pool: UpstreamPool, backend: Backend, sig
     ...(i.lastError === undefined ? {} : { lastError: i.lastError }),
     ...(i.detail === undefined ? {} : { detail: i.detail }),
   }));
-  return { instances: [...fromPool, ...unheld], observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
+  const shown = new Set(fromPool.map((i) => `${i.unit}/${i.user ?? ''}`));
+  const starting = pool.starting().filter((s) => !shown.has(`${s.unit}/${s.user}`)).map((s): InstanceStatus => ({ id: `${s.unit}/starting`, unit: s.unit, user: s.user, state: 'starting', backendState: 'creating', restarts: 0, sessions: 0 }));
+  return { instances: [...fromPool, ...starting, ...unheld], observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
 }
 
 export async function buildStatusReport(controller: Controller, pool: UpstreamPool, backend: Backend, sessions: SessionStore, table: RouteTable): Promise<StatusReport> {

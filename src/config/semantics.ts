@@ -12,7 +12,7 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout', 'requestTimeout'],
+  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
   'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout', 'requestTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],

@@ -217,6 +217,10 @@ export type Server = {
   oauth?: Oauth;
   resources?: Resources;
   /**
+   * single-user: at most this many users' instances at once. The next user gets a clear error (HTTP 429) until an instance stops after its idle timeout.
+   */
+  maxInstances?: number;
+  /**
    * multi-user: how many instances share the load.
    */
   replicas?: number;
@@ -281,6 +285,7 @@ export interface BerthConfiguration {
   listen?: Listen;
   backend?: Backend;
   state?: State;
+  limits?: Limits;
   /**
    * Downstream authentication: how clients of berth prove who they are. Providers are tried in order; the first that recognises the request decides. Without this key berth accepts anonymous clients on loopback only.
    */
@@ -333,6 +338,15 @@ export interface State {
    * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it.
    */
   key?: string;
+}
+/**
+ * Caps that keep one user or one server from taking the host.
+ */
+export interface Limits {
+  /**
+   * At most this many single-user instances per user, over all servers. A user at the cap gets a clear error (HTTP 429) until one of their instances stops after its idle timeout.
+   */
+  instancesPerUser?: number;
 }
 /**
  * berth is the OAuth 2.1 client towards this upstream: it discovers the authorization server, obtains a token per user (or one shared), refreshes it and injects it. Discovery is the default; static client settings override it.

@@ -6,6 +6,7 @@ import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Set
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
 const DEFAULT_REQUEST_TIMEOUT = '5m';
+const DEFAULT_MAX_INSTANCES = 100;
 const DEFAULT_COMPONENT_TIMEOUT = '10s';
 const DEFAULT_STARTUP_TIMEOUT = '60s';
 
@@ -40,7 +41,7 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
           headers: resolveSettings(server.headers),
           ...optionalOAuth(server),
           requestTimeoutMs: parseDuration(server.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT) ?? 300_000,
-          ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0 } : {}),
+          ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0, maxInstances: server.maxInstances ?? DEFAULT_MAX_INSTANCES } : {}),
         });
         break;
       }

@@ -116,6 +116,8 @@ export type Route =
       readonly requestTimeoutMs: number;
       /** per-user: stop an instance after this long unused. */
       readonly idleTimeoutMs?: number;
+      /** per-user: at most this many users' instances at once. */
+      readonly maxInstances?: number;
     })
   | (RouteBase & {
       readonly kind: 'remote';

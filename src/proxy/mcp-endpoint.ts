@@ -96,7 +96,7 @@ export class McpEndpoint {
     const transport = new SessionTransport({ sessionId: id, server, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
     transport.onclose = () => sessions.delete(id);
     sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport });
-    mux.attach(transport);
+    mux.attach(transport, ctx.user);
     transport.handlePost(req, res, messages, true);
   }
 
@@ -108,7 +108,7 @@ export class McpEndpoint {
       const transport = new SSEServerTransport(messagePath, res);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
-      mux.attach(transport);
+      mux.attach(transport, ctx.user);
       await transport.start();
       sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();

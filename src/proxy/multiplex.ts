@@ -15,6 +15,8 @@ export type { UpstreamInfo } from './upstream-link.ts';
 interface Session {
   readonly id: number;
   readonly transport: Transport;
+  /** Who the session belongs to; server-initiated messages never cross from one user to another. */
+  readonly user: string;
   capabilities: Record<string, unknown>;
   readonly subscriptions: Set<string>;
   lastActive: number;
@@ -37,7 +39,6 @@ const BROADCAST = new Set([
   'notifications/tools/list_changed',
   'notifications/resources/list_changed',
   'notifications/prompts/list_changed',
-  'notifications/message',
 ]);
 const CLIENT_CAPABILITY_FOR: Readonly<Record<string, string>> = {
   'sampling/createMessage': 'sampling',
@@ -118,12 +119,13 @@ export class Multiplexer {
   }
 
   /**
-   * Connects a downstream transport (a streamable HTTP or SSE session). The
-   * transport's own `onclose` detaches it. Session clients declare their
-   * capabilities in `initialize`; stateless ones per request, given here.
+   * Connects a downstream transport (a streamable HTTP or SSE session) of
+   * `user`. The transport's own `onclose` detaches it. Session clients
+   * declare their capabilities in `initialize`; stateless ones per request,
+   * given here.
    */
-  attach(transport: Transport, capabilities: Record<string, unknown> = {}): void {
-    const session: Session = { id: this.#nextSession++, transport, capabilities, subscriptions: new Set(), lastActive: this.#now(), previousClose: transport.onclose };
+  attach(transport: Transport, user: string, capabilities: Record<string, unknown> = {}): void {
+    const session: Session = { id: this.#nextSession++, transport, user, capabilities, subscriptions: new Set(), lastActive: this.#now(), previousClose: transport.onclose };
     this.#adopt(session);
   }
 
@@ -297,17 +299,32 @@ export class Multiplexer {
       this.#channel.send(resultResponse(request.id, {}));
       return;
     }
-    // The session whose request is in flight caused this one; with none in flight, the most recently active.
-    const related = this.#requests.newest();
-    const session = related?.session ?? this.#mostRecentSession();
+    const target = this.#causingSession();
     const capability = CLIENT_CAPABILITY_FOR[request.method];
-    if (session === undefined || (capability !== undefined && session.capabilities[capability] === undefined)) {
-      const why = session === undefined ? 'no client is connected' : `the client does not support ${capability}`;
+    if (target.kind !== 'one' || (capability !== undefined && target.session.capabilities[capability] === undefined)) {
+      const why = target.kind === 'one' ? `the client does not support ${capability}` : target.kind === 'none' ? 'no client is connected' : 'several users have requests in flight, so berth cannot tell whose request it belongs to';
       this.#channel.send(errorResponse(request.id, ErrorCode.methodNotFound, `berth cannot forward ${request.method}: ${why}`));
       return;
     }
-    const downstreamId = this.#requests.trackServerRequest(session, request.id);
-    void this.#deliver(session, { ...request, id: downstreamId } as JSONRPCMessage, (related ?? this.#requests.newestOf(session))?.id);
+    const downstreamId = this.#requests.trackServerRequest(target.session, request.id);
+    void this.#deliver(target.session, { ...request, id: downstreamId } as JSONRPCMessage, this.#requests.newestOf(target.session)?.id);
+  }
+
+  /**
+   * The session a server-initiated message belongs to: the one whose request
+   * is in flight (the newest, when one user has several), or with nothing in
+   * flight the most recently active one. Ambiguous when the candidates belong
+   * to more than one user: berth refuses rather than guess across users.
+   */
+  #causingSession(): { kind: 'one'; session: Session } | { kind: 'none' } | { kind: 'ambiguous' } {
+    const inFlight = new Set<Session>();
+    for (const p of this.#requests.pending()) if (this.#sessions.has(p.session)) inFlight.add(p.session);
+    const candidates = inFlight.size > 0 ? [...inFlight] : [...this.#sessions];
+    if (candidates.length === 0) return { kind: 'none' };
+    if (new Set(candidates.map((c) => c.user)).size > 1) return { kind: 'ambiguous' };
+    const newest = this.#requests.newest()?.session;
+    const session = newest !== undefined && inFlight.has(newest) ? newest : candidates.reduce((a, b) => (b.lastActive > a.lastActive ? b : a));
+    return { kind: 'one', session };
   }
 
   #upstreamNotification(notification: Notification): void {
@@ -327,17 +344,16 @@ export class Multiplexer {
     } else if (method === 'notifications/resources/updated') {
       const uri = notification.params?.['uri'];
       for (const s of this.#sessions) if (typeof uri === 'string' && s.subscriptions.has(uri)) void this.#deliver(s, notification as JSONRPCMessage);
+    } else if (method === 'notifications/message') {
+      // A log line may quote a user's data: it goes to the user whose request is running, or to nobody.
+      const target = this.#causingSession();
+      if (target.kind !== 'one') return;
+      for (const s of this.#sessions) if (s.user === target.session.user) void this.#deliver(s, notification as JSONRPCMessage);
     } else if (BROADCAST.has(method)) {
       for (const s of this.#sessions) void this.#deliver(s, notification as JSONRPCMessage);
     } else {
       this.#log.debug({ server: this.#name, method }, 'upstream notification not forwarded');
     }
-  }
-
-  #mostRecentSession(): Session | undefined {
-    let best: Session | undefined;
-    for (const s of this.#sessions) if (best === undefined || s.lastActive > best.lastActive) best = s;
-    return best;
   }
 
   #checkDrained(): void {

@@ -35,6 +35,8 @@ export interface PoolOptions {
   /** Credentials a user's own instance gets in its environment. */
   readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
   readonly sweepIntervalMs?: number;
+  /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
+  readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
   /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
   readonly requestTimeoutFor?: (unit: string) => number | undefined;
   readonly now?: () => number;
@@ -59,8 +61,9 @@ interface UnitEntry {
   /** Instances at a newer spec, serving once all are ready. */
   next: Upstream[];
   readonly perUser: Map<string, Upstream>;
-  /** Per-user starts in progress, shared by concurrent first requests. */
+  /** Per-user starts in progress, shared by concurrent first requests, by user hash. */
   readonly starting: Map<string, Promise<Upstream>>;
+  readonly startingUsers: Map<string, string>;
 }
 
 const DEFAULT_DRAIN_MS = 10_000;
@@ -89,7 +92,7 @@ export class UpstreamPool {
   publish(unit: Unit, observed: readonly ObservedInstance[]): void {
     let entry = this.#units.get(unit.name);
     if (entry === undefined) {
-      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map() };
+      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
       this.#units.set(unit.name, entry);
     }
     const specChanged = entry.unit.specHash !== unit.specHash;
@@ -141,8 +144,13 @@ export class UpstreamPool {
     }
     let starting = entry.starting.get(hash);
     if (starting === undefined) {
-      starting = this.#startFor(entry, user, hash).finally(() => entry.starting.delete(hash));
+      this.#checkLimits(entry, hash);
+      starting = this.#startFor(entry, user, hash).finally(() => {
+        entry.starting.delete(hash);
+        entry.startingUsers.delete(hash);
+      });
       entry.starting.set(hash, starting);
+      entry.startingUsers.set(hash, user);
     }
     // Each caller waits racing only its own signal: one leaving never fails the others.
     const upstream = await raceSignal(starting, signal);
@@ -150,17 +158,14 @@ export class UpstreamPool {
     return upstream.mux;
   }
 
+  /** Every connected upstream, including ones still starting or draining. */
   status(): readonly UpstreamStatus[] {
-    const out: UpstreamStatus[] = [];
-    for (const [name, entry] of this.#units) {
-      for (const u of [...entry.serving, ...entry.next, ...entry.perUser.values()]) out.push(this.#statusOf(name, u));
-    }
-    return out;
+    return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
   }
 
-  /** Per-user starts in progress, for status. */
-  startingCount(unitName: string): number {
-    return this.#units.get(unitName)?.starting.size ?? 0;
+  /** Per-user starts in progress (the backend may not list them yet), for status. */
+  starting(): readonly { readonly unit: string; readonly user: string }[] {
+    return [...this.#units].flatMap(([unit, entry]) => [...entry.starting.keys()].map((hash) => ({ unit, user: entry.startingUsers.get(hash) ?? hash })));
   }
 
   /** Stops per-user instances unused for longer than their server's idle timeout. */
@@ -187,6 +192,20 @@ export class UpstreamPool {
     this.#byInstance.clear();
     this.#units.clear();
     await this.#watching;
+  }
+
+  /** A new per-user instance must fit both caps; the error says which one is full. */
+  #checkLimits(entry: UnitEntry, hash: string): void {
+    const perUnit = this.#o.limits?.perUnit(entry.unit.name);
+    const ofUnit = entry.perUser.size + entry.starting.size;
+    if (perUnit !== undefined && ofUnit >= perUnit) {
+      throw new ProxyError('instance_limit', `server ${entry.unit.name} runs its limit of ${perUnit} users' instances; try again once one stops after its idle timeout`);
+    }
+    const perUser = this.#o.limits?.perUser();
+    if (perUser === undefined) return;
+    let ofUser = 0;
+    for (const other of this.#units.values()) ofUser += (other.perUser.has(hash) ? 1 : 0) + (other.starting.has(hash) ? 1 : 0);
+    if (ofUser >= perUser) throw new ProxyError('instance_limit', `you have ${ofUser} instances running, your limit; try again once one stops after its idle timeout`);
   }
 
   async #startFor(entry: UnitEntry, user: string, hash: string): Promise<Upstream> {

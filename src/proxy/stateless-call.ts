@@ -45,7 +45,7 @@ export class StatelessCall {
       send: async (message, options) => this.#fromUpstream(message, options?.relatedRequestId),
       close: async () => this.#transport.onclose?.(),
     };
-    mux.attach(this.#transport, capabilities);
+    mux.attach(this.#transport, owner, capabilities);
     this.#pendingRequest = request;
   }
 

@@ -238,7 +238,7 @@ function connectComponentVia(lookup: TableDeps['lookup']): (...args: [...Paramet
     if (handler === undefined) throw new Error(`server ${server} is not served`);
     const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal, identity);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    mux.attach(serverSide);
+    mux.attach(serverSide, user);
     await serverSide.start();
     return clientSide;
   };

@@ -152,3 +152,30 @@ describe('reloads', () => {
     }
   });
 });
+
+describe('per-user instance caps', () => {
+  test('a server at maxInstances and a user at instancesPerUser get a clear 429', async () => {
+    const keys = { alice: 'berth_alice-key-0123456789abcdef', bob: 'berth_bob-key-0123456789abcdefgh' };
+    const head = `limits: { instancesPerUser: 1 }\nauth:\n  - type: apiKey\n    keys:\n      - { user: alice, key: "${keys.alice}" }\n      - { user: bob, key: "${keys.bob}" }\n`;
+    const single = (name: string): string => everythingYaml(name, '    maxInstances: 1\n').replace('multi-user', 'single-user');
+    const b = await startTestBerth(single('one') + single('two'), head);
+    const init = (server: string, key: string): Promise<Response> =>
+      fetch(`${b.url}/mcp/${server}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-api-key': key },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      });
+    try {
+      assert.equal((await init('one', keys.alice)).status, 200);
+      const serverFull = await init('one', keys.bob);
+      assert.equal(serverFull.status, 429);
+      assert.match(await serverFull.text(), /server one runs its limit of 1/);
+      const userFull = await init('two', keys.alice);
+      assert.equal(userFull.status, 429);
+      assert.match(await userFull.text(), /your limit/);
+      assert.equal((await init('two', keys.bob)).status, 200);
+    } finally {
+      await b.stop();
+    }
+  });
+});

@@ -50,7 +50,7 @@ function compositeRoute(components: ComponentRoute[]): Route & { kind: 'composit
 /** An SDK client connected to a multiplexer, as one downstream session. */
 async function clientOn(mux: Multiplexer): Promise<{ client: Client; errors: Error[] }> {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  mux.attach(serverSide);
+  mux.attach(serverSide, 'tester');
   await serverSide.start();
   const client = new Client({ name: 'composite-test', version: '1.0.0' });
   const errors: Error[] = [];
@@ -107,7 +107,7 @@ describe('composite channel', () => {
   const connect: ConnectComponent = async (server, user) => {
     if (server === 'broken') throw new Error('connection refused');
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    everything.attach(serverSide);
+    everything.attach(serverSide, 'tester');
     await serverSide.start();
     const send = clientSide.send.bind(clientSide);
     clientSide.send = (message, options) => {

@@ -32,13 +32,13 @@ function scriptedUpstream() {
 }
 
 /** A downstream client: the client side of an in-memory pair whose server side is attached. */
-async function client(mux: Multiplexer, capabilities: Record<string, unknown> = {}) {
+async function client(mux: Multiplexer, capabilities: Record<string, unknown> = {}, user = 'alice') {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const got: Msg[] = [];
   clientSide.onmessage = (m) => void got.push(m as Msg);
   await serverSide.start();
   await clientSide.start();
-  mux.attach(serverSide);
+  mux.attach(serverSide, user);
   const send = (m: Msg): Promise<void> => clientSide.send(m as JSONRPCMessage);
   await send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 't', version: '1' } } });
   await waitFor(() => got.some((m) => m.id === 'init'), { message: 'initialize answered' });
@@ -159,5 +159,70 @@ describe('Multiplexer', () => {
     await a.send({ jsonrpc: '2.0', id: 4, method: 'tools/list' });
     await waitFor(() => next.up.received.some((m) => m.method === 'tools/list'));
     assert.equal(old.up.received.some((m) => m.method === 'tools/list'), false);
+  });
+
+  test('a hand-over keeps requests in flight on the old upstream: their answers still arrive, then it drains', async () => {
+    const old = await ready();
+    const next = await ready();
+    const a = await client(old.mux);
+    await a.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } });
+    const call = await waitFor(() => old.up.received.find((m) => m.method === 'tools/call'));
+    old.mux.handOver(next.mux);
+    const drained = old.mux.drain(AbortSignal.timeout(2_000));
+    old.up.emit({ jsonrpc: '2.0', id: call.id, result: { content: [] } });
+    await drained;
+    assert.equal(old.mux.pendingCount, 0);
+    const answer = await waitFor(() => a.got.find((m) => m.id === 7));
+    assert.deepEqual(answer['result'], { content: [] });
+  });
+
+  test('a request without an answer ends at its deadline; progress restarts the clock', async () => {
+    const up = scriptedUpstream();
+    const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger(), requestTimeoutMs: () => 1_500 });
+    up.start();
+    await mux.ready(AbortSignal.timeout(2_000));
+    const a = await client(mux);
+    await a.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', _meta: { progressToken: 't' } } });
+    const call = await waitFor(() => up.received.find((m) => m.method === 'tools/call'));
+    const token = (call.params?.['_meta'] as Msg)['progressToken'];
+    // 2.1 s of progress 0.7 s apart against a 1.5 s deadline: only a timer late by 0.8 s could break it.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      up.emit({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i } });
+    }
+    assert.equal(a.got.some((m) => m.id === 1), false, 'progress kept the request alive past one deadline');
+    const timedOut = await waitFor(() => a.got.find((m) => m.id === 1));
+    assert.equal((timedOut['error'] as Msg)['code'], -32004);
+    assert.ok(up.received.some((m) => m.method === 'notifications/cancelled' && m.params?.['requestId'] === call.id), 'the upstream is told to stop');
+  });
+
+  test('a server request is refused when requests of two users are in flight, never sent to the wrong one', async () => {
+    const { up, mux } = await ready();
+    const alice = await client(mux, { sampling: {} }, 'alice');
+    const bob = await client(mux, { sampling: {} }, 'bob');
+    await alice.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'a' } });
+    await bob.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'b' } });
+    await waitFor(() => up.received.filter((m) => m.method === 'tools/call').length === 2);
+    up.emit({ jsonrpc: '2.0', id: 'up-3', method: 'sampling/createMessage', params: { messages: [] } });
+    const refusal = await waitFor(() => up.received.find((m) => m.id === 'up-3'));
+    assert.match((refusal['error'] as Msg)['message'] as string, /several users/);
+    assert.equal([...alice.got, ...bob.got].some((m) => m.method === 'sampling/createMessage'), false);
+  });
+
+  test('log messages go to the user whose request is running, or to nobody', async () => {
+    const { up, mux } = await ready();
+    const alice = await client(mux, {}, 'alice');
+    const bob = await client(mux, {}, 'bob');
+    await alice.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'a' } });
+    await waitFor(() => up.received.some((m) => m.method === 'tools/call'));
+    up.emit({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'for alice' } });
+    await waitFor(() => alice.got.some((m) => m.method === 'notifications/message'));
+    assert.equal(bob.got.some((m) => m.method === 'notifications/message'), false);
+    await bob.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'b' } });
+    await waitFor(() => up.received.filter((m) => m.method === 'tools/call').length === 2);
+    up.emit({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'whose?' } });
+    up.emit({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+    await waitFor(() => bob.got.some((m) => m.method === 'notifications/tools/list_changed'));
+    assert.equal([...alice.got, ...bob.got].filter((m) => m.method === 'notifications/message').length, 1, 'the ambiguous log line reached nobody');
   });
 });

@@ -171,7 +171,7 @@ const cases: readonly Case[] = [
       actions: ['replace tool'],
       unitChanges: { tool: [{ path: 'scope', from: 'per-user', to: 'shared' }] },
       routes: ['change tool'],
-      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
+      routeChanges: { tool: [{ path: 'idleTimeoutMs', from: '900000' }, { path: 'maxInstances', from: '100' }, { path: 'scope', from: 'per-user', to: 'shared' }] },
     },
   },
   {
