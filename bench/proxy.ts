@@ -980,6 +980,8 @@ interface Options {
 
 const fmt = (n: number, digits = 3): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+/** A goal over per-run figures: with no undisturbed run there is nothing to judge. */
+const judged = (f: RoundFigure, ok: (n: number) => boolean): string => (f.values.length === 0 ? 'not measured' : verdict(ok(f.median)));
 
 /** Other load above this share of a core (or steal above STEAL_PCT) disturbs a cell: it is left out of the figures. */
 const NOISE_PCT = 15;
@@ -1048,13 +1050,13 @@ function report(cells: Cell[], rounds: number, concurrencies: readonly number[],
       const best = ['supergateway', 'mcp-proxy'].map((id) => cell(id, conc)).filter((c): c is Cell => c !== undefined && c.errors === 0).sort((a, b) => b.throughput - a.throughput)[0];
       return berth === undefined || best === undefined ? undefined : { value: berth.errors === 0 ? berth.throughput / best.throughput : 0, cells: [berth, best] };
     });
-    if (vsPeer.values.length + vsPeer.leftOut > 0) out.push(`- stdio c=${conc}: berth vs the best peer of each run, throughput: ${describe(vsPeer, x)} — goal ≥ ${GOALS.stdioVsPeer}×: ${verdict(vsPeer.median >= GOALS.stdioVsPeer)}`);
+    if (vsPeer.values.length + vsPeer.leftOut > 0) out.push(`- stdio c=${conc}: berth vs the best peer of each run, throughput: ${describe(vsPeer, x)} — goal ≥ ${GOALS.stdioVsPeer}×: ${judged(vsPeer, (n) => n >= GOALS.stdioVsPeer)}`);
     const vsSdk = perRound(cells, rounds, (cell) => {
       const berth = cell('berth-stdio', conc);
       const direct = cell('direct-sdk', conc);
       return berth === undefined || direct === undefined ? undefined : { value: berth.p50 - direct.p50, cells: [berth, direct] };
     });
-    if (vsSdk.values.length + vsSdk.leftOut > 0) out.push(`- stdio c=${conc}: berth's p50 added over the direct SDK client: ${describe(vsSdk, ms)}${conc === 1 ? ` — goal ≤ ${GOALS.stdioAddedP50Ms} ms: ${verdict(vsSdk.median <= GOALS.stdioAddedP50Ms)}` : ''}`);
+    if (vsSdk.values.length + vsSdk.leftOut > 0) out.push(`- stdio c=${conc}: berth's p50 added over the direct SDK client: ${describe(vsSdk, ms)}${conc === 1 ? ` — goal ≤ ${GOALS.stdioAddedP50Ms} ms: ${judged(vsSdk, (n) => n <= GOALS.stdioAddedP50Ms)}` : ''}`);
   }
   for (const conc of concurrencies) {
     const added = perRound(cells, rounds, (cell) => {
@@ -1068,13 +1070,13 @@ function report(cells: Cell[], rounds: number, concurrencies: readonly number[],
       return berth === undefined || direct === undefined ? undefined : { value: (100 * berth.throughput) / direct.throughput, cells: [berth, direct] };
     });
     if (added.values.length + added.leftOut === 0) continue;
-    out.push(`- HTTP c=${conc}: berth vs direct: p50 ${describe(added, ms)} (goal ≤ ${GOALS.httpAddedP50Ms} ms: ${verdict(added.median <= GOALS.httpAddedP50Ms)}); throughput ${describe(share, pct)} (goal ≥ ${GOALS.httpThroughputPct} %: ${verdict(share.median >= GOALS.httpThroughputPct)})`);
+    out.push(`- HTTP c=${conc}: berth vs direct: p50 ${describe(added, ms)} (goal ≤ ${GOALS.httpAddedP50Ms} ms: ${judged(added, (n) => n <= GOALS.httpAddedP50Ms)}); throughput ${describe(share, pct)} (goal ≥ ${GOALS.httpThroughputPct} %: ${judged(share, (n) => n >= GOALS.httpThroughputPct)})`);
     const cpu = perRound(cells, rounds, (cell) => {
       const berth = cell('berth-http', conc);
       const floor = cell('floor-http', conc);
       return berth?.cpu.proxy === undefined || floor?.cpu.proxy === undefined ? undefined : { value: berth.cpu.proxy / floor.cpu.proxy, cells: [berth, floor] };
     });
-    if (cpu.values.length + cpu.leftOut > 0) out.push(`  proxy CPU per call vs the bare node:http proxy: ${describe(cpu, x)}${conc === 32 ? ` — goal ≤ ${GOALS.httpCpuVsFloor}×: ${verdict(cpu.median <= GOALS.httpCpuVsFloor)}` : ''}`);
+    if (cpu.values.length + cpu.leftOut > 0) out.push(`  proxy CPU per call vs the bare node:http proxy: ${describe(cpu, x)}${conc === 32 ? ` — goal ≤ ${GOALS.httpCpuVsFloor}×: ${judged(cpu, (n) => n <= GOALS.httpCpuVsFloor)}` : ''}`);
   }
   if (memory !== undefined) {
     out.push(
