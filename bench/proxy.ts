@@ -80,6 +80,11 @@ function startProc(name: string, args: string[], options: { env?: Record<string,
     if (proc.stderr.length > 40) proc.stderr.shift();
   });
   child.stdin?.on('error', () => undefined);
+  // A spawn that fails (e.g. the node binary replaced meanwhile) ends this process's part, not the bench.
+  child.on('error', (err) => {
+    proc.stderr.push(`spawn failed: ${err.message}`);
+    proc.exited = true;
+  });
   child.once('exit', () => {
     proc.exited = true;
   });
