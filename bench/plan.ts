@@ -106,7 +106,7 @@ function loaded(config: BerthConfiguration): LoadedConfig {
 }
 
 /** Median milliseconds of `fn` after warm-up runs. */
-function time(fn: () => unknown, runs = RUNS, warmup = WARMUP): number {
+export function time(fn: () => unknown, runs = RUNS, warmup = WARMUP): number {
   for (let i = 0; i < warmup; i++) fn();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {

@@ -1,10 +1,6 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { configPath } from './cli/config-path.ts';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { configPath, optionalConfigPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
-import { runPlan } from './cli/plan.ts';
-import { runServe } from './cli/serve.ts';
-import { runStatus } from './cli/status.ts';
-import { runValidate } from './cli/validate.ts';
 import { isBerthError } from './errors.ts';
 
 const VERSION = '0.1.0';
@@ -22,7 +18,11 @@ function program(setExit: (code: number) => void): Command {
     .description('check a config file and print every problem with its position')
     .argument(...fileArg)
     .option('--json', 'machine-readable output for editors and CI')
-    .action((file: string | undefined, opts: { json?: boolean }) => setExit(runValidate(configPath(file), opts)));
+    // Each command loads its own module when it runs: `berth validate` does not start the proxy's.
+    .action(async (file: string | undefined, opts: { json?: boolean }) => {
+      const { runValidate } = await import('./cli/validate.ts');
+      setExit(runValidate(configPath(file), opts));
+    });
 
   cli
     .command('plan')
@@ -33,7 +33,19 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string | undefined, opts: { from?: string; running?: string | true; json?: boolean }) => {
       if (opts.from !== undefined && opts.running !== undefined) throw new InvalidArgumentError('use either --from or --running');
+      const { runPlan } = await import('./cli/plan.ts');
       setExit(await runPlan(configPath(file), opts));
+    });
+
+  cli
+    .command('render')
+    .description('print the Kubernetes objects of a config as YAML, for a GitOps tool to apply')
+    .argument(...fileArg)
+    .option('--owner <name>', 'the berth instance owning the objects (label and name prefix)', 'berth')
+    .addOption(new Option('--secrets <mode>', 'Secrets hold credentials: leave them out, or include them').choices(['omit', 'include']).default('omit'))
+    .action(async (file: string | undefined, opts: { owner: string; secrets: 'omit' | 'include' }) => {
+      const { runRender } = await import('./cli/render.ts');
+      setExit(runRender(configPath(file), opts));
     });
 
   cli
@@ -45,6 +57,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--port <port>', 'listen on this port instead of listen.port (0: any free port)', parsePort)
     .action(async (file: string | undefined, opts: { logFormat: string; logLevel: string; port?: number }) => {
       if (opts.logFormat !== 'json' && opts.logFormat !== 'pretty') throw new InvalidArgumentError('--log-format is json or pretty');
+      const { runServe } = await import('./cli/serve.ts');
       setExit(await runServe(configPath(file), { logFormat: opts.logFormat, logLevel: opts.logLevel, ...(opts.port === undefined ? {} : { port: opts.port }) }));
     });
 
@@ -52,9 +65,12 @@ function program(setExit: (code: number) => void): Command {
     .command('status')
     .description("print a running berth's servers, instances and last reload")
     .argument(...fileArg)
-    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings)')
+    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings; without a config, http://127.0.0.1:8080)')
     .option('--json', 'print the raw status document')
-    .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => setExit(await runStatus(configPath(file), opts)));
+    .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => {
+      const { runStatus } = await import('./cli/status.ts');
+      setExit(await runStatus(opts.url === undefined ? optionalConfigPath(file) : undefined, opts));
+    });
 
   cli
     .command('key')
@@ -67,6 +83,31 @@ function program(setExit: (code: number) => void): Command {
       // Loaded on use: the other commands do not pay for it.
       const { runKeyNew } = await import('./cli/key.ts');
       setExit(runKeyNew(opts));
+    });
+
+  cli
+    .command('bridge')
+    .description('serve one stdio MCP server as streamable HTTP at /mcp (what container backends run in front of stdio servers)')
+    .argument('<command>', 'the stdio server to run; put `--` before it so its own options reach it')
+    .argument('[args...]', 'its arguments')
+    .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
+    .option('--host <host>', 'address to listen on; 0.0.0.0 inside a container', '127.0.0.1')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (command: string, args: string[], opts: { port: number; host: string; logLevel: string }) => {
+      const [{ runBridge }, { createLogger }] = await Promise.all([import('./cli/bridge.ts'), import('./observe/log.ts')]);
+      setExit(await runBridge({ command, args, host: opts.host, port: opts.port, logger: createLogger({ level: opts.logLevel }) }));
+    });
+
+  cli
+    .command('state')
+    .description("manage berth's state file (per-user credentials and tokens, encrypted at rest)")
+    .command('rotate-key')
+    .description('re-encrypt every secret in the state file under the first key of state.keys')
+    .argument(...fileArg)
+    .action(async (file: string | undefined) => {
+      // Loaded on use: serving never needs it.
+      const { runRotateKey } = await import('./cli/state.ts');
+      setExit(await runRotateKey(configPath(file)));
     });
 
   return cli;

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
+import { isLoopbackAddress } from '../proxy/guard.ts';
 import { sendJson, sendRpcError } from '../proxy/http-util.ts';
 import type { RouteTable } from '../proxy/table.ts';
 import { isNamed, missingScopes } from './access.ts';
@@ -83,9 +84,16 @@ export class Gate {
     return identity;
   }
 
-  /** Whether the caller may read /status and /metrics; answers the refusal itself. Open while auth is not configured. */
+  /**
+   * Whether the caller may read /status and /metrics; answers the refusal
+   * itself. While auth is not configured, this host's clients may.
+   */
   async admitOperator(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (!this.#o.authenticator.configured) return true;
+    if (!this.#o.authenticator.configured) {
+      if (isLoopbackAddress(req.socket.remoteAddress)) return true;
+      sendRpcError(res, 403, -32000, 'Forbidden: operations endpoints are served to this host only until `auth` is configured');
+      return false;
+    }
     const base = baseUrl(this.#o.publicUrl, req);
     const verdict = await this.#o.authenticator.authenticate({ headers: req.headers, remoteAddress: req.socket.remoteAddress, audiences: [base] });
     if (verdict.kind === 'identity' && verdict.identity.groups.includes(this.#adminGroup)) return true;

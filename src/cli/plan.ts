@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
+import { restartRequired } from '../config/restart.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { DesiredState, Unit } from '../desired/types.ts';
 import type { Action, FieldChange, ObservedState, Plan, RouteChange } from '../reconcile/plan.ts';
@@ -36,19 +37,26 @@ export async function runPlan(file: string, options: PlanOptions): Promise<numbe
   const desired = resolveDesiredState(next);
   let plan: Plan;
   let source: string;
+  let needsRestart: string[] = [];
   if (options.running !== undefined) {
     const url = berthUrl(file, options.running === true ? undefined : options.running);
-    plan = planAgainstRunning(desired, await fetchStatus(url));
+    const report = await fetchStatus(url);
+    plan = planAgainstRunning(desired, report);
+    // Of the start-up settings, /status tells only the backend.
+    needsRestart = restartRequired({ backend: { type: report.backend as DesiredState['backend'] } }, { backend: { type: desired.backend } });
     source = `running berth at ${url}`;
   } else {
     const observed: ObservedState = previous === undefined ? { units: [], routes: [] } : resolveDesiredState(previous);
     plan = planChanges(desired, observed);
+    if (previous !== undefined) needsRestart = restartRequired(previous.config, next.config);
     source = options.from ?? 'nothing';
   }
-  // Units and routes carry secret values (env, sensitive headers); the printed plan never does.
-  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes: hasChanges(plan), ...redactPlan(plan) }, null, 2)}\n`);
-  else process.stdout.write(renderPlan(plan, file, source));
-  return hasChanges(plan) ? exitCode.changes : exitCode.ok;
+  const changes = hasChanges(plan) || needsRestart.length > 0;
+  // Units and routes carry secret values (env, sensitive headers, URL credentials); the printed plan never does.
+  const shown = redactPlan(plan);
+  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes, ...shown, needsRestart }, null, 2)}\n`);
+  else process.stdout.write(renderPlan(shown, file, source, process.stdout, needsRestart));
+  return changes ? exitCode.changes : exitCode.ok;
 }
 
 /**
@@ -69,7 +77,7 @@ function planAgainstRunning(desired: DesiredState, report: StatusReport): Plan {
 const SYMBOLS = { create: ['+', 'green'], replace: ['~', 'yellow'], scale: ['~', 'yellow'], delete: ['-', 'red'], keep: [' ', 'gray'] } as const;
 
 /** The plan as text, terraform-style. */
-export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.WriteStream = process.stdout): string {
+export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.WriteStream = process.stdout, needsRestart: readonly string[] = []): string {
   const lines: string[] = [`berth plan: ${file} (from ${from})`, ''];
   const counts = { create: 0, replace: 0, scale: 0, delete: 0, keep: 0 };
   const touched = new Set<string>();
@@ -91,9 +99,12 @@ export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.W
     const detail = change.kind === 'change' ? `  ${formatChanges(change.changes)}` : `  (${change.route.kind})`;
     lines.push(paint(out, color, `  ${symbol} route    ${change.route.server.padEnd(width)}`) + detail);
   }
+  // berth reads these once, when it starts; a reload reports them and leaves them as they were.
+  for (const field of needsRestart) lines.push(`${paint(out, 'magenta', `  ! restart  ${field.padEnd(width)}`)}  (needs restart: applied only when berth starts)`);
   if (lines.length === 2) lines.push('  no changes');
   const summary = [`${counts.create} to create`, `${counts.replace} to replace`, `${counts.scale} to scale`, `${counts.delete} to delete`, `${counts.keep} unchanged`];
-  lines.push('', `Plan: ${summary.join(', ')}; ${routeChanges} route change${routeChanges === 1 ? '' : 's'}.`, '');
+  const restart = needsRestart.length === 0 ? '' : `; ${needsRestart.length} setting${needsRestart.length === 1 ? '' : 's'} need${needsRestart.length === 1 ? 's' : ''} restart`;
+  lines.push('', `Plan: ${summary.join(', ')}; ${routeChanges} route change${routeChanges === 1 ? '' : 's'}${restart}.`, '');
   return lines.join('\n');
 }
 

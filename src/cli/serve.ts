@@ -1,9 +1,13 @@
-import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
 import { Gate } from '../auth/gate.ts';
-import { LocalBackend } from '../backends/local/index.ts';
+import { createBackend } from '../backends/select.ts';
+import { userFieldsOf } from '../credentials/fields.ts';
+import { createCredentialRoutes } from '../credentials/routes.ts';
+import { CredentialStore } from '../store/credentials.ts';
+import { stateOptionsOf } from '../store/options.ts';
+import { StateStore } from '../store/state.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import type { Route } from '../desired/types.ts';
@@ -15,7 +19,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import { originPolicy } from '../proxy/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/pool.ts';
-import { SessionStore } from '../proxy/sessions.ts';
+import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
 import { RouteTables } from '../proxy/table.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
@@ -27,6 +31,8 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** Overrides listen.port (0 picks a free port); tests and containers use it. */
   readonly port?: number;
+  /** Deadline for receiving a request's headers and body; default 30 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** A running berth: what tests and the CLI hold on to. */
@@ -42,7 +48,6 @@ export interface Berth {
 }
 
 const SESSION_IDLE_TTL_MS = 30 * 60_000;
-const MAX_SESSIONS = 20_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
 const DEFAULT_INSTANCES_PER_USER = 10;
@@ -51,15 +56,12 @@ const DEFAULT_INSTANCES_PER_USER = 10;
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
   const initial = loadConfigFile(file);
   const config = initial.config;
-  const backendType = config.backend?.type ?? 'local';
-  if (backendType !== 'local') {
-    throw new BerthError('backend_unavailable', `${file}: backend ${backendType} is not available in this version of berth; use backend: { type: local }`);
-  }
   const authProblem = checkAuthConfig(config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
   const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
-  const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
-  const backend = new LocalBackend({ logger, baseDir: path.dirname(path.resolve(file)) });
+  const backend = await createBackend(initial, logger);
+  // Per-user credentials live in the state file; the store opens even without a key (plain values only).
+  const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
   const pool = new UpstreamPool({
@@ -68,20 +70,39 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     drainMs: DRAIN_MS,
     idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
     requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
+    credentialsFor: (unit, user) => credentials.get(user, unit),
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
-  const routes = new RouteTables({ upstreams: pool, sessions, logger, maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024, keepAliveMs: KEEP_ALIVE_MS });
+  const sessions = new SessionStore({
+    idleTtlMs: SESSION_IDLE_TTL_MS,
+    ...(config.listen?.maxSessions === undefined ? {} : { maxSessions: config.listen.maxSessions }),
+    ...(config.listen?.maxSessionsPerClient === undefined ? {} : { maxSessionsPerClient: config.listen.maxSessionsPerClient }),
+    onEvict: reportEvictions(logger, metrics),
+  });
+  const routes = new RouteTables({
+    upstreams: pool,
+    sessions,
+    logger,
+    maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024,
+    keepAliveMs: KEEP_ALIVE_MS,
+    ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }),
+  });
+  // Only the user whose values changed gets a new instance of that server.
+  credentials.onChange((change) => void pool.renew(change.server, change.user));
+  const credentialRoutes = createCredentialRoutes({ store: credentials, fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)) });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
     logger,
     metrics,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     state: {
       table: () => routes.current,
       originPolicy: () => policy,
       gate: () => gate,
+      credentials: () => credentialRoutes,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),
@@ -110,13 +131,15 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       sessions.closeAll();
+      // Passed-through streams hold their connections open; ending them lets the drain finish now.
+      for (const handler of routes.current.handlers.values()) if (handler.kind === 'passthrough') handler.passthrough.close();
       await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
       server.closeAllConnections();
       // Bounded: a unit stuck in its backend never holds shutdown.
       await ctl.close();
       await routes.close();
       await pool.close();
-      await backend.close();
+      await backend.close(AbortSignal.timeout(DRAIN_MS));
       logger.info('stopped');
     })();
     return stopping;

@@ -3,10 +3,14 @@ import { BerthError } from '../errors.ts';
 import { exitCode, paint } from './output.ts';
 import type { StatusReport } from './status-model.ts';
 
-/** Where a running berth for this config listens: its listen settings, loopback when bound to all addresses. */
-export function berthUrl(file: string, override?: string): string {
+/**
+ * Where a running berth listens: the URL given, else the config's listen
+ * settings (loopback when bound to all addresses), else with no config the
+ * defaults, http://127.0.0.1:8080.
+ */
+export function berthUrl(file: string | undefined, override?: string): string {
   if (override !== undefined) return override.replace(/\/$/, '');
-  const listen = loadConfigFile(file).config.listen;
+  const listen = file === undefined ? undefined : loadConfigFile(file).config.listen;
   const host = listen?.host === undefined || listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '[::1]' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return `http://${host}:${listen?.port ?? 8080}`;
 }
@@ -23,7 +27,7 @@ export async function fetchStatus(url: string): Promise<StatusReport> {
 }
 
 /** `berth status`: one line per server and instance. */
-export async function runStatus(file: string, options: { url?: string; json?: boolean }): Promise<number> {
+export async function runStatus(file: string | undefined, options: { url?: string; json?: boolean }): Promise<number> {
   const report = await fetchStatus(berthUrl(file, options.url));
   if (options.json === true) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

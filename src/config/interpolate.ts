@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { isScalar, Scalar, visit } from 'yaml';
+import { isPair, isScalar, isSeq, Scalar, visit } from 'yaml';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import type { SourceDocument } from './source.ts';
@@ -99,14 +99,9 @@ function pathOf(ancestry: readonly unknown[], node: unknown): KeyPath {
   const chain = [...ancestry, node];
   for (let i = 0; i < chain.length - 1; i++) {
     const parent = chain[i];
-    const child = chain[i + 1];
-    if (parent !== null && typeof parent === 'object' && 'items' in parent && Array.isArray(parent.items)) {
-      const idx = parent.items.indexOf(child);
-      if (idx >= 0 && !(child !== null && typeof child === 'object' && 'key' in child)) out.push(idx);
-    } else if (parent !== null && typeof parent === 'object' && 'key' in parent && 'value' in parent) {
-      const k = (parent as { key: unknown }).key;
-      out.push(isScalar(k) ? String(k.value) : String(k));
-    }
+    // Only a sequence needs the child's place; a mapping's pair carries its key.
+    if (isSeq(parent)) out.push(parent.items.indexOf(chain[i + 1]));
+    else if (isPair(parent)) out.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key));
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { InterpolationContext } from './interpolate.ts';
 import { interpolate } from './interpolate.ts';
@@ -52,23 +52,90 @@ export function parseConfig(file: string, text: string, ctx: InterpolationContex
   return { ok: true, value: { file, config: deepFreeze(config) } };
 }
 
+/** The largest config file (and `${file:…}` file) berth reads, unless BERTH_CONFIG_MAX_BYTES says otherwise. */
+export const DEFAULT_MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+const READ_CHUNK = 64 * 1024;
+
+/** Thrown by readBounded for a file over the limit; `size` is undefined when it is not a regular file. */
+class TooLarge extends Error {
+  readonly size: number | undefined;
+
+  constructor(size: number | undefined) {
+    super('too large');
+    this.size = size;
+  }
+}
+
+/**
+ * Reads a file as UTF-8, at most `limit` bytes. A regular file's size is
+ * checked before reading; a device or pipe (`/dev/zero`, `<(…)`) has no size,
+ * so it is read in chunks and given up on one byte past the limit.
+ */
+function readBounded(file: string, limit: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isFile() && stat.size > limit) throw new TooLarge(stat.size);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > limit) throw new TooLarge(stat.isFile() ? stat.size : undefined);
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The size limit: BERTH_CONFIG_MAX_BYTES when it is a positive integer, else the default. */
+export function maxConfigBytes(env: Readonly<Record<string, string | undefined>>): number {
+  const value = Number(env['BERTH_CONFIG_MAX_BYTES']);
+  return Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_MAX_CONFIG_BYTES;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
+}
+
 /** Reads and checks a config file; throws ConfigError with every issue. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const limit = maxConfigBytes(env);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBounded(file, limit);
   } catch (err) {
+    if (err instanceof TooLarge) {
+      const size = err.size === undefined ? `is not a regular file and goes on past ${limit.toLocaleString('en-US')} bytes` : `is ${err.size.toLocaleString('en-US')} bytes`;
+      throw new ConfigError([{ code: 'config_too_large', file, line: 1, col: 1, path: '', message: `file ${size}; the limit is ${formatBytes(limit)}`, hint: 'is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one' }]);
+    }
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new ConfigError([{ code: 'config_unreadable', file, line: 1, col: 1, path: '', message: `cannot read the config file (${code})`, hint: 'pass its path as the first argument, or set BERTH_CONFIG' }]);
   }
-  const result = parseConfig(file, text, { env, readFile: (p) => readFileSync(p, 'utf8'), baseDir: path.dirname(path.resolve(file)) });
+  const result = parseConfig(file, text, { env, readFile: (p) => readReferenced(p, limit), baseDir: path.dirname(path.resolve(file)) });
   if (!result.ok) throw new ConfigError(result.issues);
   return result.value;
 }
 
-function deepFreeze<T>(value: T): T {
+/** A `${file:…}` read: the same limit; over it, an error whose code interpolation reports. */
+function readReferenced(file: string, limit: number): string {
+  try {
+    return readBounded(file, limit);
+  } catch (err) {
+    if (err instanceof TooLarge) throw Object.assign(new Error(`over ${formatBytes(limit)}`), { code: `larger than ${formatBytes(limit)}` });
+    throw err;
+  }
+}
+
+/** Freezes a value and everything in it; a loaded config is never changed. */
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
-    for (const child of Object.values(value)) deepFreeze(child);
+    // for…in allocates nothing; loaded data has only own, plain keys.
+    for (const key in value) deepFreeze(value[key]);
     Object.freeze(value);
   }
   return value;

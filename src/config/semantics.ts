@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { parseCidr } from './cidr.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
@@ -12,8 +13,8 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
-  'multi-user': ['runtime', 'resources', 'replicas', 'startupTimeout', 'requestTimeout'],
+  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout'],
   remote: ['url', 'transport', 'headers', 'oauth'],
   composite: ['components'],
 };
@@ -34,12 +35,13 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
   };
   const servers = Object.entries(config.servers).filter((e): e is [string, Server] => e[1] !== undefined);
   const names = servers.map(([name]) => name);
+  const known = new Set(names);
   const backendType = config.backend?.type ?? 'local';
 
   for (const [name, server] of servers) {
     const at = (...rest: (string | number)[]): KeyPath => ['servers', name, ...rest];
     checkFieldsFit(server, at, report);
-    if (server.runtime === 'container' && backendType === 'local') {
+    if (isHosted(server) && server.runtime === 'container' && backendType === 'local') {
       report(at('runtime'), 'container_on_local', 'runtime container needs a container backend', 'set `backend: { type: docker }` or `kubernetes`, or run the server as npx/uvx/command');
     }
     for (const key of ['idleTimeout', 'startupTimeout', 'requestTimeout'] as const) {
@@ -56,9 +58,11 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
       const bytes = parseQuantity(server.resources.memory);
       if (bytes === undefined || bytes < 1) report(at('resources', 'memory'), 'invalid_quantity', `cannot read memory quantity ${JSON.stringify(server.resources.memory)}`, 'write bytes with a suffix: 256Mi, 1Gi, 512M');
     }
+    checkKubernetes(config, server, at, report);
     checkCredentials(config, name, server, at, report);
-    if (server.type === 'composite') checkComponents(server.components ?? [], names, at, report);
+    if (server.type === 'composite') checkComponents(server.components ?? [], names, known, at, report);
   }
+  checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
   checkCompositeCycles(servers, report);
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
@@ -68,21 +72,60 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
 type Report = (path: KeyPath, code: string, message: string, hint?: string, onKey?: boolean) => void;
 
 function checkFieldsFit(server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
-  const runtimeFields = server.runtime === undefined ? [] : BY_RUNTIME[server.runtime];
-  if (server.runtime !== undefined && (server.type === 'remote' || server.type === 'composite')) {
-    report(at('runtime'), 'runtime_type_mismatch', `a ${server.type} server has no runtime`, server.type === 'remote' ? 'berth proxies `url`; to host the server use type multi-user or single-user' : 'a composite is made of `components`', true);
-    return;
-  }
-  const allowed = new Set<string>([...COMMON, ...BY_TYPE[server.type], ...runtimeFields]);
+  const runtime = isHosted(server) ? server.runtime : undefined;
+  const allowed = new Set<string>([...COMMON, ...BY_TYPE[server.type], ...(runtime === undefined ? [] : BY_RUNTIME[runtime])]);
+  const current = runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${runtime}`;
   for (const key of Object.keys(server)) {
     if (allowed.has(key)) continue;
+    if (key === 'runtime') {
+      report(at(key), 'runtime_type_mismatch', `${server.type} servers take no runtime`, server.type === 'remote' ? 'berth proxies `url`; to host the server use type multi-user or single-user' : 'a composite is made of `components`', true);
+      continue;
+    }
     const users = [
       ...Object.entries(BY_TYPE).filter(([, keys]) => keys.includes(key as ServerKey)).map(([t]) => `type ${t}`),
       ...Object.entries(BY_RUNTIME).filter(([, keys]) => keys.includes(key as ServerKey)).map(([r]) => `runtime ${r}`),
     ];
-    const current = server.runtime === undefined ? `type ${server.type}` : `type ${server.type} with runtime ${server.runtime}`;
     report(at(key), 'key_not_applicable', `\`${key}\` does not apply to ${current}`, users.length > 0 ? `used only by ${users.join(', ')}` : undefined, true);
   }
+}
+
+/** Only hosted servers run something; a runtime elsewhere is a mistake reported on its own. */
+function isHosted(server: Server): boolean {
+  return server.type === 'single-user' || server.type === 'multi-user';
+}
+
+/** Pod settings only mean something on Kubernetes, and an admin's maximums bound every server before any API write. */
+function checkKubernetes(config: BerthConfiguration, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const backendType = config.backend?.type ?? 'local';
+  for (const key of ['kubernetes', 'autoscale'] as const) {
+    if (server[key] !== undefined && backendType !== 'kubernetes') {
+      report(at(key), 'key_not_applicable', `\`${key}\` does not apply to backend ${backendType}`, 'set `backend: { type: kubernetes }`, or remove it', true);
+      return;
+    }
+  }
+  checkEgress(server.kubernetes?.egress, (i) => at('kubernetes', 'egress', i), report);
+  const autoscale = server.autoscale;
+  if (autoscale !== undefined && server.type === 'multi-user') {
+    const min = autoscale.minReplicas ?? server.replicas ?? 1;
+    if (server.resources?.cpu === undefined) report(at('autoscale'), 'invalid_autoscale', 'autoscaling on CPU needs `resources.cpu`', 'set `resources: { cpu: 500m }` on this server');
+    else if (min > autoscale.maxReplicas) report(at('autoscale', 'maxReplicas'), 'invalid_autoscale', `maxReplicas ${autoscale.maxReplicas} is below the minimum of ${min} replicas`);
+  }
+  const max = config.backend?.maxResources;
+  for (const key of ['cpu', 'memory'] as const) {
+    const limit = max?.[key];
+    const wanted = server.resources?.[key];
+    if (limit === undefined || wanted === undefined) continue;
+    const [limitValue, wantedValue] = [parseQuantity(limit), parseQuantity(wanted)];
+    if (limitValue !== undefined && wantedValue !== undefined && wantedValue > limitValue) {
+      report(at('resources', key), 'resources_over_maximum', `${key} ${String(wanted)} is more than backend.maxResources.${key} (${String(limit)})`, 'ask the operator to raise the maximum, or lower the request');
+    }
+  }
+}
+
+function checkEgress(cidrs: readonly string[] | undefined, at: (i: number) => KeyPath, report: Report): void {
+  (cidrs ?? []).forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is not a CIDR block`, 'write a network address with its prefix length and no host bits: 203.0.113.0/24, 2001:db8::/32');
+  });
 }
 
 function checkCredentials(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
@@ -120,10 +163,10 @@ function whyNoUserReaches(config: BerthConfiguration, server: Server): string | 
   return admitted ? undefined : 'its `access` admits none of the apiKey users';
 }
 
-function checkComponents(components: readonly Component[], names: readonly string[], at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+function checkComponents(components: readonly Component[], names: readonly string[], known: ReadonlySet<string>, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
   const exposed = new Map<string, string>();
   components.forEach((component, i) => {
-    if (!names.includes(component.server)) {
+    if (!known.has(component.server)) {
       report(at('components', i, 'server'), 'unknown_server', `unknown server \`${component.server}\``, suggest(component.server, names) ?? `servers are: ${names.join(', ')}`);
     }
     if (component.timeout !== undefined && parseDuration(component.timeout) === undefined) {
@@ -141,16 +184,20 @@ function checkComponents(components: readonly Component[], names: readonly strin
         }
       }
     }
-    // Collisions are only knowable where the tool list is.
-    for (const tool of include ?? []) {
-      const finalName = `${component.prefix ?? ''}${tools.rename?.[tool] ?? tool}`;
-      const where = `${component.server}.${tool}`;
+    // Collisions are knowable for the tools a component surely exposes: its
+    // `include` list or, without one, the tools it renames. Each is reported
+    // where its exposed name is written.
+    const rename = tools.rename ?? {};
+    const sure: [string, KeyPath][] =
+      include === undefined
+        ? Object.keys(rename).filter((tool) => !tools.exclude?.includes(tool)).map((tool) => [tool, at('components', i, 'tools', 'rename', tool)])
+        : include.map((tool, k) => [tool, rename[tool] === undefined ? at('components', i, 'tools', 'include', k) : at('components', i, 'tools', 'rename', tool)]);
+    for (const [tool, where] of sure) {
+      const finalName = `${component.prefix ?? ''}${rename[tool] ?? tool}`;
+      const origin = `${component.server}.${tool}`;
       const previous = exposed.get(finalName);
-      if (previous !== undefined) {
-        report(at('components', i, 'tools'), 'tool_collision', `tool name \`${finalName}\` from ${where} collides with ${previous}`, 'give one component a `prefix` or `rename` one tool');
-      } else {
-        exposed.set(finalName, where);
-      }
+      if (previous !== undefined) report(where, 'tool_collision', `tool name \`${finalName}\` from ${origin} collides with ${previous}`, 'give one component a `prefix` or `rename` one tool');
+      else exposed.set(finalName, origin);
     }
   });
 }

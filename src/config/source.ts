@@ -1,6 +1,7 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit as visitYaml } from 'yaml';
-import type { Document, Node } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Pair, YAMLMap } from 'yaml';
 import type { ConfigIssue, KeyPath, Position } from './issues.ts';
+import { formatKeyPath } from './issues.ts';
 
 /** A parsed YAML document plus where every key and value sits in the text. */
 export interface SourceDocument {
@@ -9,93 +10,128 @@ export interface SourceDocument {
   readonly positions: PositionIndex;
 }
 
+type Ranged = { range?: [number, number, number] | null } | null | undefined;
+
 /**
- * Maps a key path to the position of its value and, for map entries, of its
- * key. Errors about a key (unknown, misspelt) point at the key; errors about a
- * value point at the value.
+ * Finds where a key path sits in the document. Errors about a key (unknown,
+ * misspelt) point at the key; errors about a value point at the value.
+ * Positions are looked up only for the few paths that have an issue, so a
+ * file with thousands of servers costs no index up front; a mapping gets a
+ * key index the first time a path goes through it.
  */
 export class PositionIndex {
-  readonly #values = new Map<string, Position>();
-  readonly #keys = new Map<string, Position>();
+  readonly #doc: Document.Parsed;
+  readonly #lines: LineCounter;
+  readonly #keys = new WeakMap<YAMLMap, Map<string, Pair>>();
 
-  static pathKey(path: KeyPath): string {
-    return path.join('\u0000');
-  }
-
-  setValue(path: KeyPath, pos: Position): void {
-    this.#values.set(PositionIndex.pathKey(path), pos);
-  }
-
-  setKey(path: KeyPath, pos: Position): void {
-    this.#keys.set(PositionIndex.pathKey(path), pos);
+  constructor(doc: Document.Parsed, lines: LineCounter) {
+    this.#doc = doc;
+    this.#lines = lines;
   }
 
   /** The value's position, else the closest enclosing node's, else 1:1. */
   value(path: KeyPath): Position {
-    for (let n = path.length; n >= 0; n--) {
-      const found = this.#values.get(PositionIndex.pathKey(path.slice(0, n)));
-      if (found !== undefined) return found;
-    }
-    return { line: 1, col: 1 };
+    return this.#find(path, false);
   }
 
   /** The key's position for map entries, else the value's. */
   key(path: KeyPath): Position {
-    return this.#keys.get(PositionIndex.pathKey(path)) ?? this.value(path);
+    return this.#find(path, true);
+  }
+
+  #find(path: KeyPath, onKey: boolean): Position {
+    let node: unknown = this.#doc.contents;
+    let pos = this.#at(node as Ranged) ?? { line: 1, col: 1 };
+    for (const [i, seg] of path.entries()) {
+      let next: unknown;
+      if (isMap(node)) {
+        const pair = this.#index(node).get(String(seg));
+        if (pair === undefined) return pos;
+        const keyPos = this.#at(pair.key as Ranged);
+        if (onKey && i === path.length - 1 && keyPos !== undefined) return keyPos;
+        pos = keyPos ?? pos;
+        next = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        next = node.items[seg];
+      } else {
+        return pos;
+      }
+      pos = this.#at(next as Ranged) ?? pos;
+      node = next;
+    }
+    return pos;
+  }
+
+  #index(map: YAMLMap): Map<string, Pair> {
+    let index = this.#keys.get(map);
+    if (index === undefined) {
+      index = new Map();
+      // The first of duplicate keys: the second is reported as a duplicate.
+      for (const pair of map.items) if (!index.has(keyText(pair.key))) index.set(keyText(pair.key), pair);
+      this.#keys.set(map, index);
+    }
+    return index;
+  }
+
+  #at(node: Ranged): Position | undefined {
+    const offset = node?.range?.[0];
+    return offset === undefined ? undefined : this.#lines.linePos(offset);
   }
 }
 
-/** Parses YAML, reporting syntax errors and duplicate keys with positions. */
+/**
+ * Parses YAML, reporting syntax errors, duplicate keys and aliases without an
+ * anchor, with positions. yaml's own duplicate-key check compares each key
+ * with every earlier one of its mapping and its alias check walks the whole
+ * document per alias: both are quadratic in a file with thousands of servers.
+ * One walk here does both with sets.
+ */
 export function parseSource(file: string, text: string): { source: SourceDocument; issues: ConfigIssue[] } {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
   const issues: ConfigIssue[] = [];
-  for (const err of [...doc.errors, ...doc.warnings]) {
-    const pos = lineCounter.linePos(err.pos[0]);
-    const duplicate = err.code === 'DUPLICATE_KEY';
-    issues.push({
-      code: duplicate ? 'yaml_duplicate_key' : 'yaml_syntax',
-      file,
-      line: pos.line,
-      col: pos.col,
-      path: '',
-      message: duplicate ? 'duplicate key: each key may appear once in a mapping' : yamlMessage(err.message),
-    });
-  }
-  // yaml reports an alias without its anchor only when converting, by throwing.
-  visitYaml(doc, {
-    Alias(_key, node) {
-      if (node.resolve(doc) !== undefined) return;
-      const pos = lineCounter.linePos(node.range?.[0] ?? 0);
-      issues.push({ code: 'yaml_syntax', file, line: pos.line, col: pos.col, path: '', message: `unknown alias \`*${node.source}\`: the anchor \`&${node.source}\` must come before it` });
-    },
-  });
-  const positions = new PositionIndex();
-  const at = (node: { range?: [number, number, number] | null } | null | undefined): Position | undefined => {
-    const offset = node?.range?.[0];
-    return offset === undefined ? undefined : lineCounter.linePos(offset);
+  const issue = (node: Ranged, path: KeyPath, code: string, message: string, hint?: string): void => {
+    const pos = lines.linePos(node?.range?.[0] ?? 0);
+    issues.push({ code, file, line: pos.line, col: pos.col, path: formatKeyPath(path), message, ...(hint === undefined ? {} : { hint }) });
   };
-  const visit = (node: Node | null | undefined, path: (string | number)[]): void => {
-    const pos = at(node);
-    if (pos !== undefined) positions.setValue(path, pos);
+  for (const err of [...doc.errors, ...doc.warnings]) {
+    const pos = lines.linePos(err.pos[0]);
+    issues.push({ code: 'yaml_syntax', file, line: pos.line, col: pos.col, path: '', message: yamlMessage(err.message) });
+  }
+  const anchors = new Set<string>();
+  const walk = (node: unknown, path: (string | number)[]): void => {
+    if (isAlias(node)) {
+      // An alias names the closest anchor before it in the text, which this walk has passed.
+      if (!anchors.has(node.source)) issue(node, [], 'yaml_syntax', `unknown alias \`*${node.source}\`: the anchor \`&${node.source}\` must come before it`);
+      return;
+    }
+    if (!isScalar(node) && !isCollection(node)) return;
+    if (node.anchor !== undefined) anchors.add(node.anchor);
     if (isMap(node)) {
+      const seen = new Map<string, Pair>();
       for (const pair of node.items) {
-        if (!isPair(pair)) continue;
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        const keyPath = [...path, key];
-        const keyPos = at(pair.key as Node);
-        if (keyPos !== undefined) {
-          positions.setKey(keyPath, keyPos);
-          positions.setValue(keyPath, keyPos);
+        walk(pair.key, path);
+        const key = keyText(pair.key);
+        const first = seen.get(key);
+        if (first !== undefined) {
+          const at = lines.linePos((first.key as Ranged)?.range?.[0] ?? 0);
+          issue(pair.key as Ranged, [...path, key], 'yaml_duplicate_key', 'duplicate key: each key may appear once in a mapping', `first at line ${at.line}, column ${at.col}`);
+          continue;
         }
-        visit(pair.value as Node | null, keyPath);
+        seen.set(key, pair);
+        walk(pair.value, [...path, key]);
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => visit(item as Node, [...path, i]));
+      node.items.forEach((item, i) => walk(item, [...path, i]));
     }
   };
-  visit(doc.contents, []);
-  return { source: { file, doc, positions }, issues };
+  walk(doc.contents, []);
+  return { source: { file, doc, positions: new PositionIndex(doc, lines) }, issues };
+}
+
+/** A mapping key as a path segment: what the key becomes in the loaded object. */
+function keyText(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
 }
 
 /** yaml's messages end with a position we already report; keep the sentence. */

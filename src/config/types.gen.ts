@@ -13,13 +13,37 @@ export type Backend = {
    */
   socket?: string;
   /**
-   * docker: network the server containers join. berth creates it when missing.
+   * docker: network the server containers join (not with networkMode host). berth creates it when missing. Default: berth-<owner>, one network per berth.
    */
   network?: string;
   /**
    * docker: host address container ports are published on. Keep it on loopback unless something else must reach the containers.
    */
   publishHost?: string;
+  /**
+   * docker: this berth's id, written on every container and network it creates. A berth lists, adopts and removes only its own owner's objects, so two berths sharing a daemon need different owners.
+   */
+  owner?: string;
+  /**
+   * docker: how berth reaches its containers. `published`: berth runs on the host and reaches ports published on publishHost (host ports chosen by the daemon). `shared`: berth runs in a container on `network` and reaches containers by name. `host`: containers share the host network and listen on a loopback port berth assigns in PORT.
+   */
+  networkMode?: 'published' | 'shared' | 'host';
+  /**
+   * docker: when to pull images: `always` before creating a container, `if-not-present`, or `never` (images must be built or loaded on the daemon).
+   */
+  pull?: 'always' | 'if-not-present' | 'never';
+  /**
+   * docker: image that runs npx, uvx and command servers behind `berth bridge`: berth's own image, or one built from it with the runtimes those servers need.
+   */
+  runtimeImage?: string;
+  /**
+   * docker: run containers with a read-only root filesystem; `tmpfs` paths stay writable. Turn off for servers that write elsewhere.
+   */
+  readOnlyRootFilesystem?: boolean;
+  /**
+   * docker: writable in-memory mounts in every container (64 MiB each).
+   */
+  tmpfs?: string[];
   /**
    * kubernetes: namespace for every object berth creates.
    */
@@ -40,6 +64,18 @@ export type Backend = {
    * kubernetes: create a NetworkPolicy per server that admits traffic only from berth.
    */
   networkPolicy?: boolean;
+  /**
+   * kubernetes: berth's own image. npx, uvx and command servers run in it behind `berth bridge`, which serves their stdio as streamable HTTP.
+   */
+  bridgeImage?: string;
+  /**
+   * kubernetes: labels of berth's own pods; server pods admit traffic only from pods with these labels.
+   */
+  berthPodLabels?: {
+    [k: string]: string | undefined;
+  };
+  maxResources?: Resources;
+  pods?: PodSettings;
 };
 /**
  * One way for clients to authenticate.
@@ -215,7 +251,9 @@ export type Server = {
     [k: string]: Credential | undefined;
   };
   oauth?: Oauth;
-  resources?: Resources;
+  resources?: Resources1;
+  kubernetes?: PodSettings;
+  autoscale?: Autoscale;
   /**
    * single-user: at most this many users' instances at once. The next user gets a clear error (HTTP 429) until an instance stops after its idle timeout.
    */
@@ -325,6 +363,87 @@ export interface Listen {
    * With `auth` configured, only members of this group may read /status and /metrics.
    */
   adminGroup?: string;
+  /**
+   * Most client sessions open at once, over all clients; past it the least recently used session is closed (its client gets 404 and starts a new one).
+   */
+  maxSessions?: number;
+  /**
+   * Most sessions one client may hold (a user, or an anonymous client's address); its next session closes its own least recently used one, never another client's.
+   */
+  maxSessionsPerClient?: number;
+}
+/**
+ * kubernetes: the most any server may ask for in `resources`; a config asking for more is rejected at validate time, before any API write.
+ */
+export interface Resources {
+  /**
+   * CPU limit: cores (`1`, `0.5`) or millicores (`500m`).
+   */
+  cpu?: string | number;
+  /**
+   * Memory limit: bytes with a suffix (`256Mi`, `1Gi`, `512M`).
+   */
+  memory?: string;
+}
+/**
+ * kubernetes: how server pods are placed and confined. `backend.pods` sets them for every server; a server's `kubernetes` key replaces them key by key.
+ */
+export interface PodSettings {
+  /**
+   * RuntimeClass of the pods, for a sandboxed runtime (gVisor, Kata).
+   */
+  runtimeClassName?: string;
+  /**
+   * Node labels the pods must run on.
+   */
+  nodeSelector?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * Taints the pods tolerate.
+   */
+  tolerations?: Toleration[];
+  /**
+   * Names of Secrets in the namespace holding registry credentials for the images.
+   */
+  imagePullSecrets?: string[];
+  /**
+   * Mount the container's root filesystem read-only; each of `writablePaths` gets an emptyDir volume.
+   */
+  readOnlyRootFilesystem?: boolean;
+  /**
+   * Absolute paths that get a writable emptyDir volume. npx, uvx and command servers run with HOME=/tmp.
+   */
+  writablePaths?: string[];
+  /**
+   * CIDRs the pods may connect to besides cluster DNS; everything else is denied. Private, shared (100.64.0.0/10), link-local (cloud metadata), loopback, IPv6 ULA (fc00::/7) and other reserved ranges are cut out of every CIDR unless declared themselves.
+   */
+  egress?: string[];
+}
+/**
+ * A Kubernetes toleration.
+ */
+export interface Toleration {
+  /**
+   * The taint key; empty with operator Exists tolerates every taint.
+   */
+  key?: string;
+  /**
+   * Equal: the taint's value must be `value`. Exists: any value.
+   */
+  operator?: 'Exists' | 'Equal';
+  /**
+   * The taint value, with operator Equal.
+   */
+  value?: string;
+  /**
+   * The taint effect tolerated; empty: all.
+   */
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  /**
+   * NoExecute: how long the pod stays after the taint appears.
+   */
+  tolerationSeconds?: number;
 }
 /**
  * berth's own state file: upstream OAuth tokens and per-user credentials, encrypted at rest.
@@ -335,9 +454,15 @@ export interface State {
    */
   path?: string;
   /**
-   * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it.
+   * Encryption key for secrets in the state file: at least 32 characters. Use ${env:NAME} or ${file:path}; never commit it. Without a key berth stores no secrets.
    */
   key?: string;
+  /**
+   * Several encryption keys, for rotation: new secrets are sealed under the first, and any of them opens a stored one. Put a new key first, restart, run `berth state rotate-key`, then drop the old one. Use instead of `key`.
+   *
+   * @minItems 1
+   */
+  keys?: string[];
 }
 /**
  * Caps that keep one user or one server from taking the host.
@@ -380,7 +505,7 @@ export interface Oauth {
 /**
  * Resource limits per instance (Kubernetes quantity syntax). Enforced on docker and kubernetes.
  */
-export interface Resources {
+export interface Resources1 {
   /**
    * CPU limit: cores (`1`, `0.5`) or millicores (`500m`).
    */
@@ -389,6 +514,23 @@ export interface Resources {
    * Memory limit: bytes with a suffix (`256Mi`, `1Gi`, `512M`).
    */
   memory?: string;
+}
+/**
+ * multi-user on kubernetes: a HorizontalPodAutoscaler scales the server between `minReplicas` (default `replicas`) and `maxReplicas` on CPU use. Needs `resources.cpu`.
+ */
+export interface Autoscale {
+  /**
+   * Fewest replicas; defaults to `replicas`.
+   */
+  minReplicas?: number;
+  /**
+   * Most replicas.
+   */
+  maxReplicas: number;
+  /**
+   * Average CPU use to scale at, in percent of the request.
+   */
+  cpuUtilization?: number;
 }
 /**
  * Who may use this server (or composite component). Without it every authenticated user may; once it is given, everyone else is refused. A user matches when named in `users` or a member of one of `groups` (when either is given), and holds every one of `scopes` (when given).

@@ -60,7 +60,11 @@ function resolveSpec(server: Server): UnitSpec {
   const args = server.args ?? [];
   const env = resolveSettings(server.env);
   // Every runtime may set limits: docker and kubernetes run stdio servers in containers too.
-  const resources = server.resources === undefined ? {} : { resources: resolveResources(server.resources) };
+  // Pod settings restart pods, so they are part of the spec (and its hash) when set.
+  const resources = {
+    ...(server.resources === undefined ? {} : { resources: resolveResources(server.resources) }),
+    ...(server.kubernetes === undefined && server.autoscale === undefined ? {} : { kubernetes: { ...server.kubernetes, ...(server.autoscale === undefined ? {} : { autoscale: server.autoscale }) } }),
+  };
   switch (server.runtime) {
     case 'npx':
     case 'uvx': {

@@ -1,5 +1,9 @@
 // The desired state: what berth should be running (units) and serving
 // (routes). Units change only by restarting something; routes change in place.
+import type { Autoscale, PodSettings } from '../config/types.gen.ts';
+
+/** A server's own pod settings and autoscaling, when it sets any (Kubernetes only). */
+export type KubernetesSpec = PodSettings & { readonly autoscale?: Autoscale };
 
 /** A credential each user supplies (env of a per-user instance, or a header). */
 export interface UserCredential {
@@ -25,7 +29,7 @@ export interface Resources {
 
 /** How one instance runs. Everything in here needs a restart to change. */
 export type UnitSpec =
-  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources }
+  | { readonly runtime: 'npx' | 'uvx'; readonly package: string; readonly args: readonly string[]; readonly env: Settings; readonly resources?: Resources; readonly kubernetes?: KubernetesSpec }
   | {
       readonly runtime: 'command';
       readonly command: string;
@@ -36,6 +40,7 @@ export type UnitSpec =
       readonly path?: string;
       readonly env: Settings;
       readonly resources?: Resources;
+      readonly kubernetes?: KubernetesSpec;
     }
   | {
       readonly runtime: 'container';
@@ -46,6 +51,7 @@ export type UnitSpec =
       readonly args: readonly string[];
       readonly env: Settings;
       readonly resources?: Resources;
+      readonly kubernetes?: KubernetesSpec;
       readonly publishPort?: number;
     };
 

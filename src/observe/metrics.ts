@@ -6,6 +6,7 @@ export interface Metrics {
   readonly requests: Counter<'server' | 'method' | 'status'>;
   readonly latency: Histogram<'server' | 'method'>;
   readonly sessions: Gauge<'server'>;
+  readonly sessionsEvicted: Counter<'reason'>;
   readonly instances: Gauge<'server' | 'state'>;
   readonly restarts: Gauge<'server'>;
   readonly reloads: Counter<'result'>;
@@ -42,6 +43,12 @@ export function createMetrics(options: { defaults?: boolean; sources?: () => Met
         this.reset();
         for (const [server, n] of sources()?.sessionsByServer() ?? []) this.set({ server }, n);
       },
+    }),
+    sessionsEvicted: new Counter({
+      name: 'berth_sessions_evicted_total',
+      help: 'Client sessions closed by berth rather than the client, by reason (idle, client-limit, total-limit)',
+      labelNames: ['reason'],
+      registers,
     }),
     instances: new Gauge({
       name: 'berth_instances',

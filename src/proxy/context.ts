@@ -8,6 +8,8 @@ export interface RequestContext {
   readonly identity: Identity;
   /** `identity.user`: the authenticated user, or `anonymous`. */
   readonly user: string;
+  /** Whose sessions count together against the per-client cap: the user, or `anonymous@<address>`. */
+  readonly client: string;
   readonly log: Logger;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;

@@ -4,11 +4,14 @@
 import { BerthError } from '../errors.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
-export type ProxyErrorCode = 'upstream_unavailable' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
+export type ProxyErrorCode = 'upstream_unavailable' | 'remote_unavailable' | 'credentials_missing' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
 
 const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonly rpc: number }>> = {
   upstream_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   upstream_closed: { status: 503, rpc: ErrorCode.upstreamUnavailable },
+  remote_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
+  // Answered in-band (HTTP 200) with the request's id: see McpEndpoint.
+  credentials_missing: { status: 200, rpc: -32000 },
   upstream_timeout: { status: 504, rpc: ErrorCode.requestTimeout },
   start_aborted: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   server_not_running: { status: 503, rpc: ErrorCode.upstreamUnavailable },
@@ -18,9 +21,12 @@ const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonl
 export class ProxyError extends BerthError {
   readonly status: number;
   readonly rpcCode: number;
+  /** credentials_missing: which server needs which of the user's values. */
+  readonly missing?: { readonly server: string; readonly names: readonly string[] };
 
-  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown; missing?: { server: string; names: readonly string[] } }) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.missing !== undefined) this.missing = options.missing;
     this.name = 'ProxyError';
     this.status = ANSWER[code].status;
     this.rpcCode = ANSWER[code].rpc;

@@ -1,52 +1,106 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 
 /** Who may call berth from a browser, and under which Host names. */
 export interface OriginPolicy {
-  /** Listening on loopback only: Host must be a loopback name (DNS-rebinding defence). */
-  readonly loopback: boolean;
+  /** Host names (no port) a request may name; any other is a DNS-rebinding attempt or a mistake. */
+  readonly hosts: ReadonlySet<string>;
+  /** Browser origins admitted and answered with CORS headers (listen.allowedOrigins, publicUrl's origin). */
   readonly allowedOrigins: ReadonlySet<string>;
-  /** Host names besides loopback ones that are accepted (from publicUrl). */
-  readonly extraHosts: ReadonlySet<string>;
 }
 
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 
-export function originPolicy(listen: { host: string; publicUrl?: string; allowedOrigins?: readonly string[] }): OriginPolicy {
-  const extraHosts = new Set<string>();
+/** This machine's names and addresses, for a berth bound to every interface. */
+export function localHostNames(): string[] {
+  const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  return [hostname(), ...addresses];
+}
+
+/**
+ * The Host names berth answers to: its own listen address, publicUrl's host,
+ * and loopback names when bound to loopback or to every interface. The
+ * check is never switched off, so a rebinding page is refused whatever the
+ * listen address.
+ */
+export function originPolicy(
+  listen: { host: string; publicUrl?: string; allowedOrigins?: readonly string[] },
+  local: () => readonly string[] = localHostNames,
+): OriginPolicy {
+  const any = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
+  const hosts = new Set(any ? [] : [hostForm(listen.host)]);
   const allowedOrigins = new Set(listen.allowedOrigins ?? []);
   if (listen.publicUrl !== undefined) {
     const url = new URL(listen.publicUrl);
-    extraHosts.add(url.hostname.toLowerCase());
+    hosts.add(url.hostname.toLowerCase());
     allowedOrigins.add(url.origin);
   }
-  return { loopback: isLoopbackAddress(listen.host) || listen.host === 'localhost', allowedOrigins, extraHosts };
+  if (any || isLoopbackAddress(listen.host) || listen.host === 'localhost') for (const name of LOOPBACK_NAMES) hosts.add(name);
+  if (any) for (const name of local()) hosts.add(hostForm(name));
+  return { hosts, allowedOrigins };
 }
 
-/** A reason to refuse the request with 403, or undefined when it may proceed. */
-export function checkOrigin(req: IncomingMessage, policy: OriginPolicy): string | undefined {
+/** A reason to refuse the request with 403, or undefined when its Host may be served. */
+export function checkHost(req: IncomingMessage, policy: OriginPolicy): string | undefined {
   const host = hostName(req.headers.host);
-  if (policy.loopback && host !== undefined && !LOOPBACK_NAMES.has(host) && !policy.extraHosts.has(host)) {
-    return `Host ${host} is not allowed: berth listens on loopback (DNS rebinding protection)`;
-  }
+  // HTTP/1.0 clients may omit Host; browsers, the rebinding vector, always send it.
+  if (host === undefined || policy.hosts.has(host)) return undefined;
+  return `Host ${host} is not allowed: berth answers to ${[...policy.hosts].join(', ')} (DNS rebinding protection); set listen.publicUrl for another name`;
+}
+
+/** A reason to refuse the request with 403, or undefined when its Origin (if any) is admitted. */
+export function checkOrigin(req: IncomingMessage, policy: OriginPolicy): string | undefined {
   const origin = req.headers.origin;
-  if (origin === undefined) return undefined;
-  if (policy.allowedOrigins.has(origin)) return undefined;
+  if (origin === undefined || policy.allowedOrigins.has(origin)) return undefined;
   let originHost: string;
   try {
     originHost = new URL(origin).hostname.toLowerCase();
   } catch {
     return `Origin ${origin} is not allowed`;
   }
-  if (LOOPBACK_NAMES.has(originHost) || LOOPBACK_NAMES.has(`[${originHost}]`)) return undefined;
+  // A page served from this host is as trusted as a local process.
+  if (LOOPBACK_NAMES.includes(originHost) || LOOPBACK_NAMES.includes(`[${originHost}]`)) return undefined;
   return `Origin ${origin} is not allowed; add it to listen.allowedOrigins`;
 }
+
+/** The request headers MCP clients send; a browser may send these cross-origin. */
+const CORS_REQUEST_HEADERS = 'content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name, x-request-id';
+/** The response headers a browser client must read. */
+const CORS_EXPOSED_HEADERS = 'Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate';
+/** How long a browser may reuse a preflight answer (Chromium caps it at 2 h). */
+const CORS_MAX_AGE_S = '7200';
+
+/** Headers for every response to an allowed origin; none for other requests. */
+export function corsHeaders(req: IncomingMessage, policy: OriginPolicy): Readonly<Record<string, string>> | undefined {
+  const origin = req.headers.origin;
+  if (origin === undefined || !policy.allowedOrigins.has(origin)) return undefined;
+  return { 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' };
+}
+
+/** A CORS preflight: OPTIONS from a browser asking whether it may send the real request. */
+export function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
+}
+
+/** The preflight answer's extra headers (beside corsHeaders). */
+export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
+  'access-control-allow-methods': 'GET, POST, DELETE',
+  'access-control-allow-headers': CORS_REQUEST_HEADERS,
+  'access-control-max-age': CORS_MAX_AGE_S,
+};
 
 function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const h = header.toLowerCase();
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
   return h.split(':')[0];
+}
+
+/** A name or address as it appears in a Host header: IPv6 literals in brackets. */
+function hostForm(name: string): string {
+  const n = name.toLowerCase();
+  return isIP(n) === 6 ? `[${n}]` : n;
 }
 
 export function isLoopbackAddress(address: string | undefined): boolean {

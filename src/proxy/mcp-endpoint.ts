@@ -6,11 +6,16 @@ import type { Identity } from '../auth/identity.ts';
 import type { Logger } from '../observe/log.ts';
 import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
+import { baseUrl } from '../auth/resource.ts';
+import type { CredentialPrompt } from '../credentials/missing.ts';
+import { connectUrlOf, credentialPromptFor, missingCredentialsError } from '../credentials/missing.ts';
 import type { Refusal } from './http-util.ts';
-import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
+import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError, writeJson } from './http-util.ts';
+import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
 import { checkMessages, isInitialize, SessionTransport } from './session-transport.ts';
+import { exceedsQueue } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
@@ -22,6 +27,8 @@ export interface McpEndpointOptions {
   readonly maxBodyBytes: number;
   /** Interval of SSE keep-alive comments on idle streams. */
   readonly keepAliveMs: number;
+  /** listen.publicUrl: the base of the /connect links given to users with missing credentials. */
+  readonly publicUrl?: string;
   /** For what happens to sessions outside any one request (a stream cut off for not keeping up). */
   readonly logger: Logger;
 }
@@ -72,7 +79,9 @@ export class McpEndpoint {
     const era = classify(req, body.value);
     if (era.era === 'invalid') return sendRefusal(res, idOf(body.value), era.refusal);
     if (era.era === 'modern') {
-      const mux = await this.#acquire(res, ctx);
+      const meta = (era.message as { params?: { _meta?: Record<string, unknown> } }).params?._meta ?? {};
+      const prompt = credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
+      const mux = await this.#acquire(req, res, ctx, { id: idOf(body.value), prompt });
       if (mux === undefined) return;
       // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
       return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
@@ -89,13 +98,14 @@ export class McpEndpoint {
   }
 
   async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messages: readonly JSONRPCMessage[]): Promise<void> {
-    const mux = await this.#acquire(res, ctx);
+    const init = messages[0] as { id?: RequestId; params?: { protocolVersion?: unknown; capabilities?: unknown } };
+    const mux = await this.#acquire(req, res, ctx, { id: init.id ?? null, prompt: credentialPromptFor(String(init.params?.protocolVersion ?? ''), init.params?.capabilities) });
     if (mux === undefined) return;
     const { server, sessions } = this.#o;
     const id = randomUUID();
-    const transport = new SessionTransport({ sessionId: id, server, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
+    const transport = new SessionTransport({ sessionId: id, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
     transport.onclose = () => sessions.delete(id);
-    sessions.add({ id, server, user: ctx.user, kind: 'streamable-http', transport });
+    sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport });
     mux.attach(transport, ctx.user);
     transport.handlePost(req, res, messages, true);
   }
@@ -103,14 +113,14 @@ export class McpEndpoint {
   /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */
   async handleSse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messagePath: string): Promise<void> {
     if (req.method === 'GET') {
-      const mux = await this.#acquire(res, ctx);
+      const mux = await this.#acquire(req, res, ctx, { id: null, prompt: 'message' });
       if (mux === undefined) return;
-      const transport = new SSEServerTransport(messagePath, res);
+      const transport = new BoundedSseTransport(messagePath, res, ctx.log);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport, ctx.user);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, kind: 'sse', transport });
+      sessions.add({ id: transport.sessionId, server, user: ctx.user, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;
@@ -147,11 +157,16 @@ export class McpEndpoint {
     return entry;
   }
 
-  async #acquire(res: ServerResponse, ctx: RequestContext): Promise<Multiplexer | undefined> {
+  async #acquire(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, request: { id: RequestId | null; prompt: CredentialPrompt }): Promise<Multiplexer | undefined> {
     try {
-      return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
+      return await this.#o.acquire(ctx.user, ctx.signal);
     } catch (err) {
-      if (err instanceof ProxyError) {
+      if (err instanceof ProxyError && err.missing !== undefined) {
+        // Answered in-band, in the form the client can act on: a link to the page where the user supplies them.
+        const answer = missingCredentialsError(err.missing.server, err.missing.names, connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server), request.prompt);
+        ctx.log.info({ server: this.#o.server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
+        writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id: request.id, error: answer.error } : { jsonrpc: '2.0', id: request.id, result: answer.result });
+      } else if (err instanceof ProxyError) {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
         sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});
       } else {
@@ -161,6 +176,24 @@ export class McpEndpoint {
       }
       return undefined;
     }
+  }
+
+}
+
+/** Legacy SSE writes straight to the response; a client that stops reading loses the stream (legacy SSE cannot resume). */
+class BoundedSseTransport extends SSEServerTransport {
+  readonly #res: ServerResponse;
+  readonly #log: RequestContext['log'];
+
+  constructor(endpoint: string, res: ServerResponse, log: RequestContext['log']) {
+    super(endpoint, res);
+    this.#res = res;
+    this.#log = log;
+  }
+
+  override async send(message: JSONRPCMessage): Promise<void> {
+    if (exceedsQueue(this.#res, this.#log)) return;
+    return super.send(message);
   }
 }
 

@@ -1,13 +1,15 @@
-import { Agent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import httpProxy from 'http-proxy';
+import { Agent, request as httpRequest } from 'node:http';
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { RequestContext } from './context.ts';
+import { endToEndHeaders } from './hop-headers.ts';
 import { sendRpcError } from './http-util.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
+/** berth answers with its own request id, the one in its logs. */
+const RESPONSE_DROPPED: ReadonlySet<string> = new Set(['x-request-id']);
 
 export interface PassthroughOptions {
   readonly server: string;
@@ -15,49 +17,238 @@ export interface PassthroughOptions {
   /** Added to every upstream request (config `headers`). */
   readonly headers: Readonly<Record<string, string>>;
   readonly maxBodyBytes: number;
+  /** An upstream that has not sent response headers this long after getting a connection gets a 504; started streams run on. Default 60 s. */
+  readonly headersTimeoutMs?: number;
+  /** Connections to the upstream at most; further requests wait for a free one. Default 256. */
+  readonly maxSockets?: number;
+  /** How long a request waits for a free connection before a 503. Default 10 s. */
+  readonly poolWaitMs?: number;
+  /**
+   * How long a session's request waits for the response headers of the
+   * session's previous one. A server that answers in JSON holds its headers
+   * until the result, and may need the client's next request to get there.
+   * Default 2 s.
+   */
+  readonly orderWaitMs?: number;
 }
+
+const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000 } as const;
+
+type Settings = Required<PassthroughOptions>;
 
 /**
  * Pure HTTP passthrough to a streamable-HTTP upstream: bodies stream both
- * ways untouched (SSE included), sessions are the upstream's own. berth
- * removes the client's credentials and adds the configured headers.
+ * ways unbuffered (SSE included), sessions are the upstream's own. berth
+ * removes the client's credentials and the hop-by-hop headers, adds the
+ * configured headers, counts body bytes, and forwards each session's requests
+ * in the order it received them.
  */
 export class Passthrough {
-  readonly #o: PassthroughOptions;
-  readonly #proxy: httpProxy;
+  readonly #o: Settings;
+  readonly #target: URL;
   readonly #agent: Agent;
+  readonly #request: typeof httpRequest;
+  /** Configured headers, lower-cased so they replace a client's header of the same name. */
+  readonly #configured: Readonly<Record<string, string>>;
+  readonly #dropped: ReadonlySet<string>;
+  /** Per session: settles once the session's newest request has its response headers or failed. */
+  readonly #turns = new Map<string, Promise<void>>();
+  /** Stops each request in flight; for shutdown. */
+  readonly #open = new Set<() => void>();
+  #closed = false;
 
   constructor(options: PassthroughOptions) {
-    this.#o = options;
+    this.#o = { ...DEFAULTS, ...options };
+    this.#target = new URL(options.url);
     // Keep-alive to the upstream: a new connection per request would cost more than the proxying.
-    const agentOptions = { keepAlive: true, maxSockets: 256 };
-    this.#agent = new URL(options.url).protocol === 'https:' ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
-    this.#proxy = httpProxy.createProxyServer({ target: options.url, ignorePath: true, changeOrigin: true, xfwd: false, proxyTimeout: 0, agent: this.#agent });
-    this.#proxy.on('proxyReq', (proxyReq) => {
-      for (const name of STRIPPED) proxyReq.removeHeader(name);
-      for (const [name, value] of Object.entries(options.headers)) proxyReq.setHeader(name, value);
-    });
+    const agentOptions = { keepAlive: true, maxSockets: this.#o.maxSockets };
+    const https = this.#target.protocol === 'https:';
+    this.#agent = https ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.#request = https ? httpsRequest : httpRequest;
+    this.#configured = Object.fromEntries(Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value]));
+    this.#dropped = new Set([...STRIPPED, 'host', ...Object.keys(this.#configured)]);
   }
 
   handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     ctx.method = req.method ?? 'unknown';
+    if (this.#closed) {
+      refuseClosing(res, this.#o.server);
+      return Promise.resolve();
+    }
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > this.#o.maxBodyBytes) {
-      sendRpcError(res, 413, ErrorCode.invalidRequest, `request body over ${this.#o.maxBodyBytes} bytes`);
+      sendRpcError(res, 413, ErrorCode.invalidRequest, `request body over ${this.#o.maxBodyBytes} bytes`, { connection: 'close' });
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      res.once('close', () => resolve());
-      this.#proxy.web(req, res, {}, (err) => {
-        ctx.log.warn({ server: this.#o.server, err: err.message }, 'upstream request failed');
-        sendRpcError(res, 502, ErrorCode.upstreamUnavailable, `upstream of ${this.#o.server} failed: ${err.message}`);
-        resolve();
+      res.once('close', resolve);
+      const session = req.headers['mcp-session-id'];
+      const turn = typeof session === 'string' ? this.#takeTurn(session) : undefined;
+      if (turn?.previous === undefined) return this.#forward(req, res, ctx, turn?.done ?? noop);
+      void waitTurn(turn.previous, this.#o.orderWaitMs, ctx.signal).then(() => {
+        if (ctx.signal.aborted) return turn.done();
+        this.#forward(req, res, ctx, turn.done);
       });
     });
   }
 
+  /** Ends every request in flight (open streams end cleanly) and drops kept-alive connections. */
   close(): void {
-    this.#proxy.close();
+    this.#closed = true;
+    for (const stop of [...this.#open]) stop();
     this.#agent.destroy();
   }
+
+  /** Queues a request behind its session's previous one; `done` lets the next one go. */
+  #takeTurn(session: string): { previous: Promise<void> | undefined; done: () => void } {
+    const previous = this.#turns.get(session);
+    let settle = noop;
+    const mine = new Promise<void>((resolve) => (settle = resolve));
+    this.#turns.set(session, mine);
+    const done = (): void => {
+      settle();
+      if (this.#turns.get(session) === mine) this.#turns.delete(session);
+    };
+    return { previous, done };
+  }
+
+  /**
+   * Sends one request upstream and its answer back. Every way it can end
+   * (answered, refused, timed out, client gone, shutdown) goes through
+   * `finish`, which lets the session's next request go; nothing here throws
+   * out of an event handler, so one request's failure ends that request alone.
+   */
+  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, done: () => void): void {
+    if (this.#closed) {
+      done();
+      refuseClosing(res, this.#o.server);
+      return;
+    }
+    const { server, maxBodyBytes } = this.#o;
+    let up: ClientRequest | undefined;
+    let answer: IncomingMessage | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const finish = (): boolean => {
+      if (finished) return false;
+      finished = true;
+      clearTimeout(timer);
+      this.#open.delete(shutdown);
+      done();
+      return true;
+    };
+    /** Ends the request with an error of berth's: a JSON-RPC error, or a cut stream once the answer has started. */
+    const fail = (status: number, code: number, logMessage: string, message: string, fields: Record<string, unknown> = {}): void => {
+      answer?.destroy();
+      up?.destroy();
+      if (!finish()) return;
+      ctx.log.warn({ server, status, ...fields }, logMessage);
+      if (!res.destroyed && !res.writableEnded) sendRpcError(res, status, code, message, status === 413 ? { connection: 'close' } : {});
+    };
+    const shutdown = (): void => {
+      answer?.destroy();
+      up?.destroy();
+      if (!finish()) return;
+      // berth is going away: the client's connection goes too, so that it does not hold up the listener's close.
+      if (res.headersSent) res.end(() => res.socket?.destroy());
+      else refuseClosing(res, server);
+    };
+    const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        fail(502, ErrorCode.upstreamUnavailable, 'upstream request failed', `upstream of ${server} failed`, { err: (err as Error).message });
+      }
+    };
+    this.#open.add(shutdown);
+    // The client went away: whatever the upstream is doing for it stops now, and its connection goes back to the pool.
+    res.once('close', () => {
+      const left = !res.writableFinished;
+      if (!finish() || !left) return;
+      answer?.destroy();
+      up?.destroy();
+      ctx.log.debug({ server }, 'client left; upstream request aborted');
+    });
+    res.on('error', noop);
+    guard(() => {
+      const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, host: this.#target.host };
+      // A body without a length keeps its framing; anything else goes as the client sent it.
+      if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+      up = this.#request(this.#target, { method: req.method, headers, agent: this.#agent });
+    })();
+    if (up === undefined) return;
+    const upstream = up;
+    upstream.on('error', (err: NodeJS.ErrnoException) =>
+      fail(502, ErrorCode.upstreamUnavailable, 'upstream request failed', `upstream of ${server} failed: ${err.message}`, { err: err.message, code: err.code }),
+    );
+    if (isQueued(this.#agent, upstream)) {
+      ctx.log.warn({ server, maxSockets: this.#o.maxSockets, waitMs: this.#o.poolWaitMs }, 'upstream connection pool full; request waits');
+      const message = `upstream of ${server} is busy: all ${this.#o.maxSockets} connections stayed in use for ${this.#o.poolWaitMs} ms`;
+      timer = setTimeout(() => fail(503, ErrorCode.upstreamUnavailable, 'upstream connection pool full; request refused', message), this.#o.poolWaitMs).unref();
+    }
+    upstream.once('socket', () => {
+      clearTimeout(timer);
+      if (finished) return;
+      const message = `upstream of ${server} sent no answer within ${this.#o.headersTimeoutMs} ms`;
+      timer = setTimeout(() => fail(504, ErrorCode.upstreamUnavailable, 'upstream answer overdue', message), this.#o.headersTimeoutMs).unref();
+    });
+    upstream.once('response', guard((upRes: IncomingMessage) => {
+      answer = upRes;
+      clearTimeout(timer);
+      done();
+      upRes.on('error', noop);
+      // An upstream that drops a started answer cuts the client's too, so the client knows it is incomplete.
+      upRes.once('close', () => {
+        if (!upRes.complete) res.destroy();
+      });
+      if (finished) return void upRes.destroy();
+      res.writeHead(upRes.statusCode ?? 502, endToEndHeaders(upRes.headers, RESPONSE_DROPPED));
+      // A stream's headers go out now, not with its first event.
+      if (upRes.headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
+      upRes.pipe(res);
+    }));
+
+    let size = 0;
+    const onData = guard((chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        req.off('data', onData);
+        req.resume();
+        return fail(413, ErrorCode.invalidRequest, 'request body over the limit', `request body over ${maxBodyBytes} bytes`);
+      }
+      if (!upstream.write(chunk)) req.pause();
+    });
+    req.on('data', onData);
+    req.on('error', noop);
+    upstream.on('drain', () => req.resume());
+    req.once('end', () => {
+      if (size <= maxBodyBytes) upstream.end();
+    });
+  }
+}
+
+function noop(): void {}
+
+function refuseClosing(res: ServerResponse, server: string): void {
+  sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${server} is shutting down`, { connection: 'close', 'retry-after': '5' });
+}
+
+/** Resolves when the previous request's turn is over, after `ms` at most, or when the client leaves. */
+function waitTurn(previous: Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const go = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', go);
+      resolve();
+    };
+    const timer = setTimeout(go, ms).unref();
+    signal.addEventListener('abort', go, { once: true });
+    void previous.then(go);
+  });
+}
+
+/** True while the agent holds the request back because every connection is busy. */
+function isQueued(agent: Agent, request: ClientRequest): boolean {
+  for (const name in agent.requests) if (agent.requests[name]?.includes(request) === true) return true;
+  return false;
 }

@@ -32,8 +32,8 @@ export interface PoolOptions {
   readonly drainMs?: number;
   /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
-  /** Credentials a user's own instance gets in its environment. */
-  readonly credentialsFor?: (unit: string, user: string) => Readonly<Record<string, string>>;
+  /** Credentials a user's own instance gets in its environment (the user's saved values). */
+  readonly credentialsFor?: (unit: string, user: string) => Promise<Readonly<Record<string, string>>>;
   readonly sweepIntervalMs?: number;
   /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
   readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
@@ -67,11 +67,15 @@ interface UnitEntry {
 }
 
 const DEFAULT_DRAIN_MS = 10_000;
+/** How long a request waits for a unit the controller has not published yet. */
+const PUBLISH_WAIT_MS = 30_000;
 
 export class UpstreamPool {
   readonly #o: PoolOptions;
   readonly #units = new Map<string, UnitEntry>();
   readonly #byInstance = new Map<string, Upstream>();
+  /** Requests for units not published yet, woken by `publish`. */
+  readonly #waitingFor = new Map<string, Set<(entry: UnitEntry) => void>>();
   readonly #closing = new AbortController();
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
@@ -95,6 +99,8 @@ export class UpstreamPool {
       entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
       this.#units.set(unit.name, entry);
     }
+    for (const waiter of this.#waitingFor.get(unit.name) ?? []) waiter(entry);
+    this.#waitingFor.delete(unit.name);
     const specChanged = entry.unit.specHash !== unit.specHash;
     entry.unit = unit;
     const current = observed.filter((i) => i.specHash === unit.specHash);
@@ -127,8 +133,8 @@ export class UpstreamPool {
 
   /** The multiplexer serving `user` on a unit; starts the user's own instance on first use. */
   async acquire(unitName: string, user: string, signal: AbortSignal): Promise<Multiplexer> {
-    const entry = this.#units.get(unitName);
-    if (entry === undefined) throw new ProxyError('server_not_running', `server ${unitName} is not running`);
+    // A route can be served before its unit converged (right after start or a reload): wait for it, briefly.
+    const entry = this.#units.get(unitName) ?? (await this.#published(unitName, signal));
     if (entry.unit.scope === 'shared') {
       const ready = entry.serving.filter((u) => u.mux.info !== undefined);
       const pick = leastBusy(ready.length > 0 ? ready : entry.serving);
@@ -158,9 +164,48 @@ export class UpstreamPool {
     return upstream.mux;
   }
 
+  /** The unit's entry once the controller publishes it, within the ready wait. */
+  #published(unitName: string, signal: AbortSignal): Promise<UnitEntry> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.#waitingFor.get(unitName) ?? new Set();
+      this.#waitingFor.set(unitName, waiters);
+      const give = (err: ProxyError): void => {
+        cleanup();
+        reject(err);
+      };
+      const timer = setTimeout(() => give(new ProxyError('server_not_running', `server ${unitName} has no instance yet; see berth status`)), PUBLISH_WAIT_MS);
+      const onAbort = (): void => give(new ProxyError('start_aborted', 'the client went away'));
+      const waiter = (entry: UnitEntry): void => {
+        cleanup();
+        resolve(entry);
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        waiters.delete(waiter);
+      };
+      waiters.add(waiter);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   /** Every connected upstream, including ones still starting or draining. */
   status(): readonly UpstreamStatus[] {
     return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
+  }
+
+  /**
+   * A user's credentials for a unit changed: their own instance goes (its
+   * sessions end; clients reconnect) and the next request starts one with the
+   * new values. Nobody else's instance is touched.
+   */
+  async renew(unitName: string, user: string): Promise<void> {
+    const entry = this.#units.get(unitName);
+    const upstream = entry?.perUser.get(hashUser(user));
+    if (entry === undefined || upstream === undefined) return;
+    entry.perUser.delete(hashUser(user));
+    this.#o.logger.info({ server: unitName, instance: upstream.instance.id }, 'credentials changed; replacing the user\'s instance');
+    await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
   }
 
   /** Per-user starts in progress (the backend may not list them yet), for status. */
@@ -212,7 +257,9 @@ export class UpstreamPool {
     const unit = entry.unit;
     // The start belongs to no caller: its own deadline and shutdown end it.
     const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(unit.startupTimeoutMs)]);
-    const env = this.#o.credentialsFor?.(unit.name, user) ?? {};
+    const env = (await this.#o.credentialsFor?.(unit.name, user)) ?? {};
+    const missing = unit.spec.env.fromUser.filter((c) => c.required && env[c.name] === undefined).map((c) => c.name);
+    if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
     const upstream = this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user);

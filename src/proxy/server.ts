@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Gate } from '../auth/gate.ts';
 import type { Identity } from '../auth/identity.ts';
 import { ANONYMOUS } from '../auth/identity.ts';
+import type { CredentialRoutes } from '../credentials/routes.ts';
+import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { RequestContext } from './context.ts';
 import type { OriginPolicy } from './guard.ts';
-import { checkOrigin } from './guard.ts';
+import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from './guard.ts';
 import { sendJson, sendRpcError } from './http-util.ts';
 import type { RouteTable } from './table.ts';
 
@@ -26,25 +29,34 @@ export interface ProxyState {
    */
   readiness(): { readonly ready: boolean; readonly notReady: readonly string[] };
   status(): Promise<unknown>;
+  /** /connect/<server> and /api/credentials, when berth has a state file to keep them in. */
+  credentials?(): CredentialRoutes | undefined;
 }
 
 export interface ProxyServerOptions {
   readonly state: ProxyState;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Deadline for receiving a whole request, headers and body (408 past it); response streams are not bound by it. */
+  readonly requestTimeoutMs?: number;
 }
 
 const MCP_PREFIX = '/mcp/';
 const SSE_PREFIX = '/sse/';
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 20_000;
+const READ_ONLY = { allow: 'GET, HEAD' };
 
 /**
- * The one HTTP server: operations endpoints, then per-server MCP routes. Per
- * request it does a map lookup and the checks; everything else was built when
- * the route table was.
+ * The one HTTP server: probes, then the front door, then operations
+ * endpoints and per-server MCP routes. Per request it does a map lookup and
+ * the checks; everything else was built when the route table was.
  */
 export function createProxyServer(options: ProxyServerOptions): Server {
   const { state, logger, metrics } = options;
-  const server = createServer((req, res) => {
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // Deadlines are checked on this interval, so it is a fraction of the shortest one.
+  const server = createServer({ connectionsCheckingInterval: Math.min(1_000, Math.ceil(requestTimeout / 4)) }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = headerValue(req, 'x-request-id') ?? randomUUID();
     res.setHeader('x-request-id', requestId);
@@ -63,10 +75,36 @@ export function createProxyServer(options: ProxyServerOptions): Server {
         metrics.latency.observe({ server, method }, seconds);
       });
   });
-  // Streams are long-lived by design; only idle keep-alive sockets time out.
-  server.requestTimeout = 0;
+  // Node's requestTimeout ends when the request is received: a slow sender
+  // (one byte a second) gets 408, a long-lived response stream does not.
+  server.requestTimeout = requestTimeout;
+  server.headersTimeout = Math.min(HEADERS_TIMEOUT_MS, requestTimeout);
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
+  server.once('listening', () => warnIfExposed(server, logger));
   return server;
+}
+
+/** Answers for requests Node refused before berth saw them; other codes get 400. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
+
+/**
+ * Like Node's default, but ends the socket instead of destroying it: a slow
+ * sender still has bytes in flight, and destroying with unread input resets
+ * the connection, which can discard the 408 before the client reads it.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response already under way cannot be followed by another status line.
+  const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (err.code === 'ECONNRESET' || !socket.writable || started) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  setTimeout(() => socket.destroy(), 5_000).unref();
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, metrics: Metrics): Promise<void> {
@@ -74,30 +112,79 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   const raw = req.url ?? '/';
   const queryAt = raw.indexOf('?');
   const pathname = queryAt < 0 ? raw : raw.slice(0, queryAt);
+  // Probes answer everyone: load balancers and kubelets call from other hosts, without credentials.
   switch (pathname) {
     case '/healthz':
-      return sendJson(res, 200, { status: 'ok' });
+      if (readOnly(req, res)) sendJson(res, 200, { status: 'ok' });
+      return;
     case '/readyz': {
+      if (!readOnly(req, res)) return;
       const readiness = state.readiness();
       return sendJson(res, readiness.ready ? 200 : 503, readiness);
     }
+  }
+  if (!frontDoor(req, res, state.originPolicy())) return;
+  switch (pathname) {
     case '/metrics': {
-      if (!(await state.gate().admitOperator(req, res))) return;
+      if (!readOnly(req, res) || !(await state.gate().admitOperator(req, res))) return;
       const body = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
       res.end(body);
       return;
     }
     case '/status':
-      if (!(await state.gate().admitOperator(req, res))) return;
-      return sendJson(res, 200, await state.status());
+      if (readOnly(req, res) && (await state.gate().admitOperator(req, res))) sendJson(res, 200, await state.status());
+      return;
   }
-  const refusal = checkOrigin(req, state.originPolicy());
-  if (refusal !== undefined) return sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
   const identity = await state.gate().admit(req, res, pathname, state.table());
   if (identity === undefined) return;
   ctx.identity = identity;
+  // Anonymous clients are told apart by address for the per-client session cap.
+  ctx.client = identity === ANONYMOUS ? `anonymous@${req.socket.remoteAddress ?? ''}` : `user:${identity.user}`;
+  const credentials = state.credentials?.();
+  if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
+  return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
+}
 
+/**
+ * The front door's checks before identity, the one place every route but
+ * the probes passes, in this order: Host (DNS rebinding), Origin, CORS
+ * (preflights are answered here, since browsers send them without
+ * credentials). Answers the request itself and returns false when it goes
+ * no further; the identity step (the auth gate) follows.
+ */
+export function frontDoor(req: IncomingMessage, res: ServerResponse, policy: OriginPolicy): boolean {
+  const refusal = checkHost(req, policy) ?? checkOrigin(req, policy);
+  if (refusal !== undefined) {
+    sendRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
+    return false;
+  }
+  const cors = corsHeaders(req, policy);
+  for (const [name, value] of Object.entries(cors ?? {})) res.setHeader(name, value);
+  if (!isPreflight(req)) return true;
+  if (cors === undefined) sendRpcError(res, 403, -32000, `Forbidden: Origin ${req.headers.origin ?? ''} may not call berth cross-origin; add it to listen.allowedOrigins`);
+  else res.writeHead(204, PREFLIGHT_HEADERS).end();
+  return false;
+}
+
+/** Operations endpoints are read-only: anything but GET and HEAD gets 405. */
+function readOnly(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return true;
+  sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, READ_ONLY);
+  return false;
+}
+
+/** Says at start what other hosts can reach: only the probes, while no auth provider is enforced. */
+function warnIfExposed(server: Server, logger: Logger): void {
+  const address = server.address();
+  if (address === null || typeof address === 'string' || isLoopbackAddress(address.address)) return;
+  logger.warn(
+    { address: address.address, port: address.port, open: ['/healthz', '/readyz'], loopbackOnly: ['/mcp/<server>', '/sse/<server>', '/status', '/metrics'] },
+    'listening on a non-loopback address without auth: other hosts reach /healthz and /readyz (which name servers that are not ready); MCP routes, /status and /metrics refuse them with 403 until auth is configured',
+  );
+}
+
+async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, pathname: string, query: string): Promise<void> {
   const isSse = pathname.startsWith(SSE_PREFIX);
   if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
     return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
@@ -119,14 +206,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   }
   const sse = handler.kind === 'mcp' ? handler.endpoint : handler.sse;
   if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
-  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(queryAt < 0 ? '' : raw.slice(queryAt + 1)).get('sessionId'));
+  if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(query).get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
 }
 
 /** A request's context; the abort signal and the child logger are made only when used. */
 class Context implements RequestContext {
   readonly requestId: string;
+  // Set by the front door before any route sees the context.
   identity: Identity = ANONYMOUS;
+  client = '';
   server?: string;
   method?: string;
   readonly #res: ServerResponse;

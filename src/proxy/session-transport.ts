@@ -6,6 +6,7 @@ import type { Logger } from '../observe/log.ts';
 import { SessionEventStore, streamOf } from './event-store.ts';
 import type { Refusal } from './http-util.ts';
 import { accepts, sendRpcError } from './http-util.ts';
+import { exceedsQueue, MAX_QUEUED_BYTES } from './web-adapter.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest, isResponse } from './jsonrpc.ts';
 
@@ -18,15 +19,13 @@ import { ErrorCode, isRequest, isResponse } from './jsonrpc.ts';
 
 export interface SessionTransportOptions {
   readonly sessionId: string;
-  readonly server: string;
   readonly logger: Logger;
   /** Interval of keep-alive comments on SSE streams; a POST waiting this long turns into SSE to carry them. */
   readonly keepAliveMs: number;
-  /** Bytes an SSE stream may have queued for its socket before it is closed. */
+  /** Bytes an SSE stream may have queued for its socket before it is closed; default MAX_QUEUED_BYTES. */
   readonly maxQueuedBytes?: number;
 }
 
-export const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** The SDK's limit, kept so both answer the same batch the same way. */
 const MAX_BATCH = 100;
 const STANDALONE = 'g';
@@ -86,7 +85,7 @@ export class SessionTransport implements Transport {
   constructor(options: SessionTransportOptions) {
     this.#o = options;
     this.sessionId = options.sessionId;
-    this.#maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.#maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   }
 
   async start(): Promise<void> {}
@@ -187,7 +186,7 @@ export class SessionTransport implements Transport {
     clearTimeout(exchange.timer);
     this.#events ??= new SessionEventStore();
     (this.#resumable ??= new Map()).set(exchange.stream, exchange);
-    exchange.sse = this.#sse(exchange.res, 'request');
+    exchange.sse = this.#sse(exchange.res);
     for (const answer of exchange.answers ?? []) this.#emit(exchange.stream, exchange.sse, answer);
     return exchange.sse;
   }
@@ -226,7 +225,7 @@ export class SessionTransport implements Transport {
 
   #openStandalone(res: ServerResponse): SseStream {
     this.#events ??= new SessionEventStore();
-    const sse = this.#sse(res, 'standalone');
+    const sse = this.#sse(res);
     this.#standalone = sse;
     res.once('close', () => {
       if (this.#standalone !== sse) return;
@@ -248,7 +247,7 @@ export class SessionTransport implements Transport {
       for (const e of missed) sse.write(frame(e.id, e.data));
       return;
     }
-    const sse = this.#sse(res, 'request');
+    const sse = this.#sse(res);
     for (const e of missed) sse.write(frame(e.id, e.data));
     if (exchange === undefined) return sse.end(); // everything it had to say was replayed
     exchange.res = res;
@@ -256,10 +255,8 @@ export class SessionTransport implements Transport {
     res.once('close', () => this.#left(exchange, res));
   }
 
-  #sse(res: ServerResponse, kind: 'standalone' | 'request'): SseStream {
-    return new SseStream(res, this.sessionId, this.#o.keepAliveMs, this.#maxQueued, (queued) => {
-      this.#o.logger.warn({ server: this.#o.server, stream: kind, queuedBytes: queued, limitBytes: this.#maxQueued }, 'closing an SSE stream whose client does not keep up');
-    });
+  #sse(res: ServerResponse): SseStream {
+    return new SseStream(res, this.sessionId, this.#o.keepAliveMs, this.#maxQueued, this.#o.logger);
   }
 }
 
@@ -275,14 +272,14 @@ function frame(id: string | undefined, data: string): string {
 class SseStream {
   readonly #res: ServerResponse;
   readonly #limit: number;
-  readonly #onOverflow: (queued: number) => void;
+  readonly #log: Logger;
   readonly #keepAlive: NodeJS.Timeout;
   #open = true;
 
-  constructor(res: ServerResponse, sessionId: string, keepAliveMs: number, limit: number, onOverflow: (queued: number) => void) {
+  constructor(res: ServerResponse, sessionId: string, keepAliveMs: number, limit: number, log: Logger) {
     this.#res = res;
     this.#limit = limit;
-    this.#onOverflow = onOverflow;
+    this.#log = log;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no', 'mcp-session-id': sessionId });
     res.flushHeaders();
     this.#keepAlive = setInterval(() => this.write(KEEP_ALIVE), keepAliveMs).unref();
@@ -290,11 +287,7 @@ class SseStream {
 
   write(chunk: string): void {
     if (!this.#open) return;
-    if (this.#res.write(chunk) || this.#res.writableLength <= this.#limit) return;
-    const queued = this.#res.writableLength;
-    this.stop();
-    this.#res.destroy();
-    this.#onOverflow(queued);
+    if (!this.#res.write(chunk) && exceedsQueue(this.#res, this.#log, this.#limit)) this.stop();
   }
 
   end(): void {

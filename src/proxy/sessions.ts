@@ -1,35 +1,56 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Logger } from '../observe/log.ts';
+import type { Metrics } from '../observe/metrics.ts';
 
 /** A downstream MCP session berth holds for a client. */
 export interface SessionEntry {
   readonly id: string;
   readonly server: string;
   readonly user: string;
+  /** Whose sessions count together against the per-client cap (see RequestContext.client). */
+  readonly client: string;
   readonly kind: 'streamable-http' | 'sse';
   readonly transport: Transport;
   lastSeen: number;
 }
 
+/** Why berth closed a session its client had not closed. */
+export type EvictionReason = 'idle' | 'client-limit' | 'total-limit';
+
 export interface SessionStoreOptions {
   /** A session unused this long is closed; its id then gets 404. */
   readonly idleTtlMs: number;
-  /** Past this many sessions the least recently used one is closed. */
-  readonly maxSessions: number;
+  /** Past this many sessions in all, the least recently used one is closed. */
+  readonly maxSessions?: number;
+  /** Past this many sessions of one client, that client's least recently used one is closed. */
+  readonly maxSessionsPerClient?: number;
+  /** Told of every session berth closes on its own. */
+  readonly onEvict?: (entry: SessionEntry, reason: EvictionReason) => void;
   readonly now?: () => number;
 }
 
+export const DEFAULT_MAX_SESSIONS = 20_000;
+export const DEFAULT_MAX_SESSIONS_PER_CLIENT = 1_000;
+
 /**
  * Every open downstream session, bounded in count and age: an abandoned
- * session costs memory until it expires, never forever.
+ * session costs memory until it expires, never forever. A client past its own
+ * cap loses its own oldest session, so one client opening sessions in a loop
+ * cannot push out another client's live one; the total cap is the last resort.
  */
 export class SessionStore {
   // Map iteration order is insertion order; touching re-inserts, so the first entry is the least recently used.
   readonly #sessions = new Map<string, SessionEntry>();
+  readonly #byClient = new Map<string, Map<string, SessionEntry>>();
   readonly #options: SessionStoreOptions;
+  readonly #maxSessions: number;
+  readonly #maxPerClient: number;
   readonly #now: () => number;
 
   constructor(options: SessionStoreOptions) {
     this.#options = options;
+    this.#maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.#maxPerClient = options.maxSessionsPerClient ?? DEFAULT_MAX_SESSIONS_PER_CLIENT;
     this.#now = options.now ?? Date.now;
   }
 
@@ -45,31 +66,30 @@ export class SessionStore {
   touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind' | 'user'>): SessionEntry | undefined {
     const entry = this.#sessions.get(id);
     if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.user !== owner.user) return undefined;
-    this.#sessions.delete(id);
+    this.#remove(entry);
     entry.lastSeen = this.#now();
-    this.#sessions.set(id, entry);
+    this.#insert(entry);
     return entry;
   }
 
   /** Registers a new session, used as of now. */
   add(session: Omit<SessionEntry, 'lastSeen'>): void {
     const entry: SessionEntry = { ...session, lastSeen: this.#now() };
-    this.#sessions.set(entry.id, entry);
-    while (this.#sessions.size > this.#options.maxSessions) {
-      const oldest = this.#sessions.values().next().value;
-      if (oldest === undefined) break;
-      this.close(oldest.id);
-    }
+    const own = this.#byClient.get(entry.client);
+    while (own !== undefined && own.size >= this.#maxPerClient) this.#evict(own.values().next().value, 'client-limit');
+    this.#insert(entry);
+    while (this.#sessions.size > this.#maxSessions) this.#evict(this.#sessions.values().next().value, 'total-limit');
   }
 
   delete(id: string): void {
-    this.#sessions.delete(id);
+    const entry = this.#sessions.get(id);
+    if (entry !== undefined) this.#remove(entry);
   }
 
   close(id: string): void {
     const entry = this.#sessions.get(id);
     if (entry === undefined) return;
-    this.#sessions.delete(id);
+    this.#remove(entry);
     void entry.transport.close().catch(() => undefined);
   }
 
@@ -79,7 +99,7 @@ export class SessionStore {
     let closed = 0;
     for (const entry of [...this.#sessions.values()]) {
       if (entry.lastSeen >= cutoff) break; // the rest were used more recently
-      this.close(entry.id);
+      this.#evict(entry, 'idle');
       closed++;
     }
     return closed;
@@ -94,4 +114,35 @@ export class SessionStore {
   closeAll(): void {
     for (const id of [...this.#sessions.keys()]) this.close(id);
   }
+
+  #evict(entry: SessionEntry | undefined, reason: EvictionReason): void {
+    if (entry === undefined) return;
+    this.close(entry.id);
+    this.#options.onEvict?.(entry, reason);
+  }
+
+  #insert(entry: SessionEntry): void {
+    this.#sessions.set(entry.id, entry);
+    let own = this.#byClient.get(entry.client);
+    if (own === undefined) this.#byClient.set(entry.client, (own = new Map()));
+    own.set(entry.id, entry);
+  }
+
+  #remove(entry: SessionEntry): void {
+    this.#sessions.delete(entry.id);
+    const own = this.#byClient.get(entry.client);
+    own?.delete(entry.id);
+    if (own?.size === 0) this.#byClient.delete(entry.client);
+  }
+}
+
+/** Logs and counts evictions: a client whose session vanished can be told why. */
+export function reportEvictions(logger: Logger, metrics: Pick<Metrics, 'sessionsEvicted'>): (entry: SessionEntry, reason: EvictionReason) => void {
+  return (entry, reason) => {
+    metrics.sessionsEvicted.inc({ reason });
+    const fields = { session: entry.id, server: entry.server, user: entry.user, client: entry.client, reason };
+    // Idle expiry is routine; a cap being hit is worth an operator's attention.
+    if (reason === 'idle') logger.debug(fields, 'session evicted');
+    else logger.warn(fields, 'session evicted');
+  };
 }

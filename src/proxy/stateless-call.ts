@@ -6,6 +6,7 @@ import { writeJson } from './http-util.ts';
 import type { Request, RequestId, Response } from './jsonrpc.ts';
 import { isNotification, isRequest, isResponse } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
+import { MAX_QUEUED_BYTES } from './web-adapter.ts';
 
 /** How long a call waiting for the client's input is kept. */
 const PARK_TTL_MS = 5 * 60_000;
@@ -149,6 +150,8 @@ class ModernReply {
       this.#streaming = true;
       this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
     }
+    // Progress is superseded by the next one: a client this far behind loses some, never the result.
+    if (this.res.writableLength > MAX_QUEUED_BYTES) return;
     this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   }
 

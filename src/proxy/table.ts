@@ -52,6 +52,8 @@ export interface TableDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly keepAliveMs: number;
+  /** listen.publicUrl, for links berth gives out. */
+  readonly publicUrl?: string;
   /**
    * The handler serving `server` in the current route table (not the one
    * being built): composites reach their components through it, at connect time.
@@ -135,7 +137,7 @@ export async function retireHandlers(previous: RouteTable, next: RouteTable): Pr
 
 function handlerFor(route: Route, deps: TableDeps): RouteHandler {
   const endpoint = (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>): McpEndpoint =>
-    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger });
+    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
   switch (route.kind) {
     case 'hosted': {
       const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
@@ -145,11 +147,11 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
       const remote = (): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, logger: deps.logger });
       if (route.transport === 'sse') {
         const upstream = remote();
-        return { kind: 'mcp', route, endpoint: endpoint(async () => upstream.mux), close: () => upstream.close() };
+        return { kind: 'mcp', route, endpoint: endpoint((_user, signal) => upstream.acquire(signal)), close: () => upstream.close() };
       }
       const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
       let bridge: RemoteUpstream | undefined;
-      const sse = endpoint(async () => (bridge ??= remote()).mux);
+      const sse = endpoint((_user, signal) => (bridge ??= remote()).acquire(signal));
       return {
         kind: 'passthrough',
         route,

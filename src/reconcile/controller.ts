@@ -1,9 +1,9 @@
 import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import { loadConfigFile } from '../config/load.ts';
+import { loadConfigFileAsync } from '../config/load-async.ts';
+import { restartRequired } from '../config/restart.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import { ConfigError, formatIssue } from '../config/issues.ts';
-import { canonicalJson } from '../desired/hash.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { DesiredState, Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
@@ -44,9 +44,6 @@ export interface ControllerOptions {
   readonly listTimeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
-
-/** Settings read once at start; a changed value is reported, not applied. */
-const RESTART_ONLY = ['listen', 'backend'] as const;
 
 /**
  * Plans and applies: on start, on file change, on SIGHUP, periodically and on
@@ -143,13 +140,14 @@ export class Controller {
     const log = this.#o.logger.child({ reloadId: this.#generation + 1, reason });
     let loaded: LoadedConfig;
     try {
-      loaded = loadConfigFile(this.#o.file, this.#o.env);
+      // Parsed off the event loop: a large file never stalls the proxy.
+      loaded = await loadConfigFileAsync(this.#o.file, this.#o.env, this.#closing.signal);
     } catch (err) {
       const issues: readonly ConfigIssue[] = err instanceof ConfigError ? err.issues : [];
       return this.#reject(log, reason, issues.length > 0 ? issues.map(formatIssue) : [(err as Error).message]);
     }
     const previous = this.#loaded;
-    const needsRestart = previous === undefined ? [] : RESTART_ONLY.filter((key) => canonicalJson(previous.config[key] ?? null) !== canonicalJson(loaded.config[key] ?? null));
+    const needsRestart = previous === undefined ? [] : restartRequired(previous.config, loaded.config);
     const backendType = loaded.config.backend?.type ?? 'local';
     if (backendType !== this.#o.backend.name) {
       return this.#reject(log, reason, [`${this.#o.file}: backend ${backendType} differs from the running backend ${this.#o.backend.name}; changing backends needs a restart`]);
@@ -172,7 +170,9 @@ export class Controller {
         : planChanges(desired, { units: observedUnits(snapshot, previousDesired ?? desired, this.#units.status()), routes: previousDesired?.routes ?? [] })
             .actions.filter((a) => a.kind !== 'keep')
             .map((a) => a.unit.name);
-    const changed = [...names];
+    // Units this process never converged (adopted after a restart) must still reach the pool.
+    const unknown = desired.units.filter((u) => !this.#units.status().has(u.name)).map((u) => u.name);
+    const changed = [...new Set([...names, ...unknown])];
     if (changed.length > 0) log.info({ units: changed }, 'applying plan');
     this.#units.enqueue(desired.units, changed, snapshot);
     // Last: once the routes change nothing above can fail any more.

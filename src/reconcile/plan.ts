@@ -1,4 +1,5 @@
 import { canonicalJson } from '../desired/hash.ts';
+import { redactUrls } from '../observe/redact.ts';
 import type { DesiredState, Route, Settings, Unit, UnitSpec } from '../desired/types.ts';
 
 /** A unit as found running (or as an older config declared it). */
@@ -75,7 +76,7 @@ export function observedAfter(plan: Plan, desired: DesiredState): ObservedState 
 
 const SECRET = '(secret)';
 
-/** The plan with every secret value (see secretPaths) replaced by `(secret)`: safe to print or store. */
+/** The plan with every secret value (see secretPaths) replaced by `(secret)` and URL credentials by `REDACTED`: safe to print or store. */
 export function redactPlan(plan: Plan): Plan {
   const actions = plan.actions.map((action): Action => {
     if (action.kind === 'delete') return action.unit.spec === undefined ? action : { ...action, unit: { ...action.unit, spec: redactSpec(action.unit.spec) } };
@@ -85,7 +86,10 @@ export function redactPlan(plan: Plan): Plan {
 }
 
 function redactSpec(spec: UnitSpec): UnitSpec {
-  return { ...spec, env: redactSettings(spec.env, Object.keys(spec.env.values)) };
+  const args = spec.args.map(redactUrls);
+  const env = redactSettings(spec.env, Object.keys(spec.env.values));
+  // npx and uvx take git and tarball URLs as packages, credentials included.
+  return spec.runtime === 'container' || spec.runtime === 'command' ? { ...spec, args, env } : { ...spec, package: redactUrls(spec.package), args, env };
 }
 
 /** A route with its secret values replaced, fit for /status and printed plans. */
@@ -93,7 +97,8 @@ export function redactRoute(route: Route): Route {
   if (route.kind === 'composite') return route;
   const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
   const secret = [...route.headers.sensitive, ...Object.keys(route.headers.values).filter((name) => CREDENTIAL_HEADER.test(name))];
-  return { ...route, headers: redactSettings(route.headers, secret), ...oauth };
+  const url = route.kind === 'remote' ? { url: redactUrls(route.url) } : {};
+  return { ...route, headers: redactSettings(route.headers, secret), ...oauth, ...url };
 }
 
 function redactSettings(settings: Settings, secret: readonly string[]): Settings {
@@ -180,8 +185,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** A changed value as printed; URLs anywhere in it lose their credentials. */
 function show(value: unknown): string {
-  return typeof value === 'string' ? value : canonicalJson(value);
+  return redactUrls(typeof value === 'string' ? value : canonicalJson(value));
 }
 
 function compare(a: string, b: string): number {

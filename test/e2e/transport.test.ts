@@ -141,18 +141,30 @@ describe('transport rules', () => {
   });
 
   test('the 2026-07-28 SDK client works statelessly (discover, list, call)', async () => {
-    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { versionNegotiation: { pin: '2026-07-28' } } as never);
-    await client.connect(new ModernTransport(new URL(mcp)));
+    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    // Every answer berth gives this client: a stateless one must never hand out a session.
+    const sessionHeaders: string[] = [];
+    const recording = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const res = await fetch(input, init);
+      const id = res.headers.get('mcp-session-id');
+      if (id !== null) sessionHeaders.push(id);
+      return res;
+    };
+    const sessionsBefore = b.berth.sessions.size;
+    const transport = new ModernTransport(new URL(mcp), { fetch: recording });
+    await client.connect(transport);
     const tools = await client.listTools();
     assert.ok(tools.tools.some((t) => t.name === 'echo'));
     const result = (await client.callTool({ name: 'echo', arguments: { message: 'stateless' } })) as { content: { text: string }[] };
     assert.equal(result.content[0]?.text, 'Echo: stateless');
-    assert.equal(b.berth.sessions.size >= 0, true);
+    assert.deepEqual(sessionHeaders, [], 'no response carried Mcp-Session-Id');
+    assert.equal(transport.sessionId, undefined);
+    assert.equal(b.berth.sessions.size, sessionsBefore, 'berth opened no session for it');
     await client.close();
   });
 
   test('a 2026-07-28 client answers server-initiated requests in extra rounds (input_required)', async () => {
-    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { capabilities: { elicitation: { form: {} }, sampling: {} }, versionNegotiation: { pin: '2026-07-28' } } as never);
+    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { capabilities: { elicitation: { form: {} }, sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
     let asked = 0;
     client.setRequestHandler('elicitation/create' as never, (async () => {
       asked++;

@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
-import type { Berth } from '../../src/cli/serve.ts';
+import type { Berth, ServeOptions } from '../../src/cli/serve.ts';
 import type { StatusReport } from '../../src/cli/status-model.ts';
 import { startBerth } from '../../src/cli/serve.ts';
+import type { Logger } from '../../src/observe/log.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -42,11 +43,11 @@ export function configText(servers: string, head = ''): string {
 }
 
 /** Starts berth in-process on a config in a fresh temp dir, on a free port. */
-export async function startTestBerth(servers: string, head = ''): Promise<TestBerth> {
+export async function startTestBerth(servers: string, head = '', options: { logger?: Logger; serve?: ServeOptions } = {}): Promise<TestBerth> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-test-'));
   const file = path.join(dir, 'berth.yaml');
   writeFileSync(file, configText(servers, head));
-  const berth = await startBerth(file, { port: 0 }, silentLogger());
+  const berth = await startBerth(file, { ...options.serve, port: 0 }, options.logger ?? silentLogger());
   return {
     berth,
     url: berth.url,

@@ -209,6 +209,17 @@ describe('berth plan', { concurrency: true }, () => {
     assert.doesNotMatch(r.stdout, /tok-SECRET/);
   });
 
+  it('URL credentials are REDACTED in the text and --json plan', async () => {
+    writeFileSync(path.join(dir, 'remote-token.yaml'), 'version: 1\nservers:\n  docs:\n    type: remote\n    url: https://bot:pw-SECRET-1@docs.example.com/mcp?apikey=key-SECRET-2&team=core\n');
+    for (const args of [['plan', 'remote-token.yaml', '--json'], ['plan', 'remote-token.yaml']]) {
+      const r = await berth(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stdout, /SECRET/);
+    }
+    const json = await berth(['plan', 'remote-token.yaml', '--json']);
+    assert.match(json.stdout, /"url": "https:\/\/REDACTED:REDACTED@docs\.example\.com\/mcp\?apikey=REDACTED&team=core"/);
+  });
+
   it('--json with no changes: changes false, exit 0', async () => {
     const r = await berth(['plan', '--json', 'good.yaml', '--from', 'good.yaml']);
     assert.equal(r.code, 0, r.stderr);

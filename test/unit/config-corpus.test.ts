@@ -148,12 +148,13 @@ function berthErrorCodesInSource(): Set<string> {
   return codes;
 }
 
-/** Codes only `loadConfigFile` produces: an unreadable file, and the error wrapping every issue. */
+/** Codes only `loadConfigFile` produces: an unreadable or too large file, and the error wrapping every issue. */
 function loadConfigFileCodes(): Set<string> {
   const codes = new Set<string>();
-  for (const file of [path.join(invalidDir, 'no-such-file.yaml'), path.join(invalidDir, 'several-schema-errors.yaml')]) {
+  const tooSmall = { ...ENV, BERTH_CONFIG_MAX_BYTES: '16' };
+  for (const [file, env] of [[path.join(invalidDir, 'no-such-file.yaml'), ENV], [path.join(invalidDir, 'several-schema-errors.yaml'), ENV], [path.join(invalidDir, 'several-schema-errors.yaml'), tooSmall]] as const) {
     try {
-      loadConfigFile(file, ENV);
+      loadConfigFile(file, env);
     } catch (err) {
       assert.ok(err instanceof ConfigError);
       codes.add(err.code);
@@ -186,8 +187,8 @@ test('docs/errors.md documents every error code', () => {
 });
 
 test('docs/errors.md shows config issue examples berth really prints', () => {
-  // Examples whose text depends on where files are: they are shown with a realistic path instead.
-  const pathDependent = new Set(['config_unreadable', 'interpolation_file_unreadable']);
+  // Examples whose text depends on where files are, or on their size: they are shown with realistic values instead.
+  const pathDependent = new Set(['config_unreadable', 'config_too_large', 'interpolation_file_unreadable']);
   const printed = new Set<string>();
   for (const name of fixtureNames(invalidDir)) {
     for (const line of expectedLines(name)) printed.add(line.replace(`${name}.yaml:`, 'berth.yaml:').replaceAll('\\|', '|'));

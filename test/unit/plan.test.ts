@@ -248,6 +248,17 @@ const cases: readonly Case[] = [
     expected: { actions: ['keep files'], unitChanges: {}, routes: ['add linear'], routeChanges: {} },
   },
   {
+    name: 'secret: URL credentials (userinfo, token parameters, args) show as REDACTED, the rest of the URL as written',
+    from: { linear: { ...linear, url: 'https://bot:tok-PASS-1@mcp.linear.app/mcp?team=core&apikey=tok-KEY-1' }, tool },
+    to: { linear: { ...linear, url: 'https://bot:tok-PASS-1@mcp.linear.app/mcp?team=core&apikey=tok-KEY-2' }, tool: { ...tool, args: ['--upstream', 'https://x.example.com/?access_token=tok-ARG-1'] } },
+    expected: {
+      actions: ['replace tool'],
+      unitChanges: { tool: [{ path: 'args', from: '["--stdio"]', to: '["--upstream","https://x.example.com/?access_token=REDACTED"]' }] },
+      routes: ['change linear'],
+      routeChanges: { linear: [{ path: 'url', from: 'https://REDACTED:REDACTED@mcp.linear.app/mcp?team=core&apikey=REDACTED', to: 'https://REDACTED:REDACTED@mcp.linear.app/mcp?team=core&apikey=REDACTED' }] },
+    },
+  },
+  {
     name: 'secret: a changed env value shows (secret), never the value',
     from: { files },
     to: { files: { ...files, env: { API_TOKEN: 'tok-NEW-4321', LOG_LEVEL: 'info' } } },

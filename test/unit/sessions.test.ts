@@ -10,12 +10,13 @@ function fakeTransport(closed: string[], id: string): Transport {
 
 const owner = { server: 's', user: 'u', kind: 'streamable-http' } as const;
 
-function store(options: { idleTtlMs: number; maxSessions: number }) {
+function store(options: { idleTtlMs: number; maxSessions: number; maxSessionsPerClient?: number }) {
   let now = 0;
   const closed: string[] = [];
-  const sessions = new SessionStore({ ...options, now: () => now });
-  const add = (id: string): void => sessions.add({ id, ...owner, transport: fakeTransport(closed, id) });
-  return { sessions, closed, add, advance: (ms: number) => (now += ms) };
+  const evicted: string[] = [];
+  const sessions = new SessionStore({ ...options, now: () => now, onEvict: (entry, reason) => evicted.push(`${entry.id} ${reason}`) });
+  const add = (id: string, client = 'c'): void => sessions.add({ id, ...owner, client, transport: fakeTransport(closed, id) });
+  return { sessions, closed, evicted, add, advance: (ms: number) => (now += ms) };
 }
 
 test('sessions unused past the TTL are closed; used ones live on', () => {
@@ -27,6 +28,7 @@ test('sessions unused past the TTL are closed; used ones live on', () => {
   s.advance(600);
   assert.equal(s.sessions.expire(), 1);
   assert.deepEqual(s.closed, ['b']);
+  assert.deepEqual(s.evicted, ['b idle']);
   assert.equal(s.sessions.touch('b', owner), undefined, 'an expired id is unknown (404)');
   assert.ok(s.sessions.touch('a', owner));
 });
@@ -38,6 +40,7 @@ test('past maxSessions the least recently used session is closed', () => {
   s.sessions.touch('a', owner);
   s.add('c');
   assert.deepEqual(s.closed, ['b']);
+  assert.deepEqual(s.evicted, ['b total-limit']);
   assert.equal(s.sessions.size, 2);
   assert.deepEqual([...s.sessions.countByServer()], [['s', 2]]);
 });
@@ -50,4 +53,31 @@ test('closeAll closes every session once', () => {
   s.sessions.closeAll();
   assert.deepEqual(s.closed.sort(), ['a', 'b']);
   assert.equal(s.sessions.size, 0);
+});
+
+test('a client past its own cap loses its own least recently used session, never another client\'s', () => {
+  const s = store({ idleTtlMs: 60_000, maxSessions: 100, maxSessionsPerClient: 3 });
+  s.add('alice-1', 'alice');
+  for (let i = 1; i <= 50; i++) {
+    s.add(`mallory-${i}`, 'mallory');
+    if (i === 2) s.sessions.touch('mallory-1', owner); // used: mallory-2 is now the oldest
+  }
+  assert.ok(s.sessions.touch('alice-1', owner), 'the other client\'s session lives');
+  assert.equal(s.sessions.size, 4);
+  assert.deepEqual(s.evicted.slice(0, 2), ['mallory-2 client-limit', 'mallory-1 client-limit']);
+  assert.equal(s.evicted.length, 47);
+  assert.ok(s.evicted.every((e) => e.endsWith('client-limit') && e.startsWith('mallory-')));
+  assert.ok(s.sessions.touch('mallory-50', owner) && s.sessions.touch('mallory-49', owner) && s.sessions.touch('mallory-48', owner));
+});
+
+test('deleted and closed sessions free their client\'s share', () => {
+  const s = store({ idleTtlMs: 60_000, maxSessions: 100, maxSessionsPerClient: 2 });
+  s.add('a', 'x');
+  s.add('b', 'x');
+  s.sessions.delete('a');
+  s.sessions.close('b');
+  s.add('c', 'x');
+  s.add('d', 'x');
+  assert.deepEqual(s.evicted, []);
+  assert.equal(s.sessions.size, 2);
 });

@@ -1,0 +1,218 @@
+// The Kubernetes backend: every placement is a set of objects applied with
+// server-side apply, every pod an instance. Writes happen only when the live
+// object differs from the rendered one, so an unchanged config and a new user
+// of a shared server cost reads, never writes.
+import type { KubeConfig, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
+import { BackendError } from '../backend.ts';
+import type { Header } from './api.ts';
+import { KubeApi } from './api.ts';
+import { isApplied } from './compare.ts';
+import type { KubeObject } from './objects.ts';
+import { ANNOTATIONS, LABELS, ownerSelector, placementName, renderPlacement } from './objects.ts';
+import { belongsTo, observeDeployment, observeInstances, observePod, parsePlaceholder } from './observe.ts';
+import type { KubernetesSettings } from './settings.ts';
+import type { WatchStats, WatchUpdate } from './watch.ts';
+import { watchObjects } from './watch.ts';
+
+export interface KubernetesBackendOptions {
+  readonly settings: KubernetesSettings;
+  readonly config: KubeConfig;
+  readonly logger: Logger;
+}
+
+/** Kinds a placement may have besides its Deployment and Service; ones it no longer renders are deleted. */
+const OPTIONAL_KINDS: readonly (readonly [string, string])[] = [
+  ['v1', 'Secret'],
+  ['networking.k8s.io/v1', 'NetworkPolicy'],
+  ['policy/v1', 'PodDisruptionBudget'],
+  ['autoscaling/v2', 'HorizontalPodAutoscaler'],
+];
+
+/** What berth does in its namespace: the RBAC self-check asks for exactly these, and deploy/ grants exactly these. */
+export const REQUIRED_ACCESS: readonly { readonly group: string; readonly resource: string; readonly verbs: readonly string[] }[] = [
+  { group: 'apps', resource: 'deployments', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+  { group: '', resource: 'services', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: '', resource: 'secrets', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: 'networking.k8s.io', resource: 'networkpolicies', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: 'policy', resource: 'poddisruptionbudgets', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: 'autoscaling', resource: 'horizontalpodautoscalers', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: '', resource: 'pods', verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
+  { group: '', resource: 'pods/log', verbs: ['get'] },
+];
+
+export class KubernetesBackend implements Backend {
+  readonly name = 'kubernetes' as const;
+  readonly #settings: KubernetesSettings;
+  readonly #api: KubeApi;
+  readonly #log: Logger;
+  readonly #selector: string;
+  readonly #closing = new AbortController();
+  /** Watch reconnects and re-lists, for tests and operators. */
+  readonly watchStats: WatchStats = { relists: 0, reconnects: 0 };
+
+  constructor(options: KubernetesBackendOptions) {
+    this.#settings = options.settings;
+    this.#api = new KubeApi(options.config);
+    this.#log = options.logger;
+    this.#selector = Object.entries(ownerSelector(options.settings.owner)).map(([k, v]) => `${k}=${v}`).join(',');
+  }
+
+  /** Asks the API server whether berth may do everything it does; names every missing permission at once. */
+  async checkAccess(signal: AbortSignal): Promise<void> {
+    const namespace = this.#settings.namespace;
+    const checks = REQUIRED_ACCESS.flatMap(({ group, resource, verbs }) => verbs.map((verb) => ({ group, resource, verb })));
+    const answers = await Promise.all(checks.map(async (c) => ({ ...c, allowed: await this.#api.mayDo(c.verb, c.group, c.resource, namespace, signal) })));
+    const missing = answers.filter((a) => !a.allowed).map((a) => `${a.verb} ${a.resource}${a.group === '' ? '' : `.${a.group}`}`);
+    if (missing.length > 0) {
+      throw new BackendError('forbidden', `berth's service account may not, in namespace ${namespace}: ${missing.join(', ')}; apply deploy/kubernetes/rbac.yaml or grant these verbs`, { retryable: false });
+    }
+  }
+
+  /** API write calls this backend made. */
+  get apiWrites(): number {
+    return this.#api.writes;
+  }
+
+  async list(signal: AbortSignal): Promise<readonly ObservedInstance[]> {
+    const [deployments, pods] = await Promise.all([this.#listDeployments(this.#selector, signal), this.#listPods(this.#selector, signal)]);
+    return observeInstances(deployments, pods);
+  }
+
+  async ensure(placement: Placement, signal: AbortSignal): Promise<readonly ObservedInstance[]> {
+    const rendered = renderPlacement(placement, this.#settings);
+    let writes = 0;
+    for (const object of rendered.objects) {
+      const live = await this.#api.readJson(headerOf(object), signal);
+      // The hash annotation says whether berth wrote this version; the comparison catches anyone who changed it since.
+      if (live !== undefined && live.metadata.annotations?.[ANNOTATIONS.appliedHash] === object.metadata.annotations?.[ANNOTATIONS.appliedHash] && isApplied(object, live)) continue;
+      await this.#api.apply(object, signal);
+      writes++;
+    }
+    const kept = new Set(rendered.objects.map((o) => o.kind));
+    for (const [apiVersion, kind] of OPTIONAL_KINDS) {
+      if (kept.has(kind)) continue;
+      const header = { apiVersion, kind, metadata: { name: rendered.name, namespace: this.#settings.namespace } };
+      const stale = await this.#api.read<KubeObject>(header, signal);
+      if (stale === undefined || stale.metadata.labels?.[LABELS.owner] !== this.#settings.owner) continue;
+      await this.#api.delete(header, signal);
+      writes++;
+    }
+    if (writes > 0) this.#log.info({ unit: placement.unit.name, user: placement.user?.hash, writes }, 'placement applied');
+    const selector = Object.entries(rendered.selector).map(([k, v]) => `${k}=${v}`).join(',');
+    const [deployment] = await this.#listDeployments(selector, signal);
+    if (deployment === undefined) return [];
+    return observeDeployment(deployment, (await this.#listPods(selector, signal)).filter((p) => belongsTo(p, deployment)));
+  }
+
+  async remove(instanceId: string, signal: AbortSignal): Promise<void> {
+    const placeholder = parsePlaceholder(instanceId);
+    const pod = placeholder === undefined ? await this.#api.read<V1Pod>(this.#header('v1', 'Pod', instanceId), signal) : undefined;
+    // Another owner's instance is as good as absent.
+    if (pod !== undefined && pod.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) return;
+    const deploymentName = placeholder?.deployment ?? (pod === undefined ? undefined : this.#placementNameOf(pod));
+    if (deploymentName === undefined) return;
+    const deployment = await this.#api.read<V1Deployment>(this.#header('apps/v1', 'Deployment', deploymentName), signal);
+    if (deployment !== undefined && deployment.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) return;
+    if (deployment === undefined) {
+      if (pod !== undefined) await this.#api.delete(this.#header('v1', 'Pod', instanceId), signal);
+      return;
+    }
+    // A pod of an older spec is on its way out with the rollout; only it goes.
+    if (pod !== undefined && pod.metadata?.labels?.[LABELS.specHash] !== deployment.metadata?.labels?.[LABELS.specHash]) {
+      await this.#api.delete(this.#header('v1', 'Pod', instanceId), signal);
+      return;
+    }
+    const replicas = deployment.spec?.replicas ?? 1;
+    if (replicas > 1) {
+      // Scale down by one and make this pod the one to go.
+      if (pod !== undefined) await this.#api.mergePatch(this.#header('v1', 'Pod', instanceId), { metadata: { annotations: { 'controller.kubernetes.io/pod-deletion-cost': '-1000' } } }, signal);
+      await this.#api.mergePatch(this.#header('apps/v1', 'Deployment', deploymentName), { spec: { replicas: replicas - 1 } }, signal);
+      return;
+    }
+    await this.#deletePlacement(deploymentName, signal);
+  }
+
+  async endpoint(instanceId: string, signal: AbortSignal): Promise<UpstreamTransport> {
+    const pod = parsePlaceholder(instanceId) === undefined ? await this.#api.read<V1Pod>(this.#header('v1', 'Pod', instanceId), signal) : undefined;
+    const ip = pod?.status?.podIP;
+    if (pod === undefined || ip === undefined || observePod(pod, 0).state !== 'running') {
+      throw new BackendError('instance_not_found', `instance ${instanceId} has no running pod`, { retryable: true });
+    }
+    const port = pod.spec?.containers[0]?.ports?.find((p) => p.name === 'mcp')?.containerPort;
+    const annotations = pod.metadata?.annotations ?? {};
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    return {
+      kind: 'http',
+      transport: annotations[ANNOTATIONS.transport] === 'sse' ? 'sse' : 'streamable-http',
+      url: `http://${host}:${port ?? 80}${annotations[ANNOTATIONS.path] ?? '/mcp'}`,
+      headers: {},
+    };
+  }
+
+  async logs(instanceId: string, tail: number, signal: AbortSignal): Promise<readonly string[]> {
+    if (parsePlaceholder(instanceId) !== undefined) return [];
+    const text = await this.#api.podLog(instanceId, this.#settings.namespace, tail, signal);
+    return text.split('\n').filter((line) => line !== '');
+  }
+
+  async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
+    // A consumer that stops iterating ends the watch too, not only an aborted signal.
+    const stopped = new AbortController();
+    const both = AbortSignal.any([signal, this.#closing.signal, stopped.signal]);
+    const queue: InstanceEvent[] = [];
+    let wake: (() => void) | undefined;
+    const push = (update: WatchUpdate<V1Pod>): void => {
+      const pod = update.object;
+      queue.push(update.kind === 'delete' ? { kind: 'removed', id: pod.metadata?.name ?? '', unit: pod.metadata?.labels?.[LABELS.server] ?? '' } : { kind: 'changed', instance: observePod(pod, 0) });
+      wake?.();
+    };
+    const namespace = this.#settings.namespace;
+    const watching = watchObjects<V1Pod>(this.#api, { apiVersion: 'v1', kind: 'Pod', path: `/api/v1/namespaces/${namespace}/pods`, namespace, labelSelector: this.#selector }, push, both, this.watchStats);
+    both.addEventListener('abort', () => wake?.(), { once: true });
+    try {
+      while (!both.aborted) {
+        const next = queue.shift();
+        if (next !== undefined) yield next;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      stopped.abort();
+      await watching;
+    }
+  }
+
+  async close(): Promise<void> {
+    // Pods keep running: the next berth adopts them.
+    this.#closing.abort();
+  }
+
+  async #deletePlacement(name: string, signal: AbortSignal): Promise<void> {
+    for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['autoscaling/v2', 'HorizontalPodAutoscaler'], ['policy/v1', 'PodDisruptionBudget'], ['v1', 'Service'], ['networking.k8s.io/v1', 'NetworkPolicy'], ['v1', 'Secret']] as const) {
+      await this.#api.delete(this.#header(apiVersion, kind, name), signal);
+    }
+  }
+
+  #placementNameOf(pod: V1Pod): string | undefined {
+    const labels = pod.metadata?.labels ?? {};
+    const server = labels[LABELS.server];
+    return server === undefined ? undefined : placementName(this.#settings.owner, server, labels[LABELS.user]);
+  }
+
+  #header(apiVersion: string, kind: string, name: string): Header {
+    return { apiVersion, kind, metadata: { name, namespace: this.#settings.namespace } };
+  }
+
+  #listDeployments(selector: string, signal: AbortSignal): Promise<V1Deployment[]> {
+    return this.#api.list<V1Deployment>('apps/v1', 'Deployment', this.#settings.namespace, selector, signal).then((l) => l.items);
+  }
+
+  #listPods(selector: string, signal: AbortSignal): Promise<V1Pod[]> {
+    return this.#api.list<V1Pod>('v1', 'Pod', this.#settings.namespace, selector, signal).then((l) => l.items);
+  }
+}
+
+function headerOf(object: KubeObject): Header {
+  return { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, namespace: object.metadata.namespace } };
+}

@@ -1,0 +1,120 @@
+// List, then watch from the list's resourceVersion; on a dropped connection
+// watch again from the last version seen (bookmarks keep it fresh), and on
+// 410 Gone list again, reporting what vanished meanwhile. This is what an
+// informer does, small enough to read.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node';
+import type { KubeApi } from './api.ts';
+
+export type WatchUpdate<T> = { readonly kind: 'upsert'; readonly object: T } | { readonly kind: 'delete'; readonly object: T };
+
+export interface WatchTarget {
+  readonly apiVersion: string;
+  readonly kind: string;
+  /** URL path of the collection, e.g. /api/v1/namespaces/x/pods. */
+  readonly path: string;
+  readonly namespace: string;
+  readonly labelSelector: string;
+}
+
+export interface WatchStats {
+  relists: number;
+  reconnects: number;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** Runs until the signal aborts; `onUpdate` sees every change, including those found by a re-list. */
+export async function watchObjects<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, onUpdate: (update: WatchUpdate<T>) => void, signal: AbortSignal, stats: WatchStats = { relists: 0, reconnects: 0 }): Promise<void> {
+  const known = new Map<string, T>();
+  let resourceVersion: string | undefined;
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      if (resourceVersion === undefined) {
+        const list = await api.list<T>(target.apiVersion, target.kind, target.namespace, target.labelSelector, signal);
+        const seen = new Set<string>();
+        for (const object of list.items) {
+          const name = object.metadata?.name ?? '';
+          seen.add(name);
+          known.set(name, object);
+          onUpdate({ kind: 'upsert', object });
+        }
+        for (const [name, object] of known) {
+          if (seen.has(name)) continue;
+          known.delete(name);
+          onUpdate({ kind: 'delete', object });
+        }
+        resourceVersion = list.resourceVersion;
+      }
+      const outcome = await watchOnce<T>(api, target, resourceVersion, signal, (type, object) => {
+        resourceVersion = object.metadata?.resourceVersion ?? resourceVersion;
+        if (type === 'BOOKMARK') return;
+        const name = object.metadata?.name ?? '';
+        if (type === 'DELETED') {
+          known.delete(name);
+          onUpdate({ kind: 'delete', object });
+        } else {
+          known.set(name, object);
+          onUpdate({ kind: 'upsert', object });
+        }
+      });
+      failures = 0;
+      if (outcome === 'gone') {
+        stats.relists++;
+        resourceVersion = undefined;
+      } else if (!signal.aborted) {
+        stats.reconnects++;
+      }
+    } catch {
+      // The API is unreachable or refused the list: back off, then start over from a list.
+      failures++;
+      resourceVersion = undefined;
+      await delay(Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures), signal);
+    }
+  }
+}
+
+function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, resourceVersion: string, signal: AbortSignal, onEvent: (type: string, object: T) => void): Promise<'ended' | 'gone'> {
+  return new Promise((resolve, reject) => {
+    let gone = false;
+    let controller: AbortController | undefined;
+    const abort = (): void => controller?.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    const finish = (): void => {
+      signal.removeEventListener('abort', abort);
+      resolve(gone ? 'gone' : 'ended');
+    };
+    new Watch(api.config)
+      .watch(
+        target.path,
+        { resourceVersion, allowWatchBookmarks: true, labelSelector: target.labelSelector },
+        (type: string, object: T & { code?: number }) => {
+          // An expired version arrives as an ERROR event carrying a 410 Status.
+          if (type === 'ERROR') gone = object.code === 410;
+          else onEvent(type, object);
+        },
+        finish,
+      )
+      .then((c) => {
+        controller = c;
+        if (signal.aborted) c.abort();
+      }, (err: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(err as Error);
+      });
+  });
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

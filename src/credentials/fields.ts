@@ -1,0 +1,20 @@
+import type { DesiredState, UserCredential } from '../desired/types.ts';
+
+/**
+ * The values users supply for a server: its instances' `fromUser` environment
+ * and its `fromUser` headers. Undefined for a server the config does not have.
+ */
+export function userFieldsOf(desired: DesiredState, server: string): readonly UserCredential[] | undefined {
+  const route = desired.routes.find((r) => r.server === server);
+  if (route === undefined) return undefined;
+  switch (route.kind) {
+    case 'composite':
+      return [];
+    case 'remote':
+      return route.headers.fromUser;
+    case 'hosted': {
+      const env = desired.units.find((u) => u.name === route.unit)?.spec.env.fromUser ?? [];
+      return [...env, ...route.headers.fromUser];
+    }
+  }
+}

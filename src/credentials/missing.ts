@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { CONNECT_PREFIX } from './routes.ts';
+
+/**
+ * How a client can be sent to the /connect page:
+ * - `url-elicitation`: a 2025-11-25 client that declared `elicitation.url`: error -32042;
+ * - `input-required`: a 2026-07-28 request whose envelope declares `elicitation.url`: an `input_required` result;
+ * - `message`: any other client: a plain error whose message names the URL.
+ */
+export type CredentialPrompt = 'message' | 'url-elicitation' | 'input-required';
+
+/** -32042 URLElicitationRequiredError (MCP 2025-11-25). */
+export const URL_ELICITATION_REQUIRED = -32042;
+/** The plain error: a server error in the implementation-defined range, with the URL in message and data. */
+export const CREDENTIALS_MISSING = -32000;
+
+export type MissingCredentials =
+  | { readonly kind: 'error'; readonly error: { readonly code: number; readonly message: string; readonly data: Readonly<Record<string, unknown>> } }
+  | { readonly kind: 'result'; readonly result: InputRequiredResult };
+
+export interface InputRequiredResult {
+  readonly resultType: 'input_required';
+  readonly inputRequests: Readonly<Record<string, { readonly method: 'elicitation/create'; readonly params: { readonly mode: 'url'; readonly message: string; readonly url: string } }>>;
+}
+
+/**
+ * What a client gets when it calls a server whose required `fromUser`
+ * credentials it has not supplied. The 2026 result has no `requestState`:
+ * on the retry berth simply looks at the store again.
+ */
+export function missingCredentialsError(server: string, names: readonly string[], connectUrl: string, prompt: CredentialPrompt): MissingCredentials {
+  const message = `server ${server} needs credentials you have not supplied (${names.join(', ')}): open ${connectUrl} to enter them, then try again`;
+  const ask = { mode: 'url', message: `Enter your credentials for ${server} (${names.join(', ')})`, url: connectUrl } as const;
+  switch (prompt) {
+    case 'url-elicitation':
+      return { kind: 'error', error: { code: URL_ELICITATION_REQUIRED, message, data: { elicitations: [{ ...ask, elicitationId: randomUUID() }] } } };
+    case 'input-required':
+      return { kind: 'result', result: { resultType: 'input_required', inputRequests: { [`berth-credentials-${server}`]: { method: 'elicitation/create', params: ask } } } };
+    case 'message':
+      return { kind: 'error', error: { code: CREDENTIALS_MISSING, message, data: { server, missing: names, connectUrl } } };
+  }
+}
+
+/**
+ * The prompt a request can take, from its protocol version and the client's
+ * capabilities (declared at initialize before 2026-07-28, per request from then on).
+ */
+export function credentialPromptFor(protocolVersion: string, capabilities: unknown): CredentialPrompt {
+  const elicitation = (capabilities as { elicitation?: { url?: unknown } } | undefined)?.elicitation;
+  if (elicitation?.url === undefined) return 'message';
+  if (protocolVersion >= '2026-07-28') return 'input-required';
+  return protocolVersion >= '2025-11-25' ? 'url-elicitation' : 'message';
+}
+
+/** The /connect page of a server under berth's public base URL (which may carry a path). */
+export function connectUrlOf(baseUrl: string, server: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}${CONNECT_PREFIX}${server}`;
+}

@@ -1,0 +1,65 @@
+import type { UserCredential } from '../desired/types.ts';
+import { CSRF_FIELD, REMOVE_FIELD } from './csrf.ts';
+
+export interface ConnectPage {
+  readonly server: string;
+  readonly user: string;
+  readonly fields: readonly UserCredential[];
+  /** Names the user has saved; their values are never shown. */
+  readonly saved: ReadonlySet<string>;
+  readonly csrf: string;
+  readonly notice?: { readonly kind: 'ok' | 'error'; readonly text: string };
+}
+
+/** Response headers of every HTML answer: nothing runs, nothing frames it, nothing is cached. */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  // Not no-referrer: with it Chromium posts the form with `Origin: null`, which the origin check refuses.
+  'referrer-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+const STYLE = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}
+h1{font-size:1.4rem}.field{margin-bottom:.4rem}label{display:block;font-weight:600;margin-top:1.2rem}
+.desc{color:#57606a;font-size:.9rem;margin:.1rem 0 .3rem}input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.45rem;font:inherit;border:1px solid #8c959f;border-radius:4px}
+.state{font-size:.85rem;margin-left:.5rem;font-weight:400}.saved{color:#1a7f37}.missing{color:#9a6700}
+.notice{padding:.6rem .8rem;border-radius:4px}.ok{background:#dafbe1}.error{background:#ffebe9}
+button{margin-top:1.4rem;padding:.45rem 1rem;font:inherit}button.remove{margin:.3rem 0 0;padding:.1rem .5rem;font-size:.85rem}`;
+
+/** The /connect/<server> page: one input per field, a saved marker instead of saved values. */
+export function renderConnectPage(page: ConnectPage): string {
+  const fields = page.fields.map((f) => renderField(f, page.saved.has(f.name))).join('\n');
+  const csrf = `<input type="hidden" name="${CSRF_FIELD}" value="${escapeHtml(page.csrf)}">`;
+  const notice = page.notice === undefined ? '' : `<p class="notice ${page.notice.kind}" role="status">${escapeHtml(page.notice.text)}</p>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Connect ${escapeHtml(page.server)} · berth</title><style>${STYLE}</style></head>
+<body><h1>Credentials for ${escapeHtml(page.server)}</h1>
+<p>Signed in as <strong>${escapeHtml(page.user)}</strong>. Values you save are stored for you only and never shown again; leave a field empty to keep its saved value.</p>
+${notice}
+<form id="save" method="post" autocomplete="off">
+${csrf}
+${fields}
+<button type="submit">Save</button>
+</form>
+<form id="forget" method="post">${csrf}</form>
+</body></html>
+`;
+}
+
+function renderField(field: UserCredential, saved: boolean): string {
+  const id = `f-${escapeHtml(field.name)}`;
+  const state = saved ? '<span class="state saved">saved</span>' : field.required ? '<span class="state missing">required, not set</span>' : '<span class="state">optional, not set</span>';
+  const description = field.description === undefined ? '' : `<p class="desc" id="${id}-desc">${escapeHtml(field.description)}</p>`;
+  const input = `<input id="${id}" name="${escapeHtml(field.name)}" type="${field.sensitive ? 'password' : 'text'}"${field.required && !saved ? ' required' : ''}${description === '' ? '' : ` aria-describedby="${id}-desc"`} placeholder="${saved ? '(saved; type to replace)' : ''}">`;
+  // In the second form: Enter in a field submits the first button of its own form, which must be Save.
+  const remove = saved ? `<button class="remove" type="submit" form="forget" name="${REMOVE_FIELD}" value="${escapeHtml(field.name)}">Forget</button>` : '';
+  return `<div class="field"><label for="${id}">${escapeHtml(field.name)}${state}</label>\n${description}\n${input}\n${remove}</div>`;
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,194 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { UserCredential } from '../desired/types.ts';
+import { isBerthError } from '../errors.ts';
+import type { RequestContext } from '../proxy/context.ts';
+import { isJsonContentType, readJsonBody, writeJson } from '../proxy/http-util.ts';
+import type { CredentialInput, CredentialStore } from '../store/credentials.ts';
+import { putEntry } from '../store/state.ts';
+import { CSRF_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf } from './csrf.ts';
+import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
+
+export const CONNECT_PREFIX = '/connect/';
+export const API_PATH = '/api/credentials';
+
+/** Form posts and JSON bodies are a few values; anything larger is not a credential form. */
+const BODY_LIMIT = 64 * 1024;
+/** Longest single value: room for a JWT or a PEM key, not for a file dump. */
+const VALUE_LIMIT = 16 * 1024;
+
+export interface CredentialRoutesOptions {
+  readonly store: CredentialStore;
+  /** The `fromUser` fields of a server in the config in force; undefined for an unknown server. */
+  readonly fields: (server: string) => readonly UserCredential[] | undefined;
+}
+
+/** How users supply credentials: the /connect page for people, /api/credentials for scripts. */
+export interface CredentialRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathname: string): Promise<void>;
+}
+
+export function isCredentialPath(pathname: string): boolean {
+  return pathname.startsWith(CONNECT_PREFIX) || pathname === API_PATH || pathname.startsWith(`${API_PATH}/`);
+}
+
+type Answer = { readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> };
+
+/** Every operation is on the caller's own credentials (`ctx.user`); nobody reaches another user's. */
+export function createCredentialRoutes(options: CredentialRoutesOptions): CredentialRoutes {
+  const { store, fields } = options;
+
+  async function connect(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, server: string): Promise<void> {
+    const declared = fields(server);
+    if (declared === undefined || declared.length === 0) {
+      return sendPage(res, 404, simplePage('Not found', declared === undefined ? `There is no server named ${server}.` : `Server ${server} needs no credentials from you.`));
+    }
+    const { token, fresh } = csrfTokenOf(req);
+    const cookie: Record<string, string> = fresh ? { 'set-cookie': csrfCookie(token) } : {};
+    const render = (status: number, notice?: { kind: 'ok' | 'error'; text: string }): void => {
+      const saved = new Set(store.list(ctx.user)[server] ?? []);
+      sendPage(res, status, renderConnectPage({ server, user: ctx.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }) }), cookie);
+    };
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const done = new URLSearchParams(req.url?.split('?')[1] ?? '').get('done');
+      return render(200, done === 'saved' ? { kind: 'ok', text: 'Saved.' } : done === 'removed' ? { kind: 'ok', text: 'Removed.' } : undefined);
+    }
+    if (req.method !== 'POST') return sendPage(res, 405, simplePage('Method not allowed', 'Use GET or POST.'), { allow: 'GET, HEAD, POST' });
+    if (req.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/x-www-form-urlencoded') {
+      return sendPage(res, 415, simplePage('Unsupported form', 'Submit the form on this page.'));
+    }
+    const form = await readForm(req);
+    if (form === undefined) return sendPage(res, 413, simplePage('Too large', `The form is over ${BODY_LIMIT} bytes.`), { connection: 'close' });
+    if (!checkCsrf(req, form.get(CSRF_FIELD))) {
+      ctx.log.warn({ server, user: ctx.user }, 'credentials form refused: CSRF token missing or wrong');
+      return sendPage(res, 403, simplePage('Forbidden', 'The form expired or came from another site. Reload the page and submit it again.'), cookie);
+    }
+    try {
+      const remove = form.get(REMOVE_FIELD);
+      if (remove !== null) {
+        if (declared.some((f) => f.name === remove)) await store.delete(ctx.user, server, remove);
+        return redirect(res, server, 'removed');
+      }
+      const values = inputsOf(declared, (name) => form.get(name) ?? '');
+      if (typeof values === 'string') return render(400, { kind: 'error', text: values });
+      const missing = missingOf(declared, new Set([...(store.list(ctx.user)[server] ?? []), ...Object.keys(values)]));
+      if (missing.length > 0) return render(400, { kind: 'error', text: `Still required: ${missing.join(', ')}.` });
+      await store.set(ctx.user, server, values);
+      return redirect(res, server, 'saved');
+    } catch (err) {
+      if (!isBerthError(err)) throw err;
+      return render(500, { kind: 'error', text: err.message });
+    }
+  }
+
+  async function api(req: IncomingMessage, ctx: RequestContext, rest: string): Promise<Answer> {
+    const [server, name, ...more] = rest === '' ? [] : rest.split('/');
+    if (server === undefined) {
+      if (req.method !== 'GET') return refuse(405, 'method_not_allowed', 'use GET to list your credentials', { allow: 'GET' });
+      return { status: 200, body: { user: ctx.user, servers: store.list(ctx.user) } };
+    }
+    const declared = fields(server);
+    if (declared === undefined || more.length > 0) return refuse(404, 'not_found', `no server named ${server}`);
+    const saved = (): readonly string[] => store.list(ctx.user)[server] ?? [];
+    const summary = (): Answer => ({ status: 200, body: { server, saved: saved(), missing: missingOf(declared, new Set(saved())) } });
+    if (name !== undefined) {
+      if (req.method !== 'DELETE') return refuse(405, 'method_not_allowed', 'a single credential can only be deleted', { allow: 'DELETE' });
+      return (await store.delete(ctx.user, server, name)) ? { status: 204, body: undefined } : refuse(404, 'not_found', `you have no saved ${name} for ${server}`);
+    }
+    switch (req.method) {
+      case 'GET':
+        return summary();
+      case 'DELETE':
+        return (await store.delete(ctx.user, server)) ? { status: 204, body: undefined } : refuse(404, 'not_found', `you have no saved credentials for ${server}`);
+      case 'PUT': {
+        if (!isJsonContentType(req.headers['content-type'])) return refuse(415, 'unsupported_media_type', 'send a JSON object: {"NAME": "value"}');
+        const body = await readJsonBody(req, BODY_LIMIT);
+        if (!body.ok) return refuse(body.status, 'invalid_body', body.message);
+        const object = body.value;
+        if (object === null || typeof object !== 'object' || Array.isArray(object)) return refuse(400, 'invalid_body', 'send a JSON object: {"NAME": "value"}');
+        const given = object as Record<string, unknown>;
+        const unknown = Object.keys(given).filter((k) => !declared.some((f) => f.name === k));
+        if (unknown.length > 0) return refuse(400, 'unknown_credential', `${server} takes no ${unknown.join(', ')}; it takes: ${declared.map((f) => f.name).join(', ') || 'nothing'}`);
+        const values = inputsOf(declared, (n) => (Object.hasOwn(given, n) ? given[n] : ''));
+        if (typeof values === 'string') return refuse(400, 'invalid_value', values);
+        if (Object.keys(values).length === 0) return refuse(400, 'invalid_body', `give at least one of: ${declared.map((f) => f.name).join(', ')}`);
+        try {
+          await store.set(ctx.user, server, values);
+        } catch (err) {
+          if (!isBerthError(err)) throw err;
+          return refuse(500, err.code, err.message);
+        }
+        return summary();
+      }
+      default:
+        return refuse(405, 'method_not_allowed', 'use GET, PUT or DELETE', { allow: 'GET, PUT, DELETE' });
+    }
+  }
+
+  return {
+    async handle(req, res, ctx, pathname) {
+      if (pathname.startsWith(CONNECT_PREFIX)) {
+        const server = pathname.slice(CONNECT_PREFIX.length);
+        if (server === '' || server.includes('/')) return sendPage(res, 404, simplePage('Not found', 'Credentials are supplied at /connect/<server>.'));
+        return connect(req, res, ctx, server);
+      }
+      const answer = await api(req, ctx, pathname.slice(API_PATH.length + 1));
+      if (answer.body === undefined) {
+        res.writeHead(answer.status, { 'cache-control': 'no-store', ...answer.headers });
+        res.end();
+        return;
+      }
+      writeJson(res, answer.status, answer.body, { 'cache-control': 'no-store', ...answer.headers }, 2);
+    },
+  };
+}
+
+/**
+ * The non-empty values among the declared fields, or what is wrong with one.
+ * An empty value means "keep what is saved".
+ */
+function inputsOf(declared: readonly UserCredential[], valueOf: (name: string) => unknown): Record<string, CredentialInput> | string {
+  const values: Record<string, CredentialInput> = {};
+  for (const field of declared) {
+    const value = valueOf(field.name);
+    if (typeof value !== 'string') return `${field.name} must be a string`;
+    if (value === '') continue;
+    if (value.length > VALUE_LIMIT) return `${field.name} is longer than ${VALUE_LIMIT} characters`;
+    putEntry(values, field.name, { value, sensitive: field.sensitive });
+  }
+  return values;
+}
+
+function missingOf(declared: readonly UserCredential[], have: ReadonlySet<string>): string[] {
+  return declared.filter((f) => f.required && !have.has(f.name)).map((f) => f.name);
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT) return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > BODY_LIMIT) return undefined;
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks, size).toString('utf8'));
+}
+
+function refuse(status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): Answer {
+  return { status, body: { error: { code, message } }, ...(headers === undefined ? {} : { headers }) };
+}
+
+/** Post/redirect/get: a reload never re-submits the form. */
+function redirect(res: ServerResponse, server: string, done: 'saved' | 'removed'): void {
+  res.writeHead(303, { location: `${CONNECT_PREFIX}${encodeURIComponent(server)}?done=${done}`, 'cache-control': 'no-store' });
+  res.end();
+}
+
+function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>> = {}): void {
+  res.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
+  res.end(html);
+}
+
+function simplePage(title: string, text: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} · berth</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>\n`;
+}

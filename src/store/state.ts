@@ -1,0 +1,99 @@
+import { Low } from 'lowdb';
+import { BerthError } from '../errors.ts';
+import { AtomicJsonFile } from './file.ts';
+import type { Keyring, StoredValue } from './seal.ts';
+import { deriveKeyring } from './seal.ts';
+
+/** Per-user credentials: user → server → name → value. */
+export type CredentialsSection = Record<string, Record<string, Record<string, StoredValue>>>;
+
+/** The whole state file. Sections other parts of berth add go beside `credentials`. */
+export interface StateDocument {
+  version: 1;
+  credentials: CredentialsSection;
+}
+
+export interface StateOptions {
+  /** Absolute path of the state file. */
+  readonly path: string;
+  /** Configured secrets, current first; empty when no key is configured. */
+  readonly keys: readonly string[];
+}
+
+/**
+ * berth's state file: read once, then every change is a read-modify-write of
+ * the whole file, one at a time. Re-reading before each change picks up what
+ * another process (`berth state rotate-key`) wrote meanwhile.
+ */
+export class StateStore {
+  readonly keyring: Keyring;
+  readonly path: string;
+  readonly #db: Low<StateDocument>;
+  readonly #file: AtomicJsonFile<StateDocument>;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(options: StateOptions) {
+    this.path = options.path;
+    this.keyring = deriveKeyring(options.keys);
+    this.#file = new AtomicJsonFile<StateDocument>(options.path);
+    this.#db = new Low(this.#file, emptyState());
+  }
+
+  static async open(options: StateOptions): Promise<StateStore> {
+    const store = new StateStore(options);
+    await store.#file.removeStaleTemps();
+    await store.#load();
+    return store;
+  }
+
+  /** The state as of the last read or change; do not mutate it. */
+  get data(): Readonly<StateDocument> {
+    return this.#db.data;
+  }
+
+  /**
+   * Applies `change` to a fresh read of the file and writes the result. The
+   * change says whether it changed anything; nothing is written when it did not.
+   */
+  update<T>(change: (data: StateDocument) => Promise<{ readonly changed: boolean; readonly value: T }>): Promise<T> {
+    const run = async (): Promise<T> => {
+      await this.#load();
+      const outcome = await change(this.#db.data);
+      if (!outcome.changed) return outcome.value;
+      try {
+        await this.#db.write();
+      } catch (err) {
+        // Readers must not see a change that is not on disk.
+        await this.#load().catch(() => undefined);
+        throw err;
+      }
+      return outcome.value;
+    };
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #load(): Promise<void> {
+    // Not Low.read(): a missing file must reset to empty, not keep a change whose write failed.
+    const data = ((await this.#file.read()) ?? emptyState()) as Partial<StateDocument>;
+    if (data.version !== 1 || typeof data.credentials !== 'object' || data.credentials === null) {
+      throw new BerthError('state_unreadable', `the state file ${this.path} is not a berth state file (version 1 with \`credentials\`)`);
+    }
+    this.#db.data = data as StateDocument;
+  }
+}
+
+function emptyState(): StateDocument {
+  return { version: 1, credentials: {} };
+}
+
+/** An own property of a record; never one inherited from Object.prototype (a user named `__proto__`). */
+export function ownEntry<V>(record: Readonly<Record<string, V>> | undefined, key: string): V | undefined {
+  return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Sets an own property, safe for any key. */
+export function putEntry<V>(record: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}

@@ -1,0 +1,158 @@
+// Reading config files: the size limit, files that are not regular, loading
+// in linear time, and loading on a worker thread without stalling the caller.
+import assert from 'node:assert/strict';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import { buildConfig } from '../../bench/plan.ts';
+import { ConfigError, formatIssue } from '../../src/config/issues.ts';
+import { DEFAULT_MAX_CONFIG_BYTES, loadConfigFile, parseConfig } from '../../src/config/load.ts';
+import { loadConfigFileAsync } from '../../src/config/load-async.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'berth-load-'));
+const ENV = { HOME: '/root' };
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+/** The formatted issues loadConfigFile throws, or [] when it loads. */
+function issuesOf(load: () => unknown): string[] {
+  try {
+    load();
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err.issues.map(formatIssue);
+  }
+}
+
+const SMALL = 'version: 1\nservers:\n  everything:\n    type: multi-user\n    runtime: npx\n    package: "@modelcontextprotocol/server-everything"\n';
+
+describe('the size limit', () => {
+  test('a regular file over the limit is refused before it is read', () => {
+    const file = write('huge.yaml', '');
+    truncateSync(file, 2 * 1024 ** 3); // sparse: reading it would take seconds and 2 GB
+    const start = performance.now();
+    assert.deepEqual(issuesOf(() => loadConfigFile(file, ENV)), [`${file}:1:1 file is 2,147,483,648 bytes; the limit is 4 MiB (is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one)`]);
+    assert.ok(performance.now() - start < 2_000, 'refused without reading');
+  });
+
+  test('/dev/zero (no size, no end) fails after reading just past the limit', () => {
+    const before = process.memoryUsage().rss;
+    assert.deepEqual(issuesOf(() => loadConfigFile('/dev/zero', ENV)), ['/dev/zero:1:1 file is not a regular file and goes on past 4,194,304 bytes; the limit is 4 MiB (is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one)']);
+    assert.ok(process.memoryUsage().rss - before < 10 * DEFAULT_MAX_CONFIG_BYTES, 'memory stays near the limit');
+  });
+
+  test('a file within the limit loads', () => {
+    assert.equal(issuesOf(() => loadConfigFile(write('ok.yaml', SMALL), ENV)).length, 0);
+  });
+
+  test('BERTH_CONFIG_MAX_BYTES moves the limit', () => {
+    const file = write('small.yaml', SMALL);
+    assert.deepEqual(issuesOf(() => loadConfigFile(file, { ...ENV, BERTH_CONFIG_MAX_BYTES: '64' })), [`${file}:1:1 file is ${SMALL.length} bytes; the limit is 64 bytes (is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one)`]);
+    assert.deepEqual(issuesOf(() => loadConfigFile(file, { ...ENV, BERTH_CONFIG_MAX_BYTES: 'lots' })), [], 'a value that is not a number keeps the default');
+  });
+
+  test('${file:…} references are held to the same limit', () => {
+    const file = write('ref.yaml', `${SMALL}    env: { BLOB: "\${file:/dev/zero}" }\n`);
+    assert.deepEqual(issuesOf(() => loadConfigFile(file, ENV)), [`${file}:7:18 servers.everything.env.BLOB: cannot read /dev/zero for \${file:/dev/zero} (larger than 4 MiB) (paths are relative to the config file)`]);
+  });
+});
+
+/** The least CPU time of two runs: the one least disturbed by other work on the machine. */
+function fastest(fn: () => void): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 2; i++) {
+    const start = process.cpuUsage();
+    fn();
+    const used = process.cpuUsage(start);
+    best = Math.min(best, used.user + used.system);
+  }
+  return best;
+}
+
+describe('loading time grows linearly', () => {
+  const ctx = { env: ENV, readFile: () => '', baseDir: dir };
+
+  // Timed on purpose, as a ratio of two sizes in one run; slow machines get time.
+  // Before the fix, 4× the servers took about 10× as long.
+  test('4× the servers take well under 16× the time (n² would)', { timeout: 120_000 }, () => {
+    const small = stringify(buildConfig(2_000));
+    const large = stringify(buildConfig(8_000));
+    assert.ok(parseConfig('small.yaml', small, ctx).ok);
+    const ratio = fastest(() => parseConfig('large.yaml', large, ctx)) / fastest(() => parseConfig('small.yaml', small, ctx));
+    assert.ok(ratio < 7, `8,000 servers took ${ratio.toFixed(1)}× as long as 2,000`);
+  });
+
+  test('duplicate keys are still found, with both positions', () => {
+    const text = `version: 1\nservers:\n  wide:\n    type: multi-user\n    runtime: npx\n    package: p\n    env:\n      K0: v\n      K1: v\n      K2: v\n      K1: again\n`;
+    const result = parseConfig('dup.yaml', text, ctx);
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.ok ? [] : result.issues.map(formatIssue), ['dup.yaml:11:7 servers.wide.env.K1: duplicate key: each key may appear once in a mapping (first at line 9, column 7)']);
+  });
+});
+
+describe('loadConfigFileAsync', () => {
+  test('loads the same config as loadConfigFile, frozen', async () => {
+    const file = write('async.yaml', SMALL);
+    const loaded = await loadConfigFileAsync(file, ENV);
+    assert.deepEqual(loaded, loadConfigFile(file, ENV));
+    assert.ok(Object.isFrozen(loaded.config.servers['everything']));
+  });
+
+  test('throws the same ConfigError, with every issue and its position', async () => {
+    const file = write('bad.yaml', 'version: 1\nservers:\n  a:\n    type: remote\n    url: https://x.example/mcp\n    runtme: npx\n  b:\n    type: multi-user\n');
+    const expected = issuesOf(() => loadConfigFile(file, ENV));
+    assert.equal(expected.length, 2);
+    await assert.rejects(loadConfigFileAsync(file, ENV), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.code, 'config_invalid');
+      assert.deepEqual(err.issues.map(formatIssue), expected);
+      return true;
+    });
+  });
+
+  test('reads ${env:…} from the env it is given, not the process', async () => {
+    const file = write('env.yaml', 'version: 1\nlisten:\n  port: ${env:BERTH_TEST_ASYNC_PORT}\nservers: {}\n');
+    assert.equal((await loadConfigFileAsync(file, { BERTH_TEST_ASYNC_PORT: '9123' })).config.listen?.port, 9123);
+  });
+
+  test('an aborted load rejects with the reason', async () => {
+    const file = write('abort.yaml', stringify(buildConfig(2_000)));
+    const controller = new AbortController();
+    const loading = loadConfigFileAsync(file, ENV, controller.signal);
+    controller.abort(new Error('superseded'));
+    await assert.rejects(loading, /superseded/);
+    await assert.rejects(loadConfigFileAsync(file, ENV, controller.signal), /superseded/, 'an already aborted signal starts nothing');
+  });
+
+  test('the event loop keeps running while 10,000 servers parse', { timeout: 60_000 }, async () => {
+    const file = write('big.yaml', stringify(buildConfig(10_000)));
+    let ticks = 0;
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 5);
+    const start = performance.now();
+    try {
+      const loaded = await loadConfigFileAsync(file, ENV);
+      assert.equal(Object.keys(loaded.config.servers).length, 10_000);
+    } finally {
+      clearInterval(timer);
+    }
+    const asyncMs = performance.now() - start;
+    // Parsing on this thread would block it for the whole load: one gap as long as the load.
+    assert.ok(maxGap < asyncMs / 3, `the longest stall was ${maxGap.toFixed(0)} ms of a ${asyncMs.toFixed(0)} ms load`);
+    assert.ok(ticks >= 5, `only ${ticks} timer ticks in ${asyncMs.toFixed(0)} ms`);
+  });
+});
