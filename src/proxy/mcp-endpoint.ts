@@ -159,7 +159,7 @@ export class McpEndpoint {
 
   async #acquire(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, request: { id: RequestId | null; prompt: CredentialPrompt }): Promise<Multiplexer | undefined> {
     try {
-      return await this.#o.acquire(ctx.user, ctx.signal);
+      return await this.#o.acquire(ctx.user, ctx.signal, ctx.identity);
     } catch (err) {
       if (err instanceof ProxyError && err.missing !== undefined) {
         // Answered in-band, in the form the client can act on: a link to the page where the user supplies them.
