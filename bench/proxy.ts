@@ -9,6 +9,9 @@
 // Options:
 //   --calls N        measured calls per cell (default 10000)
 //   --seconds S      time cap per measured cell (default 10)
+//   --runs N         runs of every cell, targets taken in turn (default 3);
+//                    the verdicts are medians over the undisturbed runs
+//   --concurrency L  concurrencies to measure (default 1,32)
 //   --only a,b       run only targets whose id contains one of these
 //                    (ids: direct-sdk, direct-raw, berth-stdio, supergateway,
 //                    mcp-proxy, direct-http, berth-http, floor-http, memory)
@@ -22,7 +25,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import http from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +40,6 @@ const MCP_PROXY = path.join(ROOT, 'node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs
 const PROTOCOL_VERSION = '2025-11-25';
 const HOST = '127.0.0.1';
 
-const CONCURRENCIES = [1, 32] as const;
 const WARMUP_CALLS = 500;
 const WARMUP_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -46,10 +48,10 @@ const START_TIMEOUT_MS = 30_000;
 const MEMORY_CONCURRENCY = 32;
 const MEMORY_WARM_SESSIONS = 200;
 const MEMORY_TIME_CAP_MS = 60_000;
-/** The whole run stops by itself past this, whatever it is doing. */
+/** Each run of every target stops by itself past this (the whole bench: this per run plus the memory figure). */
 const HARD_LIMIT_MS = 300_000;
 
-const GOALS = { httpAddedP50Ms: 0.3, httpThroughputPct: 90, stdioVsPeer: 1.5, kbPerSession: 50 } as const;
+const GOALS = { httpAddedP50Ms: 0.3, httpThroughputPct: 90, httpCpuVsFloor: 1.5, stdioVsPeer: 1.5, stdioAddedP50Ms: 0.3, kbPerSession: 25 } as const;
 
 // ---------------------------------------------------------------- processes
 
@@ -78,6 +80,11 @@ function startProc(name: string, args: string[], options: { env?: Record<string,
     if (proc.stderr.length > 40) proc.stderr.shift();
   });
   child.stdin?.on('error', () => undefined);
+  // A spawn that fails (e.g. the node binary replaced meanwhile) ends this process's part, not the bench.
+  child.on('error', (err) => {
+    proc.stderr.push(`spawn failed: ${err.message}`);
+    proc.exited = true;
+  });
   child.once('exit', () => {
     proc.exited = true;
   });
@@ -653,6 +660,8 @@ async function floorHttp(upstream: HttpUpstream): Promise<Target> {
 // ---------------------------------------------------------------- measuring
 
 interface Cell {
+  /** Which run of the bench (1-based). */
+  readonly round: number;
   readonly target: string;
   readonly group: 'stdio' | 'http';
   readonly label: string;
@@ -705,7 +714,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
 }
 
-async function measure(target: Target, concurrency: number, opts: Options): Promise<Cell> {
+async function measure(target: Target, concurrency: number, opts: Options, round: number): Promise<Cell> {
   const callers = await target.callers(concurrency);
   await drive(callers, Math.max(WARMUP_CALLS, concurrency * 20), WARMUP_MS);
   const pids = target.pids();
@@ -725,6 +734,7 @@ async function measure(target: Target, concurrency: number, opts: Options): Prom
   const stealPct = (100 * (machine.steal - cpu0.machine.steal)) / wallMs;
   const sorted = run.latencies.slice().sort();
   const cell: Cell = {
+    round,
     target: target.id,
     group: target.group,
     label: target.label,
@@ -740,7 +750,7 @@ async function measure(target: Target, concurrency: number, opts: Options): Prom
     stealPct,
     ...(run.firstError === undefined ? {} : { firstError: run.firstError }),
   };
-  console.error(`  ${target.id.padEnd(13)} c=${String(concurrency).padEnd(3)} p50 ${cell.p50.toFixed(3)} ms  p99 ${cell.p99.toFixed(3)} ms  ${cell.throughput.toFixed(0)} calls/s  CPU µs/call ${cell.cpu.proxy === undefined ? '' : `proxy ${cell.cpu.proxy.toFixed(0)} `}server ${cell.cpu.upstream.toFixed(0)} client ${cell.cpu.client.toFixed(0)}, other load ${cell.otherCpuPct.toFixed(0)} %  (${cell.calls} calls in ${cell.seconds.toFixed(1)} s${cell.errors > 0 ? `, ${cell.errors} errors: ${cell.firstError}` : ''})`);
+  console.error(`  ${target.id.padEnd(13)} c=${String(concurrency).padEnd(3)} run ${round}${disturbed(cell) ? ' DISTURBED' : ''} p50 ${cell.p50.toFixed(3)} ms  p99 ${cell.p99.toFixed(3)} ms  ${cell.throughput.toFixed(0)} calls/s  CPU µs/call ${cell.cpu.proxy === undefined ? '' : `proxy ${cell.cpu.proxy.toFixed(0)} `}server ${cell.cpu.upstream.toFixed(0)} client ${cell.cpu.client.toFixed(0)}, other load ${cell.otherCpuPct.toFixed(0)} %  (${cell.calls} calls in ${cell.seconds.toFixed(1)} s${cell.errors > 0 ? `, ${cell.errors} errors: ${cell.firstError}` : ''})`);
   return cell;
 }
 
@@ -812,6 +822,92 @@ interface ProfileNode {
   children?: number[];
 }
 
+/** The stage of the request path each berth module (or method, `file#method`) belongs to; see bench/RESULTS.md. */
+const STAGE_OF: Readonly<Record<string, string>> = {
+  'src/proxy/http-util.ts#readJsonBody': 'HTTP parse',
+  'src/proxy/server.ts': 'routing',
+  'src/proxy/mcp-endpoint.ts': 'routing',
+  'src/proxy/stateless.ts': 'routing',
+  'src/proxy/sessions.ts': 'routing',
+  'src/proxy/guard.ts': 'routing',
+  'src/proxy/http-util.ts': 'routing',
+  'src/auth': 'routing',
+  'src/proxy/session-transport.ts#handlePost': 'routing',
+  'src/proxy/session-transport.ts#checkMessages': 'routing',
+  'src/proxy/session-transport.ts#isMessage': 'routing',
+  'src/proxy/session-transport.ts#isInitialize': 'routing',
+  'src/proxy/session-transport.ts': 'response',
+  'src/proxy/multiplex.ts': 'id rewrite',
+  'src/proxy/request-table.ts': 'id rewrite',
+  'src/proxy/jsonrpc.ts': 'id rewrite',
+  'src/proxy/upstream-link.ts': 'id rewrite',
+  'src/backends/local/child.ts#send': 'stdio write',
+  'src/backends/local': 'stdio read',
+  'src/observe': 'metrics and logging',
+};
+/** Node functions that run with no berth frame above them. */
+const RUNTIME_STAGE: Readonly<Record<string, string>> = {
+  parserOnHeadersComplete: 'HTTP parse',
+  parserOnIncoming: 'HTTP parse',
+  parserOnMessageComplete: 'HTTP parse',
+  parserOnBody: 'HTTP parse',
+  execute: 'HTTP parse',
+  connectionCorkNT: 'response',
+  resOnFinish: 'response',
+  onFinish: 'response',
+  '(garbage collector)': 'GC',
+};
+
+/** Method start lines of a source file, for telling which method a profiled line belongs to. */
+const methodLines = new Map<string, { line: number; name: string }[]>();
+function methodAt(file: string, line: number): string | undefined {
+  let methods = methodLines.get(file);
+  if (methods === undefined) {
+    methods = [];
+    try {
+      readFileSync(path.join(ROOT, file), 'utf8').split('\n').forEach((text, i) => {
+        const m = /^(?: {2}(?:async )?#?|(?:export )?(?:async )?function )(\w+)\(/.exec(text);
+        if (m?.[1] !== undefined) methods?.push({ line: i + 1, name: m[1] });
+      });
+    } catch {
+      // not a source file of this tree
+    }
+    methodLines.set(file, methods);
+  }
+  return methods.filter((m) => m.line <= line).at(-1)?.name;
+}
+
+/** The stage a sample belongs to: the nearest berth frame's module or method, else a package, else the runtime function. */
+function stageOf(leaf: number, byId: Map<number, ProfileNode>, parent: Map<number, number>): string {
+  let top = '';
+  for (let cur: number | undefined = leaf; cur !== undefined; cur = parent.get(cur)) {
+    const n = byId.get(cur);
+    if (n === undefined) break;
+    const url = n.callFrame.url;
+    if (cur === leaf) top = n.callFrame.functionName;
+    if (url.includes('/node_modules/')) {
+      const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? '?';
+      if (pkg === 'pino' || pkg === 'prom-client') return 'metrics and logging';
+      if (pkg === '@modelcontextprotocol/sdk') return 'SDK session transport';
+      continue;
+    }
+    const at = url.indexOf('/src/');
+    if (at < 0) {
+      const stage = RUNTIME_STAGE[n.callFrame.functionName];
+      if (stage !== undefined) return stage;
+      continue;
+    }
+    const file = url.slice(at + 1);
+    const method = methodAt(file, n.callFrame.lineNumber + 1);
+    for (const key of [`${file}#${method ?? ''}`, file, file.slice(0, file.lastIndexOf('/'))]) {
+      const stage = STAGE_OF[key];
+      if (stage !== undefined) return stage;
+    }
+    return `other berth (${file})`;
+  }
+  return top === '(garbage collector)' ? 'GC' : top === '(program)' ? 'runtime (program)' : 'runtime I/O and timers';
+}
+
 /** Self time by function, and inclusive time of berth's own functions, from .cpuprofile files. */
 function summarizeProfiles(dir: string): string {
   const lines: string[] = [];
@@ -829,6 +925,7 @@ function summarizeProfiles(dir: string): string {
     const inclusive = new Map<string, number>();
     // Self time charged to the nearest frame in berth's sources or a package: who causes the runtime's work.
     const charged = new Map<string, number>();
+    const stages = new Map<string, number>();
     let total = 0;
     let idle = 0;
     profile.samples.forEach((id, i) => {
@@ -854,11 +951,15 @@ function summarizeProfiles(dir: string): string {
       if (node.callFrame.functionName !== '(idle)') {
         const to = owner ?? `(runtime) ${node.callFrame.functionName}`;
         charged.set(to, (charged.get(to) ?? 0) + dt);
+        const stage = stageOf(id, byId, parent);
+        stages.set(stage, (stages.get(stage) ?? 0) + dt);
       }
     });
     const busy = total - idle;
     const pct = (v: number): string => `${((100 * v) / busy).toFixed(1).padStart(5)} %`;
     lines.push(`profile ${name}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy`);
+    lines.push('  by stage (self time charged to the nearest berth frame, else by the runtime function; share of busy):');
+    for (const [k, v] of [...stages].sort((a, b) => b[1] - a[1])) lines.push(`    ${pct(v)}  ${k}`);
     lines.push('  self time (share of busy):');
     for (const [k, v] of [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, 25)) lines.push(`    ${pct(v)}  ${k}`);
     lines.push('  self time charged to the nearest berth or package frame (share of busy):');
@@ -874,6 +975,8 @@ function summarizeProfiles(dir: string): string {
 interface Options {
   readonly calls: number;
   readonly seconds: number;
+  readonly runs: number;
+  readonly concurrencies: readonly number[];
   readonly only: string[] | undefined;
   readonly sessions: number;
   readonly profile: string | undefined;
@@ -882,52 +985,108 @@ interface Options {
 
 const fmt = (n: number, digits = 3): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+/** A goal over per-run figures: with no undisturbed run there is nothing to judge. */
+const judged = (f: RoundFigure, ok: (n: number) => boolean): string => (f.values.length === 0 ? 'not measured' : verdict(ok(f.median)));
 
-function report(cells: Cell[], memory: MemoryFigure | undefined, targets: Map<string, string>): string {
+/** Other load above this share of a core (or steal above STEAL_PCT) disturbs a cell: it is left out of the figures. */
+const NOISE_PCT = 15;
+const STEAL_PCT = 5;
+const disturbed = (c: Cell): boolean => c.otherCpuPct > NOISE_PCT || c.stealPct > STEAL_PCT;
+
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** One figure per round where every cell it needs is clean; the median, the values, and how many rounds were left out. */
+interface RoundFigure {
+  readonly median: number;
+  readonly values: number[];
+  readonly leftOut: number;
+}
+
+function perRound(cells: readonly Cell[], rounds: number, figure: (cell: (id: string, conc: number) => Cell | undefined) => { value: number; cells: Cell[] } | undefined): RoundFigure {
+  const values: number[] = [];
+  let leftOut = 0;
+  for (let r = 1; r <= rounds; r++) {
+    const f = figure((id, conc) => cells.find((c) => c.round === r && c.target === id && c.concurrency === conc));
+    if (f === undefined) continue;
+    if (f.cells.some(disturbed)) leftOut++;
+    else values.push(f.value);
+  }
+  return { median: median(values), values, leftOut };
+}
+
+function describe(f: RoundFigure, show: (n: number) => string): string {
+  if (f.values.length === 0) return `no clean round${f.leftOut > 0 ? ` (${f.leftOut} disturbed, left out)` : ''}`;
+  return `median ${show(f.median)} (runs: ${f.values.map(show).join(', ')}${f.leftOut > 0 ? `; ${f.leftOut} disturbed round(s) left out` : ''})`;
+}
+
+function report(cells: Cell[], rounds: number, concurrencies: readonly number[], memory: MemoryFigure | undefined, targets: Map<string, string>): string {
   const out: string[] = [];
   const row = (cols: string[]): string => `| ${cols.join(' | ')} |`;
-  out.push(row(['upstream', 'target', 'conc', 'p50 ms', 'p99 ms', 'calls/s', 'proxy CPU µs/call', 'server CPU µs/call', 'client CPU µs/call', 'calls', 'errors']));
+  out.push(`Medians over the clean runs of each cell (other load ≤ ${NOISE_PCT} % of a core); calls/s with the spread over those runs.`);
+  out.push('');
+  out.push(row(['upstream', 'target', 'conc', 'p50 ms', 'p99 ms', 'calls/s (min–max)', 'proxy CPU µs/call', 'server CPU µs/call', 'client CPU µs/call', 'clean runs', 'errors']));
   out.push(row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
-  for (const c of cells) {
-    out.push(row([c.group, c.label, String(c.concurrency), fmt(c.p50), fmt(c.p99), c.throughput.toFixed(0), c.cpu.proxy === undefined ? '–' : c.cpu.proxy.toFixed(0), c.cpu.upstream.toFixed(0), c.cpu.client.toFixed(0), String(c.calls), String(c.errors)]));
+  const keys = [...new Map(cells.map((c) => [`${c.target}\n${c.concurrency}`, c])).values()];
+  for (const k of keys) {
+    const all = cells.filter((c) => c.target === k.target && c.concurrency === k.concurrency);
+    const clean = all.filter((c) => !disturbed(c));
+    const use = clean.length > 0 ? clean : all;
+    const m = (f: (c: Cell) => number): number => median(use.map(f));
+    const tput = use.map((c) => c.throughput);
+    const proxy = use.every((c) => c.cpu.proxy !== undefined) ? m((c) => c.cpu.proxy as number).toFixed(0) : '–';
+    out.push(row([k.group, k.label, String(k.concurrency), fmt(m((c) => c.p50)), fmt(m((c) => c.p99)), `${median(tput).toFixed(0)} (${Math.min(...tput).toFixed(0)}–${Math.max(...tput).toFixed(0)})`, proxy, m((c) => c.cpu.upstream).toFixed(0), m((c) => c.cpu.client).toFixed(0), `${clean.length}/${all.length}${clean.length === 0 ? ' (all disturbed: medians of all)' : ''}`, String(all.reduce((n, c) => n + c.errors, 0))]));
   }
   out.push('');
-  const noisy = cells.filter((c) => c.otherCpuPct > 15 || c.stealPct > 5);
+  const noisy = cells.filter(disturbed);
   if (noisy.length > 0) {
-    out.push(`- warning: other processes used CPU during ${noisy.map((c) => `${c.target} c=${c.concurrency} (${c.otherCpuPct.toFixed(0)} % of a core${c.stealPct > 5 ? `, ${c.stealPct.toFixed(0)} % stolen` : ''})`).join(', ')}: those figures are disturbed; run again on a quiet machine`);
+    out.push(`- left out as disturbed: ${noisy.map((c) => `${c.target} c=${c.concurrency} run ${c.round} (${c.otherCpuPct.toFixed(0)} % of a core${c.stealPct > STEAL_PCT ? `, ${c.stealPct.toFixed(0)} % stolen` : ''})`).join(', ')}`);
   }
-  const cell = (id: string, conc: number): Cell | undefined => cells.find((c) => c.target === id && c.concurrency === conc);
-  for (const conc of CONCURRENCIES) {
-    const berth = cell('berth-stdio', conc);
-    const direct = cell('direct-sdk', conc);
-    if (berth !== undefined && direct !== undefined) {
-      out.push(`- stdio c=${conc}: berth vs direct (SDK): +${fmt(berth.p50 - direct.p50)} ms p50, ${((100 * berth.throughput) / direct.throughput).toFixed(0)} % throughput`);
-    }
-    const raw = cell('direct-raw', conc);
-    if (berth !== undefined && raw !== undefined) {
-      out.push(`- stdio c=${conc}: berth vs direct (raw lines): +${fmt(berth.p50 - raw.p50)} ms p50, ${((100 * berth.throughput) / raw.throughput).toFixed(0)} % throughput`);
-    }
-    const peers = ['supergateway', 'mcp-proxy'].map((id) => cell(id, conc)).filter((c): c is Cell => c !== undefined && c.errors === 0);
-    const best = peers.sort((a, b) => b.throughput - a.throughput)[0];
-    if (berth !== undefined && best !== undefined) {
-      const x = berth.throughput / best.throughput;
-      out.push(`- stdio c=${conc}: berth vs best peer (${best.label}, ${best.throughput.toFixed(0)} calls/s): ${x.toFixed(2)}× throughput, p50 ${fmt(berth.p50)} vs ${fmt(best.p50)} ms — goal ≥ ${GOALS.stdioVsPeer}×: ${verdict(x >= GOALS.stdioVsPeer && berth.errors === 0)}`);
-    }
+  const x = (n: number): string => `${n.toFixed(2)}×`;
+  const ms = (n: number): string => `+${fmt(n)} ms`;
+  const pct = (n: number): string => `${n.toFixed(0)} %`;
+  for (const conc of concurrencies) {
+    const vsPeer = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-stdio', conc);
+      const best = ['supergateway', 'mcp-proxy'].map((id) => cell(id, conc)).filter((c): c is Cell => c !== undefined && c.errors === 0).sort((a, b) => b.throughput - a.throughput)[0];
+      return berth === undefined || best === undefined ? undefined : { value: berth.errors === 0 ? berth.throughput / best.throughput : 0, cells: [berth, best] };
+    });
+    if (vsPeer.values.length + vsPeer.leftOut > 0) out.push(`- stdio c=${conc}: berth vs the best peer of each run, throughput: ${describe(vsPeer, x)} — goal ≥ ${GOALS.stdioVsPeer}×: ${judged(vsPeer, (n) => n >= GOALS.stdioVsPeer)}`);
+    const vsSdk = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-stdio', conc);
+      const direct = cell('direct-sdk', conc);
+      return berth === undefined || direct === undefined ? undefined : { value: berth.p50 - direct.p50, cells: [berth, direct] };
+    });
+    if (vsSdk.values.length + vsSdk.leftOut > 0) out.push(`- stdio c=${conc}: berth's p50 added over the direct SDK client: ${describe(vsSdk, ms)}${conc === 1 ? ` — goal ≤ ${GOALS.stdioAddedP50Ms} ms: ${judged(vsSdk, (n) => n <= GOALS.stdioAddedP50Ms)}` : ''}`);
   }
-  for (const conc of CONCURRENCIES) {
-    const berth = cell('berth-http', conc);
-    const direct = cell('direct-http', conc);
-    if (berth === undefined || direct === undefined) continue;
-    const added = berth.p50 - direct.p50;
-    const pct = (100 * berth.throughput) / direct.throughput;
-    out.push(`- HTTP c=${conc}: berth vs direct: +${fmt(added)} ms p50 (goal ≤ ${GOALS.httpAddedP50Ms} ms: ${verdict(added <= GOALS.httpAddedP50Ms)}), ${pct.toFixed(0)} % throughput (goal ≥ ${GOALS.httpThroughputPct} %: ${verdict(pct >= GOALS.httpThroughputPct && berth.errors === 0)})`);
-    const floor = cell('floor-http', conc);
-    if (floor !== undefined) out.push(`  (for scale, the bare node:http proxy: +${fmt(floor.p50 - direct.p50)} ms p50, ${((100 * floor.throughput) / direct.throughput).toFixed(0)} % throughput, ${floor.cpu.proxy?.toFixed(0) ?? '?'} vs berth's ${berth.cpu.proxy?.toFixed(0) ?? '?'} µs CPU per call)`);
+  for (const conc of concurrencies) {
+    const added = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-http', conc);
+      const direct = cell('direct-http', conc);
+      return berth === undefined || direct === undefined ? undefined : { value: berth.p50 - direct.p50, cells: [berth, direct] };
+    });
+    const share = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-http', conc);
+      const direct = cell('direct-http', conc);
+      return berth === undefined || direct === undefined ? undefined : { value: (100 * berth.throughput) / direct.throughput, cells: [berth, direct] };
+    });
+    if (added.values.length + added.leftOut === 0) continue;
+    out.push(`- HTTP c=${conc}: berth vs direct: p50 ${describe(added, ms)} (goal ≤ ${GOALS.httpAddedP50Ms} ms: ${judged(added, (n) => n <= GOALS.httpAddedP50Ms)}); throughput ${describe(share, pct)} (goal ≥ ${GOALS.httpThroughputPct} %: ${judged(share, (n) => n >= GOALS.httpThroughputPct)})`);
+    const cpu = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-http', conc);
+      const floor = cell('floor-http', conc);
+      return berth?.cpu.proxy === undefined || floor?.cpu.proxy === undefined ? undefined : { value: berth.cpu.proxy / floor.cpu.proxy, cells: [berth, floor] };
+    });
+    if (cpu.values.length + cpu.leftOut > 0) out.push(`  proxy CPU per call vs the bare node:http proxy: ${describe(cpu, x)}${conc === 32 ? ` — goal ≤ ${GOALS.httpCpuVsFloor}×: ${judged(cpu, (n) => n <= GOALS.httpCpuVsFloor)}` : ''}`);
   }
   if (memory !== undefined) {
     out.push(
       `- memory: ${memory.sessions.toLocaleString('en-US')} idle sessions on berth's stdio route (opened in ${memory.seconds.toFixed(1)} s; berth holds ${memory.berthSessions}): ` +
-        `${memory.rssKb.toFixed(1)} KB RSS, ${memory.heapKb.toFixed(1)} KB heap, ${memory.externalKb.toFixed(2)} KB external per session — goal ≤ ${GOALS.kbPerSession} KB: ${verdict(Math.max(memory.rssKb, memory.heapKb + memory.externalKb) <= GOALS.kbPerSession)}`,
+        `${memory.rssKb.toFixed(1)} KB RSS, ${memory.heapKb.toFixed(1)} KB heap, ${memory.externalKb.toFixed(2)} KB external per session — goal < ${GOALS.kbPerSession} KB: ${verdict(Math.max(memory.rssKb, memory.heapKb + memory.externalKb) < GOALS.kbPerSession)}`,
     );
     const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
     out.push(`  (after full GC: RSS ${mb(memory.before.rss)} → ${mb(memory.after.rss)}, heap used ${mb(memory.before.heapUsed)} → ${mb(memory.after.heapUsed)})`);
@@ -957,6 +1116,8 @@ function options(): Options {
     options: {
       calls: { type: 'string', default: '10000' },
       seconds: { type: 'string', default: '10' },
+      runs: { type: 'string', default: '3' },
+      concurrency: { type: 'string', default: '1,32' },
       only: { type: 'string' },
       sessions: { type: 'string', default: '10000' },
       profile: { type: 'string' },
@@ -971,6 +1132,8 @@ function options(): Options {
   return {
     calls: Math.max(1, positive(values.calls, 'calls', 1_000_000)),
     seconds: Math.max(0.1, positive(values.seconds, 'seconds', 60)),
+    runs: Math.max(1, Math.round(positive(values.runs, 'runs', 9))),
+    concurrencies: values.concurrency.split(',').map((c) => Math.max(1, Math.round(positive(c, 'concurrency', 256)))),
     only: values.only?.split(',').filter((s) => s !== ''),
     sessions: positive(values.sessions, 'sessions', 19_000),
     profile: values.profile === undefined ? undefined : path.resolve(values.profile),
@@ -980,11 +1143,12 @@ function options(): Options {
 
 async function main(): Promise<void> {
   const opts = options();
+  const hardLimitMs = HARD_LIMIT_MS * opts.runs + MEMORY_TIME_CAP_MS * 2;
   const hardStop = setTimeout(() => {
-    console.error(`bench: still running after ${HARD_LIMIT_MS / 1000} s; stopping everything`);
+    console.error(`bench: still running after ${hardLimitMs / 1000} s; stopping everything`);
     killAllNow();
     process.exit(3);
-  }, HARD_LIMIT_MS).unref();
+  }, hardLimitMs).unref();
   const onSignal = (): void => {
     killAllNow();
     process.exit(130);
@@ -997,33 +1161,38 @@ async function main(): Promise<void> {
   const wanted = (id: string): boolean => opts.only === undefined || opts.only.some((s) => id.includes(s));
   const started = performance.now();
   const rev = revision();
-  console.error(`bench: berth ${rev}, node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${opts.calls} calls or ${opts.seconds} s per cell after ${WARMUP_CALLS} warm-up calls or ${WARMUP_MS / 1000} s`);
+  const machine = `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+  console.error(`bench: berth ${rev}, node ${process.version}, ${machine}; ${opts.runs} run(s) of ${opts.calls} calls or ${opts.seconds} s per cell after ${WARMUP_CALLS} warm-up calls or ${WARMUP_MS / 1000} s; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const cells: Cell[] = [];
   const how = new Map<string, string>();
-  const run = async (id: string, make: () => Promise<Target>): Promise<void> => {
+  const run = async (round: number, id: string, make: () => Promise<Target>): Promise<void> => {
     if (!wanted(id)) return;
     const target = await make();
     try {
       how.set(target.label, target.how);
-      for (const conc of CONCURRENCIES) cells.push(await measure(target, conc, opts));
+      for (const conc of opts.concurrencies) cells.push(await measure(target, conc, opts, round));
     } finally {
       await target.close();
     }
   };
   try {
-    await run('direct-sdk', directSdk);
-    await run('direct-raw', directRawTarget);
-    await run('berth-stdio', () => berthStdio(opts.profile));
-    await run('supergateway', supergateway);
-    await run('mcp-proxy', mcpProxy);
-    if (wanted('direct-http') || wanted('berth-http')) {
-      const upstream = await startHttpUpstream();
-      try {
-        await run('direct-http', async () => directHttp(upstream));
-        await run('berth-http', () => berthHttp(upstream, opts.profile));
-        if (opts.profile === undefined) await run('floor-http', () => floorHttp(upstream));
-      } finally {
-        await stopProc(upstream.proc, 3_000);
+    // Rounds run every target in turn, so a burst of other load lands in one run of a cell, not in all of them.
+    for (let round = 1; round <= opts.runs; round++) {
+      console.error(`  run ${round} of ${opts.runs} (load average ${loadavg()[0]?.toFixed(1) ?? '?'})`);
+      await run(round, 'direct-sdk', directSdk);
+      await run(round, 'direct-raw', directRawTarget);
+      await run(round, 'berth-stdio', () => berthStdio(opts.profile));
+      await run(round, 'supergateway', supergateway);
+      await run(round, 'mcp-proxy', mcpProxy);
+      if (wanted('direct-http') || wanted('berth-http')) {
+        const upstream = await startHttpUpstream();
+        try {
+          await run(round, 'direct-http', async () => directHttp(upstream));
+          await run(round, 'berth-http', () => berthHttp(upstream, opts.profile));
+          if (opts.profile === undefined) await run(round, 'floor-http', () => floorHttp(upstream));
+        } finally {
+          await stopProc(upstream.proc, 3_000);
+        }
       }
     }
     let memory: MemoryFigure | undefined;
@@ -1032,10 +1201,10 @@ async function main(): Promise<void> {
       memory = await memoryPerSession(opts.sessions);
     }
     console.log('');
-    console.log(report(cells, memory, how));
+    console.log(report(cells, opts.runs, opts.concurrencies, memory, how));
     console.log('');
-    console.log(`berth ${rev}, node ${process.version}, ${cpus().length} CPUs; total ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    if (opts.json !== undefined) writeFileSync(opts.json, JSON.stringify({ revision: rev, node: process.version, cpus: cpus().length, cells, memory }, null, 2));
+    console.log(`berth ${rev}, node ${process.version}, ${machine}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}; total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    if (opts.json !== undefined) writeFileSync(opts.json, JSON.stringify({ revision: rev, node: process.version, machine, cells, memory }, null, 2));
     if (opts.profile !== undefined) {
       console.log('');
       console.log(summarizeProfiles(opts.profile));

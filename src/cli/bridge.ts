@@ -50,7 +50,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const child = new StdioChild({ id: 'bridge', command: options.command, args: options.args, env, logger });
   const mux = new Multiplexer({ name: options.command, channel: stdioChannel(child), logger });
   const sessions = new SessionStore({ idleTtlMs: SESSION_IDLE_TTL_MS, maxSessions: MAX_SESSIONS });
-  const endpoint = new McpEndpoint({ server: 'bridge', acquire: async () => mux, sessions, maxBodyBytes: MAX_BODY_BYTES, keepAliveMs: KEEP_ALIVE_MS });
+  const endpoint = new McpEndpoint({ server: 'bridge', acquire: async () => mux, sessions, maxBodyBytes: MAX_BODY_BYTES, keepAliveMs: KEEP_ALIVE_MS, logger });
   const policy = originPolicy({ host: options.host });
   const server = createServer((req, res) => {
     const ctx = requestContext(res, logger);

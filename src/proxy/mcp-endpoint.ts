@@ -2,19 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { Identity } from '../auth/identity.ts';
+import type { Logger } from '../observe/log.ts';
 import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
 import { baseUrl } from '../auth/resource.ts';
 import type { CredentialPrompt } from '../credentials/missing.ts';
 import { connectUrlOf, credentialPromptFor, missingCredentialsError } from '../credentials/missing.ts';
+import type { Refusal } from './http-util.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError, writeJson } from './http-util.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
-import { SessionEventStore } from './event-store.ts';
-import { exceedsQueue, serveWebStandard } from './web-adapter.ts';
+import { checkMessages, isInitialize, SessionTransport } from './session-transport.ts';
+import { exceedsQueue } from './web-adapter.ts';
 import type { SessionStore } from './sessions.ts';
 import { classify, MODERN_VERSIONS, serveModern } from './stateless.ts';
 
@@ -28,6 +29,8 @@ export interface McpEndpointOptions {
   readonly keepAliveMs: number;
   /** listen.publicUrl: the base of the /connect links given to users with missing credentials. */
   readonly publicUrl?: string;
+  /** For what happens to sessions outside any one request (a stream cut off for not keeping up). */
+  readonly logger: Logger;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -57,8 +60,8 @@ export class McpEndpoint {
       case 'DELETE': {
         const entry = this.#session(req, res, ctx, 'streamable-http');
         if (entry === undefined) return;
-        const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-        return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request));
+        const transport = entry.transport as SessionTransport;
+        return req.method === 'GET' ? transport.handleGet(req, res) : transport.handleDelete(req, res);
       }
       default:
         return sendRpcError(res, 405, -32000, `method ${req.method ?? ''} not allowed`, { allow: 'GET, POST, DELETE' });
@@ -83,36 +86,28 @@ export class McpEndpoint {
       // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
       return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
     }
-    if (req.headers[SESSION_HEADER] !== undefined) {
-      const entry = this.#session(req, res, ctx, 'streamable-http');
-      if (entry === undefined) return;
-      const transport = entry.transport as WebStandardStreamableHTTPServerTransport;
-      return serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body.value }));
-    }
-    if (isRequest(body.value) && body.value.method === 'initialize') return this.#initialize(req, res, ctx, body.value);
+    const inSession = req.headers[SESSION_HEADER] !== undefined;
+    const entry = inSession ? this.#session(req, res, ctx, 'streamable-http') : undefined;
+    if (inSession && entry === undefined) return;
+    const messages = checkMessages(body.value);
+    if (!Array.isArray(messages)) return sendRefusal(res, null, messages as Refusal);
+    if (entry !== undefined) return (entry.transport as SessionTransport).handlePost(req, res, messages);
+    if (messages.length === 1 && isInitialize(messages[0] as JSONRPCMessage)) return this.#initialize(req, res, ctx, messages);
+    if (messages.some(isInitialize)) return sendRpcError(res, 400, ErrorCode.invalidRequest, 'Invalid Request: Only one initialization request is allowed');
     return sendRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
   }
 
-  async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: unknown): Promise<void> {
-    const params = (body as { params?: { protocolVersion?: unknown; capabilities?: unknown } }).params;
-    const mux = await this.#acquire(req, res, ctx, { id: idOf(body), prompt: credentialPromptFor(String(params?.protocolVersion ?? ''), params?.capabilities) });
+  async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messages: readonly JSONRPCMessage[]): Promise<void> {
+    const init = messages[0] as { id?: RequestId; params?: { protocolVersion?: unknown; capabilities?: unknown } };
+    const mux = await this.#acquire(req, res, ctx, { id: init.id ?? null, prompt: credentialPromptFor(String(init.params?.protocolVersion ?? ''), init.params?.capabilities) });
     if (mux === undefined) return;
     const { server, sessions } = this.#o;
-    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
-      keepAliveMs: this.#o.keepAliveMs,
-      eventStore: new SessionEventStore(),
-      onsessioninitialized: (id): void => sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport }),
-      onsessionclosed: (id): void => sessions.delete(id),
-    });
-    transport.onclose = () => {
-      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
-    };
-    await transport.start();
+    const id = randomUUID();
+    const transport = new SessionTransport({ sessionId: id, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
+    transport.onclose = () => sessions.delete(id);
+    sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport });
     mux.attach(transport, ctx.user);
-    await serveWebStandard(req, res, ctx.log, (request) => transport.handleRequest(request, { parsedBody: body }));
-    // Refused before a session existed (e.g. a malformed initialize): nothing will ever use it.
-    if (transport.sessionId === undefined) await transport.close();
+    transport.handlePost(req, res, messages, true);
   }
 
   /** Legacy HTTP+SSE (2024-11-05): GET opens the stream, POST …/message?sessionId= sends. */

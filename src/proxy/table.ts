@@ -137,7 +137,7 @@ export async function retireHandlers(previous: RouteTable, next: RouteTable): Pr
 
 function handlerFor(route: Route, deps: TableDeps): RouteHandler {
   const endpoint = (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>): McpEndpoint =>
-    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
+    new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
   switch (route.kind) {
     case 'hosted': {
       const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
@@ -204,7 +204,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
     entry.lastUsed = now;
     return entry.mux;
   };
-  const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs });
+  const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger });
   const handOver = async (next: RouteHandler & { kind: 'mcp' }): Promise<void> => {
     for (const [user, { mux, identity }] of perUser) {
       const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000), identity).catch(() => undefined);
