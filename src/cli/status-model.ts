@@ -1,9 +1,11 @@
 import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import { hashSpec } from '../desired/hash.ts';
 import type { Route } from '../desired/types.ts';
+import { redactUrls } from '../observe/redact.ts';
 import { redactRoute } from '../reconcile/plan.ts';
 import type { ComponentHealth } from '../proxy/composite.ts';
 import type { UpstreamPool } from '../proxy/pool.ts';
+import type { RemoteStatus } from '../proxy/remote-upstream.ts';
 import type { RouteTable } from '../proxy/table.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
@@ -52,6 +54,8 @@ export interface ServerStatus {
   readonly instances: readonly InstanceStatus[];
   /** A composite's components; `down` ones have their tools left out. */
   readonly components?: readonly ComponentHealth[];
+  /** A remote's held connection (SSE remotes, and the bridge of legacy SSE clients): its state and last error. */
+  readonly connection?: RemoteStatus;
 }
 
 export function routeHash(route: unknown): string {
@@ -116,6 +120,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
         ...lastErrorOf(outcome, instances.filter((i) => i.unit === unit)),
         instances: instances.filter((i) => i.unit === unit),
         ...componentsOf(table, route.server),
+        ...remoteOf(table, route.server),
       };
     }),
   };
@@ -132,4 +137,9 @@ function componentsOf(table: RouteTable, server: string): { components?: readonl
   const handler = table.handlers.get(server);
   const health = handler?.kind === 'mcp' ? handler.health?.() : undefined;
   return health === undefined ? {} : { components: health };
+}
+
+function remoteOf(table: RouteTable, server: string): { connection?: RemoteStatus } {
+  const connection = table.handlers.get(server)?.remote?.();
+  return connection === undefined ? {} : { connection: { ...connection, ...(connection.lastError === undefined ? {} : { lastError: redactUrls(connection.lastError) }) } };
 }

@@ -12,6 +12,7 @@ import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
 import { RemoteUpstream } from './remote-upstream.ts';
+import type { RemoteStatus } from './remote-upstream.ts';
 import type { SessionStore } from './sessions.ts';
 
 /** How one server's requests are served. */
@@ -24,6 +25,8 @@ export type RouteHandler =
       handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
       /** A composite's components, with the ones left out for some user marked down. */
       health?(): readonly ComponentHealth[];
+      /** An SSE remote's one connection: connected, connecting, down (with the last error). */
+      remote?(): RemoteStatus;
       close(): void;
     }
   | {
@@ -32,6 +35,8 @@ export type RouteHandler =
       readonly passthrough: Passthrough;
       /** Legacy SSE clients of a streamable-HTTP remote: bridged over one client connection, made on first use. */
       readonly sse: McpEndpoint;
+      /** The bridged connection legacy SSE clients use, once one connected. */
+      remote?(): RemoteStatus | undefined;
       close(): void;
     };
 
@@ -147,7 +152,7 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
       const remote = (): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, logger: deps.logger });
       if (route.transport === 'sse') {
         const upstream = remote();
-        return { kind: 'mcp', route, endpoint: endpoint((_user, signal) => upstream.acquire(signal)), close: () => upstream.close() };
+        return { kind: 'mcp', route, endpoint: endpoint((_user, signal) => upstream.acquire(signal)), remote: () => upstream.status(), close: () => upstream.close() };
       }
       const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
       let bridge: RemoteUpstream | undefined;
@@ -157,6 +162,7 @@ function handlerFor(route: Route, deps: TableDeps): RouteHandler {
         route,
         passthrough,
         sse,
+        remote: () => bridge?.status(),
         close: () => {
           passthrough.close();
           bridge?.close();

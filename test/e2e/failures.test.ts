@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
+import { connectClient, freePort, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const misbehave = path.join(repoRoot, 'test/fixtures/children/misbehave.ts');
@@ -85,5 +85,32 @@ describe('broken hosted servers', () => {
     assert.doesNotMatch(body, /hunter2/);
     const report = await status(b.url);
     assert.match(JSON.stringify(report.servers.find((s) => s.name === 'leaky')), /hunter2/, 'the operator still sees it in status');
+  });
+});
+
+describe('a remote that is down', () => {
+  test('shows in /status with its last error, fails requests fast, and does not hold shutdown', async () => {
+    const port = await freePort();
+    const b = await startTestBerth(`  gone:\n    type: remote\n    transport: sse\n    url: http://user:hunter2@127.0.0.1:${port}/sse?token=abc\n`);
+    try {
+      const connection = await waitFor(async () => {
+        const c = (await status(b.url)).servers.find((s) => s.name === 'gone')?.connection;
+        return c?.state === 'down' ? c : undefined;
+      }, { timeoutMs: 30_000, message: 'the remote reported down' });
+      assert.ok(connection.lastError !== undefined);
+      assert.doesNotMatch(JSON.stringify(await status(b.url)), /hunter2|token=abc/, 'URL credentials are redacted');
+      const started = Date.now();
+      const res = await fetch(`${b.url}/mcp/gone`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      });
+      assert.equal(res.status, 503);
+      assert.ok(Date.now() - started < 5_000, `answered in ${Date.now() - started} ms`);
+    } finally {
+      const stopping = Date.now();
+      await b.stop();
+      assert.ok(Date.now() - stopping < 8_000, `stopped in ${Date.now() - stopping} ms`);
+    }
   });
 });
