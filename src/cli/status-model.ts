@@ -27,6 +27,8 @@ export interface InstanceStatus {
   readonly lastError?: string;
   /** A pid, container or pod. */
   readonly detail?: string;
+  /** The last log lines of an instance that is not serving: why it fails, in its own words. */
+  readonly logTail?: readonly string[];
   readonly startedAt?: string;
 }
 
@@ -93,7 +95,8 @@ export async function instanceStatuses(pool: UpstreamPool, backend: Backend, sig
   }));
   const shown = new Set(fromPool.map((i) => `${i.unit}/${i.user ?? ''}`));
   const starting = pool.starting().filter((s) => !shown.has(`${s.unit}/${s.user}`)).map((s): InstanceStatus => ({ id: `${s.unit}/starting`, unit: s.unit, user: s.user, state: 'starting', backendState: 'creating', restarts: 0, sessions: 0 }));
-  return { instances: [...fromPool, ...starting, ...unheld], observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
+  const instances = await Promise.all([...fromPool, ...starting, ...unheld].map((i) => withLogTail(backend, i, signal)));
+  return { instances, observed: [...held.map((u) => u.instance), ...listed.filter((i) => !heldIds.has(i.id))] };
 }
 
 export async function buildStatusReport(controller: Controller, pool: UpstreamPool, backend: Backend, sessions: SessionStore, table: RouteTable): Promise<StatusReport> {
@@ -142,4 +145,13 @@ function componentsOf(table: RouteTable, server: string): { components?: readonl
 function remoteOf(table: RouteTable, server: string): { connection?: RemoteStatus } {
   const connection = table.handlers.get(server)?.remote?.();
   return connection === undefined ? {} : { connection: { ...connection, ...(connection.lastError === undefined ? {} : { lastError: redactUrls(connection.lastError) }) } };
+}
+
+const LOG_TAIL_LINES = 5;
+
+/** A failing instance's last log lines; a healthy one needs none, and a backend that cannot say adds nothing. */
+async function withLogTail(backend: Backend, instance: InstanceStatus, signal: AbortSignal): Promise<InstanceStatus> {
+  if (instance.failure === undefined && instance.state !== 'failing') return instance;
+  const lines = await backend.logs(instance.id, LOG_TAIL_LINES, signal).catch(() => []);
+  return lines.length === 0 ? instance : { ...instance, logTail: lines };
 }

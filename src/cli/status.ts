@@ -48,5 +48,13 @@ export async function runStatus(file: string | undefined, options: { url?: strin
   }
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   for (const r of rows) out.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd()}\n`);
+  // A failing instance's own last words, under the table: what an operator reads first.
+  for (const s of report.servers) {
+    for (const i of s.instances) {
+      if (i.logTail === undefined) continue;
+      out.write(`\n${s.name} ${i.detail ?? i.id} (${i.failure ?? i.state}), last log lines:\n`);
+      for (const line of i.logTail) out.write(`  ${line}\n`);
+    }
+  }
   return exitCode.ok;
 }

@@ -85,6 +85,8 @@ describe('broken hosted servers', () => {
     assert.doesNotMatch(body, /hunter2/);
     const report = await status(b.url);
     assert.match(JSON.stringify(report.servers.find((s) => s.name === 'leaky')), /hunter2/, 'the operator still sees it in status');
+    const logTail = report.servers.find((s) => s.name === 'leaky')?.instances[0]?.logTail ?? [];
+    assert.ok(logTail.some((line) => line.includes('password=hunter2')), `its last log lines are in status: ${JSON.stringify(logTail)}`);
   });
 });
 
