@@ -33,6 +33,11 @@ export class Gate {
     this.#adminGroup = options.adminGroup ?? 'admin';
   }
 
+  /** Whether any auth provider is configured (otherwise only this host's clients are served). */
+  get configured(): boolean {
+    return this.#o.authenticator.configured;
+  }
+
   /**
    * The caller of an MCP request, or undefined when the request was answered
    * here: a refusal, or a protected-resource metadata document.

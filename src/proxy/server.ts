@@ -81,7 +81,9 @@ export function createProxyServer(options: ProxyServerOptions): Server {
   server.headersTimeout = Math.min(HEADERS_TIMEOUT_MS, requestTimeout);
   server.keepAliveTimeout = 65_000;
   server.on('clientError', answerClientError);
-  server.once('listening', () => warnIfExposed(server, logger));
+  server.once('listening', () => {
+    if (!state.gate().configured) warnIfExposed(server, logger);
+  });
   return server;
 }
 

@@ -52,8 +52,10 @@ function failureOf(info: ContainerInspectInfo, history: History | undefined, now
     // Created and never started, or a start the daemon refused (a missing executable, a bad mount).
     return state.Error === '' ? undefined : { kind: 'start-failed', message: state.Error };
   }
-  if (state.OOMKilled) {
-    const limit = info.HostConfig.Memory ?? 0;
+  const limit = info.HostConfig.Memory ?? 0;
+  // Docker 20.10 on cgroup v2 does not always set OOMKilled: a SIGKILL (137) under a memory limit
+  // that berth did not send (berth stops with SIGTERM first) is the kernel's OOM killer.
+  if (state.OOMKilled || (limit > 0 && state.ExitCode === 137 && !state.Running)) {
     return { kind: 'oom-killed', message: limit > 0 ? `killed: out of memory (limit ${limit} bytes)` : 'killed: out of memory' };
   }
   if (state.Error !== '') return { kind: 'start-failed', message: state.Error };
