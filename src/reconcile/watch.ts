@@ -1,4 +1,4 @@
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { watch } from 'chokidar';
 import type { FSWatcher } from 'chokidar';
@@ -31,7 +31,12 @@ export class ConfigWatcher {
 
   /** Calls `changed` (debounced) after each burst of changes; `changed` resolves once the change was handled. */
   start(changed: () => Promise<unknown>): void {
-    this.#arm(changed);
+    // chokidar reports nothing until its first scan is done: an edit landing
+    // before that is caught by comparing the file with how it was at start.
+    const before = fileVersion(this.#o.file);
+    this.#arm(changed, () => {
+      if (fileVersion(this.#o.file) !== before) void changed();
+    });
   }
 
   async close(): Promise<void> {
@@ -40,7 +45,7 @@ export class ConfigWatcher {
     await this.#watcher?.close();
   }
 
-  #arm(changed: () => Promise<unknown>): void {
+  #arm(changed: () => Promise<unknown>, onReady?: () => void): void {
     const file = this.#o.file;
     const targets = watchTargets(path.resolve(file));
     const armedIn = realDir(file);
@@ -59,6 +64,7 @@ export class ConfigWatcher {
       }, this.#o.debounceMs ?? 200).unref();
     };
     watcher.on('add', schedule).on('change', schedule).on('unlink', schedule).on('addDir', schedule).on('unlinkDir', schedule);
+    if (onReady !== undefined) watcher.once('ready', onReady);
     watcher.on('error', (err) => this.#o.logger.warn({ err: (err as Error).message }, 'config watch error; still watching'));
     this.#watcher = watcher;
   }
@@ -82,6 +88,16 @@ function isSymlink(p: string): boolean {
     return lstatSync(p).isSymbolicLink();
   } catch {
     return false;
+  }
+}
+
+/** What identifies one version of the file (through symlinks): inode, size and modification time. */
+function fileVersion(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'missing';
   }
 }
 

@@ -179,3 +179,15 @@ describe('per-user instance caps', () => {
     }
   });
 });
+
+describe('the file watch', () => {
+  test('an edit written in place right after start is not lost while the watch is still starting', async () => {
+    const b = await startTestBerth(everythingYaml());
+    try {
+      writeFileSync(b.file, configText(everythingYaml() + everythingYaml('other')));
+      await waitFor(async () => (await status(b.url)).servers.some((s) => s.name === 'other'), { timeoutMs: 20_000, message: 'the edit applied' });
+    } finally {
+      await b.stop();
+    }
+  });
+});
