@@ -12,8 +12,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Backend } from '../src/backends/backend.ts';
 import { toolsOf } from '../test/helpers/backend-contract.ts';
-import { freePort, repoRoot } from '../test/helpers/berth.ts';
-import { dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testOwner, testSettings, testUnit } from '../test/helpers/docker.ts';
+import { freePort, repoRoot, startTestBerth } from '../test/helpers/berth.ts';
+import { dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testOwner, testSettings, testUnit } from '../test/helpers/docker.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const { values } = parseArgs({ options: { servers: { type: 'string', default: '20' }, calls: { type: 'string', default: '500' } } });
@@ -78,11 +78,26 @@ try {
   const direct = await echoLatency(hostUrl);
   host.kill();
 
+  // The same server through berth's proxy: in a container (docker backend) and as a local process.
+  const fixture = path.join(repoRoot, 'test/fixtures/docker/mcp-server.mjs');
+  const viaDocker = await startTestBerth(`  web:\n    type: multi-user\n    runtime: container\n    image: ${testImages().TEST_HTTP_IMAGE}\n    port: 8080\n`, `backend: { type: docker, owner: ${owner}, pull: never }\n`);
+  const viaLocal = await startTestBerth(`  web:\n    type: multi-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(fixture)}]\n    transport: streamable-http\n    env: { HOST: 127.0.0.1 }\n`);
+  let berthDocker: { p50: number; p99: number };
+  let berthLocal: { p50: number; p99: number };
+  try {
+    berthDocker = await waitFor(() => echoLatency(`${viaDocker.url}/mcp/web`).catch(() => undefined), { timeoutMs: 60_000 });
+    berthLocal = await waitFor(() => echoLatency(`${viaLocal.url}/mcp/web`).catch(() => undefined), { timeoutMs: 60_000 });
+  } finally {
+    await viaDocker.stop();
+    await viaLocal.stop();
+  }
+
   const ms = (x: number): string => `${x.toFixed(0)} ms`;
   console.log(`servers: ${servers}`);
   console.log(`cold:  ensure returned after ${ms(coldEnsure)}, all serving MCP after ${ms(coldReady)}`);
   console.log(`adopt: list+ensure returned after ${ms(adoptEnsure)} with ${adopt.daemon.writes} daemon writes and ${restarted} containers replaced; all serving after ${ms(adoptReady)}`);
   console.log(`echo p50/p99: container (published port) ${container.p50.toFixed(2)}/${container.p99.toFixed(2)} ms, host process ${direct.p50.toFixed(2)}/${direct.p99.toFixed(2)} ms, p50 ratio ${(container.p50 / direct.p50).toFixed(2)}`);
+  console.log(`through berth, p50/p99: docker backend ${berthDocker.p50.toFixed(2)}/${berthDocker.p99.toFixed(2)} ms, local backend ${berthLocal.p50.toFixed(2)}/${berthLocal.p99.toFixed(2)} ms, p50 ratio ${(berthDocker.p50 / berthLocal.p50).toFixed(2)}`);
 } finally {
   await removeOwned(owner);
 }
