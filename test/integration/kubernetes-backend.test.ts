@@ -52,18 +52,21 @@ const running = (instances: readonly ObservedInstance[], n: number): boolean => 
 const ofUnit = async (backend: KubernetesBackend, unit: string): Promise<ObservedInstance[]> => (await backend.list(signal)).filter((i) => i.unit === unit);
 
 before(async () => {
-  port = await freePort();
   if (REAL) {
+    port = await freePort();
     config = new k8s.KubeConfig();
     config.loadFromDefault();
     return;
   }
   fake = new FakeKube();
+  // The fake first: a port picked before it binds could be the one it takes.
   await fake.start();
+  port = await freePort();
   config = new k8s.KubeConfig();
   config.loadFromOptions(fake.kubeconfig());
   upstream = spawn(process.execPath, [everythingServer, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
-  await waitFor(() => fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' }).then(() => true), { timeoutMs: 20_000, message: 'server-everything listening' });
+  // Any answer but 404 is server-everything's own (a GET without a session is refused, not unknown).
+  await waitFor(() => fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' }).then((r) => r.status !== 404, () => false), { timeoutMs: 20_000, message: 'server-everything listening' });
 });
 
 after(async () => {

@@ -21,12 +21,14 @@ let port = 0;
 let upstream: ChildProcess | undefined;
 
 before(async () => {
-  port = await freePort();
+  // The fake first: a port picked before it binds could be the one it takes.
   await fake.start();
+  port = await freePort();
   config.loadFromOptions(fake.kubeconfig());
   fake.kubelet.behave(({ image }) => (image.includes('crashing') ? 'crash-loop' : image.includes('failing') ? 'invalid-image' : 'run'));
   upstream = spawn(process.execPath, [everythingServer, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
-  await waitFor(() => fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' }).then(() => true), { timeoutMs: 20_000 });
+  // Any answer but 404 is server-everything's own (a GET without a session is refused, not unknown).
+  await waitFor(() => fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' }).then((r) => r.status !== 404, () => false), { timeoutMs: 20_000 });
 });
 after(async () => {
   await fake.close();
