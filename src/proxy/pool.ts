@@ -220,7 +220,6 @@ export class UpstreamPool {
       const timeout = this.#o.idleTimeoutFor?.(name);
       if (timeout === undefined) continue;
       for (const [hash, upstream] of entry.perUser) {
-        if (upstream.mux.sessionCount > 0 && now - upstream.mux.lastActivity() < timeout) continue;
         if (now - Math.max(upstream.lastUsed, upstream.mux.lastActivity()) < timeout) continue;
         entry.perUser.delete(hash);
         this.#o.logger.info({ server: name, instance: upstream.instance.id }, 'stopping idle instance');

@@ -19,10 +19,13 @@ interface Waiter {
   readonly reject: (err: Error) => void;
 }
 
+/** One upstream connection's initialize handshake and readiness. */
 export class UpstreamLink {
   readonly #name: string;
   readonly #channel: MessageChannel;
   readonly #log: Logger;
+  /** Called once the upstream answered initialize; `restarted` after a (re)start beyond the first. */
+  readonly #onReady: (restarted: boolean) => void;
   #info: UpstreamInfo | undefined;
   #initId: string | undefined;
   #generation = 0;
@@ -36,11 +39,9 @@ export class UpstreamLink {
     this.#name = options.name;
     this.#channel = options.channel;
     this.#log = options.logger;
-    this.#channel.onStart(() => this.#initialize());
     this.#onReady = options.onReady;
+    this.#channel.onStart(() => this.#initialize());
   }
-
-  readonly #onReady: (restarted: boolean) => void;
 
   get info(): UpstreamInfo | undefined {
     return this.#info;
