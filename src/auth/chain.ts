@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { AuthProvider, BerthConfiguration } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
 import { isLoopbackAddress } from '../proxy/guard.ts';
@@ -24,7 +25,15 @@ export interface AuthenticatorOptions {
   readonly logger: Logger;
   /** Rate limit of JWKS refetches for an unknown `kid`; see JwtOptions. */
   readonly jwksCooldownMs?: number;
+  /**
+   * The running authenticator, on a reload: its providers whose settings did
+   * not change are kept, with their caches (JWKS, introspection answers).
+   */
+  readonly previous?: Authenticator;
 }
+
+/** The providers each authenticator was built from, with their settings; for reuse on a reload. */
+const built = new WeakMap<Authenticator, readonly { readonly settings: AuthProvider; readonly provider: Provider }[]>();
 
 /** Anonymous callers on this host; everyone else passes to the next provider. */
 const NONE_PROVIDER: Provider = {
@@ -33,9 +42,11 @@ const NONE_PROVIDER: Provider = {
 };
 
 export function createAuthenticator(providers: readonly AuthProvider[] | undefined, options: AuthenticatorOptions): Authenticator {
-  const chain = (providers ?? [{ type: 'none' }]).map((p) => providerFor(p, options));
+  const running = options.previous === undefined ? [] : (built.get(options.previous) ?? []);
+  const links = (providers ?? [{ type: 'none' }]).map((settings) => ({ settings, provider: running.find((l) => isDeepStrictEqual(l.settings, settings))?.provider ?? providerFor(settings, options) }));
+  const chain = links.map((l) => l.provider);
   const jwt = (providers ?? []).filter((p) => p.type === 'jwt');
-  return {
+  const authenticator: Authenticator = {
     configured: providers !== undefined,
     issuers: [...new Set(jwt.map((p) => p.issuer ?? ''))],
     requiredScopes: [...new Set(jwt.flatMap((p) => p.requiredScopes ?? []))],
@@ -48,6 +59,8 @@ export function createAuthenticator(providers: readonly AuthProvider[] | undefin
       return presented ? { kind: 'invalid', reason: 'the credential is not recognised' } : PASS;
     },
   };
+  built.set(authenticator, links);
+  return authenticator;
 }
 
 function providerFor(settings: AuthProvider, options: AuthenticatorOptions): Provider {

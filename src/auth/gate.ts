@@ -33,6 +33,11 @@ export class Gate {
     this.#adminGroup = options.adminGroup ?? 'admin';
   }
 
+  /** The providers this gate asks; a reload builds the next gate's from them (see Gates). */
+  get authenticator(): Authenticator {
+    return this.#o.authenticator;
+  }
+
   /** Whether any auth provider is configured (otherwise only this host's clients are served). */
   get configured(): boolean {
     return this.#o.authenticator.configured;

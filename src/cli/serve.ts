@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkAuthConfig, createAuthenticator } from '../auth/chain.ts';
-import { Gate } from '../auth/gate.ts';
+import { checkAuthConfig } from '../auth/chain.ts';
+import { Gates } from '../auth/gates.ts';
 import { createBackend } from '../backends/select.ts';
 import { userFieldsOf } from '../credentials/fields.ts';
 import { createCredentialRoutes } from '../credentials/routes.ts';
@@ -58,7 +58,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const config = initial.config;
   const authProblem = checkAuthConfig(config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
-  const gate = new Gate({ authenticator: createAuthenticator(config.auth, { logger }), logger, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.adminGroup === undefined ? {} : { adminGroup: config.listen.adminGroup }) });
+  // Rebuilt on every accepted reload; listen settings (publicUrl, adminGroup) stay as they started.
+  const gates = new Gates(config.auth, { listen: config.listen, logger });
   const backend = await createBackend(initial, logger);
   // Per-user credentials live in the state file; the store opens even without a key (plain values only).
   const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
@@ -91,7 +92,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   // Only the user whose values changed gets a new instance of that server.
   credentials.onChange((change) => void pool.renew(change.server, change.user));
   const credentialRoutes = createCredentialRoutes({ store: credentials, fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)) });
-  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes });
+  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
@@ -101,7 +102,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     state: {
       table: () => routes.current,
       originPolicy: () => policy,
-      gate: () => gate,
+      gate: () => gates.current,
       credentials: () => credentialRoutes,
       readiness: () => ({
         ready: ctl.lastReload !== undefined,

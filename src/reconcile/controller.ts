@@ -3,6 +3,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { loadConfigFileAsync } from '../config/load-async.ts';
 import { restartRequired } from '../config/restart.ts';
 import type { ConfigIssue } from '../config/issues.ts';
+import type { BerthConfiguration } from '../config/types.gen.ts';
 import { ConfigError, formatIssue } from '../config/issues.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { DesiredState, Unit } from '../desired/types.ts';
@@ -30,6 +31,20 @@ export interface RouteSink {
   swap(desired: DesiredState, generation: number): void;
 }
 
+/**
+ * Where the controller publishes the `auth` section of each accepted config;
+ * serve holds the gate. `prepare` builds beside the running one and may
+ * refuse the candidate; `swap` happens together with the route table's.
+ */
+export interface AuthSink {
+  /** Checked against the listen settings berth runs with, which a reload does not change. */
+  prepare(config: BerthConfiguration): PreparedAuth;
+}
+
+export type PreparedAuth =
+  | { readonly kind: 'rejected'; readonly errors: readonly string[] }
+  | { readonly kind: 'ready'; readonly changed: boolean; swap(): void };
+
 export interface ControllerOptions {
   readonly file: string;
   readonly logger: Logger;
@@ -37,6 +52,8 @@ export interface ControllerOptions {
   readonly backend: Backend;
   readonly upstreams: UnitUpstreams;
   readonly routes: RouteSink;
+  /** Without one, `auth` is read once at start-up by whoever serves. */
+  readonly auth?: AuthSink;
   readonly debounceMs?: number;
   /** Period of the level-based resync that repairs drift. */
   readonly resyncMs?: number;
@@ -152,6 +169,8 @@ export class Controller {
     if (backendType !== this.#o.backend.name) {
       return this.#reject(log, reason, [`${this.#o.file}: backend ${backendType} differs from the running backend ${this.#o.backend.name}; changing backends needs a restart`]);
     }
+    const auth = this.#o.auth?.prepare(loaded.config);
+    if (auth?.kind === 'rejected') return this.#reject(log, reason, auth.errors.map((e) => `${this.#o.file}: ${e}`));
     if (needsRestart.length > 0) log.warn({ needsRestart }, 'changed settings apply only after a restart; the running values stay');
     const desired = resolveDesiredState(loaded);
     const previousDesired = this.#desired;
@@ -178,6 +197,9 @@ export class Controller {
     // Last: once the routes change nothing above can fail any more.
     const generation = ++this.#generation;
     this.#o.routes.swap(desired, generation);
+    // In the same turn as the routes: no request sees new routes behind an old gate, or the reverse.
+    auth?.swap();
+    if (auth?.changed === true && previous !== undefined) log.info({ providers: (loaded.config.auth ?? []).map((p) => p.type) }, 'auth settings applied');
     this.#loaded = previous === undefined ? loaded : { ...loaded, config: { ...loaded.config, listen: previous.config.listen, backend: previous.config.backend } };
     this.#desired = desired;
     this.#o.metrics.generation.set(generation);

@@ -1,5 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,8 +35,8 @@ export interface TestBerth {
   readonly url: string;
   readonly dir: string;
   readonly file: string;
-  /** Replaces the config the way editors do: write a temp file, rename over. */
-  writeConfig(servers: string): void;
+  /** Replaces the config the way editors do: write a temp file, rename over. `head` defaults to the one berth started with. */
+  writeConfig(servers: string, head?: string): void;
   stop(): Promise<void>;
 }
 
@@ -53,9 +56,9 @@ export async function startTestBerth(servers: string, head = '', options: { logg
     url: berth.url,
     dir,
     file,
-    writeConfig(next: string) {
+    writeConfig(next: string, nextHead = head) {
       const tmp = path.join(dir, `.berth.yaml.${process.hrtime.bigint()}`);
-      writeFileSync(tmp, configText(next, head));
+      writeFileSync(tmp, configText(next, nextHead));
       renameSync(tmp, file);
     },
     async stop() {
@@ -63,6 +66,18 @@ export async function startTestBerth(servers: string, head = '', options: { logg
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A streamable-HTTP upstream that answers every POST and records the headers it saw. */
+export async function recordingUpstream(): Promise<{ url: string; seen: IncomingHttpHeaders[]; server: Server }> {
+  const seen: IncomingHttpHeaders[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} })));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, seen, server };
 }
 
 /** A port nothing listens on right now, for upstreams that need one chosen up front. */

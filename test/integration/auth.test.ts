@@ -4,9 +4,6 @@
 // a real server-everything behind it, and a remote upstream that records what
 // berth forwards.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -15,7 +12,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { sha256Hex } from '../../src/auth/api-key.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
+import { everythingYaml, recordingUpstream, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { CLIENT, startIssuer } from '../helpers/oidc.ts';
 
@@ -36,18 +33,6 @@ async function connectAs(url: string, headers: Record<string, string>): Promise<
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   return { client, transport };
-}
-
-/** A streamable-HTTP upstream that answers every POST and records the headers it saw. */
-async function recordingUpstream(): Promise<{ url: string; seen: IncomingHttpHeaders[]; server: Server }> {
-  const seen: IncomingHttpHeaders[] = [];
-  const server = createServer((req, res) => {
-    seen.push(req.headers);
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} })));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, seen, server };
 }
 
 describe('downstream auth', () => {

@@ -1,0 +1,107 @@
+// Auth settings edited while berth serves: a real berth watching its file, a
+// remote upstream behind it (nothing to start), and a real authorization
+// server for the jwt provider. Keys, providers and access rules apply at the
+// reload that reads them; an auth section berth must not serve is refused
+// whole, and the last good one keeps serving.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sha256Hex } from '../../src/auth/api-key.ts';
+import type { ReloadResult } from '../../src/reconcile/controller.ts';
+import type { TestBerth } from '../helpers/berth.ts';
+import { recordingUpstream, startTestBerth } from '../helpers/berth.ts';
+import type { TestIssuer } from '../helpers/oidc.ts';
+import { startIssuer } from '../helpers/oidc.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const KEYS = { alice: 'berth_alice-key-0123456789abcdef', bob: 'berth_bob-key-0123456789abcdefgh', root: 'berth_root-key-0123456789abcdefg' };
+type Who = keyof typeof KEYS;
+const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+
+const keyLine = (who: Who, groups = '[eng]'): string => `      - { user: ${who}, groups: ${groups}, sha256: "${sha256Hex(KEYS[who])}" }\n`;
+
+describe('auth settings reload while serving', () => {
+  let issuer: TestIssuer;
+  let upstream: Awaited<ReturnType<typeof recordingUpstream>>;
+  let b: TestBerth;
+  let servers: (access?: string) => string;
+  let head: (keys: readonly Who[], extra?: string) => string;
+
+  const call = async (headers: Record<string, string>): Promise<number> => {
+    const res = await fetch(`${b.url}/mcp/remote`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(INIT) });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  const as = (who: Who): Promise<number> => call({ 'x-api-key': KEYS[who] });
+
+  /** Rewrites the file and resolves with the reload that read it. */
+  const reloadWith = async (nextServers: string, nextHead: string): Promise<ReloadResult> => {
+    const before = b.berth.controller.lastReload;
+    b.writeConfig(nextServers, nextHead);
+    return waitFor(() => (b.berth.controller.lastReload !== before ? b.berth.controller.lastReload : undefined), { message: 'the reload of the edited file' });
+  };
+
+  before(async () => {
+    issuer = await startIssuer();
+    upstream = await recordingUpstream();
+    servers = (access = '') => `  remote:\n    type: remote\n    url: ${upstream.url}\n${access}`;
+    head = (keys, extra = '') => `auth:\n  - type: apiKey\n    keys:\n${keys.map((k) => keyLine(k, k === 'root' ? '[admin]' : '[eng]')).join('')}  - type: jwt\n    issuer: ${issuer.issuer}\n${extra}`;
+    b = await startTestBerth(servers(), head(['alice', 'root']));
+  });
+  after(async () => {
+    await b?.stop();
+    await issuer?.stop();
+    upstream?.server.close();
+  });
+
+  test('a key added to the file works at once; a removed key is refused', async () => {
+    assert.equal(await as('alice'), 200);
+    assert.equal(await as('bob'), 401, 'bob has no key yet');
+    const added = await reloadWith(servers(), head(['alice', 'bob', 'root']));
+    assert.equal(added.ok, true, added.errors.join('\n'));
+    assert.equal(await as('bob'), 200, 'the new key works without a restart');
+    const removed = await reloadWith(servers(), head(['bob', 'root']));
+    assert.equal(removed.ok, true, removed.errors.join('\n'));
+    assert.equal(await as('alice'), 401, 'the removed key is refused');
+    assert.equal(await as('bob'), 200);
+  });
+
+  test('an access rule added to a server applies at the reload', async () => {
+    const reload = await reloadWith(servers('    access: { users: [root] }\n'), head(['bob', 'root']));
+    assert.equal(reload.ok, true, reload.errors.join('\n'));
+    assert.equal(await as('bob'), 403);
+    assert.equal(await as('root'), 200);
+    await reloadWith(servers(), head(['bob', 'root']));
+    assert.equal(await as('bob'), 200, 'and is lifted at the next');
+  });
+
+  test('an auth section berth must not serve is refused whole; the last good one keeps serving', async () => {
+    const bad = await reloadWith(servers(), head(['alice', 'bob', 'root'], '  - type: header\n    trustedProxies: [10.0.0.300/8]\n'));
+    assert.equal(bad.ok, false);
+    assert.match(bad.errors.join('\n'), /auth\[2\]\.trustedProxies: .*auth_invalid_proxy/);
+    assert.equal(await as('alice'), 401, 'the key the refused file adds is not in effect');
+    assert.equal(await as('bob'), 200, 'the last good keys still are');
+    const status = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as { lastReload: ReloadResult };
+    assert.equal(status.lastReload.ok, false, '/status reports the refusal');
+    assert.match(status.lastReload.errors.join('\n'), /auth_invalid_proxy/);
+    const schema = await reloadWith(servers(), `auth:\n  - type: apiKey\n    keys: [{ groups: [eng], sha256: "${sha256Hex(KEYS.alice)}" }]\n`);
+    assert.equal(schema.ok, false, 'a key without a user is a schema error');
+    assert.equal(await as('bob'), 200);
+    const good = await reloadWith(servers(), head(['bob', 'root']));
+    assert.equal(good.ok, true, good.errors.join('\n'));
+  });
+
+  test('a jwt provider whose settings did not change keeps its key cache across a reload', async () => {
+    const token = await issuer.token(`${b.url}/mcp/remote`);
+    assert.equal(await call({ authorization: `Bearer ${token}` }), 200);
+    const fetched = issuer.hits.get('/jwks') ?? 0;
+    assert.ok(fetched > 0, 'the JWKS was fetched for the first token');
+    const reload = await reloadWith(servers(), head(['alice', 'bob', 'root']));
+    assert.equal(reload.ok, true, reload.errors.join('\n'));
+    assert.equal(await as('alice'), 200, 'the reload took effect');
+    assert.equal(await call({ authorization: `Bearer ${token}` }), 200);
+    assert.equal(issuer.hits.get('/jwks') ?? 0, fetched, 'no new JWKS fetch');
+    const removed = await reloadWith(servers(), `auth:\n  - type: apiKey\n    keys:\n${keyLine('alice')}`);
+    assert.equal(removed.ok, true, removed.errors.join('\n'));
+    assert.equal(await call({ authorization: `Bearer ${token}` }), 401, 'without the jwt provider its tokens are refused');
+  });
+});
