@@ -1,6 +1,8 @@
 // A real OAuth authorization server for tests: oidc-provider on 127.0.0.1,
 // with client credentials and resource indicators, minting JWT access tokens
 // whose `aud` is the resource the client asked for (berth's route URL).
+// `interactive` adds dynamic client registration and the provider's dev
+// login and consent pages, which `signIn` fills in the way a person would.
 
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -31,7 +33,13 @@ export async function signingKey(kid: string): Promise<JWK> {
   return { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
 }
 
-export async function startIssuer(): Promise<TestIssuer> {
+export interface IssuerOptions {
+  /** Dynamic client registration and the dev login/consent pages, for the authorization-code flow. */
+  readonly interactive?: boolean;
+}
+
+export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssuer> {
+  const interactive = options.interactive === true;
   const hits = new Map<string, number>();
   let provider: Provider | undefined;
   const server: Server = createServer((req, res) => {
@@ -50,12 +58,16 @@ export async function startIssuer(): Promise<TestIssuer> {
         { client_id: INTROSPECTOR.id, client_secret: INTROSPECTOR.secret, grant_types: [], redirect_uris: [], response_types: [] },
       ],
       scopes: SCOPES,
-      ttl: { ClientCredentials: 600 },
+      ttl: { ClientCredentials: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
+      // Whoever signs in at the dev pages is the account named by the login.
+      findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
       // Group membership for berth's groups claim.
       extraTokenClaims: () => ({ groups: ['eng'] }),
       jwks: { keys: keys as never },
       features: {
-        devInteractions: { enabled: false },
+        // Any login and password sign in; the account id is the login.
+        devInteractions: { enabled: interactive },
+        registration: { enabled: interactive },
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
         resourceIndicators: {
@@ -97,4 +109,67 @@ export async function startIssuer(): Promise<TestIssuer> {
     },
   };
   return issuerObject;
+}
+
+const MAX_HOPS = 20;
+
+/**
+ * Plays the person at the authorization server's dev pages: follows its
+ * redirects with a cookie jar, signs in as `login` (any password), consents,
+ * and stops at the redirect back to the client, which it returns (with
+ * `code` and `state`). Plain HTTP: every page is a form that posts.
+ */
+export async function signIn(authorizationUrl: URL, login: string, redirectUri: string): Promise<URL> {
+  const jar = new CookieJar();
+  let url = authorizationUrl;
+  let body: URLSearchParams | undefined;
+  for (let hop = 0; hop < MAX_HOPS; hop++) {
+    const res = await fetch(url, {
+      method: body === undefined ? 'GET' : 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(url), ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }) },
+      ...(body === undefined ? {} : { body }),
+    });
+    jar.store(url, res.headers.getSetCookie());
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location !== null) {
+      await res.arrayBuffer();
+      url = new URL(location, url);
+      body = undefined;
+      if (url.href.startsWith(redirectUri)) return url;
+      continue;
+    }
+    const page = await res.text();
+    if (res.status !== 200) throw new Error(`${url.pathname}: HTTP ${res.status}: ${page.slice(0, 500)}`);
+    const form = /<form[^>]*action="([^"]+)"[^>]*method="post"/.exec(page);
+    if (form === null) throw new Error(`${url.pathname}: no form to fill in: ${page.slice(0, 500)}`);
+    body = new URLSearchParams([...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m): [string, string] => [m[1]!, m[2]!]));
+    if (body.get('prompt') === 'login') {
+      body.set('login', login);
+      body.set('password', 'any password');
+    }
+    url = new URL(form[1]!.replaceAll('&amp;', '&'), url);
+  }
+  throw new Error(`no redirect to ${redirectUri} after ${MAX_HOPS} pages`);
+}
+
+/** Cookies by name, sent back on the paths they were set for (enough for one host). */
+class CookieJar {
+  readonly #cookies = new Map<string, { value: string; path: string }>();
+
+  store(url: URL, setCookies: readonly string[]): void {
+    for (const line of setCookies) {
+      const [pair = '', ...attributes] = line.split(';').map((p) => p.trim());
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      const path = attributes.find((a) => a.toLowerCase().startsWith('path='))?.slice(5) ?? url.pathname;
+      const expired = pair.slice(eq + 1) === '' || attributes.some((a) => /^max-age=0$/i.test(a) || (/^expires=/i.test(a) && Date.parse(a.slice(8)) < Date.now()));
+      if (expired) this.#cookies.delete(name);
+      else this.#cookies.set(name, { value: pair.slice(eq + 1), path });
+    }
+  }
+
+  header(url: URL): string {
+    return [...this.#cookies].filter(([, c]) => url.pathname.startsWith(c.path)).map(([name, c]) => `${name}=${c.value}`).join('; ');
+  }
 }
