@@ -1,4 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
+import type { AuthProvider } from '../config/types.gen.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import { restartRequired } from '../config/restart.ts';
@@ -38,25 +39,45 @@ export async function runPlan(file: string, options: PlanOptions): Promise<numbe
   let plan: Plan;
   let source: string;
   let needsRestart: string[] = [];
+  let auth: string[] = [];
   if (options.running !== undefined) {
     const url = berthUrl(file, options.running === true ? undefined : options.running);
     const report = await fetchStatus(url);
     plan = planAgainstRunning(desired, report);
     // Of the start-up settings, /status tells only the backend.
     needsRestart = restartRequired({ backend: { type: report.backend as DesiredState['backend'] } }, { backend: { type: desired.backend } });
+    // A berth from before authHashes says nothing about its auth.
+    if (report.authHashes !== undefined) auth = authChanges(report.authHashes, next.config.auth);
     source = `running berth at ${url}`;
   } else {
     const observed: ObservedState = previous === undefined ? { units: [], routes: [] } : resolveDesiredState(previous);
     plan = planChanges(desired, observed);
     if (previous !== undefined) needsRestart = restartRequired(previous.config, next.config);
+    if (previous !== undefined) auth = authChanges((previous.config.auth ?? []).map(routeHash), next.config.auth);
     source = options.from ?? 'nothing';
   }
-  const changes = hasChanges(plan) || needsRestart.length > 0;
+  const changes = hasChanges(plan) || needsRestart.length > 0 || auth.length > 0;
   // Units and routes carry secret values (env, sensitive headers, URL credentials); the printed plan never does.
   const shown = redactPlan(plan);
-  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes, ...shown, needsRestart }, null, 2)}\n`);
-  else process.stdout.write(renderPlan(shown, file, source, process.stdout, needsRestart));
+  if (options.json === true) process.stdout.write(`${JSON.stringify({ changes, ...shown, auth, needsRestart }, null, 2)}\n`);
+  else process.stdout.write(renderPlan(shown, file, source, process.stdout, needsRestart, auth));
   return changes ? exitCode.changes : exitCode.ok;
+}
+
+/**
+ * The auth providers a reload would change, by position: `auth[1] (jwt)`,
+ * `auth[2] (apiKey) added`, `auth[3] removed`. Compared by hash, so neither
+ * side's values (keys, secrets) are needed or shown.
+ */
+export function authChanges(previous: readonly string[], next: readonly AuthProvider[] | undefined): string[] {
+  const providers = next ?? [];
+  const changed: string[] = [];
+  for (let i = 0; i < Math.max(previous.length, providers.length); i++) {
+    const provider = providers[i];
+    if (provider === undefined) changed.push(`auth[${i}] removed`);
+    else if (previous[i] !== routeHash(provider)) changed.push(`auth[${i}] (${provider.type})${i >= previous.length ? ' added' : ''}`);
+  }
+  return changed;
 }
 
 /**
@@ -77,7 +98,7 @@ function planAgainstRunning(desired: DesiredState, report: StatusReport): Plan {
 const SYMBOLS = { create: ['+', 'green'], replace: ['~', 'yellow'], scale: ['~', 'yellow'], delete: ['-', 'red'], keep: [' ', 'gray'] } as const;
 
 /** The plan as text, terraform-style. */
-export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.WriteStream = process.stdout, needsRestart: readonly string[] = []): string {
+export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.WriteStream = process.stdout, needsRestart: readonly string[] = [], auth: readonly string[] = []): string {
   const lines: string[] = [`berth plan: ${file} (from ${from})`, ''];
   const counts = { create: 0, replace: 0, scale: 0, delete: 0, keep: 0 };
   const touched = new Set<string>();
@@ -99,12 +120,15 @@ export function renderPlan(plan: Plan, file: string, from: string, out: NodeJS.W
     const detail = change.kind === 'change' ? `  ${formatChanges(change.changes)}` : `  (${change.route.kind})`;
     lines.push(paint(out, color, `  ${symbol} route    ${change.route.server.padEnd(width)}`) + detail);
   }
+  // Keys, providers and issuers are swapped in at the reload, like routes.
+  for (const provider of auth) lines.push(`${paint(out, 'cyan', `  ~ auth     ${provider.padEnd(width)}`)}  (applies on reload)`);
   // berth reads these once, when it starts; a reload reports them and leaves them as they were.
   for (const field of needsRestart) lines.push(`${paint(out, 'magenta', `  ! restart  ${field.padEnd(width)}`)}  (needs restart: applied only when berth starts)`);
   if (lines.length === 2) lines.push('  no changes');
   const summary = [`${counts.create} to create`, `${counts.replace} to replace`, `${counts.scale} to scale`, `${counts.delete} to delete`, `${counts.keep} unchanged`];
   const restart = needsRestart.length === 0 ? '' : `; ${needsRestart.length} setting${needsRestart.length === 1 ? '' : 's'} need${needsRestart.length === 1 ? 's' : ''} restart`;
-  lines.push('', `Plan: ${summary.join(', ')}; ${routeChanges} route change${routeChanges === 1 ? '' : 's'}${restart}.`, '');
+  const authLine = auth.length === 0 ? '' : `; ${auth.length} auth provider change${auth.length === 1 ? '' : 's'}`;
+  lines.push('', `Plan: ${summary.join(', ')}; ${routeChanges} route change${routeChanges === 1 ? '' : 's'}${authLine}${restart}.`, '');
   return lines.join('\n');
 }
 

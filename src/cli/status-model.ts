@@ -44,6 +44,8 @@ export interface StatusReport {
   readonly routes: readonly Route[];
   /** Hash of each route as served, so a plan can tell a changed secret it cannot see. */
   readonly routeHashes: Readonly<Record<string, string>>;
+  /** Hash of each auth provider in effect, by position, so a plan can tell which ones a reload changes. */
+  readonly authHashes?: readonly string[];
   readonly servers: readonly ServerStatus[];
 }
 
@@ -112,6 +114,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
     units: desired === undefined ? [] : observedUnits(observed, desired, controller.units).map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
     routes: (desired?.routes ?? []).map(redactRoute),
     routeHashes: Object.fromEntries((desired?.routes ?? []).map((r) => [r.server, routeHash(r)])),
+    authHashes: (controller.config?.config.auth ?? []).map(routeHash),
     servers: (desired?.routes ?? []).map((route) => {
       const unit = route.kind === 'hosted' ? route.unit : undefined;
       const outcome = unit === undefined ? undefined : controller.units.get(unit)?.outcome;

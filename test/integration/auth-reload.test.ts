@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sha256Hex } from '../../src/auth/api-key.ts';
+import type { StatusReport } from '../../src/cli/status-model.ts';
 import type { ReloadResult } from '../../src/reconcile/controller.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { recordingUpstream, startTestBerth } from '../helpers/berth.ts';
@@ -80,9 +81,10 @@ describe('auth settings reload while serving', () => {
     assert.match(bad.errors.join('\n'), /auth\[2\]\.trustedProxies: .*auth_invalid_proxy/);
     assert.equal(await as('alice'), 401, 'the key the refused file adds is not in effect');
     assert.equal(await as('bob'), 200, 'the last good keys still are');
-    const status = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as { lastReload: ReloadResult };
-    assert.equal(status.lastReload.ok, false, '/status reports the refusal');
-    assert.match(status.lastReload.errors.join('\n'), /auth_invalid_proxy/);
+    const status = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as StatusReport;
+    assert.equal(status.lastReload?.ok, false, '/status reports the refusal');
+    assert.match(status.lastReload?.errors.join('\n') ?? '', /auth_invalid_proxy/);
+    assert.equal(status.authHashes?.length, 2, 'and the providers in effect: the last good ones');
     const schema = await reloadWith(servers(), `auth:\n  - type: apiKey\n    keys: [{ groups: [eng], sha256: "${sha256Hex(KEYS.alice)}" }]\n`);
     assert.equal(schema.ok, false, 'a key without a user is a schema error');
     assert.equal(await as('bob'), 200);

@@ -226,6 +226,23 @@ describe('berth plan', { concurrency: true }, () => {
     assert.equal((JSON.parse(r.stdout) as { changes: boolean }).changes, false);
   });
 
+  it('auth changes: exit 2, the providers a reload changes, never their keys', async () => {
+    const key = (user: string, hash: string): string => `      - { user: ${user}, sha256: "${hash.repeat(64)}" }\n`;
+    const auth = (keys: string, extra = ''): string => `version: 1\nauth:\n  - type: apiKey\n    keys:\n${keys}  - { type: jwt, issuer: "https://idp.example.com" }\n${extra}servers: {}\n`;
+    writeFileSync(path.join(dir, 'auth-old.yaml'), auth(key('alice', 'a')));
+    writeFileSync(path.join(dir, 'auth-new.yaml'), auth(key('alice', 'a') + key('bob', 'b'), '  - { type: header, trustedProxies: [10.0.0.0/8] }\n'));
+    const r = await berth(['plan', 'auth-new.yaml', '--from', 'auth-old.yaml']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stdout, /~ auth +auth\[0\] \(apiKey\) +\(applies on reload\)/);
+    assert.match(r.stdout, /~ auth +auth\[2\] \(header\) added/);
+    assert.doesNotMatch(r.stdout, /auth\[1\]/, 'the jwt provider did not change');
+    assert.match(r.stdout, /2 auth provider changes/);
+    assert.doesNotMatch(r.stdout, /bbbb|bob/);
+    const back = await berth(['plan', 'auth-old.yaml', '--from', 'auth-new.yaml', '--json']);
+    assert.equal(back.code, 2, back.stderr);
+    assert.deepEqual((JSON.parse(back.stdout) as { auth: string[] }).auth, ['auth[0] (apiKey)', 'auth[2] removed']);
+  });
+
   it('an invalid config: every problem with its position, exit 1', async () => {
     const r = await berth(['plan', 'good.yaml', '--from', 'bad.yaml']);
     assert.equal(r.code, 1);
