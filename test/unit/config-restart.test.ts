@@ -47,5 +47,5 @@ test('berth plan reports listen changes as needing a restart', { timeout: 60_000
   const json = await run(process.execPath, [bin, 'plan', after, '--from', before, '--json']).catch((err: { stdout: string }) => err);
   assert.deepEqual((JSON.parse(json.stdout) as { needsRestart: string[] }).needsRestart, ['listen.port']);
   const same = await run(process.execPath, [bin, 'plan', before, '--from', before, '--json']);
-  assert.deepEqual(JSON.parse(same.stdout), { changes: false, actions: [], routes: [], needsRestart: [] });
+  assert.deepEqual(JSON.parse(same.stdout), { changes: false, actions: [], routes: [], auth: [], needsRestart: [] });
 });
