@@ -15,12 +15,23 @@ export function berthUrl(file: string | undefined, override?: string): string {
   return `http://${host}:${listen?.port ?? 8080}`;
 }
 
-export async function fetchStatus(url: string): Promise<StatusReport> {
+/**
+ * The running berth's /status. With downstream auth configured, /status needs
+ * a user of the admin group: `BERTH_TOKEN` carries that user's API key or
+ * access token (an environment variable, so it stays out of `ps`).
+ */
+export async function fetchStatus(url: string, token = process.env['BERTH_TOKEN']): Promise<StatusReport> {
+  const hasToken = token !== undefined && token !== '';
   let res: Response;
   try {
-    res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(10_000) });
+    const headers: Record<string, string> = hasToken ? { authorization: `Bearer ${token}` } : {};
+    res = await fetch(`${url}/status`, { headers, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     throw new BerthError('berth_unreachable', `cannot reach berth at ${url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  }
+  if (res.status === 401 || res.status === 403) {
+    const what = res.status === 401 ? (hasToken ? 'refused the credentials in BERTH_TOKEN' : 'needs credentials') : 'allows /status only to its admin group';
+    throw new BerthError('status_unauthorized', `berth at ${url} ${what} for /status: set BERTH_TOKEN to an API key or access token of a user in the admin group`);
   }
   if (!res.ok) throw new BerthError('berth_unreachable', `berth at ${url} answered ${res.status} for /status`);
   return (await res.json()) as StatusReport;

@@ -11,6 +11,8 @@ import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { sha256Hex } from '../../src/auth/api-key.ts';
+import { fetchStatus } from '../../src/cli/status.ts';
+import type { BerthError } from '../../src/errors.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { everythingYaml, recordingUpstream, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
@@ -186,6 +188,14 @@ describe('downstream auth', () => {
         assert.equal((await fetch(`${b.url}${path}`, { headers: apiKey('alice') })).status, 403, `${path} as alice`);
         assert.equal((await fetch(`${b.url}${path}`, { headers: apiKey('root') })).status, 200, `${path} as root`);
       }
+    });
+
+    test('berth status sends BERTH_TOKEN, and says what to set when it is missing or not an admin', async () => {
+      await assert.rejects(fetchStatus(b.url, undefined), (err: BerthError) => err.code === 'status_unauthorized' && /needs credentials.*set BERTH_TOKEN/.test(err.message));
+      await assert.rejects(fetchStatus(b.url, KEYS.alice), (err: BerthError) => err.code === 'status_unauthorized' && /admin group/.test(err.message));
+      await assert.rejects(fetchStatus(b.url, 'berth_not-a-key-0123456789abcdef'), /refused the credentials in BERTH_TOKEN/);
+      const report = await fetchStatus(b.url, KEYS.root);
+      assert.ok(report.servers.some((s) => s.name === 'everything'));
     });
 
     test("the client's credentials never reach a remote upstream", async () => {
