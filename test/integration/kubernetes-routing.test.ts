@@ -155,11 +155,14 @@ describe('scale from zero', { skip: SKIP }, () => {
   test('concurrent first calls of a per-user server make one Deployment, and all get the one instance', async () => {
     const backend = new KubernetesBackend({ settings: resolveKubernetesSettings({ type: 'kubernetes', namespace: 'default' }, 'berth'), config: fakeConfig(), logger: silentLogger() });
     const pool = new UpstreamPool({ backend, logger: silentLogger() });
+    const step = fake.kubelet.stepMs;
     try {
       const parsed = parseConfig('berth.yaml', `version: 1\nbackend: { type: kubernetes }\nauth: [{ type: apiKey, keys: [{ user: alice, sha256: "${'a'.repeat(64)}" }] }]\nservers:\n  cold:\n    type: single-user\n    runtime: container\n    image: example.com/whoami:1\n    port: 8080\n`, { env: {}, readFile: () => '', baseDir: '/' });
       assert.ok(parsed.ok);
       const unit = resolveDesiredState(parsed.value).units[0] as Unit;
       pool.publish(unit, []);
+      // As in a cluster, the pod is not ready when the Deployment is accepted: the start must wait for it.
+      fake.kubelet.stepMs = 500;
       const before = fake.writesOf('Deployment').length;
       const signal = AbortSignal.timeout(30_000);
       const muxes = await Promise.all(Array.from({ length: 8 }, () => pool.acquire('cold', 'alice', signal)));
@@ -168,6 +171,7 @@ describe('scale from zero', { skip: SKIP }, () => {
       assert.deepEqual(writes.map((w) => `${w.method} ${w.name.replace(/-[0-9a-f]{10}$/, '-<user>')}`), ['APPLY berth-cold-<user>'], 'exactly one Deployment write');
       assert.ok((await muxes[0]?.ready(signal))?.serverInfo !== undefined, 'the instance answered initialize');
     } finally {
+      fake.kubelet.stepMs = step;
       await pool.close();
       await backend.close();
     }
