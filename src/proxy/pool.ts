@@ -462,15 +462,14 @@ export class UpstreamPool {
     if (update.ready.length === 0) this.#routable?.delete(key);
     else this.#routable?.set(key, update);
     const ready = new Set(update.ready.map((r) => r.instanceId));
+    // Newcomers first: an old pod a rollout retires in the same update has an heir.
+    const entry = this.#units.get(update.unit);
+    if (entry !== undefined) this.#admitReplicas(entry, update, false);
     for (const gone of before?.ready ?? []) {
       const upstream = this.#byInstance.get(gone.instanceId);
       if (!ready.has(gone.instanceId) && upstream !== undefined) void this.#lose(upstream);
     }
-    const entry = this.#units.get(update.unit);
-    if (entry !== undefined) {
-      this.#admitReplicas(entry, update, false);
-      this.#promoteWhenReady(entry);
-    }
+    if (entry !== undefined) this.#promoteWhenReady(entry);
     for (const waiter of this.#replicaWaiters.get(key) ?? []) waiter.check();
   }
 
@@ -479,18 +478,26 @@ export class UpstreamPool {
    * or not ready): requests in flight get their answers within the drain
    * time, then its sessions close, so their clients get 404 and initialize
    * again on a ready replica. A session never moves silently to a pod that
-   * has not seen it.
+   * has not seen it, with one exception, the replacement berth promises: a
+   * pod of an older spec that a rollout retires hands its sessions to one at
+   * the current spec, and their clients are told to list again.
    */
   async #lose(upstream: Upstream): Promise<void> {
     if (upstream.draining) return;
     upstream.draining = true;
     const entry = this.#units.get(upstream.instance.unit);
+    let heir: Upstream | undefined;
     if (entry !== undefined) {
       entry.serving = entry.serving.filter((u) => u !== upstream);
       entry.next = entry.next.filter((u) => u !== upstream);
       for (const [hash, u] of entry.perUser) if (u === upstream) entry.perUser.delete(hash);
+      // Nothing older serves any more: the newer spec does, ready or not.
+      if (entry.serving.length === 0 && entry.next.length > 0) [entry.serving, entry.next] = [entry.next, []];
+      const replaced = upstream.instance.specHash !== entry.unit.specHash;
+      heir = replaced ? leastBusy([...entry.serving, ...entry.next].filter((u) => u.instance.specHash === entry.unit.specHash)) : undefined;
     }
-    this.#o.logger.info({ server: upstream.instance.unit, instance: upstream.instance.id, sessions: upstream.mux.sessionCount }, 'replica no longer ready; ending its sessions');
+    this.#o.logger.info({ server: upstream.instance.unit, instance: upstream.instance.id, sessions: upstream.mux.sessionCount, handedOver: heir !== undefined }, 'replica no longer ready');
+    if (heir !== undefined) upstream.mux.handOver(heir.mux);
     await upstream.mux.drain(AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]));
     this.#disconnect(upstream);
     if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);

@@ -149,6 +149,23 @@ describe('routing over EndpointSlices', { skip: SKIP }, () => {
     clients.push({ client: again, pod: await whoami(again) });
     assert.match(clients.at(-1)?.pod ?? '', /^pod-[ab]$/);
   });
+
+  test('a rollout (a new spec) hands the sessions of the old pods to the new ones: no 404', async () => {
+    const old = fake.store.list('pods', 'default').map((p) => String((p.object.metadata as { name: string }).name)).filter((n) => n.startsWith('berth-pinned'));
+    const live = clients.filter((c) => c.pod !== 'pod-a');
+    // As in a cluster, new pods take a while to become ready: berth has published the new spec by then.
+    const step = fake.kubelet.stepMs;
+    fake.kubelet.stepMs = 300;
+    after(() => (fake.kubelet.stepMs = step));
+    b?.writeConfig('  pinned:\n    type: multi-user\n    runtime: container\n    image: example.com/whoami:1\n    port: 8080\n    replicas: 2\n    env: { MODE: two }\n');
+    await waitFor(async () => {
+      const now = fake.store.list('pods', 'default').map((p) => String((p.object.metadata as { name: string }).name)).filter((n) => n.startsWith('berth-pinned'));
+      const ready = (await status(b?.url ?? '')).servers.find((s) => s.name === 'pinned')?.instances.filter((i) => i.state === 'ready') ?? [];
+      return now.every((n) => !old.includes(n)) && ready.length === 2 && ready.every((i) => !old.includes(i.id));
+    }, { timeoutMs: 20_000, message: 'the new pods serve, the old are gone' });
+    assert.equal(fake.kubelet.rolloutsOf('berth-pinned'), 1);
+    for (const { client } of live) assert.match(await whoami(client), /^pod-[ab]$/, 'the session lives on, on a new pod');
+  });
 });
 
 describe('scale from zero', { skip: SKIP }, () => {
