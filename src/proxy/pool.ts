@@ -10,6 +10,7 @@ import { ProxyError } from './errors.ts';
 import type { HttpChannel } from './http-channel.ts';
 import { httpChannel } from './http-channel.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
+import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
 
 /** Readiness of one upstream as status shows it, beside the backend's own state. */
 export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
@@ -87,9 +88,7 @@ export class UpstreamPool {
    * then only those are connected, by placement, and one that leaves the set
    * ends its sessions.
    */
-  readonly #routable: Map<string, PlacementReplicas> | undefined;
-  /** Requests and starts waiting for a placement's first ready replica. */
-  readonly #replicaWaiters = new Map<string, Set<ReplicaWaiter>>();
+  readonly #routable: ReadyReplicas | undefined;
   readonly #following: Promise<void>;
 
   constructor(options: PoolOptions) {
@@ -97,7 +96,7 @@ export class UpstreamPool {
     this.#now = options.now ?? Date.now;
     this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
     this.#watching = this.#watch();
-    this.#routable = options.backend.replicas === undefined ? undefined : new Map();
+    this.#routable = options.backend.replicas === undefined ? undefined : new ReadyReplicas();
     this.#following = this.#followReplicas();
   }
 
@@ -122,7 +121,7 @@ export class UpstreamPool {
     }
     if (this.#routable !== undefined) {
       // The platform says which replicas are reachable; the rollout removes old ones itself.
-      for (const replicas of this.#routable.values()) if (replicas.unit === unit.name) this.#admitReplicas(entry, replicas, specChanged);
+      for (const replicas of this.#routable.ofUnit(unit.name)) this.#admitReplicas(entry, replicas, specChanged);
       this.#promoteWhenReady(entry);
       return;
     }
@@ -179,7 +178,7 @@ export class UpstreamPool {
     const entry = this.#units.get(unitName) ?? (await this.#published(unitName, signal));
     if (entry.unit.scope === 'shared') {
       // Routed over ready replicas, a server whose pods are not ready yet is waited for, like an unpublished one.
-      if (entry.serving.length === 0 && this.#routable !== undefined) await this.#readyReplica(entry.unit, undefined, AbortSignal.any([signal, this.#closing.signal, AbortSignal.timeout(PUBLISH_WAIT_MS)]));
+      if (entry.serving.length === 0 && this.#routable !== undefined) await this.#routable.first(entry.unit, undefined, AbortSignal.any([signal, this.#closing.signal, AbortSignal.timeout(PUBLISH_WAIT_MS)]), this.#closing.signal);
       const ready = entry.serving.filter((u) => u.mux.info !== undefined);
       const pick = leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
       if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
@@ -305,7 +304,7 @@ export class UpstreamPool {
     if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
-    const upstream = this.#routable === undefined ? (this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user)) : await this.#connectReady(unit, instance, user, hash, signal);
+    const upstream = this.#routable === undefined ? (this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user)) : await this.#connectReady(this.#routable, unit, instance, user, hash, signal);
     try {
       await upstream.mux.ready(AbortSignal.any([signal, upstream.stop.signal]));
     } catch (err) {
@@ -326,10 +325,10 @@ export class UpstreamPool {
   }
 
   /** The user's first ready replica, connected; the instance `ensure` made goes when none becomes ready in time. */
-  async #connectReady(unit: Unit, instance: ObservedInstance, user: string, hash: string, signal: AbortSignal): Promise<Upstream> {
+  async #connectReady(routable: ReadyReplicas, unit: Unit, instance: ObservedInstance, user: string, hash: string, signal: AbortSignal): Promise<Upstream> {
     let replica: ReadyReplica;
     try {
-      replica = await this.#readyReplica(unit, hash, signal);
+      replica = await routable.first(unit, hash, signal, this.#closing.signal);
     } catch (err) {
       await this.#remove(instance.id);
       throw err;
@@ -438,7 +437,7 @@ export class UpstreamPool {
     if (event.kind !== 'changed') return;
     const upstream = this.#byInstance.get(event.instance.id);
     // A start waiting for a pod that keeps failing gets the reason now, not at its deadline.
-    if (isFailing(event.instance)) for (const waiter of this.#replicaWaiters.get(placementKey(event.instance.unit, event.instance.userHash)) ?? []) waiter.fail(clientReason(event.instance));
+    if (isFailing(event.instance)) this.#routable?.fail(event.instance, clientReason(event.instance));
     if (upstream === undefined) return;
     upstream.instance = event.instance;
     // Waiting on a server that keeps dying only delays the answer.
@@ -446,31 +445,28 @@ export class UpstreamPool {
   }
 
   async #followReplicas(): Promise<void> {
+    const routable = this.#routable;
     const replicas = this.#o.backend.replicas?.(this.#closing.signal);
-    if (replicas === undefined) return;
+    if (replicas === undefined || routable === undefined) return;
     try {
-      for await (const update of replicas) this.#route(update);
+      for await (const update of replicas) this.#route(routable, update);
     } catch (err) {
       if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'ready replicas ended; new replicas are not routed to');
     }
   }
 
   /** A placement's ready set changed: newcomers join, and replicas that left end their sessions. */
-  #route(update: PlacementReplicas): void {
-    const key = placementKey(update.unit, update.userHash);
-    const before = this.#routable?.get(key);
-    if (update.ready.length === 0) this.#routable?.delete(key);
-    else this.#routable?.set(key, update);
-    const ready = new Set(update.ready.map((r) => r.instanceId));
+  #route(routable: ReadyReplicas, update: PlacementReplicas): void {
+    const gone = routable.update(update);
     // Newcomers first: an old pod a rollout retires in the same update has an heir.
     const entry = this.#units.get(update.unit);
     if (entry !== undefined) this.#admitReplicas(entry, update, false);
-    for (const gone of before?.ready ?? []) {
-      const upstream = this.#byInstance.get(gone.instanceId);
-      if (!ready.has(gone.instanceId) && upstream !== undefined) void this.#lose(upstream);
+    for (const id of gone) {
+      const upstream = this.#byInstance.get(id);
+      if (upstream !== undefined) void this.#lose(upstream);
     }
     if (entry !== undefined) this.#promoteWhenReady(entry);
-    for (const waiter of this.#replicaWaiters.get(key) ?? []) waiter.check();
+    routable.wake(update.unit, update.userHash);
   }
 
   /**
@@ -501,40 +497,6 @@ export class UpstreamPool {
     await upstream.mux.drain(AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]));
     this.#disconnect(upstream);
     if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
-  }
-
-  /** The placement's first ready replica at the unit's spec; fails at once when its pod is failing. */
-  #readyReplica(unit: Unit, userHash: string | undefined, signal: AbortSignal): Promise<ReadyReplica> {
-    const key = placementKey(unit.name, userHash);
-    const find = (): ReadyReplica | undefined => this.#routable?.get(key)?.ready.find((r) => r.specHash === unit.specHash);
-    const found = find();
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const waiters = this.#replicaWaiters.get(key) ?? new Set();
-      this.#replicaWaiters.set(key, waiters);
-      const cleanup = (): void => {
-        signal.removeEventListener('abort', onAbort);
-        waiters.delete(waiter);
-        if (waiters.size === 0) this.#replicaWaiters.delete(key);
-      };
-      const fail = (reason: string): void => {
-        cleanup();
-        reject(new ProxyError('upstream_unavailable', `server ${unit.name} is not ready: ${reason}`));
-      };
-      const onAbort = (): void => fail(this.#closing.signal.aborted ? 'berth is shutting down' : 'no replica became ready in time');
-      const waiter: ReplicaWaiter = {
-        check: () => {
-          const replica = find();
-          if (replica === undefined) return;
-          cleanup();
-          resolve(replica);
-        },
-        fail,
-      };
-      waiters.add(waiter);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
   }
 
   #statusOf(unit: string, u: Upstream): UpstreamStatus {
@@ -598,20 +560,6 @@ function leastBusy(upstreams: readonly Upstream[], turn = 0): Upstream | undefin
     if (best === undefined || u.mux.sessionCount < best.mux.sessionCount) best = u;
   }
   return best;
-}
-
-interface ReplicaWaiter {
-  readonly check: () => void;
-  readonly fail: (reason: string) => void;
-}
-
-function placementKey(unit: string, userHash: string | undefined): string {
-  return userHash === undefined ? unit : `${unit}\n${userHash}`;
-}
-
-/** What the pool knows of a replica from the platform's routing data until the backend's events say more. */
-function routedInstance(unit: string, replica: ReadyReplica, userHash: string | undefined): ObservedInstance {
-  return { id: replica.instanceId, owner: '', unit, ...(userHash === undefined ? {} : { userHash }), specHash: replica.specHash, replica: 0, state: 'running', restarts: 0, detail: replica.instanceId };
 }
 
 function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
