@@ -72,6 +72,27 @@ export type UpstreamTransport =
       readonly headers: Readonly<Record<string, string>>;
     };
 
+/** An HTTP endpoint of one instance: what a platform's routing data (EndpointSlices) can say. */
+export type HttpTransport = Extract<UpstreamTransport, { readonly kind: 'http' }>;
+
+/** One replica the platform routes to now: ready, not terminating, with its address. */
+export interface ReadyReplica {
+  readonly instanceId: string;
+  readonly specHash: string;
+  readonly transport: HttpTransport;
+}
+
+/**
+ * The ready replicas of one placement (a shared unit, or one user's instance
+ * of a per-user unit), whole each time: a replica missing from a later
+ * snapshot stopped being routable (gone, terminating or not ready).
+ */
+export interface PlacementReplicas {
+  readonly unit: string;
+  readonly userHash?: string;
+  readonly ready: readonly ReadyReplica[];
+}
+
 export type InstanceEvent =
   | { readonly kind: 'changed'; readonly instance: ObservedInstance }
   | { readonly kind: 'removed'; readonly id: string; readonly unit: string };
@@ -96,6 +117,14 @@ export interface Backend {
   remove(instanceId: string, signal: AbortSignal): Promise<void>;
   /** How to reach a running instance. */
   endpoint(instanceId: string, signal: AbortSignal): Promise<UpstreamTransport>;
+  /**
+   * Optional: backends whose platform publishes which replicas are ready and
+   * where (Kubernetes EndpointSlices) report every change of a placement's
+   * ready set, first every placement's as it is now. The pool then reaches
+   * instances only through these and ends the sessions of a replica that
+   * leaves the set; `endpoint` stays for one-off lookups.
+   */
+  replicas?(signal: AbortSignal): AsyncIterable<PlacementReplicas>;
   /** The newest log lines of an instance, oldest first. */
   logs(instanceId: string, tail: number, signal: AbortSignal): Promise<readonly string[]>;
   /** Instance changes as they happen, until the signal aborts. Level-based consumers may merge or miss some: `list` is the truth. */

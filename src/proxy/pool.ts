@@ -2,7 +2,7 @@
 // instance, whatever backend runs it and whatever transport reaches it. The
 // pool initializes instances, watches readiness, hands sessions over when a
 // unit is replaced and drains instances before they are removed.
-import type { Backend, InstanceEvent, MessageChannel, ObservedInstance, UpstreamTransport } from '../backends/backend.ts';
+import type { Backend, HttpTransport, InstanceEvent, MessageChannel, ObservedInstance, PlacementReplicas, ReadyReplica, UpstreamTransport } from '../backends/backend.ts';
 import { hashUser } from '../desired/hash.ts';
 import type { Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
@@ -10,6 +10,7 @@ import { ProxyError } from './errors.ts';
 import type { HttpChannel } from './http-channel.ts';
 import { httpChannel } from './http-channel.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
+import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
 
 /** Readiness of one upstream as status shows it, beside the backend's own state. */
 export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
@@ -61,6 +62,8 @@ interface UnitEntry {
   /** Instances at a newer spec, serving once all are ready. */
   next: Upstream[];
   readonly perUser: Map<string, Upstream>;
+  /** Rotates the pick among equally busy instances, so requests without sessions spread too. */
+  turn: number;
   /** Per-user starts in progress, shared by concurrent first requests, by user hash. */
   readonly starting: Map<string, Promise<Upstream>>;
   readonly startingUsers: Map<string, string>;
@@ -80,12 +83,21 @@ export class UpstreamPool {
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
   readonly #watching: Promise<void>;
+  /**
+   * Set when the backend reports ready replicas (Kubernetes EndpointSlices):
+   * then only those are connected, by placement, and one that leaves the set
+   * ends its sessions.
+   */
+  readonly #routable: ReadyReplicas | undefined;
+  readonly #following: Promise<void>;
 
   constructor(options: PoolOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
     this.#watching = this.#watch();
+    this.#routable = options.backend.replicas === undefined ? undefined : new ReadyReplicas();
+    this.#following = this.#followReplicas();
   }
 
   /**
@@ -96,23 +108,26 @@ export class UpstreamPool {
   publish(unit: Unit, observed: readonly ObservedInstance[]): void {
     let entry = this.#units.get(unit.name);
     if (entry === undefined) {
-      entry = { unit, serving: [], next: [], perUser: new Map(), starting: new Map(), startingUsers: new Map() };
+      entry = { unit, serving: [], next: [], perUser: new Map(), turn: 0, starting: new Map(), startingUsers: new Map() };
       this.#units.set(unit.name, entry);
     }
     for (const waiter of this.#waitingFor.get(unit.name) ?? []) waiter(entry);
     this.#waitingFor.delete(unit.name);
     const specChanged = entry.unit.specHash !== unit.specHash;
     entry.unit = unit;
+    for (const instance of observed) {
+      const held = this.#byInstance.get(instance.id);
+      if (held !== undefined) held.instance = instance;
+    }
+    if (this.#routable !== undefined) {
+      // The platform says which replicas are reachable; the rollout removes old ones itself.
+      for (const replicas of this.#routable.ofUnit(unit.name)) this.#admitReplicas(entry, replicas, specChanged);
+      this.#promoteWhenReady(entry);
+      return;
+    }
     const current = observed.filter((i) => i.specHash === unit.specHash);
     const wanted = new Set(current.map((i) => i.id));
-    for (const instance of current) {
-      if (this.#byInstance.has(instance.id)) continue;
-      const upstream = this.#connect(unit, instance);
-      if (instance.userHash !== undefined) entry.perUser.set(instance.userHash, upstream);
-      else if (entry.serving.length === 0 && entry.next.length === 0) entry.serving.push(upstream);
-      else if (entry.serving.every((u) => u.instance.specHash === unit.specHash) && !specChanged) entry.serving.push(upstream);
-      else entry.next.push(upstream);
-    }
+    for (const instance of current) if (!this.#byInstance.has(instance.id)) this.#admit(entry, instance, undefined, specChanged);
     // Surplus replicas of the current spec are gone from the backend's answer: retire them.
     for (const u of [...entry.serving]) if (u.instance.specHash === unit.specHash && !wanted.has(u.instance.id)) void this.#retire(entry, u);
     for (const stale of observed.filter((i) => i.specHash !== unit.specHash && !this.#byInstance.has(i.id))) {
@@ -120,6 +135,32 @@ export class UpstreamPool {
       void this.#remove(stale.id);
     }
     this.#promoteWhenReady(entry);
+  }
+
+  /**
+   * Connects an instance and gives it its place: its user's, serving, or next
+   * (a newer spec, serving once all of it is ready). An instance at an older
+   * spec (a rollout in progress) serves only beside others of its age.
+   */
+  #admit(entry: UnitEntry, instance: ObservedInstance, transport: HttpTransport | undefined, specChanged: boolean): void {
+    const current = instance.specHash === entry.unit.specHash;
+    if (!current && (instance.userHash !== undefined || entry.next.length > 0 || entry.serving.some((u) => u.instance.specHash === entry.unit.specHash))) return;
+    const upstream = this.#connect(entry.unit, instance, undefined, transport);
+    if (instance.userHash !== undefined) entry.perUser.set(instance.userHash, upstream);
+    else if ((entry.serving.length === 0 && entry.next.length === 0) || !current) entry.serving.push(upstream);
+    else if (entry.serving.every((u) => u.instance.specHash === entry.unit.specHash) && !specChanged) entry.serving.push(upstream);
+    else entry.next.push(upstream);
+  }
+
+  /** Ready replicas of a placement not connected yet join; a user's own joins only when no start of theirs runs. */
+  #admitReplicas(entry: UnitEntry, replicas: PlacementReplicas, specChanged: boolean): void {
+    const hash = replicas.userHash;
+    if (hash !== undefined && (entry.perUser.has(hash) || entry.starting.has(hash))) return;
+    for (const replica of replicas.ready) {
+      if (this.#byInstance.has(replica.instanceId)) continue;
+      this.#admit(entry, routedInstance(entry.unit.name, replica, hash), replica.transport, specChanged);
+      if (hash !== undefined) return;
+    }
   }
 
   /** A unit left the config: its sessions close once in-flight requests are answered, then its instances go. */
@@ -136,8 +177,10 @@ export class UpstreamPool {
     // A route can be served before its unit converged (right after start or a reload): wait for it, briefly.
     const entry = this.#units.get(unitName) ?? (await this.#published(unitName, signal));
     if (entry.unit.scope === 'shared') {
+      // Routed over ready replicas, a server whose pods are not ready yet is waited for, like an unpublished one.
+      if (entry.serving.length === 0 && this.#routable !== undefined) await this.#routable.first(entry.unit, undefined, AbortSignal.any([signal, this.#closing.signal, AbortSignal.timeout(PUBLISH_WAIT_MS)]), this.#closing.signal);
       const ready = entry.serving.filter((u) => u.mux.info !== undefined);
-      const pick = leastBusy(ready.length > 0 ? ready : entry.serving);
+      const pick = leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
       if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
       pick.lastUsed = this.#now();
       return pick.mux;
@@ -235,7 +278,7 @@ export class UpstreamPool {
     for (const upstream of this.#byInstance.values()) this.#disconnect(upstream);
     this.#byInstance.clear();
     this.#units.clear();
-    await this.#watching;
+    await Promise.all([this.#watching, this.#following]);
   }
 
   /** A new per-user instance must fit both caps; the error says which one is full. */
@@ -261,7 +304,7 @@ export class UpstreamPool {
     if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
-    const upstream = this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user);
+    const upstream = this.#routable === undefined ? (this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user)) : await this.#connectReady(this.#routable, unit, instance, user, hash, signal);
     try {
       await upstream.mux.ready(AbortSignal.any([signal, upstream.stop.signal]));
     } catch (err) {
@@ -281,10 +324,22 @@ export class UpstreamPool {
     return upstream;
   }
 
-  #connect(unit: Unit, instance: ObservedInstance, user?: string): Upstream {
+  /** The user's first ready replica, connected; the instance `ensure` made goes when none becomes ready in time. */
+  async #connectReady(routable: ReadyReplicas, unit: Unit, instance: ObservedInstance, user: string, hash: string, signal: AbortSignal): Promise<Upstream> {
+    let replica: ReadyReplica;
+    try {
+      replica = await routable.first(unit, hash, signal, this.#closing.signal);
+    } catch (err) {
+      await this.#remove(instance.id);
+      throw err;
+    }
+    return this.#byInstance.get(replica.instanceId) ?? this.#connect(unit, routedInstance(unit.name, replica, hash), user, replica.transport);
+  }
+
+  #connect(unit: Unit, instance: ObservedInstance, user?: string, transport?: HttpTransport): Upstream {
     const stop = new AbortController();
     const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
-    const pending = this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal]));
+    const pending = transport === undefined ? this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal])) : Promise.resolve(transport);
     const { channel, http } = lazyChannel(pending, name, this.#o.logger);
     const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
@@ -381,10 +436,67 @@ export class UpstreamPool {
   #observe(event: InstanceEvent): void {
     if (event.kind !== 'changed') return;
     const upstream = this.#byInstance.get(event.instance.id);
+    // A start waiting for a pod that keeps failing gets the reason now, not at its deadline.
+    if (isFailing(event.instance)) this.#routable?.fail(event.instance, clientReason(event.instance));
     if (upstream === undefined) return;
     upstream.instance = event.instance;
     // Waiting on a server that keeps dying only delays the answer.
     if (isFailing(event.instance)) upstream.mux.fail(clientReason(event.instance));
+  }
+
+  async #followReplicas(): Promise<void> {
+    const routable = this.#routable;
+    const replicas = this.#o.backend.replicas?.(this.#closing.signal);
+    if (replicas === undefined || routable === undefined) return;
+    try {
+      for await (const update of replicas) this.#route(routable, update);
+    } catch (err) {
+      if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'ready replicas ended; new replicas are not routed to');
+    }
+  }
+
+  /** A placement's ready set changed: newcomers join, and replicas that left end their sessions. */
+  #route(routable: ReadyReplicas, update: PlacementReplicas): void {
+    const gone = routable.update(update);
+    // Newcomers first: an old pod a rollout retires in the same update has an heir.
+    const entry = this.#units.get(update.unit);
+    if (entry !== undefined) this.#admitReplicas(entry, update, false);
+    for (const id of gone) {
+      const upstream = this.#byInstance.get(id);
+      if (upstream !== undefined) void this.#lose(upstream);
+    }
+    if (entry !== undefined) this.#promoteWhenReady(entry);
+    routable.wake(update.unit, update.userHash);
+  }
+
+  /**
+   * A replica the platform stopped routing to (its pod went, is terminating
+   * or not ready): requests in flight get their answers within the drain
+   * time, then its sessions close, so their clients get 404 and initialize
+   * again on a ready replica. A session never moves silently to a pod that
+   * has not seen it, with one exception, the replacement berth promises: a
+   * pod of an older spec that a rollout retires hands its sessions to one at
+   * the current spec, and their clients are told to list again.
+   */
+  async #lose(upstream: Upstream): Promise<void> {
+    if (upstream.draining) return;
+    upstream.draining = true;
+    const entry = this.#units.get(upstream.instance.unit);
+    let heir: Upstream | undefined;
+    if (entry !== undefined) {
+      entry.serving = entry.serving.filter((u) => u !== upstream);
+      entry.next = entry.next.filter((u) => u !== upstream);
+      for (const [hash, u] of entry.perUser) if (u === upstream) entry.perUser.delete(hash);
+      // Nothing older serves any more: the newer spec does, ready or not.
+      if (entry.serving.length === 0 && entry.next.length > 0) [entry.serving, entry.next] = [entry.next, []];
+      const replaced = upstream.instance.specHash !== entry.unit.specHash;
+      heir = replaced ? leastBusy([...entry.serving, ...entry.next].filter((u) => u.instance.specHash === entry.unit.specHash)) : undefined;
+    }
+    this.#o.logger.info({ server: upstream.instance.unit, instance: upstream.instance.id, sessions: upstream.mux.sessionCount, handedOver: heir !== undefined }, 'replica no longer ready');
+    if (heir !== undefined) upstream.mux.handOver(heir.mux);
+    await upstream.mux.drain(AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]));
+    this.#disconnect(upstream);
+    if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
   }
 
   #statusOf(unit: string, u: Upstream): UpstreamStatus {
@@ -440,8 +552,14 @@ function clientReason(instance: ObservedInstance): string {
   return `${instance.state}${instance.failure === undefined ? '' : ` (${instance.failure})`}; see berth status for its last error`;
 }
 
-function leastBusy(upstreams: readonly Upstream[]): Upstream | undefined {
-  return upstreams.reduce<Upstream | undefined>((best, u) => (best === undefined || u.mux.sessionCount < best.mux.sessionCount ? u : best), undefined);
+/** The instance with the fewest sessions; among equals, the one `turn` points at, so ties rotate. */
+function leastBusy(upstreams: readonly Upstream[], turn = 0): Upstream | undefined {
+  let best: Upstream | undefined;
+  for (let i = 0; i < upstreams.length; i++) {
+    const u = upstreams[(turn + i) % upstreams.length] as Upstream;
+    if (best === undefined || u.mux.sessionCount < best.mux.sessionCount) best = u;
+  }
+  return best;
 }
 
 function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {

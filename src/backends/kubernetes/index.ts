@@ -2,9 +2,9 @@
 // server-side apply, every pod an instance. Writes happen only when the live
 // object differs from the rendered one, so an unchanged config and a new user
 // of a shared server cost reads, never writes.
-import type { KubeConfig, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig, V1Deployment, V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
+import type { Backend, InstanceEvent, ObservedInstance, Placement, PlacementReplicas, ReadyReplica, UpstreamTransport } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import type { Header } from './api.ts';
 import { KubeApi } from './api.ts';
@@ -13,8 +13,9 @@ import type { KubeObject } from './objects.ts';
 import { ANNOTATIONS, LABELS, ownerSelector, placementName, renderPlacement } from './objects.ts';
 import { belongsTo, observeDeployment, observeInstances, observePod, parsePlaceholder } from './observe.ts';
 import type { KubernetesSettings } from './settings.ts';
-import type { WatchStats, WatchUpdate } from './watch.ts';
-import { watchObjects } from './watch.ts';
+import { placementOf, readyEndpoints, SERVICE_NAME_LABEL, transportOf } from './slices.ts';
+import type { WatchStats } from './watch.ts';
+import { watchStream } from './watch.ts';
 
 export interface KubernetesBackendOptions {
   readonly settings: KubernetesSettings;
@@ -40,6 +41,7 @@ export const REQUIRED_ACCESS: readonly { readonly group: string; readonly resour
   { group: 'autoscaling', resource: 'horizontalpodautoscalers', verbs: ['get', 'create', 'patch', 'delete'] },
   { group: '', resource: 'pods', verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
   { group: '', resource: 'pods/log', verbs: ['get'] },
+  { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['list', 'watch'] },
 ];
 
 export class KubernetesBackend implements Backend {
@@ -134,21 +136,48 @@ export class KubernetesBackend implements Backend {
     await this.#deletePlacement(deploymentName, signal);
   }
 
+  /** A pod's address as its Service's EndpointSlices have it: only a ready, non-terminating endpoint is reachable. */
   async endpoint(instanceId: string, signal: AbortSignal): Promise<UpstreamTransport> {
     const pod = parsePlaceholder(instanceId) === undefined ? await this.#api.read<V1Pod>(this.#header('v1', 'Pod', instanceId), signal) : undefined;
-    const ip = pod?.status?.podIP;
-    if (pod === undefined || ip === undefined || observePod(pod, 0).state !== 'running') {
-      throw new BackendError('instance_not_found', `instance ${instanceId} has no running pod`, { retryable: true });
+    const service = pod === undefined || pod.metadata?.labels?.[LABELS.owner] !== this.#settings.owner ? undefined : this.#placementNameOf(pod);
+    const slices = service === undefined ? [] : (await this.#api.list<V1EndpointSlice>('discovery.k8s.io/v1', 'EndpointSlice', this.#settings.namespace, `${SERVICE_NAME_LABEL}=${service}`, signal)).items;
+    const endpoint = readyEndpoints(slices).find((e) => e.pod === instanceId);
+    if (pod === undefined || endpoint === undefined) {
+      throw new BackendError('instance_not_found', `instance ${instanceId} is not a ready endpoint of its Service`, { retryable: true });
     }
-    const port = pod.spec?.containers[0]?.ports?.find((p) => p.name === 'mcp')?.containerPort;
-    const annotations = pod.metadata?.annotations ?? {};
-    const host = ip.includes(':') ? `[${ip}]` : ip;
-    return {
-      kind: 'http',
-      transport: annotations[ANNOTATIONS.transport] === 'sse' ? 'sse' : 'streamable-http',
-      url: `http://${host}:${port ?? 80}${annotations[ANNOTATIONS.path] ?? '/mcp'}`,
-      headers: {},
-    };
+    return transportOf(pod, endpoint);
+  }
+
+  /**
+   * Every placement's ready pods, from one EndpointSlice watch over the
+   * namespace (slices carry their Service's labels, so berth's own). A pod is
+   * read once when it first becomes ready, for its path and spec hash.
+   */
+  async *replicas(signal: AbortSignal): AsyncIterable<PlacementReplicas> {
+    const slices = new Map<string, Map<string, V1EndpointSlice>>();
+    const pods = new Map<string, Map<string, V1Pod>>();
+    const namespace = this.#settings.namespace;
+    const target = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, namespace, labelSelector: this.#selector };
+    yield* watchStream<V1EndpointSlice, PlacementReplicas>(this.#api, target, AbortSignal.any([signal, this.#closing.signal]), this.watchStats, async (update) => {
+      const placement = placementOf(update.object);
+      if (placement === undefined) return [];
+      const own = slices.get(placement.service) ?? new Map<string, V1EndpointSlice>();
+      slices.set(placement.service, own);
+      if (update.kind === 'delete') own.delete(update.object.metadata?.name ?? '');
+      else own.set(update.object.metadata?.name ?? '', update.object);
+      const known = pods.get(placement.service) ?? new Map<string, V1Pod>();
+      const fresh = new Map<string, V1Pod>();
+      const ready: ReadyReplica[] = [];
+      for (const endpoint of readyEndpoints(own.values())) {
+        const pod = known.get(endpoint.pod) ?? (await this.#api.read<V1Pod>(this.#header('v1', 'Pod', endpoint.pod), signal).catch((err: unknown) => this.#log.warn({ pod: endpoint.pod, err: (err as Error).message }, 'cannot read a ready pod; it is routed once its slice changes again')));
+        if (pod === undefined || pod.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) continue;
+        fresh.set(endpoint.pod, pod);
+        ready.push({ instanceId: endpoint.pod, specHash: pod.metadata.labels[LABELS.specHash] ?? '', transport: transportOf(pod, endpoint) });
+      }
+      if (own.size === 0) slices.delete(placement.service);
+      pods.set(placement.service, fresh);
+      return [{ unit: placement.unit, ...(placement.userHash === undefined ? {} : { userHash: placement.userHash }), ready }];
+    });
   }
 
   async logs(instanceId: string, tail: number, signal: AbortSignal): Promise<readonly string[]> {
@@ -158,29 +187,12 @@ export class KubernetesBackend implements Backend {
   }
 
   async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
-    // A consumer that stops iterating ends the watch too, not only an aborted signal.
-    const stopped = new AbortController();
-    const both = AbortSignal.any([signal, this.#closing.signal, stopped.signal]);
-    const queue: InstanceEvent[] = [];
-    let wake: (() => void) | undefined;
-    const push = (update: WatchUpdate<V1Pod>): void => {
-      const pod = update.object;
-      queue.push(update.kind === 'delete' ? { kind: 'removed', id: pod.metadata?.name ?? '', unit: pod.metadata?.labels?.[LABELS.server] ?? '' } : { kind: 'changed', instance: observePod(pod, 0) });
-      wake?.();
-    };
     const namespace = this.#settings.namespace;
-    const watching = watchObjects<V1Pod>(this.#api, { apiVersion: 'v1', kind: 'Pod', path: `/api/v1/namespaces/${namespace}/pods`, namespace, labelSelector: this.#selector }, push, both, this.watchStats);
-    both.addEventListener('abort', () => wake?.(), { once: true });
-    try {
-      while (!both.aborted) {
-        const next = queue.shift();
-        if (next !== undefined) yield next;
-        else await new Promise<void>((resolve) => (wake = resolve));
-      }
-    } finally {
-      stopped.abort();
-      await watching;
-    }
+    const target = { apiVersion: 'v1', kind: 'Pod', path: `/api/v1/namespaces/${namespace}/pods`, namespace, labelSelector: this.#selector };
+    yield* watchStream<V1Pod, InstanceEvent>(this.#api, target, AbortSignal.any([signal, this.#closing.signal]), this.watchStats, (update) => {
+      const pod = update.object;
+      return [update.kind === 'delete' ? { kind: 'removed', id: pod.metadata?.name ?? '', unit: pod.metadata?.labels?.[LABELS.server] ?? '' } : { kind: 'changed', instance: observePod(pod, 0) }];
+    });
   }
 
   async close(): Promise<void> {

@@ -75,6 +75,33 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
   }
 }
 
+/**
+ * `watchObjects` as a stream: each update becomes what `map` makes of it, in
+ * order (`map` may read more first), until the signal aborts or the consumer
+ * stops iterating, which ends the watch too.
+ */
+export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, target: WatchTarget, signal: AbortSignal, stats: WatchStats, map: (update: WatchUpdate<T>) => readonly E[] | Promise<readonly E[]>): AsyncGenerator<E> {
+  const stopped = new AbortController();
+  const both = AbortSignal.any([signal, stopped.signal]);
+  const queue: WatchUpdate<T>[] = [];
+  let wake: (() => void) | undefined;
+  const watching = watchObjects<T>(api, target, (update) => {
+    queue.push(update);
+    wake?.();
+  }, both, stats);
+  both.addEventListener('abort', () => wake?.(), { once: true });
+  try {
+    while (!both.aborted) {
+      const next = queue.shift();
+      if (next !== undefined) yield* await map(next);
+      else await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stopped.abort();
+    await watching;
+  }
+}
+
 function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, resourceVersion: string, signal: AbortSignal, onEvent: (type: string, object: T) => void): Promise<'ended' | 'gone'> {
   return new Promise((resolve, reject) => {
     let gone = false;

@@ -4,7 +4,7 @@
 // pod's address is one the test serves on (127.0.0.1 by default).
 import { createHash } from 'node:crypto';
 import type { Json, JsonObject } from './fields.ts';
-import { isObject } from './fields.ts';
+import { isObject, sameJson } from './fields.ts';
 import type { ResourceType, Store, WatchEvent } from './store.ts';
 import { RESOURCES } from './store.ts';
 import { labelsOf, matches } from './server.ts';
@@ -22,6 +22,13 @@ export class Kubelet {
   #script: (pod: { deployment: string; image: string }) => Behaviour = () => 'run';
   /** Where a running pod is reachable. */
   podIp = '127.0.0.1';
+  /**
+   * The port a new pod serves its `mcp` port on, when not the template's: on
+   * loopback, distinct pods are distinct processes on distinct ports (in a
+   * cluster they would share the port on distinct addresses).
+   */
+  portOf: (pod: { deployment: string; name: string }) => number | undefined = () => undefined;
+  readonly #ports = new Map<string, number>();
   /** How long a pod stays Pending before its script plays. */
   stepMs = 20;
   /** The most pods the namespace may hold (a `pods` quota); more fail with "exceeded quota" on the Deployment. */
@@ -108,6 +115,8 @@ export class Kubelet {
       const [namespace = '', name = ''] = at.split('/');
       const service = this.#store.get('services', namespace, name)?.object;
       if (service !== undefined) this.#reconcileSlice(service);
+      // Garbage collection: a deleted Service's slices go too.
+      else for (const slice of this.#store.list('endpointslices', namespace)) if (labelsOf(slice.object)['kubernetes.io/service-name'] === name) this.#store.delete(SLICE, namespace, nameOf(slice.object));
     }
   }
 
@@ -175,6 +184,8 @@ export class Kubelet {
     };
     this.#store.put(POD, namespace, pod, new Map());
     this.#logs.set(podName, [`pod ${podName} created`]);
+    const port = this.portOf({ deployment: deploymentName, name: podName });
+    if (port !== undefined) this.#ports.set(podName, port);
     const behaviour = this.#script({ deployment: deploymentName, image });
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
@@ -208,20 +219,48 @@ export class Kubelet {
     this.#store.put(POD, namespace, { ...stored.object, status: statuses[behaviour] }, stored.owners);
   }
 
+  /**
+   * As the EndpointSlice controller: the Service's labels copied onto its
+   * slices, endpoints grouped by their resolved ports (one slice per port
+   * set), ready and terminating conditions from the pod, stale slices deleted.
+   */
   #reconcileSlice(service: JsonObject): void {
     const spec = service.spec as JsonObject;
     const selector = selectorOf(service);
-    const pods = this.#store.list('pods', nsOf(service)).map((s) => s.object).filter((p) => matches(selector, labelsOf(p)) && typeof (p.status as JsonObject).podIP === 'string');
-    const ports = (spec.ports as JsonObject[]).map((port) => ({ name: port.name ?? '', protocol: port.protocol ?? 'TCP', port: resolvePort(pods[0], port.targetPort ?? port.port ?? 0) }));
-    const name = `${nameOf(service)}-fake`;
-    const slice: JsonObject = {
-      metadata: { name, labels: { 'kubernetes.io/service-name': nameOf(service), 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
-      addressType: 'IPv4',
-      endpoints: pods.map((p) => ({ addresses: [String((p.status as JsonObject).podIP)], conditions: { ready: isReady(p) }, targetRef: { kind: 'Pod', name: nameOf(p), namespace: nsOf(p) } })),
-      ports,
-    };
-    const stored = this.#store.get('endpointslices', nsOf(service), name);
-    this.#store.put(SLICE, nsOf(service), stored === undefined ? slice : { ...stored.object, ...slice, metadata: { ...(stored.object.metadata as JsonObject), ...(slice.metadata as JsonObject) } }, stored?.owners ?? new Map());
+    const namespace = nsOf(service);
+    const pods = this.#store.list('pods', namespace).map((s) => s.object).filter((p) => matches(selector, labelsOf(p)) && typeof (p.status as JsonObject).podIP === 'string');
+    const portsOf = (pod: JsonObject | undefined): JsonObject[] => (spec.ports as JsonObject[]).map((port) => ({ name: port.name ?? '', protocol: port.protocol ?? 'TCP', port: (pod === undefined ? undefined : this.#ports.get(nameOf(pod))) ?? resolvePort(pod, port.targetPort ?? port.port ?? 0) }));
+    const groups = new Map<string, { ports: JsonObject[]; pods: JsonObject[] }>();
+    for (const pod of pods) {
+      const ports = portsOf(pod);
+      const key = ports.map((p) => p.port).join('-');
+      const group = groups.get(key) ?? { ports, pods: [] };
+      group.pods.push(pod);
+      groups.set(key, group);
+    }
+    // A Service without endpoints still has one (empty) slice.
+    if (groups.size === 0) groups.set('', { ports: portsOf(undefined), pods: [] });
+    const wanted = new Set<string>();
+    for (const [key, group] of groups) {
+      const name = `${nameOf(service)}-fake${key === '' ? '' : `-${key}`}`;
+      wanted.add(name);
+      const slice: JsonObject = {
+        metadata: { name, labels: { ...labelsOf(service), 'kubernetes.io/service-name': nameOf(service), 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+        addressType: 'IPv4',
+        endpoints: group.pods.map((p) => {
+          const terminating = (p.metadata as JsonObject).deletionTimestamp !== undefined;
+          return { addresses: [String((p.status as JsonObject).podIP)], conditions: { ready: isReady(p) && !terminating, serving: isReady(p), terminating }, targetRef: { kind: 'Pod', name: nameOf(p), namespace: nsOf(p) } };
+        }),
+        ports: group.ports,
+      };
+      const stored = this.#store.get('endpointslices', namespace, name);
+      if (stored !== undefined && sameJson(stored.object.endpoints ?? null, slice.endpoints ?? null) && sameJson(stored.object.ports ?? null, slice.ports ?? null) && sameJson((stored.object.metadata as JsonObject).labels ?? null, (slice.metadata as JsonObject).labels ?? null)) continue;
+      this.#store.put(SLICE, namespace, stored === undefined ? slice : { ...stored.object, ...slice, metadata: { ...(stored.object.metadata as JsonObject), ...(slice.metadata as JsonObject) } }, stored?.owners ?? new Map());
+    }
+    for (const stale of this.#store.list('endpointslices', namespace)) {
+      const labels = labelsOf(stale.object);
+      if (labels['kubernetes.io/service-name'] === nameOf(service) && !wanted.has(nameOf(stale.object))) this.#store.delete(SLICE, namespace, nameOf(stale.object));
+    }
   }
 }
 
