@@ -12,7 +12,8 @@ export interface HttpChannelOptions {
   readonly name: string;
   readonly url: string;
   readonly transport: 'streamable-http' | 'sse';
-  readonly headers: Readonly<Record<string, string>>;
+  /** Headers of every request, read per request: a reload's new fixed headers apply without reconnecting. */
+  readonly headers: () => Readonly<Record<string, string>>;
   readonly logger: Logger;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
@@ -48,11 +49,15 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
     timer = undefined;
     if (closed) return;
     const url = new URL(options.url);
-    const headers = { ...options.headers };
+    const withHeaders = (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const headers = new Headers(init?.headers);
+      for (const [name, value] of Object.entries(options.headers())) headers.set(name, value);
+      return fetch(input, { ...init, headers });
+    };
     const transport: Transport =
       options.transport === 'sse'
-        ? new SSEClientTransport(url, { requestInit: { headers }, eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }) } })
-        : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
+        ? new SSEClientTransport(url, { fetch: withHeaders, eventSourceInit: { fetch: withHeaders } })
+        : new StreamableHTTPClientTransport(url, { fetch: withHeaders });
     transport.onmessage = (m) => {
       // The first answer proves the connection: the next failure retries quickly again.
       delay = backoff.initialMs;
