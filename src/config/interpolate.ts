@@ -52,7 +52,7 @@ export function interpolate(source: SourceDocument, ctx: InterpolationContext): 
         }
         const value = resolveReference(ref ?? '', ctx, fail);
         // An expanded secret that happens to contain `${user.` is text, not a reference.
-        return value === undefined ? match : inHeaders ? value.replaceAll('${user.', '$${user.') : value;
+        return value === undefined ? match : inHeaders ? value.replaceAll('${user.', () => '$${user.') : value;
       });
       if (expanded === text) return;
       node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
