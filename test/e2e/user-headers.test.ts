@@ -91,7 +91,7 @@ describe('per-user credentials as request headers', () => {
     }
   });
 
-  test('a caller without the credential gets the MCP error naming /connect, and nothing reaches the server', async () => {
+  test('a caller without the credential gets the MCP error naming /connect', async () => {
     for (const server of ['shared', 'remote']) {
       const err = await connectAs(b, 'alice', server).then(() => undefined, (e: unknown) => e as Error);
       assert.ok(err !== undefined, `${server}: connecting without credentials fails`);
@@ -101,20 +101,28 @@ describe('per-user credentials as request headers', () => {
     assert.ok(err !== undefined, 'legacy SSE: connecting without credentials fails');
   });
 
-  test('two users of one shared instance each send only their own credential', async () => {
-    assert.equal((await save(b, 'alice', 'shared', SECRETS.alice)).status, 200);
-    assert.equal((await save(b, 'bob', 'shared', SECRETS.bob)).status, 200);
-    const alice = await connectAs(b, 'alice', 'shared');
-    const bob = await connectAs(b, 'bob', 'shared');
-    const [a, c] = [await seenBy(alice), await seenBy(bob)];
-    assert.equal(a.pid, c.pid, 'one shared instance serves both');
-    assert.equal(a.call['authorization'], `Bearer ${SECRETS.alice}`);
-    assert.equal(a.session['authorization'], `Bearer ${SECRETS.alice}`, "alice's upstream session was opened with her credential");
-    assert.equal(c.call['authorization'], `Bearer ${SECRETS.bob}`);
-    assert.equal(c.session['authorization'], `Bearer ${SECRETS.bob}`);
-    assert.equal(a.call['x-static'], 'fixed');
-    for (const seen of [a, c]) assert.equal(seen.call['x-api-key'], undefined, "the client's own key never goes upstream");
+  /**
+   * alice and bob save their own value for `server` and call it (alice over
+   * `aliceTransport`); each call, and the upstream session it runs in, carries
+   * only the caller's own credential, the fixed header, and never the client's key.
+   */
+  async function bothCallOwn(server: string, aliceTransport: 'streamable-http' | 'sse' = 'streamable-http'): Promise<{ alice: Client; bob: Client; pids: [number, number] }> {
+    for (const who of ['alice', 'bob'] as const) assert.equal((await save(b, who, server, SECRETS[who])).status, 200);
+    const alice = await connectAs(b, 'alice', server, aliceTransport);
+    const bob = await connectAs(b, 'bob', server);
+    const seen = { alice: await seenBy(alice), bob: await seenBy(bob) };
+    for (const who of ['alice', 'bob'] as const) {
+      assert.equal(seen[who].call['authorization'], `Bearer ${SECRETS[who]}`, `${who}'s call`);
+      assert.equal(seen[who].session['authorization'], `Bearer ${SECRETS[who]}`, `${who}'s upstream session was opened with their credential`);
+      assert.equal(seen[who].call['x-static'], 'fixed');
+      assert.equal(seen[who].call['x-api-key'], undefined, "the client's own key never goes upstream");
+    }
+    return { alice, bob, pids: [seen.alice.pid, seen.bob.pid] };
+  }
 
+  test('two users of one shared instance each send only their own credential', async () => {
+    const { alice, bob, pids } = await bothCallOwn('shared');
+    assert.equal(pids[0], pids[1], 'one shared instance serves both');
     // A new value reaches alice's next session; bob's connection is not touched.
     assert.equal((await save(b, 'alice', 'shared', 'alice-secret-2')).status, 200);
     const alice2 = await connectAs(b, 'alice', 'shared');
@@ -123,30 +131,13 @@ describe('per-user credentials as request headers', () => {
     await Promise.all([alice.close().catch(() => undefined), alice2.close(), bob.close()]);
   });
 
-  test('a streamable-HTTP remote gets each caller\'s own header on every request', async () => {
-    assert.equal((await save(b, 'alice', 'remote', SECRETS.alice)).status, 200);
-    assert.equal((await save(b, 'bob', 'remote', SECRETS.bob)).status, 200);
-    const alice = await connectAs(b, 'alice', 'remote');
-    const bob = await connectAs(b, 'bob', 'remote');
-    const [a, c] = [await seenBy(alice), await seenBy(bob)];
-    assert.equal(a.call['authorization'], `Bearer ${SECRETS.alice}`);
-    assert.equal(a.session['authorization'], `Bearer ${SECRETS.alice}`);
-    assert.equal(c.call['authorization'], `Bearer ${SECRETS.bob}`);
-    assert.equal(c.call['x-api-key'], undefined);
-    assert.equal(c.call['x-static'], 'fixed');
+  test("a streamable-HTTP remote gets each caller's own header on every request", async () => {
+    const { alice, bob } = await bothCallOwn('remote');
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test('an SSE remote gets an own connection per caller, opened with their header', async () => {
-    assert.equal((await save(b, 'alice', 'legacy', SECRETS.alice)).status, 200);
-    assert.equal((await save(b, 'bob', 'legacy', SECRETS.bob)).status, 200);
-    const alice = await connectAs(b, 'alice', 'legacy', 'sse');
-    const bob = await connectAs(b, 'bob', 'legacy');
-    const [a, c] = [await seenBy(alice), await seenBy(bob)];
-    assert.equal(a.session['authorization'], `Bearer ${SECRETS.alice}`);
-    assert.equal(a.call['authorization'], `Bearer ${SECRETS.alice}`);
-    assert.equal(c.session['authorization'], `Bearer ${SECRETS.bob}`);
-    assert.equal(c.call['authorization'], `Bearer ${SECRETS.bob}`);
+  test('an SSE remote gets an own connection per caller, opened with their header (legacy SSE and streamable-HTTP clients)', async () => {
+    const { alice, bob } = await bothCallOwn('legacy', 'sse');
     await Promise.all([alice.close(), bob.close()]);
   });
 
