@@ -70,7 +70,7 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
       () => {
         if (current === transport) for (const h of handlers.start) h();
       },
-      (err: unknown) => lost(transport, (err as Error).message),
+      (err: unknown) => lost(transport, reasonOf(err)),
     );
   };
 
@@ -79,7 +79,7 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
     send: (message: JSONRPCMessage) => {
       const transport = current;
       if (transport === undefined) return false;
-      transport.send(message).catch((err: unknown) => lost(transport, (err as Error).message));
+      transport.send(message).catch((err: unknown) => lost(transport, reasonOf(err)));
       return true;
     },
     onMessage: (h) => void handlers.message.push(h),
@@ -93,4 +93,11 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
       void transport?.close().catch(() => undefined);
     },
   };
+}
+
+/** An error's message with the HTTP status the SDK keeps beside it, so a refusal (401, 403) can be told apart. */
+function reasonOf(err: unknown): string {
+  const message = (err as Error).message;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && !message.includes(`HTTP ${code}`) ? `${message} (HTTP ${code})` : message;
 }

@@ -333,6 +333,10 @@ export class UpstreamPool {
     const { channel, http: closable } = lazyChannel(http, name, this.#o.logger, () => headers);
     const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
     http.catch((err: unknown) => mux.fail((err as Error).message));
+    // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
+    channel.onStop((reason) => {
+      if (/\(HTTP 40[13]\)/.test(reason)) mux.fail(`the server refused your credentials (save new ones at /connect): ${reason}`);
+    });
     return {
       mux,
       close: () => {

@@ -141,6 +141,18 @@ describe('per-user credentials as request headers', () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
+  test('a credential the shared server refuses fails that user\'s calls at once, naming /connect; others go on', async () => {
+    assert.equal((await save(b, 'root', 'shared', 'rejected-key')).status, 200);
+    const started = Date.now();
+    const err = await connectAs(b, 'root', 'shared').then(() => undefined, (e: unknown) => e as Error);
+    assert.ok(err !== undefined, 'connecting with a refused credential fails');
+    assert.match(err.message, /refused your credentials \(save new ones at \/connect\)/);
+    assert.ok(Date.now() - started < 10_000, `failed after ${Date.now() - started} ms, not after the 30 s ready wait`);
+    const bob = await connectAs(b, 'bob', 'shared');
+    assert.equal((await seenBy(bob)).call['authorization'], `Bearer ${SECRETS.bob}`);
+    await bob.close();
+  });
+
   test('/connect and /api/credentials refuse a user the server\'s access does not admit', async () => {
     const as = (who: Who): Record<string, string> => ({ 'x-api-key': KEYS[who] });
     const page = await fetch(`${b.url}/connect/shared`, { headers: as('carol') });
@@ -164,7 +176,7 @@ describe('per-user credentials as request headers', () => {
   test('secrets appear in neither /status nor the log', async () => {
     const report = await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).text();
     await waitFor(() => log.includes('credentials saved'), { message: 'the log to have the saves' });
-    for (const secret of [...Object.values(SECRETS), 'alice-secret-2']) {
+    for (const secret of [...Object.values(SECRETS), 'alice-secret-2', 'rejected-key']) {
       assert.ok(!report.includes(secret), `status shows ${secret}`);
       assert.ok(!log.includes(secret), `the log shows ${secret}`);
     }
