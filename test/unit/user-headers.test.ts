@@ -11,6 +11,7 @@ import { parseSource } from '../../src/config/source.ts';
 import type { TemplatePart } from '../../src/config/user-template.ts';
 import { parseHeaderValue, renderTemplate } from '../../src/config/user-template.ts';
 import { resolveDesiredState } from '../../src/desired/resolve.ts';
+import { redactRoute } from '../../src/reconcile/plan.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { HeaderRoute } from '../../src/proxy/user-headers.ts';
@@ -68,6 +69,28 @@ describe('header templates', () => {
       { name: 'API_KEY', required: true, sensitive: true, description: 'Your search API key' },
       { name: 'TEAM', required: false, sensitive: false, description: 'Team to bill' },
     ]);
+  });
+});
+
+test('status and plans show templates with credential names; fixed text in a secret header shows as (secret)', () => {
+  const route: HeaderRoute = {
+    server: 'search',
+    kind: 'remote',
+    url: 'http://127.0.0.1:1/mcp',
+    transport: 'streamable-http',
+    headers: { values: {}, sensitive: ['X-Sealed'], fromUser: [] },
+    userHeaders: {
+      Authorization: ['Bearer ', { credential: 'KEY' }],
+      'X-Api-Key': ['org-s3cret:', { credential: 'KEY' }],
+      'X-Sealed': ['tenant-7/', { credential: 'KEY' }],
+      'X-Team': ['team-', { credential: 'TEAM' }],
+    },
+  };
+  assert.deepEqual((redactRoute(route) as HeaderRoute).userHeaders, {
+    Authorization: ['Bearer ', { credential: 'KEY' }],
+    'X-Api-Key': ['(secret)', { credential: 'KEY' }],
+    'X-Sealed': ['(secret)', { credential: 'KEY' }],
+    'X-Team': ['team-', { credential: 'TEAM' }],
   });
 });
 
