@@ -163,6 +163,8 @@ describe('per-user credentials as request headers', () => {
     assert.equal(((await put.json()) as { error: { code: string } }).error.code, 'forbidden');
     const get = await fetch(`${b.url}/api/credentials/shared`, { headers: as('carol') });
     assert.equal(get.status, 403);
+    // Deleting one's own values stays open (carol has none: 404, not 403).
+    assert.equal((await fetch(`${b.url}/api/credentials/shared`, { method: 'DELETE', headers: as('carol') })).status, 404);
     // The same answers as /mcp/<server>: unknown servers stay 404.
     assert.equal((await fetch(`${b.url}/connect/nothing`, { headers: as('carol') })).status, 404);
     assert.equal((await fetch(`${b.url}/mcp/shared`, { method: 'POST', headers: as('carol') })).status, 403);
