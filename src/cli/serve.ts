@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mayAccess } from '../auth/access.ts';
 import { checkAuthConfig } from '../auth/chain.ts';
 import { Gates } from '../auth/gates.ts';
 import { createBackend } from '../backends/select.ts';
@@ -21,6 +22,7 @@ import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/pool.ts';
 import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
 import { RouteTables } from '../proxy/table.ts';
+import { UserHeaderResolver } from '../proxy/user-headers.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
@@ -63,6 +65,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const backend = await createBackend(initial, logger);
   // Per-user credentials live in the state file; the store opens even without a key (plain values only).
   const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
+  const userHeaders = new UserHeaderResolver(credentials);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
   const pool = new UpstreamPool({
@@ -72,6 +75,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
     requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
     credentialsFor: (unit, user) => credentials.get(user, unit),
+    headersFor: (unit) => hostedRoute(unit)?.headers.values,
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
@@ -87,11 +91,20 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     logger,
     maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024,
     keepAliveMs: KEEP_ALIVE_MS,
+    userHeaders,
     ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }),
   });
-  // Only the user whose values changed gets a new instance of that server.
-  credentials.onChange((change) => void pool.renew(change.server, change.user));
-  const credentialRoutes = createCredentialRoutes({ store: credentials, fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)) });
+  // Only the user whose values changed gets a new instance of that server, or new connections carrying their headers.
+  credentials.onChange((change) => {
+    void pool.renew(change.server, change.user, change.names);
+    routes.current.handlers.get(change.server)?.renew?.(change.user);
+  });
+  const routeOf = (server: string): Route | undefined => ctl.desired?.routes.find((r) => r.server === server);
+  const credentialRoutes = createCredentialRoutes({
+    store: credentials,
+    fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)),
+    mayUse: (server, identity) => mayAccess(routeOf(server)?.access, identity),
+  });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });

@@ -3,6 +3,7 @@ import { isPair, isScalar, isSeq, Scalar, visit } from 'yaml';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import type { SourceDocument } from './source.ts';
+import { isUserReference, USER_PREFIX } from './user-template.ts';
 
 /** Where `${env:…}` and `${file:…}` read from; injected so loading stays testable. */
 export interface InterpolationContext {
@@ -21,6 +22,8 @@ const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
  * value that is exactly one reference becomes a number or boolean when it
  * expands to one, so `port: ${env:PORT}` is a number; quoted values stay strings. File
  * contents lose one trailing newline, as secret files usually end with one.
+ * In header values, `${user.credentials.NAME}` stays for the per-request
+ * template (see user-template.ts); anywhere else it is an error.
  */
 export function interpolate(source: SourceDocument, ctx: InterpolationContext): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -33,15 +36,23 @@ export function interpolate(source: SourceDocument, ctx: InterpolationContext): 
         issues.push({ code, file: source.file, ...pos, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
       };
       const text = node.value;
+      // Header values keep per-user references (and their escapes) for the per-request template.
+      const inHeaders = isHeaderValue(keyPath);
       let whole = false;
       const expanded = text.replace(REFERENCE, (match: string, ref: string | undefined, offset: number) => {
-        if (match === '$${') return '${';
+        if (match === '$${') return inHeaders && text.startsWith(USER_PREFIX, offset + 3) ? match : '${';
         if (!match.endsWith('}')) {
           fail('interpolation_unterminated', `unterminated \`\${\` in ${JSON.stringify(text)}`, 'close it with `}`, or write `$${` for a literal `${`');
           return match;
         }
         whole = offset === 0 && match.length === text.length;
-        return resolveReference(ref ?? '', ctx, fail) ?? match;
+        if (ref?.startsWith(USER_PREFIX) === true) {
+          checkUserReference(ref, inHeaders, fail);
+          return match;
+        }
+        const value = resolveReference(ref ?? '', ctx, fail);
+        // An expanded secret that happens to contain `${user.` is text, not a reference.
+        return value === undefined ? match : inHeaders ? value.replaceAll('${user.', () => '$${user.') : value;
       });
       if (expanded === text) return;
       node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
@@ -91,6 +102,20 @@ function resolveReference(
   }
   fail('interpolation_unknown', `unknown reference \${${ref}}`, 'use ${env:NAME} or ${file:path}; write $${ for a literal ${');
   return undefined;
+}
+
+/** `servers.<name>.headers.<header>`, written directly or as its `value`. */
+function isHeaderValue(keyPath: KeyPath): boolean {
+  const [root, , section, , value, ...more] = keyPath;
+  return root === 'servers' && section === 'headers' && keyPath.length >= 4 && (keyPath.length === 4 || (value === 'value' && more.length === 0));
+}
+
+function checkUserReference(ref: string, inHeaders: boolean, fail: (code: string, message: string, hint?: string) => void): void {
+  if (!inHeaders) {
+    fail('user_reference_misplaced', `\${${ref}} can only be used in a server's \`headers\``, "a caller's credentials reach a shared server as request headers; a single-user server can also take `env` values with `fromUser: true`");
+  } else if (!isUserReference(ref)) {
+    fail('user_reference_invalid', `unknown reference \${${ref}}`, "write ${user.credentials.NAME} for a NAME in the server's `credentials`");
+  }
 }
 
 /** The key path of a node from yaml's visitor ancestry. */

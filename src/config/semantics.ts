@@ -5,6 +5,7 @@ import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
 import type { PositionIndex } from './source.ts';
 import type { BerthConfiguration, Component, Credential, Server } from './types.gen.ts';
+import { credentialsOf, parseHeaderValue } from './user-template.ts';
 import { parseDuration, parseQuantity } from './units.ts';
 
 type ServerKey = keyof Server;
@@ -13,15 +14,15 @@ type ServerKey = keyof Server;
 // worth reporting (an `image` on an npx server would silently do nothing).
 const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
-  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances'],
-  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout'],
-  remote: ['url', 'transport', 'headers', 'oauth'],
+  'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances', 'credentials'],
+  'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout', 'credentials'],
+  remote: ['url', 'transport', 'headers', 'oauth', 'credentials'],
   composite: ['components'],
 };
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
   npx: ['package', 'version', 'args', 'env'],
   uvx: ['package', 'version', 'args', 'env'],
-  command: ['command', 'args', 'cwd', 'env', 'transport', 'path'],
+  command: ['command', 'args', 'cwd', 'env', 'transport', 'path', 'headers'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
 const MIN_DURATION_MS = 1000;
@@ -143,10 +144,36 @@ function checkCredentials(config: BerthConfiguration, name: string, server: Serv
     }
     if (value.fromUser !== true) continue;
     if (section === 'env' && server.type === 'multi-user') {
-      report(at(section, key), 'per_user_env_shared', 'a multi-user server has one shared process, so it cannot take per-user environment values', 'use type single-user, or pass per-user credentials as `headers` of a container server');
+      report(at(section, key), 'per_user_env_shared', 'a multi-user server has one shared process, so it cannot take per-user environment values', 'use type single-user, or declare it under `credentials` and send it as a header: `Authorization: "Bearer ${user.credentials.NAME}"`');
     }
     const unreachable = whyNoUserReaches(config, server);
     if (unreachable !== undefined) report(at(section, key), 'credential_unreachable', `\`fromUser\` credential on server ${name}, which ${unreachable}`);
+  }
+  checkUserHeaders(config, name, server, at, report);
+}
+
+/** `credentials` and the headers that use them: declared names, no clash with other per-user values, an HTTP upstream to carry them. */
+function checkUserHeaders(config: BerthConfiguration, name: string, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const declared = Object.keys(server.credentials ?? {});
+  if (server.headers !== undefined && server.runtime === 'command' && server.transport === undefined) {
+    report(at('headers'), 'headers_need_http', 'a command server speaking stdio has no HTTP requests to carry headers', 'set `transport: streamable-http` or `sse` if the command serves MCP over HTTP on $PORT', true);
+  }
+  for (const [header, value] of Object.entries(server.headers ?? {})) {
+    const text = typeof value === 'string' ? value : typeof value === 'object' ? value.value : undefined;
+    if (text === undefined) continue;
+    const parsed = parseHeaderValue(text);
+    if (parsed.kind === 'static') continue;
+    const where = typeof value === 'string' ? at('headers', header) : at('headers', header, 'value');
+    for (const ref of credentialsOf(parsed.parts).filter((n) => !declared.includes(n))) {
+      const hint = suggest(ref, declared) ?? (declared.length === 0 ? `declare it: \`credentials: { ${ref}: { description: "…" } }\`` : `this server's credentials are: ${declared.join(', ')}`);
+      report(where, 'unknown_user_credential', `\${user.credentials.${ref}} is not declared in servers.${name}.credentials`, hint);
+    }
+  }
+  const elsewhere = new Set([...Object.entries(server.env ?? {}), ...Object.entries(server.headers ?? {})].filter(([, v]) => typeof v === 'object' && v.fromUser === true).map(([k]) => k));
+  const unreachable = declared.length === 0 ? undefined : whyNoUserReaches(config, server);
+  for (const credential of declared) {
+    if (elsewhere.has(credential)) report(at('credentials', credential), 'credential_duplicate', `\`${credential}\` is also a \`fromUser\` value in \`env\` or \`headers\`; each user stores one value per name`, 'rename one of them', true);
+    if (unreachable !== undefined) report(at('credentials', credential), 'credential_unreachable', `credential on server ${name}, which ${unreachable}`, undefined, true);
   }
 }
 

@@ -245,10 +245,16 @@ export type Server = {
     [k: string]: Credential | undefined;
   };
   /**
-   * HTTP headers added to every upstream request (container and remote servers).
+   * HTTP headers added to every upstream request (remote servers, and hosted servers that speak HTTP: container, or command with `transport`). A value may use the caller's own credentials, `${user.credentials.NAME}` for a NAME declared in `credentials`, filled in per request.
    */
   headers?: {
     [k: string]: Credential | undefined;
+  };
+  /**
+   * Values each user supplies for this server (at /connect/<server> or PUT /api/credentials/<server>), used in `headers` as `${user.credentials.NAME}`.
+   */
+  credentials?: {
+    [k: string]: UserCredential | undefined;
   };
   oauth?: Oauth;
   resources?: Resources1;
@@ -472,6 +478,23 @@ export interface Limits {
    * At most this many single-user instances per user, over all servers. A user at the cap gets a clear error (HTTP 429) until one of their instances stops after its idle timeout.
    */
   instancesPerUser?: number;
+}
+/**
+ * A value each user supplies for themselves.
+ */
+export interface UserCredential {
+  /**
+   * What the user should enter; shown when asking for it.
+   */
+  description?: string;
+  /**
+   * A secret: never logged, encrypted at rest, a password field on /connect.
+   */
+  sensitive?: boolean;
+  /**
+   * Callers without it get an error naming /connect/<server>. An optional one left empty drops the headers that use it.
+   */
+  required?: boolean;
 }
 /**
  * berth is the OAuth 2.1 client towards this upstream: it discovers the authorization server, obtains a token per user (or one shared), refreshes it and injects it. Discovery is the default; static client settings override it.

@@ -1,8 +1,8 @@
 import type { DesiredState, UserCredential } from '../desired/types.ts';
 
 /**
- * The values users supply for a server: its instances' `fromUser` environment
- * and its `fromUser` headers. Undefined for a server the config does not have.
+ * The values users supply for a server: its instances' `fromUser` environment,
+ * its `fromUser` headers and its `credentials`. Undefined for a server the config does not have.
  */
 export function userFieldsOf(desired: DesiredState, server: string): readonly UserCredential[] | undefined {
   const route = desired.routes.find((r) => r.server === server);
@@ -11,10 +11,10 @@ export function userFieldsOf(desired: DesiredState, server: string): readonly Us
     case 'composite':
       return [];
     case 'remote':
-      return route.headers.fromUser;
+      return [...route.headers.fromUser, ...(route.credentials ?? [])];
     case 'hosted': {
       const env = desired.units.find((u) => u.name === route.unit)?.spec.env.fromUser ?? [];
-      return [...env, ...route.headers.fromUser];
+      return [...env, ...route.headers.fromUser, ...(route.credentials ?? [])];
     }
   }
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { writeJson } from '../proxy/http-util.ts';
 import { CONNECT_PREFIX } from './routes.ts';
 
 /**
@@ -50,6 +52,27 @@ export function credentialPromptFor(protocolVersion: string, capabilities: unkno
   if (elicitation?.url === undefined) return 'message';
   if (protocolVersion >= '2026-07-28') return 'input-required';
   return protocolVersion >= '2025-11-25' ? 'url-elicitation' : 'message';
+}
+
+/**
+ * The prompt one JSON-RPC message can take when berth has not seen the
+ * client's initialize (a passed-through remote): a 2026-07-28 request's
+ * envelope, or the initialize itself; anything else gets the plain error.
+ */
+export function credentialPromptOf(message: unknown): CredentialPrompt {
+  const m = (typeof message === 'object' && message !== null ? message : {}) as { method?: unknown; params?: { protocolVersion?: unknown; capabilities?: unknown; _meta?: Record<string, unknown> } };
+  const meta = m.params?._meta;
+  if (meta?.['io.modelcontextprotocol/protocolVersion'] !== undefined) {
+    return credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
+  }
+  if (m.method === 'initialize') return credentialPromptFor(String(m.params?.protocolVersion ?? ''), m.params?.capabilities);
+  return 'message';
+}
+
+/** Answers a request in-band (HTTP 200, the request's id) with a link to the page where the user supplies the values. */
+export function sendMissingCredentials(res: ServerResponse, id: string | number | null, missing: { readonly server: string; readonly names: readonly string[] }, connectUrl: string, prompt: CredentialPrompt): void {
+  const answer = missingCredentialsError(missing.server, missing.names, connectUrl, prompt);
+  writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id, error: answer.error } : { jsonrpc: '2.0', id, result: answer.result });
 }
 
 /** The /connect page of a server under berth's public base URL (which may carry a path). */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UserCredential } from '../desired/types.ts';
 import { isBerthError } from '../errors.ts';
+import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from '../proxy/context.ts';
 import { isJsonContentType, readJsonBody, writeJson } from '../proxy/http-util.ts';
 import type { CredentialInput, CredentialStore } from '../store/credentials.ts';
@@ -20,6 +21,8 @@ export interface CredentialRoutesOptions {
   readonly store: CredentialStore;
   /** The `fromUser` fields of a server in the config in force; undefined for an unknown server. */
   readonly fields: (server: string) => readonly UserCredential[] | undefined;
+  /** Whether the caller may use a server the config has (its `access`): nobody else sees its page or stores values for it. */
+  readonly mayUse?: (server: string, identity: Identity) => boolean;
 }
 
 /** How users supply credentials: the /connect page for people, /api/credentials for scripts. */
@@ -36,9 +39,17 @@ type Answer = { readonly status: number; readonly body: unknown; readonly header
 /** Every operation is on the caller's own credentials (`ctx.user`); nobody reaches another user's. */
 export function createCredentialRoutes(options: CredentialRoutesOptions): CredentialRoutes {
   const { store, fields } = options;
+  // The same answer as /mcp/<server> gives: a known server is refused by name, an unknown one is 404.
+  const refused = (server: string, ctx: RequestContext): string | undefined => {
+    if (fields(server) === undefined || options.mayUse === undefined || options.mayUse(server, ctx.identity)) return undefined;
+    ctx.log.info({ server, user: ctx.user }, 'credentials refused: the server\'s access does not admit the user');
+    return `user ${ctx.user} may not use server ${server}`;
+  };
 
   async function connect(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, server: string): Promise<void> {
     const declared = fields(server);
+    const forbidden = refused(server, ctx);
+    if (forbidden !== undefined) return sendPage(res, 403, simplePage('Forbidden', `${forbidden}.`));
     if (declared === undefined || declared.length === 0) {
       return sendPage(res, 404, simplePage('Not found', declared === undefined ? `There is no server named ${server}.` : `Server ${server} needs no credentials from you.`));
     }
@@ -88,6 +99,9 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     }
     const declared = fields(server);
     if (declared === undefined || more.length > 0) return refuse(404, 'not_found', `no server named ${server}`);
+    // Deleting stays open: a user whose access was taken away can still remove what they stored.
+    const forbidden = req.method === 'DELETE' ? undefined : refused(server, ctx);
+    if (forbidden !== undefined) return refuse(403, 'forbidden', `${forbidden}; ask an operator to add you to its \`access\``);
     const saved = (): readonly string[] => store.list(ctx.user)[server] ?? [];
     const summary = (): Answer => ({ status: 200, body: { server, saved: saved(), missing: missingOf(declared, new Set(saved())) } });
     if (name !== undefined) {

@@ -2,7 +2,9 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { Component, Credential, Server } from '../config/types.gen.ts';
 import { parseDuration } from '../config/units.ts';
 import { hashSpec } from './hash.ts';
-import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec } from './types.ts';
+import type { TemplatePart } from '../config/user-template.ts';
+import { parseHeaderValue } from '../config/user-template.ts';
+import type { ComponentRoute, DesiredState, OAuthSettings, Resources, Route, Settings, Unit, UnitSpec, UserCredential, UserHeaders } from './types.ts';
 
 const DEFAULT_IDLE_TIMEOUT = '15m';
 const DEFAULT_REQUEST_TIMEOUT = '5m';
@@ -38,7 +40,7 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
           kind: 'hosted',
           unit: name,
           scope,
-          headers: resolveSettings(server.headers),
+          ...resolveHeaders(server),
           ...optionalOAuth(server),
           requestTimeoutMs: parseDuration(server.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT) ?? 300_000,
           ...(scope === 'per-user' ? { idleTimeoutMs: parseDuration(server.idleTimeout ?? DEFAULT_IDLE_TIMEOUT) ?? 0, maxInstances: server.maxInstances ?? DEFAULT_MAX_INSTANCES } : {}),
@@ -46,7 +48,7 @@ export function resolveDesiredState(loaded: LoadedConfig): DesiredState {
         break;
       }
       case 'remote':
-        routes.push({ ...base, kind: 'remote', url: server.url ?? '', transport: server.transport ?? 'streamable-http', headers: resolveSettings(server.headers), ...optionalOAuth(server) });
+        routes.push({ ...base, kind: 'remote', url: server.url ?? '', transport: server.transport ?? 'streamable-http', ...resolveHeaders(server), ...optionalOAuth(server) });
         break;
       case 'composite':
         routes.push({ ...base, kind: 'composite', components: (server.components ?? []).map(resolveComponent) });
@@ -120,6 +122,32 @@ function resolveSettings(entries: Readonly<Record<string, Credential | undefined
     }
   }
   return { values, sensitive, fromUser };
+}
+
+/**
+ * A route's headers: fixed values, headers each caller fills from their own
+ * credentials (`${user.credentials.NAME}` in a value, or a `fromUser` header,
+ * which is the credential itself) and the `credentials` users supply.
+ */
+function resolveHeaders(server: Server): { headers: Settings } & UserHeaders {
+  const settings = resolveSettings(server.headers);
+  const values: Record<string, string> = {};
+  const templates: Record<string, readonly TemplatePart[]> = {};
+  for (const [name, text] of Object.entries(settings.values)) {
+    const parsed = parseHeaderValue(text);
+    if (parsed.kind === 'static') values[name] = parsed.value;
+    else templates[name] = parsed.parts;
+  }
+  for (const field of settings.fromUser) templates[field.name] = [{ credential: field.name }];
+  const credentials: UserCredential[] = Object.entries(server.credentials ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .flatMap(([name, c]) => (c === undefined ? [] : [{ name, required: c.required ?? true, sensitive: c.sensitive ?? true, ...(c.description === undefined ? {} : { description: c.description }) }]));
+  const sorted = Object.fromEntries(Object.entries(templates).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return {
+    headers: { ...settings, values },
+    ...(Object.keys(sorted).length === 0 ? {} : { userHeaders: sorted }),
+    ...(credentials.length === 0 ? {} : { credentials }),
+  };
 }
 
 function optionalOAuth(server: Server): { oauth?: OAuthSettings } {

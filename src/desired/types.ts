@@ -1,6 +1,7 @@
 // The desired state: what berth should be running (units) and serving
 // (routes). Units change only by restarting something; routes change in place.
 import type { Autoscale, PodSettings } from '../config/types.gen.ts';
+import type { TemplatePart } from '../config/user-template.ts';
 
 /** A server's own pod settings and autoscaling, when it sets any (Kubernetes only). */
 export type KubernetesSpec = PodSettings & { readonly autoscale?: Autoscale };
@@ -104,6 +105,15 @@ export interface OAuthSettings {
   readonly perUser: boolean;
 }
 
+/**
+ * Headers made for each caller from their own credentials (`${user.credentials.NAME}`,
+ * and `fromUser` headers), and the `credentials` users supply for them. Absent when none.
+ */
+export interface UserHeaders {
+  readonly userHeaders?: Readonly<Record<string, readonly TemplatePart[]>>;
+  readonly credentials?: readonly UserCredential[];
+}
+
 interface RouteBase {
   readonly server: string;
   readonly description?: string;
@@ -112,7 +122,7 @@ interface RouteBase {
 
 /** How requests to /mcp/<server> are served. Changes never restart a unit. */
 export type Route =
-  | (RouteBase & {
+  | (RouteBase & UserHeaders & {
       readonly kind: 'hosted';
       readonly unit: string;
       readonly scope: 'shared' | 'per-user';
@@ -125,7 +135,7 @@ export type Route =
       /** per-user: at most this many users' instances at once. */
       readonly maxInstances?: number;
     })
-  | (RouteBase & {
+  | (RouteBase & UserHeaders & {
       readonly kind: 'remote';
       readonly url: string;
       readonly transport: Transport;

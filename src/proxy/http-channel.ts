@@ -12,7 +12,8 @@ export interface HttpChannelOptions {
   readonly name: string;
   readonly url: string;
   readonly transport: 'streamable-http' | 'sse';
-  readonly headers: Readonly<Record<string, string>>;
+  /** Headers of every request, read per request: a reload's new fixed headers apply without reconnecting. */
+  readonly headers: () => Readonly<Record<string, string>>;
   readonly logger: Logger;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
@@ -48,11 +49,15 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
     timer = undefined;
     if (closed) return;
     const url = new URL(options.url);
-    const headers = { ...options.headers };
+    const withHeaders = (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const headers = new Headers(init?.headers);
+      for (const [name, value] of Object.entries(options.headers())) headers.set(name, value);
+      return fetch(input, { ...init, headers });
+    };
     const transport: Transport =
       options.transport === 'sse'
-        ? new SSEClientTransport(url, { requestInit: { headers }, eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }) } })
-        : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
+        ? new SSEClientTransport(url, { fetch: withHeaders, eventSourceInit: { fetch: withHeaders } })
+        : new StreamableHTTPClientTransport(url, { fetch: withHeaders });
     transport.onmessage = (m) => {
       // The first answer proves the connection: the next failure retries quickly again.
       delay = backoff.initialMs;
@@ -65,7 +70,7 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
       () => {
         if (current === transport) for (const h of handlers.start) h();
       },
-      (err: unknown) => lost(transport, (err as Error).message),
+      (err: unknown) => lost(transport, reasonOf(err)),
     );
   };
 
@@ -74,7 +79,7 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
     send: (message: JSONRPCMessage) => {
       const transport = current;
       if (transport === undefined) return false;
-      transport.send(message).catch((err: unknown) => lost(transport, (err as Error).message));
+      transport.send(message).catch((err: unknown) => lost(transport, reasonOf(err)));
       return true;
     },
     onMessage: (h) => void handlers.message.push(h),
@@ -88,4 +93,11 @@ export function httpChannel(options: HttpChannelOptions): HttpChannel {
       void transport?.close().catch(() => undefined);
     },
   };
+}
+
+/** An error's message with the HTTP status the SDK keeps beside it, so a refusal (401, 403) can be told apart. */
+function reasonOf(err: unknown): string {
+  const message = (err as Error).message;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && !message.includes(`HTTP ${code}`) ? `${message} (HTTP ${code})` : message;
 }

@@ -8,9 +8,9 @@ import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
 import { baseUrl } from '../auth/resource.ts';
 import type { CredentialPrompt } from '../credentials/missing.ts';
-import { connectUrlOf, credentialPromptFor, missingCredentialsError } from '../credentials/missing.ts';
+import { connectUrlOf, credentialPromptFor, sendMissingCredentials } from '../credentials/missing.ts';
 import type { Refusal } from './http-util.ts';
-import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError, writeJson } from './http-util.ts';
+import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest } from './jsonrpc.ts';
 import type { Multiplexer } from './multiplex.ts';
@@ -163,9 +163,8 @@ export class McpEndpoint {
     } catch (err) {
       if (err instanceof ProxyError && err.missing !== undefined) {
         // Answered in-band, in the form the client can act on: a link to the page where the user supplies them.
-        const answer = missingCredentialsError(err.missing.server, err.missing.names, connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server), request.prompt);
         ctx.log.info({ server: this.#o.server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
-        writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id: request.id, error: answer.error } : { jsonrpc: '2.0', id: request.id, result: answer.result });
+        sendMissingCredentials(res, request.id, err.missing, connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server), request.prompt);
       } else if (err instanceof ProxyError) {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
         sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});

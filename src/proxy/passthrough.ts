@@ -3,8 +3,11 @@ import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerRespons
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { RequestContext } from './context.ts';
 import { endToEndHeaders } from './hop-headers.ts';
-import { sendRpcError } from './http-util.ts';
-import { ErrorCode } from './jsonrpc.ts';
+import { baseUrl } from '../auth/resource.ts';
+import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../credentials/missing.ts';
+import { ProxyError } from './errors.ts';
+import { readJsonBody, sendRpcError } from './http-util.ts';
+import { ErrorCode, isRequest } from './jsonrpc.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
@@ -30,11 +33,20 @@ export interface PassthroughOptions {
    * Default 2 s.
    */
   readonly orderWaitMs?: number;
+  /**
+   * Headers made of each caller's own credentials (they replace configured
+   * and client headers of the same names). A caller without the required
+   * values gets the MCP error naming the /connect page; nothing goes upstream.
+   */
+  readonly userHeaders?: { readonly names: readonly string[]; readonly headersFor: (user: string) => Promise<Readonly<Record<string, string>>> };
+  /** listen.publicUrl: the base of the /connect link. */
+  readonly publicUrl?: string;
 }
 
 const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000 } as const;
 
-type Settings = Required<PassthroughOptions>;
+type Settings = Required<Omit<PassthroughOptions, 'userHeaders' | 'publicUrl'>> & Pick<PassthroughOptions, 'userHeaders' | 'publicUrl'>;
+type Headers = Readonly<Record<string, string>>;
 
 /**
  * Pure HTTP passthrough to a streamable-HTTP upstream: bodies stream both
@@ -65,8 +77,8 @@ export class Passthrough {
     const https = this.#target.protocol === 'https:';
     this.#agent = https ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
     this.#request = https ? httpsRequest : httpRequest;
-    this.#configured = Object.fromEntries(Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value]));
-    this.#dropped = new Set([...STRIPPED, 'host', ...Object.keys(this.#configured)]);
+    this.#configured = lowerCased(options.headers);
+    this.#dropped = new Set([...STRIPPED, 'host', ...Object.keys(this.#configured), ...(options.userHeaders?.names ?? []).map((n) => n.toLowerCase())]);
   }
 
   handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
@@ -80,16 +92,46 @@ export class Passthrough {
       sendRpcError(res, 413, ErrorCode.invalidRequest, `request body over ${this.#o.maxBodyBytes} bytes`, { connection: 'close' });
       return Promise.resolve();
     }
+    const userHeaders = this.#o.userHeaders;
+    if (userHeaders === undefined) return this.#queue(req, res, ctx, {});
+    return userHeaders.headersFor(ctx.user).then(
+      (headers) => this.#queue(req, res, ctx, headers),
+      (err: unknown) => this.#refuse(req, res, ctx, err),
+    );
+  }
+
+  /** Forwards a request once its session's previous one has its answer's headers. */
+  #queue(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, headers: Headers): Promise<void> {
     return new Promise((resolve) => {
       res.once('close', resolve);
       const session = req.headers['mcp-session-id'];
       const turn = typeof session === 'string' ? this.#takeTurn(session) : undefined;
-      if (turn?.previous === undefined) return this.#forward(req, res, ctx, turn?.done ?? noop);
+      if (turn?.previous === undefined) return this.#forward(req, res, ctx, headers, turn?.done ?? noop);
       void waitTurn(turn.previous, this.#o.orderWaitMs, ctx.signal).then(() => {
         if (ctx.signal.aborted) return turn.done();
-        this.#forward(req, res, ctx, turn.done);
+        this.#forward(req, res, ctx, headers, turn.done);
       });
     });
+  }
+
+  /** The caller's headers could not be made: missing credentials get the MCP error naming /connect, in-band. */
+  async #refuse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown): Promise<void> {
+    const server = this.#o.server;
+    if (!(err instanceof ProxyError)) {
+      ctx.log.error({ server, err }, 'reading the caller\'s credentials failed');
+      return sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
+    }
+    if (err.missing === undefined) return sendRpcError(res, err.status, err.rpcCode, err.message);
+    ctx.log.info({ server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
+    const connectUrl = connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server);
+    if (req.method !== 'POST') {
+      // A stream or a session's end: there is no request to answer, only the HTTP exchange.
+      return sendRpcError(res, 403, CREDENTIALS_MISSING, `server ${server} needs credentials you have not supplied (${err.missing.names.join(', ')}): open ${connectUrl} to enter them, then try again`);
+    }
+    const body = await readJsonBody(req, this.#o.maxBodyBytes);
+    if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
+    const message = Array.isArray(body.value) ? body.value[0] : body.value;
+    sendMissingCredentials(res, isRequest(message) ? message.id : null, err.missing, connectUrl, credentialPromptOf(message));
   }
 
   /** Ends every request in flight (open streams end cleanly) and drops kept-alive connections. */
@@ -118,7 +160,7 @@ export class Passthrough {
    * `finish`, which lets the session's next request go; nothing here throws
    * out of an event handler, so one request's failure ends that request alone.
    */
-  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, done: () => void): void {
+  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, userHeaders: Headers, done: () => void): void {
     if (this.#closed) {
       done();
       refuseClosing(res, this.#o.server);
@@ -171,7 +213,7 @@ export class Passthrough {
     });
     res.on('error', noop);
     guard(() => {
-      const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, host: this.#target.host };
+      const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, ...lowerCased(userHeaders), host: this.#target.host };
       // A body without a length keeps its framing; anything else goes as the client sent it.
       if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
       up = this.#request(this.#target, { method: req.method, headers, agent: this.#agent });
@@ -228,6 +270,11 @@ export class Passthrough {
 }
 
 function noop(): void {}
+
+/** Header names lower-cased, so that one replaces another of the same name instead of both being sent. */
+function lowerCased(headers: Headers): Headers {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
 
 function refuseClosing(res: ServerResponse, server: string): void {
   sendRpcError(res, 503, ErrorCode.upstreamUnavailable, `server ${server} is shutting down`, { connection: 'close', 'retry-after': '5' });

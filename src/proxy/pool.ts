@@ -11,6 +11,8 @@ import type { HttpChannel } from './http-channel.ts';
 import { httpChannel } from './http-channel.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
+import type { UserLink } from './user-links.ts';
+import { UserLinks } from './user-links.ts';
 
 /** Readiness of one upstream as status shows it, beside the backend's own state. */
 export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
@@ -33,6 +35,8 @@ export interface PoolOptions {
   readonly drainMs?: number;
   /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
+  /** Fixed headers of a unit's route, sent on berth's own connections to HTTP instances; read per connection. */
+  readonly headersFor?: (unit: string) => Readonly<Record<string, string>> | undefined;
   /** Credentials a user's own instance gets in its environment (the user's saved values). */
   readonly credentialsFor?: (unit: string, user: string) => Promise<Readonly<Record<string, string>>>;
   readonly sweepIntervalMs?: number;
@@ -48,6 +52,10 @@ interface Upstream {
   readonly mux: Multiplexer;
   /** The HTTP connection to close with the upstream, once the endpoint is known. */
   channel: HttpChannel | undefined;
+  /** How to reach the instance; users' own connections open to it too. */
+  readonly endpoint: Promise<UpstreamTransport>;
+  /** Users' own connections to this instance, each with that user's headers. */
+  readonly links: UserLinks<UserLink>;
   readonly user?: string;
   draining: boolean;
   lastUsed: number;
@@ -172,24 +180,34 @@ export class UpstreamPool {
     await Promise.all(all.map((u) => this.#drainAndRemove(u, signal)));
   }
 
-  /** The multiplexer serving `user` on a unit; starts the user's own instance on first use. */
-  async acquire(unitName: string, user: string, signal: AbortSignal): Promise<Multiplexer> {
+  /**
+   * The multiplexer serving `user` on a unit; starts the user's own instance
+   * on first use. With `headers` (the user's own, for an HTTP instance) it is
+   * the user's own connection to the instance, carrying them on every request.
+   */
+  async acquire(unitName: string, user: string, signal: AbortSignal, headers?: Readonly<Record<string, string>>): Promise<Multiplexer> {
+    const upstream = await this.#upstreamFor(unitName, user, signal);
+    return headers === undefined ? upstream.mux : upstream.links.get(user, headers).mux;
+  }
+
+  async #upstreamFor(unitName: string, user: string, signal: AbortSignal): Promise<Upstream> {
     // A route can be served before its unit converged (right after start or a reload): wait for it, briefly.
     const entry = this.#units.get(unitName) ?? (await this.#published(unitName, signal));
     if (entry.unit.scope === 'shared') {
       // Routed over ready replicas, a server whose pods are not ready yet is waited for, like an unpublished one.
       if (entry.serving.length === 0 && this.#routable !== undefined) await this.#routable.first(entry.unit, undefined, AbortSignal.any([signal, this.#closing.signal, AbortSignal.timeout(PUBLISH_WAIT_MS)]), this.#closing.signal);
+      // A user with an own connection stays on its instance; anyone else goes where the fewest sessions are.
       const ready = entry.serving.filter((u) => u.mux.info !== undefined);
-      const pick = leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
+      const pick = entry.serving.find((u) => u.links.has(user)) ?? leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
       if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
       pick.lastUsed = this.#now();
-      return pick.mux;
+      return pick;
     }
     const hash = hashUser(user);
     const existing = entry.perUser.get(hash);
     if (existing !== undefined && existing.instance.specHash === entry.unit.specHash) {
       existing.lastUsed = this.#now();
-      return existing.mux;
+      return existing;
     }
     let starting = entry.starting.get(hash);
     if (starting === undefined) {
@@ -204,7 +222,7 @@ export class UpstreamPool {
     // Each caller waits racing only its own signal: one leaving never fails the others.
     const upstream = await raceSignal(starting, signal);
     upstream.lastUsed = this.#now();
-    return upstream.mux;
+    return upstream;
   }
 
   /** The unit's entry once the controller publishes it, within the ready wait. */
@@ -238,14 +256,18 @@ export class UpstreamPool {
   }
 
   /**
-   * A user's credentials for a unit changed: their own instance goes (its
-   * sessions end; clients reconnect) and the next request starts one with the
-   * new values. Nobody else's instance is touched.
+   * A user's credentials for a unit changed. Their own connections (made with
+   * their headers) close; when an environment value changed, their own
+   * instance goes too. Sessions end, clients reconnect, and the next request
+   * uses the new values. Nobody else's instance or connection is touched.
    */
-  async renew(unitName: string, user: string): Promise<void> {
+  async renew(unitName: string, user: string, names?: readonly string[]): Promise<void> {
     const entry = this.#units.get(unitName);
-    const upstream = entry?.perUser.get(hashUser(user));
-    if (entry === undefined || upstream === undefined) return;
+    if (entry === undefined) return;
+    for (const u of [...entry.serving, ...entry.next, ...entry.perUser.values()]) u.links.drop(user);
+    const upstream = entry.perUser.get(hashUser(user));
+    const inEnv = names === undefined || entry.unit.spec.env.fromUser.some((c) => names.includes(c.name));
+    if (upstream === undefined || !inEnv) return;
     entry.perUser.delete(hashUser(user));
     this.#o.logger.info({ server: unitName, instance: upstream.instance.id }, 'credentials changed; replacing the user\'s instance');
     await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
@@ -259,11 +281,12 @@ export class UpstreamPool {
   /** Stops per-user instances unused for longer than their server's idle timeout. */
   async sweepIdle(): Promise<void> {
     const now = this.#now();
+    for (const upstream of this.#byInstance.values()) upstream.links.sweep();
     for (const [name, entry] of this.#units) {
       const timeout = this.#o.idleTimeoutFor?.(name);
       if (timeout === undefined) continue;
       for (const [hash, upstream] of entry.perUser) {
-        if (now - Math.max(upstream.lastUsed, upstream.mux.lastActivity()) < timeout) continue;
+        if (now - Math.max(upstream.lastUsed, upstream.mux.lastActivity(), upstream.links.lastActivity()) < timeout) continue;
         entry.perUser.delete(hash);
         this.#o.logger.info({ server: name, instance: upstream.instance.id }, 'stopping idle instance');
         await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
@@ -318,7 +341,7 @@ export class UpstreamPool {
     const previous = entry.perUser.get(hash);
     entry.perUser.set(hash, upstream);
     if (previous !== undefined && previous !== upstream) {
-      previous.mux.handOver(upstream.mux);
+      handOver(previous, upstream);
       void this.#drainAndRemove(previous, AbortSignal.timeout(this.#drainMs()));
     }
     return upstream;
@@ -340,10 +363,11 @@ export class UpstreamPool {
     const stop = new AbortController();
     const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
     const pending = transport === undefined ? this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal])) : Promise.resolve(transport);
-    const { channel, http } = lazyChannel(pending, name, this.#o.logger);
+    const { channel, http } = lazyChannel(pending, name, this.#o.logger, () => this.#o.headersFor?.(unit.name) ?? {});
     const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
-    const upstream: Upstream = { instance, mux, channel: undefined, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
+    const links = new UserLinks<UserLink>({ now: this.#now, open: (owner, headers) => this.#openLink(`${name}@${hashUser(owner)}`, pending, headers, requestTimeoutMs) });
+    const upstream: Upstream = { instance, mux, channel: undefined, endpoint: pending, links, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
     void http.then((c) => {
       upstream.channel = c;
       if (stop.signal.aborted) c?.close();
@@ -353,6 +377,28 @@ export class UpstreamPool {
     if (isFailing(instance)) mux.fail(clientReason(instance));
     this.#reportSlowStart(unit, upstream);
     return upstream;
+  }
+
+  /** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
+  #openLink(name: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, requestTimeoutMs: () => number): UserLink {
+    const http = endpoint.then((t) => {
+      if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
+      return t;
+    });
+    const { channel, http: closable } = lazyChannel(http, name, this.#o.logger, () => headers);
+    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
+    http.catch((err: unknown) => mux.fail((err as Error).message));
+    // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
+    channel.onStop((reason) => {
+      if (/\(HTTP 40[13]\)/.test(reason)) mux.fail(`the server refused your credentials (save new ones at /connect): ${reason}`);
+    });
+    return {
+      mux,
+      close: () => {
+        mux.close();
+        void closable.then((c) => c?.close());
+      },
+    };
   }
 
   /**
@@ -387,7 +433,7 @@ export class UpstreamPool {
         entry.next = [];
         old.forEach((u, i) => {
           const heir = next[i % next.length];
-          if (heir !== undefined) u.mux.handOver(heir.mux);
+          if (heir !== undefined) handOver(u, heir);
           void this.#drainAndRemove(u, AbortSignal.timeout(this.#drainMs()));
         });
         this.#o.logger.info({ server: entry.unit.name, specHash: entry.unit.specHash }, 'replacement ready; sessions handed over');
@@ -399,13 +445,14 @@ export class UpstreamPool {
   async #retire(entry: UnitEntry, upstream: Upstream): Promise<void> {
     entry.serving = entry.serving.filter((u) => u !== upstream);
     const heir = leastBusy(entry.serving);
-    if (heir !== undefined) upstream.mux.handOver(heir.mux);
+    if (heir !== undefined) handOver(upstream, heir);
     await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
   }
 
   async #drainAndRemove(upstream: Upstream, signal: AbortSignal): Promise<void> {
     upstream.draining = true;
-    await upstream.mux.drain(AbortSignal.any([signal, this.#closing.signal]));
+    const until = AbortSignal.any([signal, this.#closing.signal]);
+    await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
     this.#disconnect(upstream);
     this.#byInstance.delete(upstream.instance.id);
     await this.#remove(upstream.instance.id);
@@ -422,6 +469,7 @@ export class UpstreamPool {
   #disconnect(upstream: Upstream): void {
     upstream.stop.abort();
     upstream.mux.close();
+    upstream.links.close();
     upstream.channel?.close();
   }
 
@@ -493,8 +541,9 @@ export class UpstreamPool {
       heir = replaced ? leastBusy([...entry.serving, ...entry.next].filter((u) => u.instance.specHash === entry.unit.specHash)) : undefined;
     }
     this.#o.logger.info({ server: upstream.instance.unit, instance: upstream.instance.id, sessions: upstream.mux.sessionCount, handedOver: heir !== undefined }, 'replica no longer ready');
-    if (heir !== undefined) upstream.mux.handOver(heir.mux);
-    await upstream.mux.drain(AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]));
+    if (heir !== undefined) handOver(upstream, heir);
+    const until = AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]);
+    await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
     this.#disconnect(upstream);
     if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
   }
@@ -508,8 +557,8 @@ export class UpstreamPool {
       unit,
       instance: u.instance,
       state,
-      sessions: u.mux.sessionCount,
-      pending: u.mux.pendingCount,
+      sessions: u.mux.sessionCount + u.links.sessionCount,
+      pending: u.mux.pendingCount + u.links.pendingCount,
       ...(u.user === undefined ? {} : { user: u.user }),
       ...(lastError === undefined ? {} : { lastError }),
     };
@@ -525,8 +574,8 @@ export class UpstreamPool {
  * looked up (a container's published port): handlers register now, the real
  * transport joins when known.
  */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger): { channel: MessageChannel; http: Promise<HttpChannel | undefined> } {
-  const real = endpoint.then((t) => (t.kind === 'stdio' ? t.channel : httpChannel({ name, url: t.url, transport: t.transport, headers: t.headers, logger })));
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger, headers: () => Readonly<Record<string, string>>): { channel: MessageChannel; http: Promise<HttpChannel | undefined> } {
+  const real = endpoint.then((t) => (t.kind === 'stdio' ? t.channel : httpChannel({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger })));
   let ready: MessageChannel | undefined;
   void real.then((c) => (ready = c), () => undefined);
   return {
@@ -552,14 +601,21 @@ function clientReason(instance: ObservedInstance): string {
   return `${instance.state}${instance.failure === undefined ? '' : ` (${instance.failure})`}; see berth status for its last error`;
 }
 
-/** The instance with the fewest sessions; among equals, the one `turn` points at, so ties rotate. */
+/** The instance with the fewest sessions, shared and users' own; among equals, the one `turn` points at, so ties rotate. */
 function leastBusy(upstreams: readonly Upstream[], turn = 0): Upstream | undefined {
+  const load = (u: Upstream): number => u.mux.sessionCount + u.links.sessionCount;
   let best: Upstream | undefined;
   for (let i = 0; i < upstreams.length; i++) {
     const u = upstreams[(turn + i) % upstreams.length] as Upstream;
-    if (best === undefined || u.mux.sessionCount < best.mux.sessionCount) best = u;
+    if (best === undefined || load(u) < load(best)) best = u;
   }
   return best;
+}
+
+/** Moves an instance's sessions, shared and users' own, to its replacement. */
+function handOver(from: Upstream, to: Upstream): void {
+  from.mux.handOver(to.mux);
+  from.links.handOver(to.links);
 }
 
 function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {

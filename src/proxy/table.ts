@@ -14,6 +14,10 @@ import { Passthrough } from './passthrough.ts';
 import { RemoteUpstream } from './remote-upstream.ts';
 import type { RemoteStatus } from './remote-upstream.ts';
 import type { SessionStore } from './sessions.ts';
+import { ProxyError } from './errors.ts';
+import type { HeaderRoute, UserHeaderSource } from './user-headers.ts';
+import { hasUserHeaders } from './user-headers.ts';
+import { UserLinks } from './user-links.ts';
 
 /** How one server's requests are served. */
 export type RouteHandler =
@@ -26,7 +30,9 @@ export type RouteHandler =
       /** A composite's components, with the ones left out for some user marked down. */
       health?(): readonly ComponentHealth[];
       /** An SSE remote's one connection: connected, connecting, down (with the last error). */
-      remote?(): RemoteStatus;
+      remote?(): RemoteStatus | undefined;
+      /** A user's credentials changed: their own upstream connections close, their clients reconnect. */
+      renew?(user: string): void;
       close(): void;
     }
   | {
@@ -37,6 +43,7 @@ export type RouteHandler =
       readonly sse: McpEndpoint;
       /** The bridged connection legacy SSE clients use, once one connected. */
       remote?(): RemoteStatus | undefined;
+      renew?(user: string): void;
       close(): void;
     };
 
@@ -48,7 +55,8 @@ export interface RouteTable {
 
 /** What hosted routes need from the upstream pool. */
 export interface HostedUpstreams {
-  acquire(unit: string, user: string, signal: AbortSignal): Promise<Multiplexer>;
+  /** With `headers`: the user's own connection to the instance, sending them. */
+  acquire(unit: string, user: string, signal: AbortSignal, headers?: Readonly<Record<string, string>>): Promise<Multiplexer>;
 }
 
 export interface TableDeps {
@@ -59,6 +67,8 @@ export interface TableDeps {
   readonly keepAliveMs: number;
   /** listen.publicUrl, for links berth gives out. */
   readonly publicUrl?: string;
+  /** Each caller's headers for routes that use `${user.credentials.…}`. */
+  readonly userHeaders?: UserHeaderSource;
   /**
    * The handler serving `server` in the current route table (not the one
    * being built): composites reach their components through it, at connect time.
@@ -143,35 +153,66 @@ export async function retireHandlers(previous: RouteTable, next: RouteTable): Pr
 function handlerFor(route: Route, deps: TableDeps): RouteHandler {
   const endpoint = (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>): McpEndpoint =>
     new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
+  const headersOf = userHeadersOf(route, deps);
   switch (route.kind) {
     case 'hosted': {
-      const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => deps.upstreams.acquire(route.unit, user, signal);
+      const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> =>
+        headersOf === undefined ? deps.upstreams.acquire(route.unit, user, signal) : deps.upstreams.acquire(route.unit, user, signal, await headersOf(user));
       return { kind: 'mcp', route, endpoint: endpoint(acquire), close: () => undefined };
     }
-    case 'remote': {
-      const remote = (): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, logger: deps.logger });
-      if (route.transport === 'sse') {
-        const upstream = remote();
-        return { kind: 'mcp', route, endpoint: endpoint((_user, signal) => upstream.acquire(signal)), remote: () => upstream.status(), close: () => upstream.close() };
-      }
-      const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes });
-      let bridge: RemoteUpstream | undefined;
-      const sse = endpoint((_user, signal) => (bridge ??= remote()).acquire(signal));
-      return {
-        kind: 'passthrough',
-        route,
-        passthrough,
-        sse,
-        remote: () => bridge?.status(),
-        close: () => {
-          passthrough.close();
-          bridge?.close();
-        },
-      };
-    }
+    case 'remote':
+      return remoteHandler(route, deps, endpoint, headersOf);
     case 'composite':
       return compositeHandler(route, deps);
   }
+}
+
+/** The caller's headers for a route made of their credentials; undefined when the route has none. */
+function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined {
+  if (!hasUserHeaders(route)) return undefined;
+  const source = deps.userHeaders;
+  const headerRoute: HeaderRoute = route;
+  if (source === undefined) return () => Promise.reject(new ProxyError('upstream_unavailable', `server ${route.server} needs per-user headers, which this berth cannot read`));
+  return (user) => source.headersFor(headerRoute, user);
+}
+
+/**
+ * A remote: passed through (streamable HTTP), or held as client connections
+ * berth multiplexes (SSE remotes, and legacy SSE clients of streamable-HTTP
+ * ones). With per-user headers each user gets an own connection.
+ */
+function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, headersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
+  const remote = (headers: Readonly<Record<string, string>>): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers, logger: deps.logger });
+  // One connection for everyone (an SSE remote's at once, so status shows a remote that is down before
+  // anyone asks; the legacy bridge of a streamable-HTTP one on first use); with per-user headers, one per user.
+  let shared: RemoteUpstream | undefined = route.transport === 'sse' && headersOf === undefined ? remote(route.headers.values) : undefined;
+  const links = new UserLinks<RemoteUpstream>({ open: (_user, headers) => remote(headers) });
+  const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
+    if (headersOf === undefined) return (shared ??= remote(route.headers.values)).acquire(signal);
+    const headers = await headersOf(user);
+    links.sweep();
+    return links.get(user, headers).acquire(signal);
+  };
+  const renew = (user: string): void => links.drop(user);
+  const close = (): void => {
+    shared?.close();
+    links.close();
+  };
+  if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), remote: () => shared?.status(), renew, close };
+  const userHeaders = headersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: headersOf } };
+  const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes, ...userHeaders, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
+  return {
+    kind: 'passthrough',
+    route,
+    passthrough,
+    sse: endpoint(acquire),
+    remote: () => shared?.status(),
+    renew,
+    close: () => {
+      passthrough.close();
+      close();
+    },
+  };
 }
 
 /** A user's composite connections are released after this long without a session. */

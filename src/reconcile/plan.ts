@@ -1,6 +1,6 @@
 import { canonicalJson } from '../desired/hash.ts';
 import { redactUrls } from '../observe/redact.ts';
-import type { DesiredState, Route, Settings, Unit, UnitSpec } from '../desired/types.ts';
+import type { DesiredState, Route, Settings, Unit, UnitSpec, UserHeaders } from '../desired/types.ts';
 
 /** A unit as found running (or as an older config declared it). */
 export interface ObservedUnit {
@@ -98,7 +98,26 @@ export function redactRoute(route: Route): Route {
   const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
   const secret = [...route.headers.sensitive, ...Object.keys(route.headers.values).filter((name) => CREDENTIAL_HEADER.test(name))];
   const url = route.kind === 'remote' ? { url: redactUrls(route.url) } : {};
-  return { ...route, headers: redactSettings(route.headers, secret), ...oauth, ...url };
+  const userHeaders = route.userHeaders === undefined ? {} : { userHeaders: redactTemplates(route.userHeaders, route.headers.sensitive) };
+  return { ...route, headers: redactSettings(route.headers, secret), ...userHeaders, ...oauth, ...url };
+}
+
+/** An auth scheme before a credential (`Bearer `, `Basic `): text, not a secret. */
+const AUTH_SCHEME = /^[A-Za-z][A-Za-z0-9-]*\s+$/;
+
+/**
+ * Per-user header templates hold names, not values; but fixed text beside a
+ * reference may be one (`${env:ORG_KEY}:${user.credentials.KEY}`). In a
+ * secret header, all fixed text except an auth scheme shows as (secret).
+ */
+function redactTemplates(templates: NonNullable<UserHeaders['userHeaders']>, sensitive: readonly string[]): NonNullable<UserHeaders['userHeaders']> {
+  return Object.fromEntries(
+    Object.entries(templates).map(([name, parts]) => [name, isSecretHeader(name, sensitive) ? parts.map((p) => (typeof p === 'string' && !AUTH_SCHEME.test(p) ? SECRET : p)) : parts]),
+  );
+}
+
+function isSecretHeader(name: string, sensitive: readonly string[]): boolean {
+  return sensitive.includes(name) || CREDENTIAL_HEADER.test(name);
 }
 
 function redactSettings(settings: Settings, secret: readonly string[]): Settings {
@@ -141,6 +160,8 @@ function secretPaths(...values: readonly (UnitSpec | Route)[]): Set<string> {
     const headers = 'headers' in value ? (value.headers as Settings) : undefined;
     for (const name of headers?.sensitive ?? []) paths.add(`headers.values.${name}`);
     for (const name of Object.keys(headers?.values ?? {})) if (CREDENTIAL_HEADER.test(name)) paths.add(`headers.values.${name}`);
+    const templates = 'userHeaders' in value ? value.userHeaders : undefined;
+    for (const name of Object.keys(templates ?? {})) if (isSecretHeader(name, headers?.sensitive ?? [])) paths.add(`userHeaders.${name}`);
     if ('oauth' in value && value.oauth?.clientSecret !== undefined) paths.add('oauth.clientSecret');
   }
   return paths;
