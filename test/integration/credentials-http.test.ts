@@ -142,12 +142,14 @@ describe('the /connect page', () => {
   });
 });
 
+// Loopback only: no background or component traffic to any other host.
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with apt-get install -y chromium`;
 
 describe('the /connect page in headless Chromium', { skip: browserSkip }, () => {
   it('renders the fields, saves a credential the API then lists, never shows it again, and refuses a cross-site post', async () => {
     const shots = mkdtempSync(path.join(tmpdir(), 'berth-connect-shots-'));
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     try {
       const page = await browser.newPage();
       const response = await page.goto(`${base}/connect/github`);
@@ -156,7 +158,8 @@ describe('the /connect page in headless Chromium', { skip: browserSkip }, () => 
       assert.equal(await page.locator('input#f-GITHUB_TOKEN').getAttribute('type'), 'password');
       assert.equal(await page.locator('input#f-GITHUB_TOKEN').getAttribute('required'), '');
       assert.match(await page.locator('body').innerText(), /Personal access token with repo scope/);
-      await page.screenshot({ path: path.join(shots, 'connect-empty.png'), fullPage: true });
+      assert.ok(await page.locator('h1').isVisible() && await page.locator('input#f-GITHUB_TOKEN').isVisible(), 'the heading and the field are drawn');
+      const empty = await page.screenshot({ path: path.join(shots, 'connect-empty.png'), fullPage: true });
 
       // The browser kept the __Host- cookie over plain http on 127.0.0.1.
       const cookies = await page.context().cookies();
@@ -171,7 +174,8 @@ describe('the /connect page in headless Chromium', { skip: browserSkip }, () => 
       const html = await page.content();
       assert.ok(!html.includes('browser-secret-1') && !html.includes('acme'), 'a saved value was rendered back');
       assert.equal(await page.locator('label[for=f-GITHUB_TOKEN] .saved').innerText(), 'saved');
-      await page.screenshot({ path: path.join(shots, 'connect-saved.png'), fullPage: true });
+      const saved = await page.screenshot({ path: path.join(shots, 'connect-saved.png'), fullPage: true });
+      assert.ok(!saved.equals(empty), 'the saved page looks different from the empty one');
       process.stderr.write(`# /connect screenshots: ${shots}\n`);
 
       const listed = await (await fetch(`${base}/api/credentials`)).json();
