@@ -9,7 +9,7 @@ import type { Server, Socket } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { silentLogger } from '../../src/observe/log.ts';
-import { RemoteUpstream } from '../../src/proxy/remote-upstream.ts';
+import { connectRemote } from '../../src/proxy/http-upstream.ts';
 import { connectClient, everythingServer, freePort, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -53,7 +53,7 @@ const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', param
 describe('a remote held as one connection', () => {
   test('a hanging remote is tried one attempt at a time, each bounded, and reported down with its last error', async () => {
     const listener = await startListener(() => undefined); // accepts, never answers
-    const upstream = new RemoteUpstream({ server: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: {}, logger: silentLogger(), connectTimeoutMs: 150, retryMinMs: 20, retryMaxMs: 100 });
+    const upstream = connectRemote({ name: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: () => ({}), logger: silentLogger(), connectTimeoutMs: 150, retry: { minMs: 20, maxMs: 100 } });
     try {
       await waitFor(() => listener.total() >= 4, { timeoutMs: 5_000, message: 'four connections' });
       assert.equal(listener.maxOpen(), 1, 'never more than one attempt in flight');
@@ -75,9 +75,9 @@ describe('a remote held as one connection', () => {
   test('a refused remote does not pile up reconnecting clients, and close() lets the process exit', async () => {
     const listener = await startListener((socket) => socket.destroy());
     const script = `
-      import { RemoteUpstream } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/remote-upstream.ts'))};
+      import { connectRemote } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/http-upstream.ts'))};
       import { silentLogger } from ${JSON.stringify(path.join(repoRoot, 'src/observe/log.ts'))};
-      const upstream = new RemoteUpstream({ server: 'gone', url: 'http://127.0.0.1:${listener.port}/sse', transport: 'sse', headers: {}, logger: silentLogger() });
+      const upstream = connectRemote({ name: 'gone', url: 'http://127.0.0.1:${listener.port}/sse', transport: 'sse', headers: () => ({}), logger: silentLogger() });
       setTimeout(() => upstream.close(), 2_500);
     `;
     const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
