@@ -113,7 +113,12 @@ export class HttpUpstream implements MessageChannel {
     return true;
   }
 
-  /** Resolves once connected; waits (bounded by the signal) while connecting; fails at once while down or closed. */
+  /**
+   * Resolves once connected; waits (bounded by the signal) while connecting;
+   * fails at once while down or closed. This is a remote's readiness (hence
+   * `remote_unavailable`); a hosted instance's is the pool's, which also knows
+   * what the backend says of it.
+   */
   async connected(signal: AbortSignal): Promise<void> {
     for (;;) {
       const { state, lastError } = this.#status;
