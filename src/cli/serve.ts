@@ -22,7 +22,7 @@ import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/pool.ts';
 import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
 import { RouteTables } from '../proxy/table.ts';
-import { UserHeaderResolver } from '../proxy/user-headers.ts';
+import { needsUserCredentials, UserHeaderResolver } from '../proxy/user-headers.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
@@ -76,6 +76,10 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
     credentialsFor: (unit, user) => credentials.get(user, unit),
     headersFor: (unit) => hostedRoute(unit)?.headers.values,
+    needsUserCredentials: (unit) => {
+      const route = hostedRoute(unit);
+      return route !== undefined && needsUserCredentials(route);
+    },
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });

@@ -5,7 +5,7 @@ import { redactUrls } from '../observe/redact.ts';
 import { redactRoute } from '../reconcile/plan.ts';
 import type { ComponentHealth } from '../proxy/composite.ts';
 import type { UpstreamPool } from '../proxy/pool.ts';
-import type { RemoteStatus } from '../proxy/remote-upstream.ts';
+import type { ConnectionStatus } from '../proxy/http-upstream.ts';
 import type { RouteTable } from '../proxy/table.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
@@ -25,6 +25,10 @@ export interface InstanceStatus {
   readonly sessions: number;
   readonly failure?: string;
   readonly lastError?: string;
+  /** Why a ready instance is ready only for users' own sessions (it asks each user for credentials). */
+  readonly note?: string;
+  /** berth's own connection to an HTTP instance: its state, last error and failed attempts. */
+  readonly connection?: ConnectionStatus;
   /** A pid, container or pod. */
   readonly detail?: string;
   /** The last log lines of an instance that is not serving: why it fails, in its own words. */
@@ -59,7 +63,7 @@ export interface ServerStatus {
   /** A composite's components; `down` ones have their tools left out. */
   readonly components?: readonly ComponentHealth[];
   /** A remote's held connection (SSE remotes, and the bridge of legacy SSE clients): its state and last error. */
-  readonly connection?: RemoteStatus;
+  readonly connection?: ConnectionStatus;
 }
 
 export function routeHash(route: unknown): string {
@@ -81,6 +85,8 @@ export async function instanceStatuses(pool: UpstreamPool, backend: Backend, sig
     ...(u.user === undefined ? {} : { user: u.user }),
     ...(u.instance.failure === undefined ? {} : { failure: u.instance.failure }),
     ...(u.lastError === undefined ? {} : { lastError: u.lastError }),
+    ...(u.note === undefined ? {} : { note: u.note }),
+    ...(u.connection === undefined ? {} : { connection: redactConnection(u.connection) }),
     ...(u.instance.detail === undefined ? {} : { detail: u.instance.detail }),
     ...(u.instance.startedAt === undefined ? {} : { startedAt: u.instance.startedAt }),
   }));
@@ -145,9 +151,13 @@ function componentsOf(table: RouteTable, server: string): { components?: readonl
   return health === undefined ? {} : { components: health };
 }
 
-function remoteOf(table: RouteTable, server: string): { connection?: RemoteStatus } {
+function remoteOf(table: RouteTable, server: string): { connection?: ConnectionStatus } {
   const connection = table.handlers.get(server)?.remote?.();
-  return connection === undefined ? {} : { connection: { ...connection, ...(connection.lastError === undefined ? {} : { lastError: redactUrls(connection.lastError) }) } };
+  return connection === undefined ? {} : { connection: redactConnection(connection) };
+}
+
+function redactConnection(connection: ConnectionStatus): ConnectionStatus {
+  return { ...connection, ...(connection.lastError === undefined ? {} : { lastError: redactUrls(connection.lastError) }) };
 }
 
 const LOG_TAIL_LINES = 5;

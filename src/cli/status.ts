@@ -55,7 +55,7 @@ export async function runStatus(file: string | undefined, options: { url?: strin
   for (const s of report.servers) {
     const kind = s.scope === undefined ? s.kind : `${s.kind}/${s.scope}`;
     if (s.instances.length === 0) rows.push([s.name, kind, '-', s.kind === 'hosted' && s.scope === 'shared' ? 'stopped' : '-', '-', String(s.sessions), s.lastError ?? '']);
-    for (const i of s.instances) rows.push([s.name, kind, i.user ?? i.detail ?? '-', i.state, String(i.restarts), String(i.sessions), i.lastError ?? s.lastError ?? '']);
+    for (const i of s.instances) rows.push([s.name, kind, i.user ?? i.detail ?? '-', i.state, String(i.restarts), String(i.sessions), i.lastError ?? i.note ?? s.lastError ?? '']);
   }
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   for (const r of rows) out.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd()}\n`);

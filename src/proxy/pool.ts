@@ -7,8 +7,8 @@ import { hashUser } from '../desired/hash.ts';
 import type { Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { ProxyError } from './errors.ts';
-import type { HttpChannel } from './http-channel.ts';
-import { httpChannel } from './http-channel.ts';
+import type { ConnectionStatus } from './http-upstream.ts';
+import { HttpUpstream } from './http-upstream.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
 import type { UserLink } from './user-links.ts';
@@ -26,6 +26,10 @@ export interface UpstreamStatus {
   readonly sessions: number;
   readonly pending: number;
   readonly lastError?: string;
+  /** Said of a ready instance that is ready only for users' own sessions (it asks each user for credentials). */
+  readonly note?: string;
+  /** berth's own connection to an HTTP instance. */
+  readonly connection?: ConnectionStatus;
 }
 
 export interface PoolOptions {
@@ -37,6 +41,12 @@ export interface PoolOptions {
   readonly idleTimeoutFor?: (unit: string) => number | undefined;
   /** Fixed headers of a unit's route, sent on berth's own connections to HTTP instances; read per connection. */
   readonly headersFor?: (unit: string) => Readonly<Record<string, string>> | undefined;
+  /**
+   * Whether a unit's route sends headers made of each user's required credentials. Then an instance
+   * that refuses berth's own connection (which carries no user's) with HTTP 401 or 403 is up, and
+   * ready for users' own sessions. Read per answer, so reloads apply.
+   */
+  readonly needsUserCredentials?: (unit: string) => boolean;
   /** Credentials a user's own instance gets in its environment (the user's saved values). */
   readonly credentialsFor?: (unit: string, user: string) => Promise<Readonly<Record<string, string>>>;
   readonly sweepIntervalMs?: number;
@@ -51,7 +61,15 @@ interface Upstream {
   instance: ObservedInstance;
   readonly mux: Multiplexer;
   /** The HTTP connection to close with the upstream, once the endpoint is known. */
-  channel: HttpChannel | undefined;
+  channel: HttpUpstream | undefined;
+  /**
+   * Why the instance counts as ready without having answered berth's own
+   * initialize: it refused it (401, 403) for want of a user's credentials,
+   * which users' own sessions carry. Undefined otherwise.
+   */
+  asksCredentials: string | undefined;
+  /** Waiters for the instance to become ready that way. */
+  readonly credentialWaiters: Set<() => void>;
   /** How to reach the instance; users' own connections open to it too. */
   readonly endpoint: Promise<UpstreamTransport>;
   /** Users' own connections to this instance, each with that user's headers. */
@@ -80,6 +98,8 @@ interface UnitEntry {
 const DEFAULT_DRAIN_MS = 10_000;
 /** How long a request waits for a unit the controller has not published yet. */
 const PUBLISH_WAIT_MS = 30_000;
+/** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
+const HOSTED_RETRY = { minMs: 200, maxMs: 5_000 };
 
 export class UpstreamPool {
   readonly #o: PoolOptions;
@@ -197,7 +217,7 @@ export class UpstreamPool {
       // Routed over ready replicas, a server whose pods are not ready yet is waited for, like an unpublished one.
       if (entry.serving.length === 0 && this.#routable !== undefined) await this.#routable.first(entry.unit, undefined, AbortSignal.any([signal, this.#closing.signal, AbortSignal.timeout(PUBLISH_WAIT_MS)]), this.#closing.signal);
       // A user with an own connection stays on its instance; anyone else goes where the fewest sessions are.
-      const ready = entry.serving.filter((u) => u.mux.info !== undefined);
+      const ready = entry.serving.filter(isReady);
       const pick = entry.serving.find((u) => u.links.has(user)) ?? leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
       if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
       pick.lastUsed = this.#now();
@@ -329,7 +349,7 @@ export class UpstreamPool {
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
     const upstream = this.#routable === undefined ? (this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user)) : await this.#connectReady(this.#routable, unit, instance, user, hash, signal);
     try {
-      await upstream.mux.ready(AbortSignal.any([signal, upstream.stop.signal]));
+      await whenReady(upstream, AbortSignal.any([signal, upstream.stop.signal]));
     } catch (err) {
       await this.#drainAndRemove(upstream, AbortSignal.timeout(0));
       throw err;
@@ -363,14 +383,15 @@ export class UpstreamPool {
     const stop = new AbortController();
     const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
     const pending = transport === undefined ? this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal])) : Promise.resolve(transport);
-    const { channel, http } = lazyChannel(pending, name, this.#o.logger, () => this.#o.headersFor?.(unit.name) ?? {});
+    const { channel, http } = lazyChannel(pending, name, this.#o.logger, () => this.#o.headersFor?.(unit.name) ?? {}, unit.startupTimeoutMs);
     const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
-    const links = new UserLinks<UserLink>({ now: this.#now, open: (owner, headers) => this.#openLink(`${name}@${hashUser(owner)}`, pending, headers, requestTimeoutMs) });
-    const upstream: Upstream = { instance, mux, channel: undefined, endpoint: pending, links, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
+    const links = new UserLinks<UserLink>({ now: this.#now, open: (owner, headers) => this.#openLink(`${name}@${hashUser(owner)}`, pending, headers, requestTimeoutMs, unit.startupTimeoutMs) });
+    const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), endpoint: pending, links, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
     void http.then((c) => {
       upstream.channel = c;
       if (stop.signal.aborted) c?.close();
+      c?.onStatus((s) => this.#watchRefusal(unit.name, upstream, s));
     });
     pending.catch((err: unknown) => mux.fail((err as Error).message));
     this.#byInstance.set(instance.id, upstream);
@@ -379,19 +400,36 @@ export class UpstreamPool {
     return upstream;
   }
 
+  /**
+   * berth's own connection to an instance was refused (401, 403) or answered
+   * otherwise. For a unit whose users' own sessions carry their credentials,
+   * a refusal means the server is up and asks for them: the instance is ready
+   * for those sessions. A connection refused, a 5xx or a hang are still not.
+   */
+  #watchRefusal(unitName: string, upstream: Upstream, status: ConnectionStatus): void {
+    const refused = status.state === 'down' && (status.httpStatus === 401 || status.httpStatus === 403) && this.#o.needsUserCredentials?.(unitName) === true;
+    const was = upstream.asksCredentials !== undefined;
+    upstream.asksCredentials = refused ? `HTTP ${status.httpStatus} without a user's credentials` : undefined;
+    if (!refused || was) return;
+    this.#o.logger.info({ server: unitName, instance: upstream.instance.id, httpStatus: status.httpStatus }, 'instance asks each user for credentials; ready for users\' own sessions');
+    for (const wake of [...upstream.credentialWaiters]) wake();
+  }
+
   /** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
-  #openLink(name: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, requestTimeoutMs: () => number): UserLink {
+  #openLink(name: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, requestTimeoutMs: () => number, connectTimeoutMs: number): UserLink {
     const http = endpoint.then((t) => {
       if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
       return t;
     });
-    const { channel, http: closable } = lazyChannel(http, name, this.#o.logger, () => headers);
+    const { channel, http: closable } = lazyChannel(http, name, this.#o.logger, () => headers, connectTimeoutMs);
     const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
     http.catch((err: unknown) => mux.fail((err as Error).message));
     // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
-    channel.onStop((reason) => {
-      if (/\(HTTP 40[13]\)/.test(reason)) mux.fail(`the server refused your credentials (save new ones at /connect): ${reason}`);
-    });
+    void closable.then((c) =>
+      c?.onStatus((s) => {
+        if (s.state === 'down' && (s.httpStatus === 401 || s.httpStatus === 403)) mux.fail(`the server refused your credentials (save new ones at /connect): ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
+      }),
+    );
     return {
       mux,
       close: () => {
@@ -409,9 +447,9 @@ export class UpstreamPool {
   #reportSlowStart(unit: Unit, upstream: Upstream): void {
     const deadline = AbortSignal.timeout(unit.startupTimeoutMs);
     const signal = AbortSignal.any([upstream.stop.signal, this.#closing.signal, deadline]);
-    upstream.mux.ready(signal).catch(() => {
+    whenReady(upstream, signal).catch(() => {
       // A failure the pool was told about (crash loop) already speaks for itself.
-      if (!deadline.aborted || upstream.stop.signal.aborted || this.#closing.signal.aborted || upstream.mux.info !== undefined) return;
+      if (!deadline.aborted || upstream.stop.signal.aborted || this.#closing.signal.aborted || isReady(upstream)) return;
       const seconds = Math.round(unit.startupTimeoutMs / 1000);
       const cause = upstream.mux.lastError;
       const reason = `did not become ready within ${seconds} s${cause === undefined ? '' : `: ${cause}`}`;
@@ -425,7 +463,7 @@ export class UpstreamPool {
     const next = entry.next;
     if (next.length === 0) return;
     const signal = AbortSignal.any([this.#closing.signal, ...next.map((u) => u.stop.signal)]);
-    void Promise.all(next.map((u) => u.mux.ready(signal))).then(
+    void Promise.all(next.map((u) => whenReady(u, signal))).then(
       () => {
         if (entry.next !== next || this.#units.get(entry.unit.name) !== entry) return;
         const old = entry.serving;
@@ -550,9 +588,10 @@ export class UpstreamPool {
 
   #statusOf(unit: string, u: Upstream): UpstreamStatus {
     const failing = u.instance.state === 'crash-looping' || u.instance.state === 'failed' || u.instance.state === 'backoff';
-    const state: UpstreamState = u.draining ? 'draining' : u.mux.info !== undefined ? 'ready' : failing ? 'failing' : 'starting';
+    const state: UpstreamState = u.draining ? 'draining' : isReady(u) ? 'ready' : failing ? 'failing' : 'starting';
     // Operators see the backend's own words (a crashed server's stderr included); clients never do.
-    const lastError = u.instance.lastError ?? u.mux.lastError;
+    const lastError = u.asksCredentials === undefined ? (u.instance.lastError ?? u.mux.lastError) : u.instance.lastError;
+    const connection = u.channel?.status();
     return {
       unit,
       instance: u.instance,
@@ -561,6 +600,8 @@ export class UpstreamPool {
       pending: u.mux.pendingCount + u.links.pendingCount,
       ...(u.user === undefined ? {} : { user: u.user }),
       ...(lastError === undefined ? {} : { lastError }),
+      ...(u.asksCredentials === undefined ? {} : { note: `asks each user for credentials (${u.asksCredentials}); ready for users' own sessions` }),
+      ...(connection === undefined ? {} : { connection }),
     };
   }
 
@@ -574,8 +615,10 @@ export class UpstreamPool {
  * looked up (a container's published port): handlers register now, the real
  * transport joins when known.
  */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger, headers: () => Readonly<Record<string, string>>): { channel: MessageChannel; http: Promise<HttpChannel | undefined> } {
-  const real = endpoint.then((t) => (t.kind === 'stdio' ? t.channel : httpChannel({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger })));
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
+  const real = endpoint.then((t) =>
+    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true }),
+  );
   let ready: MessageChannel | undefined;
   void real.then((c) => (ready = c), () => undefined);
   return {
@@ -585,8 +628,40 @@ function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger:
       onStart: (h) => void real.then((c) => c.onStart(h), () => undefined),
       onStop: (h) => void real.then((c) => c.onStop(h), () => undefined),
     },
-    http: real.then((c) => ('close' in c ? (c as HttpChannel) : undefined), () => undefined),
+    http: real.then((c) => (c instanceof HttpUpstream ? c : undefined), () => undefined),
   };
+}
+
+/** Ready: it answered berth's initialize, or it asks each user for credentials that users' own sessions carry. */
+function isReady(u: Upstream): boolean {
+  return u.mux.info !== undefined || u.asksCredentials !== undefined;
+}
+
+/** Resolves once the upstream is ready (either way); rejects as `mux.ready` does. */
+function whenReady(u: Upstream, signal: AbortSignal): Promise<unknown> {
+  if (u.asksCredentials !== undefined) return Promise.resolve();
+  const settled = new AbortController();
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      u.credentialWaiters.delete(open);
+      settled.abort();
+    };
+    const open = (): void => {
+      done();
+      resolve(undefined);
+    };
+    u.credentialWaiters.add(open);
+    u.mux.ready(AbortSignal.any([signal, settled.signal])).then(
+      (info) => {
+        done();
+        resolve(info);
+      },
+      (err: unknown) => {
+        done();
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 function isFailing(instance: ObservedInstance): boolean {

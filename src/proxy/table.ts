@@ -11,8 +11,8 @@ import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
-import { RemoteUpstream } from './remote-upstream.ts';
-import type { RemoteStatus } from './remote-upstream.ts';
+import type { ConnectionStatus, RemoteConnection } from './http-upstream.ts';
+import { connectRemote } from './http-upstream.ts';
 import type { SessionStore } from './sessions.ts';
 import { ProxyError } from './errors.ts';
 import type { HeaderRoute, UserHeaderSource } from './user-headers.ts';
@@ -30,7 +30,7 @@ export type RouteHandler =
       /** A composite's components, with the ones left out for some user marked down. */
       health?(): readonly ComponentHealth[];
       /** An SSE remote's one connection: connected, connecting, down (with the last error). */
-      remote?(): RemoteStatus | undefined;
+      remote?(): ConnectionStatus | undefined;
       /** A user's credentials changed: their own upstream connections close, their clients reconnect. */
       renew?(user: string): void;
       close(): void;
@@ -42,7 +42,7 @@ export type RouteHandler =
       /** Legacy SSE clients of a streamable-HTTP remote: bridged over one client connection, made on first use. */
       readonly sse: McpEndpoint;
       /** The bridged connection legacy SSE clients use, once one connected. */
-      remote?(): RemoteStatus | undefined;
+      remote?(): ConnectionStatus | undefined;
       renew?(user: string): void;
       close(): void;
     };
@@ -182,11 +182,11 @@ function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promis
  * ones). With per-user headers each user gets an own connection.
  */
 function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, headersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
-  const remote = (headers: Readonly<Record<string, string>>): RemoteUpstream => new RemoteUpstream({ server: route.server, url: route.url, transport: route.transport, headers, logger: deps.logger });
+  const remote = (headers: Readonly<Record<string, string>>): RemoteConnection => connectRemote({ name: route.server, url: route.url, transport: route.transport, headers: () => headers, logger: deps.logger });
   // One connection for everyone (an SSE remote's at once, so status shows a remote that is down before
   // anyone asks; the legacy bridge of a streamable-HTTP one on first use); with per-user headers, one per user.
-  let shared: RemoteUpstream | undefined = route.transport === 'sse' && headersOf === undefined ? remote(route.headers.values) : undefined;
-  const links = new UserLinks<RemoteUpstream>({ open: (_user, headers) => remote(headers) });
+  let shared: RemoteConnection | undefined = route.transport === 'sse' && headersOf === undefined ? remote(route.headers.values) : undefined;
+  const links = new UserLinks<RemoteConnection>({ open: (_user, headers) => remote(headers) });
   const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
     if (headersOf === undefined) return (shared ??= remote(route.headers.values)).acquire(signal);
     const headers = await headersOf(user);

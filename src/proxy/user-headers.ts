@@ -84,6 +84,17 @@ export function hasUserHeaders(route: Route): route is HeaderRoute {
   return route.kind !== 'composite' && route.userHeaders !== undefined;
 }
 
+/**
+ * Whether a route's headers need a value each user must supply: then its
+ * server may well refuse a connection without one (berth's own, which
+ * carries only the fixed headers).
+ */
+export function needsUserCredentials(route: Route): boolean {
+  if (!hasUserHeaders(route)) return false;
+  const required = new Set([...route.headers.fromUser, ...(route.credentials ?? [])].filter((c) => c.required).map((c) => c.name));
+  return Object.values(route.userHeaders ?? {}).some((parts) => parts.some((part) => typeof part !== 'string' && required.has(part.credential)));
+}
+
 function keyOf(user: string, server: string): string {
   return `${server}\n${user}`;
 }

@@ -14,6 +14,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { InstanceStatus, StatusReport } from '../../src/cli/status-model.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { repoRoot, startTestBerth } from '../helpers/berth.ts';
@@ -182,5 +183,66 @@ describe('per-user credentials as request headers', () => {
       assert.ok(!report.includes(secret), `status shows ${secret}`);
       assert.ok(!log.includes(secret), `the log shows ${secret}`);
     }
+  });
+});
+
+/**
+ * A hosted server that refuses `initialize` without a user's credential
+ * (HTTP 401): berth's own connection, which carries no user's, is refused, and
+ * that means "up, asks for credentials". A server that answers 503 is not up.
+ */
+describe('a hosted server that asks each user for credentials', () => {
+  let b: TestBerth;
+  const root = { 'x-api-key': KEYS.root };
+  const head = `state: { key: "0123456789abcdef0123456789abcdef-headers" }\nauth:\n  - type: apiKey\n    keys:\n${(['alice', 'root'] as const).map((who) => `      - { user: ${who}, key: "${KEYS[who]}"${who === 'root' ? ', groups: [admin]' : ''} }`).join('\n')}\n`;
+  const server = (name: string, env: string): string =>
+    `  ${name}:\n    type: multi-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(FIXTURE)}]\n    transport: streamable-http\n    env: { ${env} }\n    credentials:\n      API_KEY: { description: "Your API key" }\n    headers:\n      Authorization: "Bearer \${user.credentials.API_KEY}"\n`;
+  const servers = (generation: number): string => server('guarded', `REQUIRE_AUTHORIZATION: "1", GENERATION: "${generation}"`) + server('broken', 'ANSWER_STATUS: "503"');
+  const instancesOf = async (name: string): Promise<readonly InstanceStatus[]> => {
+    const report = (await (await fetch(`${b.url}/status`, { headers: root })).json()) as StatusReport;
+    return report.servers.find((s) => s.name === name)?.instances ?? [];
+  };
+
+  before(async () => {
+    b = await startTestBerth(servers(1), head);
+  });
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await b.stop();
+  });
+
+  test('is ready, and status says it asks for credentials; one answering 503 is not', async () => {
+    const [guarded] = await waitFor(async () => {
+      const instances = await instancesOf('guarded');
+      return instances[0]?.state === 'ready' ? instances : undefined;
+    }, { timeoutMs: 30_000, message: 'the guarded server ready' });
+    assert.match(guarded?.note ?? '', /asks each user for credentials \(HTTP 401 without a user's credentials\)/);
+    assert.equal(guarded?.connection?.httpStatus, 401);
+    assert.equal(guarded?.lastError, undefined, 'a refusal that means "up" is no error');
+    // Once berth's own connection has seen the 503, the instance is known and still not ready.
+    const [broken] = await waitFor(async () => {
+      const instances = await instancesOf('broken');
+      return instances[0]?.connection?.httpStatus === 503 ? instances : undefined;
+    }, { timeoutMs: 30_000, message: "the broken server's 503 seen" });
+    assert.notEqual(broken?.state, 'ready');
+    assert.match(broken?.lastError ?? '', /HTTP 503/);
+  });
+
+  test('users with credentials call it, and a spec change is promoted with their sessions', async () => {
+    assert.equal((await save(b, 'alice', 'guarded', 'alice-guarded')).status, 200);
+    const alice = await connectAs(b, 'alice', 'guarded');
+    const first = await seenBy(alice);
+    assert.equal(first.session['authorization'], 'Bearer alice-guarded');
+    const [old] = await instancesOf('guarded');
+    b.writeConfig(servers(2), head);
+    // Promoted: the old instance goes once the new one is ready the same way.
+    await waitFor(async () => {
+      const instances = await instancesOf('guarded');
+      return instances.length === 1 && instances[0]?.id !== old?.id && instances[0]?.state === 'ready';
+    }, { timeoutMs: 30_000, message: 'the new spec serving and the old instance gone' });
+    const moved = await seenBy(alice);
+    assert.notEqual(moved.pid, first.pid, "alice's session moved to the new instance");
+    assert.equal(moved.session['authorization'], 'Bearer alice-guarded', 'opened there with her credential');
+    await alice.close();
   });
 });

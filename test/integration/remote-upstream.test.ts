@@ -4,12 +4,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { silentLogger } from '../../src/observe/log.ts';
-import { RemoteUpstream } from '../../src/proxy/remote-upstream.ts';
+import { connectRemote } from '../../src/proxy/http-upstream.ts';
 import { connectClient, everythingServer, freePort, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -53,7 +57,7 @@ const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', param
 describe('a remote held as one connection', () => {
   test('a hanging remote is tried one attempt at a time, each bounded, and reported down with its last error', async () => {
     const listener = await startListener(() => undefined); // accepts, never answers
-    const upstream = new RemoteUpstream({ server: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: {}, logger: silentLogger(), connectTimeoutMs: 150, retryMinMs: 20, retryMaxMs: 100 });
+    const upstream = connectRemote({ name: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: () => ({}), logger: silentLogger(), connectTimeoutMs: 150, retry: { minMs: 20, maxMs: 100 } });
     try {
       await waitFor(() => listener.total() >= 4, { timeoutMs: 5_000, message: 'four connections' });
       assert.equal(listener.maxOpen(), 1, 'never more than one attempt in flight');
@@ -75,9 +79,9 @@ describe('a remote held as one connection', () => {
   test('a refused remote does not pile up reconnecting clients, and close() lets the process exit', async () => {
     const listener = await startListener((socket) => socket.destroy());
     const script = `
-      import { RemoteUpstream } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/remote-upstream.ts'))};
+      import { connectRemote } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/http-upstream.ts'))};
       import { silentLogger } from ${JSON.stringify(path.join(repoRoot, 'src/observe/log.ts'))};
-      const upstream = new RemoteUpstream({ server: 'gone', url: 'http://127.0.0.1:${listener.port}/sse', transport: 'sse', headers: {}, logger: silentLogger() });
+      const upstream = connectRemote({ name: 'gone', url: 'http://127.0.0.1:${listener.port}/sse', transport: 'sse', headers: () => ({}), logger: silentLogger() });
       setTimeout(() => upstream.close(), 2_500);
     `;
     const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
@@ -129,6 +133,73 @@ describe('a remote held as one connection', () => {
     } finally {
       await b.stop();
       sse?.kill();
+    }
+  });
+});
+
+/**
+ * A streamable-HTTP MCP server written by hand, so each answer is the test's
+ * choice: `answer` gets each JSON-RPC message and says what to reply.
+ */
+async function scriptedServer(answer: (message: { method?: string; id?: unknown }) => { status: number; body?: unknown }): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    let text = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const { status, body } = answer(JSON.parse(text) as { method?: string; id?: unknown });
+      if (body === undefined) return void res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 202 ? '' : 'refused on purpose');
+      res.writeHead(status, { 'content-type': 'application/json', 'mcp-session-id': 'scripted' }).end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const INITIALIZED = (id: unknown): { status: number; body: unknown } => ({ status: 200, body: { jsonrpc: '2.0', id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'scripted', version: '1' } } } });
+
+describe('the HTTP upstream connection', () => {
+  test('an initialize answered with an error fails the attempt, which is retried until one succeeds', async () => {
+    let initializes = 0;
+    const server = await scriptedServer((m) => {
+      if (m.method === 'initialize') return ++initializes < 3 ? { status: 200, body: { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'not yet' } } } : INITIALIZED(m.id);
+      return { status: 202 };
+    });
+    const upstream = connectRemote({ name: 'scripted', url: server.url, transport: 'streamable-http', headers: () => ({}), logger: silentLogger(), retry: { minMs: 10, maxMs: 20 } });
+    try {
+      await waitFor(() => upstream.status().state === 'down', { message: 'the first attempt failed' });
+      assert.match(upstream.status().lastError ?? '', /initialize failed: not yet/);
+      await waitFor(() => upstream.status().state === 'connected', { message: 'a later attempt connected' });
+      assert.equal(initializes, 3);
+      assert.equal(upstream.status().attempts, 0);
+      assert.equal((await upstream.mux.ready(AbortSignal.timeout(1_000))).serverInfo['name'], 'scripted');
+    } finally {
+      upstream.close();
+      await server.close();
+    }
+  });
+
+  test('once connected, a request the server refuses with an HTTP error fails at once, and the connection stays', async () => {
+    const server = await scriptedServer((m) => (m.method === 'initialize' ? INITIALIZED(m.id) : m.method === 'tools/call' ? { status: 400 } : { status: 202 }));
+    const upstream = connectRemote({ name: 'scripted', url: server.url, transport: 'streamable-http', headers: () => ({}), logger: silentLogger() });
+    const client = new Client({ name: 't', version: '1' });
+    try {
+      const mux = await upstream.acquire(AbortSignal.timeout(5_000));
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      mux.attach(serverSide, 'u');
+      await serverSide.start();
+      await client.connect(clientSide);
+      const started = performance.now();
+      await assert.rejects(client.callTool({ name: 'any', arguments: {} }, undefined, { timeout: 10_000 }), /server scripted refused the request: .*HTTP 400/);
+      assert.ok(performance.now() - started < 5_000, 'answered at once, not at a deadline');
+      assert.equal(upstream.status().state, 'connected');
+    } finally {
+      await client.close();
+      upstream.close();
+      await server.close();
     }
   });
 });

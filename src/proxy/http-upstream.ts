@@ -1,0 +1,308 @@
+// An MCP server reached over HTTP (streamable HTTP or SSE) and held as one SDK
+// client connection that berth multiplexes: a hosted HTTP instance (the
+// pool's own connection), a user's own connection carrying their headers, and
+// a remote held as a connection (SSE remotes, the bridge for legacy SSE
+// clients of streamable-HTTP ones). One attempt at a time, each bounded;
+// failed attempts are retried with capped, jittered backoff; a status says
+// where the connection stands; close() ends everything it started.
+import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { MessageChannel } from '../backends/backend.ts';
+import type { Logger } from '../observe/log.ts';
+import { ProxyError } from './errors.ts';
+import type { RequestId } from './jsonrpc.ts';
+import { ErrorCode, errorResponse, isRequest, isResponse } from './jsonrpc.ts';
+import { Multiplexer } from './multiplex.ts';
+
+export interface HttpUpstreamOptions {
+  /** The server (and instance or user) in logs and errors. */
+  readonly name: string;
+  readonly url: string;
+  readonly transport: 'streamable-http' | 'sse';
+  /**
+   * The headers of every request of this connection, its SSE stream included.
+   * Read per request: a reload's new fixed headers apply without reconnecting.
+   */
+  readonly headers: () => Readonly<Record<string, string>>;
+  readonly logger: Logger;
+  /** Bounds one attempt, from the first request to the answer to berth's initialize. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** The first retry delay doubles per failed attempt up to `maxMs`, each with jitter. Default 500 ms to 30 s. */
+  readonly retry?: { readonly minMs: number; readonly maxMs: number };
+  /** A hosted instance refuses connections while it starts: until the first connection, failed attempts log at debug only. */
+  readonly quietUntilUp?: boolean;
+}
+
+/** Where a connection stands, for `/status`. */
+export interface ConnectionStatus {
+  readonly state: 'connecting' | 'connected' | 'down' | 'closed';
+  readonly lastError?: string;
+  /** The HTTP status of the last failure, when the server answered with one (401, 403, 503, …). */
+  readonly httpStatus?: number;
+  /** Attempts that failed in a row since the connection was last up. */
+  readonly attempts: number;
+  /** ISO time of the last change of state. */
+  readonly since: string;
+}
+
+const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 } };
+
+/** One attempt: its transport, what aborts its fetches, and how far it got. */
+interface Attempt {
+  readonly transport: Transport;
+  readonly abort: AbortController;
+  readonly deadline: NodeJS.Timeout;
+  /** start() succeeded and the start handlers ran. */
+  started: boolean;
+  /** The server answered berth's first request (its initialize) with a result. */
+  connected: boolean;
+  /** The first request sent on this connection: its answer decides the attempt. */
+  handshake: RequestId | undefined;
+}
+
+/**
+ * The connection as a message channel. The first request sent after a start
+ * (the multiplexer's initialize) is the handshake: a result means connected;
+ * an error, an HTTP refusal, a network failure or the deadline fail the
+ * attempt, and the next one starts after the backoff. A failed attempt is
+ * closed whole (the SDK's EventSource would otherwise reconnect on its own).
+ */
+export class HttpUpstream implements MessageChannel {
+  readonly #o: HttpUpstreamOptions & typeof DEFAULTS;
+  readonly #handlers = { message: [] as ((m: unknown) => void)[], start: [] as (() => void)[], stop: [] as ((r: string) => void)[], status: [] as ((s: ConnectionStatus) => void)[] };
+  #attempt: Attempt | undefined;
+  #status: ConnectionStatus = { state: 'connecting', attempts: 0, since: new Date().toISOString() };
+  #timer: NodeJS.Timeout | undefined;
+  #everUp = false;
+  #warned = false;
+
+  constructor(options: HttpUpstreamOptions) {
+    this.#o = { ...DEFAULTS, ...options };
+    // The next turn: whoever holds the channel registers its handlers first.
+    this.#timer = setTimeout(() => this.#connect(), 0);
+  }
+
+  status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  /** Called on every change of status. */
+  onStatus(handler: (status: ConnectionStatus) => void): void {
+    this.#handlers.status.push(handler);
+  }
+
+  onMessage(handler: (message: unknown) => void): void {
+    this.#handlers.message.push(handler);
+  }
+
+  onStart(handler: () => void): void {
+    this.#handlers.start.push(handler);
+  }
+
+  onStop(handler: (reason: string) => void): void {
+    this.#handlers.stop.push(handler);
+  }
+
+  send(message: JSONRPCMessage): boolean {
+    const attempt = this.#attempt;
+    if (attempt?.started !== true) return false;
+    if (!attempt.connected && attempt.handshake === undefined && isRequest(message)) attempt.handshake = message.id;
+    attempt.transport.send(message).catch((err: unknown) => this.#sendFailed(attempt, message, err));
+    return true;
+  }
+
+  /**
+   * Resolves once connected; waits (bounded by the signal) while connecting;
+   * fails at once while down or closed. This is a remote's readiness (hence
+   * `remote_unavailable`); a hosted instance's is the pool's, which also knows
+   * what the backend says of it.
+   */
+  async connected(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const { state, lastError } = this.#status;
+      if (state === 'connected') return;
+      if (state === 'closed') throw new ProxyError('remote_unavailable', `server ${this.#o.name} is shutting down`);
+      if (state === 'down') throw new ProxyError('remote_unavailable', `server ${this.#o.name} is unreachable: ${lastError ?? 'unknown error'}`);
+      if (signal.aborted) throw new ProxyError('remote_unavailable', `server ${this.#o.name} is still connecting`);
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.#handlers.status = this.#handlers.status.filter((h) => h !== wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.#handlers.status.push(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  /** Stops everything: the retry timer, the connection and its fetches. Idempotent. */
+  close(): void {
+    if (this.#status.state === 'closed') return;
+    clearTimeout(this.#timer);
+    const attempt = this.#attempt;
+    this.#attempt = undefined;
+    this.#setStatus('closed', this.#status.lastError, this.#status.httpStatus);
+    if (attempt === undefined) return;
+    clearTimeout(attempt.deadline);
+    attempt.abort.abort();
+    void attempt.transport.close().catch(() => undefined);
+  }
+
+  #connect(): void {
+    this.#timer = undefined;
+    if (this.#status.state === 'closed') return;
+    const abort = new AbortController();
+    const transport = this.#transport(abort.signal);
+    const deadline = setTimeout(() => this.#lost(attempt, `no connection within ${this.#o.connectTimeoutMs} ms`), this.#o.connectTimeoutMs).unref();
+    const attempt: Attempt = { transport, abort, deadline, started: false, connected: false, handshake: undefined };
+    this.#attempt = attempt;
+    transport.onmessage = (m) => {
+      if (this.#attempt !== attempt) return;
+      for (const h of this.#handlers.message) h(m);
+      if (!attempt.connected && isResponse(m) && m.id === attempt.handshake) this.#answered(attempt, m.error?.message);
+    };
+    transport.onclose = () => this.#lost(attempt, 'connection closed');
+    // The SSE stream broke: the SDK's EventSource would reconnect by itself, outside one attempt at a time.
+    transport.onerror = (err) => {
+      if (err instanceof SseError) this.#lost(attempt, reasonOf(err), statusOf(err));
+      else this.#o.logger.debug({ server: this.#o.name, err: err.message }, 'upstream stream error');
+    };
+    transport.start().then(
+      () => {
+        if (this.#attempt !== attempt) return;
+        attempt.started = true;
+        for (const h of this.#handlers.start) h();
+      },
+      (err: unknown) => this.#lost(attempt, reasonOf(err), statusOf(err)),
+    );
+  }
+
+  #transport(signal: AbortSignal): Transport {
+    const url = new URL(this.#o.url);
+    // Every fetch of the attempt, the SSE stream's included, carries the headers and ends when the attempt is dropped.
+    const fetchWith = (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const headers = new Headers(init?.headers);
+      for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
+      return fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    };
+    return this.#o.transport === 'sse' ? new SSEClientTransport(url, { fetch: fetchWith, eventSourceInit: { fetch: fetchWith } }) : new StreamableHTTPClientTransport(url, { fetch: fetchWith });
+  }
+
+  /** The server answered the handshake: with a result the connection is up; with an error the attempt failed. */
+  #answered(attempt: Attempt, error: string | undefined): void {
+    if (error !== undefined) {
+      this.#lost(attempt, `initialize failed: ${error}`);
+      return;
+    }
+    attempt.connected = true;
+    clearTimeout(attempt.deadline);
+    this.#everUp = true;
+    this.#setStatus('connected', undefined, undefined);
+    // After a warning, the all-clear.
+    this.#o.logger[this.#warned ? 'info' : 'debug']({ server: this.#o.name }, 'upstream connected');
+    this.#warned = false;
+  }
+
+  #sendFailed(attempt: Attempt, message: JSONRPCMessage, err: unknown): void {
+    if (this.#attempt !== attempt) return;
+    const status = statusOf(err);
+    // Before the handshake any failure fails the attempt. After it, a lost session (404), credentials no longer
+    // accepted (401) or the network end the connection; any other refusal concerns only the message.
+    const refusal = (status !== undefined && status !== 404 && status !== 401) || (err instanceof StreamableHTTPError && err.code === -1);
+    if (!attempt.connected || !refusal) {
+      this.#lost(attempt, reasonOf(err), status);
+      return;
+    }
+    this.#o.logger.warn({ server: this.#o.name, err: reasonOf(err) }, 'upstream refused a message');
+    // The caller learns it now rather than at its request's deadline.
+    if (isRequest(message)) {
+      const answer = errorResponse(message.id, ErrorCode.upstreamUnavailable, `server ${this.#o.name} refused the request: ${reasonOf(err)}`);
+      for (const h of this.#handlers.message) h(answer);
+    }
+  }
+
+  /** Ends an attempt or connection once, whichever way it failed, and schedules the next attempt. */
+  #lost(attempt: Attempt, reason: string, httpStatus?: number): void {
+    if (this.#attempt !== attempt) return;
+    this.#attempt = undefined;
+    clearTimeout(attempt.deadline);
+    attempt.abort.abort();
+    // After the current event: the SDK's EventSource arms its own reconnect timer right after reporting an error, and closing clears it.
+    queueMicrotask(() => void attempt.transport.close().catch(() => undefined));
+    // The multiplexer fails requests in flight and keeps the reason for readiness errors.
+    for (const h of this.#handlers.stop) h(reason);
+    const failures = attempt.connected ? 0 : this.#status.attempts + 1;
+    const delay = backoff(failures, this.#o.retry.minMs, this.#o.retry.maxMs);
+    // A connection that was up gets one quiet attempt (callers wait for it); a failed attempt means down.
+    const state = attempt.connected ? 'connecting' : 'down';
+    const warn = this.#status.state !== state && (this.#everUp || this.#o.quietUntilUp !== true);
+    this.#warned ||= warn;
+    this.#setStatus(state, reason, httpStatus, failures);
+    // A change is worth a warning; the same failure again only at debug, so a server that is down does not flood the log.
+    const message = attempt.connected ? 'upstream connection lost' : 'upstream unreachable';
+    this.#o.logger[warn ? 'warn' : 'debug']({ server: this.#o.name, reason, retryInMs: delay }, message);
+    this.#timer = setTimeout(() => this.#connect(), delay).unref();
+  }
+
+  #setStatus(state: ConnectionStatus['state'], lastError: string | undefined, httpStatus: number | undefined, attempts = state === 'connected' ? 0 : this.#status.attempts): void {
+    this.#status = {
+      state,
+      attempts,
+      since: new Date().toISOString(),
+      ...(lastError === undefined ? {} : { lastError }),
+      ...(httpStatus === undefined ? {} : { httpStatus }),
+    };
+    for (const h of [...this.#handlers.status]) h(this.#status);
+  }
+}
+
+/** A connection with its multiplexer: what a remote held as a connection is, and a user's own connection to one. */
+export interface RemoteConnection {
+  readonly mux: Multiplexer;
+  /** The multiplexer once connected; waits (bounded by the signal) while connecting; fails at once while down. */
+  acquire(signal: AbortSignal): Promise<Multiplexer>;
+  status(): ConnectionStatus;
+  /** Stops the retry timer, the connection and its fetches, and the sessions. */
+  close(): void;
+}
+
+export function connectRemote(options: HttpUpstreamOptions): RemoteConnection {
+  const upstream = new HttpUpstream(options);
+  const mux = new Multiplexer({ name: options.name, channel: upstream, logger: options.logger });
+  return {
+    mux,
+    acquire: async (signal) => {
+      await upstream.connected(signal);
+      return mux;
+    },
+    status: () => upstream.status(),
+    close: () => {
+      upstream.close();
+      mux.close();
+    },
+  };
+}
+
+/** Exponential backoff with jitter: between half and all of min·2^(failures-1), capped; the first retry after a drop waits about min. */
+function backoff(failures: number, min: number, max: number): number {
+  const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(failures - 1, 0), 30));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/** The HTTP status the SDK keeps beside an error (its code), or that its message names. */
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'number' && code >= 100 && code <= 599) return code;
+  const named = /\(HTTP (\d{3})\)/.exec((err as Error).message)?.[1];
+  return named === undefined ? undefined : Number(named);
+}
+
+/** An error's message with its HTTP status, so a refusal (401, 403) reads as one. */
+function reasonOf(err: unknown): string {
+  const message = (err as Error).message;
+  const status = statusOf(err);
+  return status !== undefined && !message.includes(`HTTP ${status}`) ? `${message} (HTTP ${status})` : message;
+}
