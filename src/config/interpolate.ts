@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { isPair, isScalar, isSeq, Scalar, visit } from 'yaml';
+import { Scalar } from 'yaml';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import type { SourceDocument } from './source.ts';
@@ -27,37 +27,35 @@ const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
  */
 export function interpolate(source: SourceDocument, ctx: InterpolationContext): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  visit(source.doc, {
-    Scalar(key, node, ancestry) {
-      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
-      const keyPath = pathOf(ancestry, node);
+  // parseSource noted every string value with a `$`; no other value can hold a reference.
+  for (const { node, path: keyPath } of source.references) {
+    const fail = (code: string, message: string, hint?: string): void => {
       const pos = source.positions.value(keyPath);
-      const fail = (code: string, message: string, hint?: string): void => {
-        issues.push({ code, file: source.file, ...pos, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
-      };
-      const text = node.value;
-      // Header values keep per-user references (and their escapes) for the per-request template.
-      const inHeaders = isHeaderValue(keyPath);
-      let whole = false;
-      const expanded = text.replace(REFERENCE, (match: string, ref: string | undefined, offset: number) => {
-        if (match === '$${') return inHeaders && text.startsWith(USER_PREFIX, offset + 3) ? match : '${';
-        if (!match.endsWith('}')) {
-          fail('interpolation_unterminated', `unterminated \`\${\` in ${JSON.stringify(text)}`, 'close it with `}`, or write `$${` for a literal `${`');
-          return match;
-        }
-        whole = offset === 0 && match.length === text.length;
-        if (ref?.startsWith(USER_PREFIX) === true) {
-          checkUserReference(ref, inHeaders, fail);
-          return match;
-        }
-        const value = resolveReference(ref ?? '', ctx, fail);
-        // An expanded secret that happens to contain `${user.` is text, not a reference.
-        return value === undefined ? match : inHeaders ? value.replaceAll('${user.', () => '$${user.') : value;
-      });
-      if (expanded === text) return;
-      node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
-    },
-  });
+      issues.push({ code, file: source.file, line: pos.line, col: pos.col, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
+    };
+    const text = node.value;
+    if (typeof text !== 'string') continue; // already expanded to a number or boolean
+    // Header values keep per-user references (and their escapes) for the per-request template.
+    const inHeaders = isHeaderValue(keyPath);
+    let whole = false;
+    const expanded = text.replace(REFERENCE, (match: string, ref: string | undefined, offset: number) => {
+      if (match === '$${') return inHeaders && text.startsWith(USER_PREFIX, offset + 3) ? match : '${';
+      if (!match.endsWith('}')) {
+        fail('interpolation_unterminated', `unterminated \`\${\` in ${JSON.stringify(text)}`, 'close it with `}`, or write `$${` for a literal `${`');
+        return match;
+      }
+      whole = offset === 0 && match.length === text.length;
+      if (ref?.startsWith(USER_PREFIX) === true) {
+        checkUserReference(ref, inHeaders, fail);
+        return match;
+      }
+      const value = resolveReference(ref ?? '', ctx, fail);
+      // An expanded secret that happens to contain `${user.` is text, not a reference.
+      return value === undefined ? match : inHeaders ? value.replaceAll('${user.', () => '$${user.') : value;
+    });
+    if (expanded === text) continue;
+    node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
+  }
   return issues;
 }
 
@@ -116,17 +114,4 @@ function checkUserReference(ref: string, inHeaders: boolean, fail: (code: string
   } else if (!isUserReference(ref)) {
     fail('user_reference_invalid', `unknown reference \${${ref}}`, "write ${user.credentials.NAME} for a NAME in the server's `credentials`");
   }
-}
-
-/** The key path of a node from yaml's visitor ancestry. */
-function pathOf(ancestry: readonly unknown[], node: unknown): KeyPath {
-  const out: (string | number)[] = [];
-  const chain = [...ancestry, node];
-  for (let i = 0; i < chain.length - 1; i++) {
-    const parent = chain[i];
-    // Only a sequence needs the child's place; a mapping's pair carries its key.
-    if (isSeq(parent)) out.push(parent.items.indexOf(chain[i + 1]));
-    else if (isPair(parent)) out.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key));
-  }
-  return out;
 }

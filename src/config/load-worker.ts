@@ -5,10 +5,6 @@ import { loadConfigFile } from './load.ts';
 import type { WorkerReply, WorkerRequest } from './load-async.ts';
 
 const { file, env } = workerData as WorkerRequest;
-// yaml reads process.env (LOG_TOKENS) once per token, and process.env is a
-// slow native object; this thread reads nothing else from it, so a plain copy
-// takes about a quarter off parsing a large file.
-process.env = { ...process.env };
 let reply: WorkerReply;
 try {
   reply = { kind: 'loaded', loaded: loadConfigFile(file, env) };

@@ -229,31 +229,39 @@ function checkComponents(components: readonly Component[], names: readonly strin
   });
 }
 
+/**
+ * Depth-first, each server explored once: a component that leads back onto
+ * the current path closes a cycle, reported at that component. Without those
+ * edges no cycle is left, so the reports name every fix. Walking every path
+ * instead was exponential in layers of composites sharing components.
+ */
 function checkCompositeCycles(servers: readonly [string, Server][], report: Report): void {
   const edges = new Map(servers.map(([name, s]) => [name, (s.components ?? []).map((c) => c.server)]));
   const reported = new Set<string>();
-  for (const [start] of servers) {
-    const stack: string[] = [];
-    const walk = (node: string): boolean => {
-      const seen = stack.indexOf(node);
-      if (seen >= 0) {
-        const cycle = [...stack.slice(seen), node];
+  const path: string[] = [];
+  const onPath = new Map<string, number>(); // a server on the current path → its place there
+  const done = new Set<string>();
+  const walk = (node: string, next: readonly string[]): void => {
+    onPath.set(node, path.length);
+    path.push(node);
+    for (const target of next) {
+      const at = onPath.get(target);
+      if (at !== undefined) {
+        const cycle = [...path.slice(at), target];
         const key = [...cycle.slice(0, -1)].sort().join(',');
-        if (!reported.has(key)) {
-          reported.add(key);
-          const from = stack[stack.length - 1] ?? node;
-          const idx = edges.get(from)?.indexOf(node) ?? 0;
-          report(['servers', from, 'components', idx, 'server'], 'composite_cycle', `composites form a cycle: ${cycle.join(' → ')}`, 'a composite cannot contain itself, directly or through others');
-        }
-        return true;
+        if (reported.has(key)) continue;
+        reported.add(key);
+        report(['servers', node, 'components', next.indexOf(target), 'server'], 'composite_cycle', `composites form a cycle: ${cycle.join(' → ')}`, 'a composite cannot contain itself, directly or through others');
+      } else if (!done.has(target)) {
+        const further = edges.get(target);
+        if (further !== undefined) walk(target, further);
       }
-      stack.push(node);
-      const found = (edges.get(node) ?? []).some(walk);
-      stack.pop();
-      return found;
-    };
-    walk(start);
-  }
+    }
+    path.pop();
+    onPath.delete(node);
+    done.add(node);
+  };
+  for (const [start, next] of edges) if (!done.has(start)) walk(start, next);
 }
 
 function checkPublishedPorts(config: BerthConfiguration, servers: readonly [string, Server][], report: Report): void {

@@ -1,5 +1,5 @@
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { Document, Pair, YAMLMap } from 'yaml';
+import type { Document, Pair, Scalar, YAMLMap } from 'yaml';
 import type { ConfigIssue, KeyPath, Position } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 
@@ -8,6 +8,14 @@ export interface SourceDocument {
   readonly file: string;
   readonly doc: Document.Parsed;
   readonly positions: PositionIndex;
+  /** The string values that mention `$`, in document order: all that interpolation needs to look at. */
+  readonly references: readonly Reference[];
+}
+
+/** A string value that may hold a `${…}` reference, with its key path. */
+export interface Reference {
+  readonly node: Scalar;
+  readonly path: KeyPath;
 }
 
 type Ranged = { range?: [number, number, number] | null } | null | undefined;
@@ -84,11 +92,13 @@ export class PositionIndex {
  * anchor, with positions. yaml's own duplicate-key check compares each key
  * with every earlier one of its mapping and its alias check walks the whole
  * document per alias: both are quadratic in a file with thousands of servers.
- * One walk here does both with sets.
+ * One walk here does both with sets, and notes the values interpolation must
+ * look at. The walk keeps one path stack and copies it only for a value it
+ * keeps or an issue, so a large file costs no array per node.
  */
 export function parseSource(file: string, text: string): { source: SourceDocument; issues: ConfigIssue[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
+  const doc = withPlainEnv(() => parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true }));
   const issues: ConfigIssue[] = [];
   const issue = (node: Ranged, path: KeyPath, code: string, message: string, hint?: string): void => {
     const pos = lines.linePos(node?.range?.[0] ?? 0);
@@ -99,34 +109,66 @@ export function parseSource(file: string, text: string): { source: SourceDocumen
     issues.push({ code: 'yaml_syntax', file, line: pos.line, col: pos.col, path: '', message: yamlMessage(err.message) });
   }
   const anchors = new Set<string>();
-  const walk = (node: unknown, path: (string | number)[]): void => {
+  const references: Reference[] = [];
+  const path: (string | number)[] = [];
+  // `isKey`: a mapping's own key is never interpolated, as it names a field.
+  const walk = (node: unknown, isKey: boolean): void => {
     if (isAlias(node)) {
       // An alias names the closest anchor before it in the text, which this walk has passed.
       if (!anchors.has(node.source)) issue(node, [], 'yaml_syntax', `unknown alias \`*${node.source}\`: the anchor \`&${node.source}\` must come before it`);
       return;
     }
-    if (!isScalar(node) && !isCollection(node)) return;
+    if (isScalar(node)) {
+      if (node.anchor !== undefined) anchors.add(node.anchor);
+      if (!isKey && typeof node.value === 'string' && node.value.includes('$')) references.push({ node, path: [...path] });
+      return;
+    }
+    if (!isCollection(node)) return;
     if (node.anchor !== undefined) anchors.add(node.anchor);
     if (isMap(node)) {
       const seen = new Map<string, Pair>();
       for (const pair of node.items) {
-        walk(pair.key, path);
+        walk(pair.key, true);
         const key = keyText(pair.key);
+        path.push(key);
         const first = seen.get(key);
-        if (first !== undefined) {
+        if (first === undefined) {
+          seen.set(key, pair);
+          walk(pair.value, false);
+        } else {
           const at = lines.linePos((first.key as Ranged)?.range?.[0] ?? 0);
-          issue(pair.key as Ranged, [...path, key], 'yaml_duplicate_key', 'duplicate key: each key may appear once in a mapping', `first at line ${at.line}, column ${at.col}`);
-          continue;
+          issue(pair.key as Ranged, path, 'yaml_duplicate_key', 'duplicate key: each key may appear once in a mapping', `first at line ${at.line}, column ${at.col}`);
         }
-        seen.set(key, pair);
-        walk(pair.value, [...path, key]);
+        path.pop();
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i]));
+      for (let i = 0; i < node.items.length; i++) {
+        path.push(i);
+        walk(node.items[i], false);
+        path.pop();
+      }
     }
   };
-  walk(doc.contents, []);
-  return { source: { file, doc, positions: new PositionIndex(doc, lines) }, issues };
+  walk(doc.contents, false);
+  return { source: { file, doc, positions: new PositionIndex(doc, lines), references }, issues };
+}
+
+/**
+ * Runs `fn` with `process.env` swapped for a plain copy. yaml's parser reads
+ * `process.env.LOG_TOKENS` once per token, and Node's `process.env` is a
+ * native object whose every read goes through C++: that read alone was a
+ * sixth of the instructions parsing a large file took. Parsing is synchronous,
+ * so no other code runs while the copy stands in, and the real object is back
+ * before any can.
+ */
+function withPlainEnv<T>(fn: () => T): T {
+  const env = process.env;
+  process.env = { ...env };
+  try {
+    return fn();
+  } finally {
+    process.env = env;
+  }
 }
 
 /** A mapping key as a path segment: what the key becomes in the loaded object. */

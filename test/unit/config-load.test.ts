@@ -96,6 +96,29 @@ describe('loading time grows linearly', () => {
     assert.equal(result.ok, false);
     assert.deepEqual(result.ok ? [] : result.issues.map(formatIssue), ['dup.yaml:11:7 servers.wide.env.K1: duplicate key: each key may appear once in a mapping (first at line 9, column 7)']);
   });
+
+  // Each layer is two composites of both servers of the layer below: 2^40 paths
+  // from the top, which the cycle check once walked one by one (23 layers: 7 s).
+  test('layers of composites sharing components are checked for cycles once each', () => {
+    const layers = 40;
+    const servers: Record<string, unknown> = { leaf: { type: 'remote', url: 'https://mcp.example.com/mcp' } };
+    let below = ['leaf'];
+    for (let l = 0; l < layers; l++) {
+      const layer = [`l${l}-a`, `l${l}-b`];
+      for (const name of layer) servers[name] = { type: 'composite', components: below.map((server, i) => ({ server, prefix: `p${i}_` })) };
+      below = layer;
+    }
+    const start = performance.now();
+    assert.ok(parseConfig('layers.yaml', stringify({ version: 1, servers }), ctx).ok);
+    // The top composite made part of the bottom layer: cycles through every
+    // layer, closed by each composite of layer 1, each reported there.
+    (servers['l0-a'] as { components: unknown[] }).components.push({ server: 'l39-a', prefix: 'top_' });
+    const result = parseConfig('layers.yaml', stringify({ version: 1, servers }), ctx);
+    assert.ok(performance.now() - start < 5_000, 'exploring every path would take hours');
+    const cycles = result.ok ? [] : result.issues.filter((i) => i.code === 'composite_cycle');
+    assert.deepEqual(cycles.map((i) => i.path), ['servers.l1-a.components[0].server', 'servers.l1-b.components[0].server']);
+    for (const cycle of cycles) assert.match(cycle.message, /^composites form a cycle: l0-a → l39-a → l38-[ab] → .* → l1-[ab] → l0-a$/);
+  });
 });
 
 describe('loadConfigFileAsync', () => {

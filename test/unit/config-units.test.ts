@@ -190,6 +190,14 @@ test('interpolate reports failures with positions', async (t) => {
   }
 });
 
+test('parseSource gives process.env back, even when yaml throws', () => {
+  const env = process.env;
+  parseSource('t.yaml', 'a: 1\n');
+  assert.equal(process.env, env, 'the real process.env after a parse');
+  assert.throws(() => parseSource('t.yaml', 42 as unknown as string));
+  assert.equal(process.env, env, 'the real process.env after a failed parse');
+});
+
 test('parseDuration', async (t) => {
   const cases: readonly [string, number | undefined][] = [
     ['30s', 30_000],
