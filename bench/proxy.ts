@@ -251,7 +251,7 @@ async function startBerthProc(servers: string, profileDir?: string): Promise<Ber
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-'));
   const file = path.join(dir, 'berth.yaml');
   writeFileSync(file, `version: 1\nlisten: { host: ${HOST}, port: 0 }\nservers:\n${servers}`);
-  const flags = ['--expose-gc', ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`])];
+  const flags = ['--expose-gc', ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${profileDir}`])];
   const proc = startProc('berth', [...flags, SELF, '--berth-child', file], { ipc: true });
   const child = proc.child;
   const url = await new Promise<string>((resolve, reject) => {
