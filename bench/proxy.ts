@@ -555,36 +555,32 @@ async function berthStdio(profileDir?: string): Promise<Target> {
   });
 }
 
-async function supergateway(): Promise<Target> {
+/** A proxy process in front of a stdio server, serving MCP at http://HOST:<port>/mcp; `start` gives its arguments and environment for a port. */
+async function stdioProxyTarget(fields: { id: string; label: string; how: string }, start: (port: number) => { args: string[]; env?: Record<string, string> }): Promise<Target> {
   const port = await freePort();
-  const proc = startProc('supergateway', [SUPERGATEWAY, '--stdio', `${JSON.stringify(NODE)} ${JSON.stringify(EVERYTHING)} stdio`, '--outputTransport', 'streamableHttp', '--stateful', '--port', String(port), '--logLevel', 'none']);
+  const { args, env } = start(port);
+  const proc = startProc(fields.id, args, env === undefined ? {} : { env });
   const url = `http://${HOST}:${port}/mcp`;
   await waitForMcp(url, proc);
-  return httpTarget({
-    id: 'supergateway',
-    group: 'stdio',
-    label: 'supergateway',
-    how: '`--stdio "<node> <everything> stdio" --outputTransport streamableHttp --stateful --logLevel none` (stateful: one child per session; stateless would spawn a child per POST)',
-    url,
-    pids: proxyPids(proc),
-    close: () => stopProc(proc),
-  });
+  return httpTarget({ ...fields, group: 'stdio', url, pids: proxyPids(proc), close: () => stopProc(proc) });
 }
 
-async function mcpProxy(): Promise<Target> {
-  const port = await freePort();
-  const proc = startProc('mcp-proxy', [MCP_PROXY, '--host', HOST, '--port', String(port), '--server', 'stream', '--no-eventStore', '--', NODE, EVERYTHING, 'stdio']);
-  const url = `http://${HOST}:${port}/mcp`;
-  await waitForMcp(url, proc);
-  return httpTarget({
-    id: 'mcp-proxy',
-    group: 'stdio',
-    label: 'mcp-proxy',
-    how: '`--host 127.0.0.1 --port P --server stream --no-eventStore -- <node> <everything> stdio` (stateful sessions, one shared child)',
-    url,
-    pids: proxyPids(proc),
-    close: () => stopProc(proc),
-  });
+function supergateway(): Promise<Target> {
+  return stdioProxyTarget(
+    {
+      id: 'supergateway',
+      label: 'supergateway',
+      how: '`--stdio "<node> <everything> stdio" --outputTransport streamableHttp --stateful --logLevel none` (stateful: one child per session; stateless would spawn a child per POST)',
+    },
+    (port) => ({ args: [SUPERGATEWAY, '--stdio', `${JSON.stringify(NODE)} ${JSON.stringify(EVERYTHING)} stdio`, '--outputTransport', 'streamableHttp', '--stateful', '--port', String(port), '--logLevel', 'none'] }),
+  );
+}
+
+function mcpProxy(): Promise<Target> {
+  return stdioProxyTarget(
+    { id: 'mcp-proxy', label: 'mcp-proxy', how: '`--host 127.0.0.1 --port P --server stream --no-eventStore -- <node> <everything> stdio` (stateful sessions, one shared child)' },
+    (port) => ({ args: [MCP_PROXY, '--host', HOST, '--port', String(port), '--server', 'stream', '--no-eventStore', '--', NODE, EVERYTHING, 'stdio'] }),
+  );
 }
 
 interface HttpUpstream {
@@ -705,20 +701,15 @@ http.createServer((req, res) => {
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-async function floorStdio(): Promise<Target> {
-  const port = await freePort();
-  const proc = startProc('floor-stdio', ['--input-type=module', '-e', FLOOR_STDIO], { env: { EVERYTHING, PORT: String(port) } });
-  const url = `http://${HOST}:${port}/mcp`;
-  await waitForMcp(url, proc);
-  return httpTarget({
-    id: 'floor-stdio',
-    group: 'stdio',
-    label: 'bare node:http → stdio (reference)',
-    how: 'a 40-line `node:http` server writing each request to one child\'s stdin with its id rewritten and answering with the line that comes back: what any Node proxy of the stdio route costs at least, for scale',
-    url,
-    pids: proxyPids(proc),
-    close: () => stopProc(proc),
-  });
+function floorStdio(): Promise<Target> {
+  return stdioProxyTarget(
+    {
+      id: 'floor-stdio',
+      label: 'bare node:http → stdio (reference)',
+      how: 'a 40-line `node:http` server writing each request to one child\'s stdin with its id rewritten and answering with the line that comes back: what any Node proxy of the stdio route costs at least, for scale',
+    },
+    (port) => ({ args: ['--input-type=module', '-e', FLOOR_STDIO], env: { EVERYTHING, PORT: String(port) } }),
+  );
 }
 
 // ---------------------------------------------------------------- measuring

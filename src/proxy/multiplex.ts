@@ -7,6 +7,7 @@ import type { Notification, Request, RequestId, Response } from './jsonrpc.ts';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, progressTokenOf, resultResponse, withIds } from './jsonrpc.ts';
 import type { Pending } from './request-table.ts';
 import { RequestTable } from './request-table.ts';
+import { EarliestTimer } from './earliest-timer.ts';
 import type { UpstreamInfo } from './upstream-link.ts';
 import { UpstreamLink } from './upstream-link.ts';
 
@@ -70,9 +71,8 @@ export class Multiplexer {
   readonly #link: UpstreamLink;
   #nextSession = 1;
   #drained: (() => void) | undefined;
-  /** The one deadline timer and when it fires (Infinity: not armed). */
-  #sweep: NodeJS.Timeout | undefined;
-  #sweepAt = Infinity;
+  /** The one timer behind every request's deadline. */
+  readonly #deadlines: EarliestTimer;
 
   constructor(options: MultiplexerOptions) {
     this.#name = options.name;
@@ -81,6 +81,7 @@ export class Multiplexer {
     this.#now = options.now ?? Date.now;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? (() => DEFAULT_REQUEST_TIMEOUT_MS);
     this.#readyWaitMs = options.readyWaitMs ?? DEFAULT_READY_WAIT_MS;
+    this.#deadlines = new EarliestTimer(this.#now, (now) => this.#expire(now));
     // A restarted server may offer different tools; clients should look again.
     this.#link = new UpstreamLink({ name: this.#name, channel: this.#channel, logger: this.#log, onReady: (restarted) => restarted && this.broadcast('notifications/tools/list_changed') });
     this.#channel.onMessage((m) => this.#fromUpstream(m));
@@ -247,20 +248,11 @@ export class Multiplexer {
   #arm(pending: Pending<Session>): void {
     pending.timeoutMs = this.#requestTimeoutMs();
     pending.deadline = this.#now() + pending.timeoutMs;
-    if (pending.deadline < this.#sweepAt) this.#sweepAfter(pending.deadline);
+    this.#deadlines.atLatest(pending.deadline);
   }
 
-  #sweepAfter(at: number): void {
-    clearTimeout(this.#sweep);
-    this.#sweepAt = at;
-    this.#sweep = setTimeout(() => this.#expire(), Math.max(1, at - this.#now())).unref();
-  }
-
-  /** Times out every request past its deadline and re-arms the timer for the next one. */
-  #expire(): void {
-    this.#sweep = undefined;
-    this.#sweepAt = Infinity;
-    const now = this.#now();
+  /** Times out every request past its deadline; returns the next deadline. */
+  #expire(now: number): number {
     const expired: Pending<Session>[] = [];
     let next = Infinity;
     for (const p of this.#requests.pending()) {
@@ -268,7 +260,7 @@ export class Multiplexer {
       else next = Math.min(next, p.deadline);
     }
     for (const p of expired) this.#timedOut(p);
-    if (next !== Infinity) this.#sweepAfter(next);
+    return next;
   }
 
   #timedOut(pending: Pending<Session>): void {
@@ -419,8 +411,7 @@ export class Multiplexer {
 
   /** Fails everything waiting and closes every session: their clients re-initialize elsewhere. */
   close(): void {
-    clearTimeout(this.#sweep);
-    this.#sweepAt = Infinity;
+    this.#deadlines.stop();
     this.#link.close();
     this.#upstreamStopped('shutting down');
     for (const session of [...this.#sessions]) void session.transport.close().catch(() => undefined);

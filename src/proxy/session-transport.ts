@@ -7,6 +7,7 @@ import { SessionEventStore, streamOf } from './event-store.ts';
 import type { Refusal } from './http-util.ts';
 import { accepts, sendRpcError } from './http-util.ts';
 import { exceedsQueue, MAX_QUEUED_BYTES } from './web-adapter.ts';
+import { EarliestTimer } from './earliest-timer.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest, isResponse } from './jsonrpc.ts';
 
@@ -84,15 +85,15 @@ export class SessionTransport implements Transport {
   #nextStream = 0;
   #closed = false;
   readonly #now: () => number;
-  /** One timer for every waiting answer of the session, armed for the earliest `sseAt` (Infinity: not armed). */
-  #wait: NodeJS.Timeout | undefined;
-  #waitAt = Infinity;
+  /** One timer for every waiting answer of the session. */
+  readonly #longWait: EarliestTimer;
 
   constructor(options: SessionTransportOptions) {
     this.#o = options;
     this.sessionId = options.sessionId;
     this.#maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
     this.#now = options.now ?? Date.now;
+    this.#longWait = new EarliestTimer(this.#now, (now) => this.#longWaits(now));
   }
 
   async start(): Promise<void> {}
@@ -113,7 +114,7 @@ export class SessionTransport implements Transport {
     const sseAt = this.#now() + this.#o.keepAliveMs;
     const exchange: Exchange = { stream: String(++this.#nextStream), res, sse: undefined, open: requests, answers: requests > 1 ? [] : undefined, sseAt };
     for (const m of messages) if ('method' in m && 'id' in m) this.#byRequest.set(m.id, exchange);
-    if (sseAt < this.#waitAt) this.#waitUntil(sseAt);
+    this.#longWait.atLatest(sseAt);
     res.once('close', () => this.#left(exchange, res));
     for (const m of messages) this.onmessage?.(m);
   }
@@ -161,8 +162,7 @@ export class SessionTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#wait);
-    this.#waitAt = Infinity;
+    this.#longWait.stop();
     for (const exchange of new Set(this.#byRequest.values())) {
       if (exchange.sse !== undefined) exchange.sse.end();
       else if (exchange.res !== undefined) sendRpcError(exchange.res, 404, -32001, 'Session not found: it was closed');
@@ -181,25 +181,15 @@ export class SessionTransport implements Transport {
     return true;
   }
 
-  /** (Re)arms the session's one wait timer. */
-  #waitUntil(at: number): void {
-    clearTimeout(this.#wait);
-    this.#waitAt = at;
-    this.#wait = setTimeout(() => this.#longWaits(), Math.max(1, at - this.#now())).unref();
-  }
-
-  /** A long wait turns a JSON answer into SSE, so keep-alive comments can hold the connection. */
-  #longWaits(): void {
-    this.#wait = undefined;
-    this.#waitAt = Infinity;
-    const now = this.#now();
+  /** A long wait turns a JSON answer into SSE, so keep-alive comments can hold the connection; returns the next `sseAt`. */
+  #longWaits(now: number): number {
     let next = Infinity;
     for (const exchange of new Set(this.#byRequest.values())) {
       if (exchange.res === undefined || exchange.sse !== undefined) continue;
       if (exchange.sseAt <= now) this.#toSse(exchange)?.write(KEEP_ALIVE);
       else next = Math.min(next, exchange.sseAt);
     }
-    if (next !== Infinity) this.#waitUntil(next);
+    return next;
   }
 
   #finishJson(exchange: Exchange, body: JSONRPCMessage | JSONRPCMessage[]): void {
