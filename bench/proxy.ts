@@ -896,6 +896,7 @@ const STAGE_OF: Readonly<Record<string, string>> = {
   'src/proxy/request-table.ts': 'id rewrite',
   'src/proxy/jsonrpc.ts': 'id rewrite',
   'src/proxy/upstream-link.ts': 'id rewrite',
+  'src/proxy/earliest-timer.ts': 'id rewrite',
   'src/backends/local/child.ts#send': 'stdio write',
   'src/backends/local': 'stdio read',
   'src/observe': 'metrics and logging',
