@@ -247,10 +247,10 @@ interface BerthProc {
   stop(): Promise<void>;
 }
 
-async function startBerthProc(servers: string, profileDir?: string): Promise<BerthProc> {
+async function startBerthProc(servers: string, profileDir?: string, listen = ''): Promise<BerthProc> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-'));
   const file = path.join(dir, 'berth.yaml');
-  writeFileSync(file, `version: 1\nlisten: { host: ${HOST}, port: 0 }\nservers:\n${servers}`);
+  writeFileSync(file, `version: 1\nlisten: { host: ${HOST}, port: 0${listen} }\nservers:\n${servers}`);
   const flags = ['--expose-gc', ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${profileDir}`])];
   const proc = startProc('berth', [...flags, SELF, '--berth-child', file], { ipc: true });
   const child = proc.child;
@@ -823,7 +823,8 @@ interface MemoryFigure {
 }
 
 async function memoryPerSession(n: number): Promise<MemoryFigure> {
-  const berth = await startBerthProc(everythingStdioYaml('everything'));
+  // Every session comes from one anonymous client here: lift its cap (1,000 by default), or berth evicts all but the last 1,000.
+  const berth = await startBerthProc(everythingStdioYaml('everything'), undefined, `, maxSessionsPerClient: ${2 * (n + MEMORY_WARM_SESSIONS)}, maxSessions: ${2 * (n + MEMORY_WARM_SESSIONS)}`);
   try {
     const url = `${berth.url}/mcp/everything`;
     await waitForMcp(url, berth.proc);

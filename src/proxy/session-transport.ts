@@ -85,15 +85,14 @@ export class SessionTransport implements Transport {
   #nextStream = 0;
   #closed = false;
   readonly #now: () => number;
-  /** One timer for every waiting answer of the session. */
-  readonly #longWait: EarliestTimer;
+  /** One timer for every waiting answer of the session; made by the first POST with a request. */
+  #longWait: EarliestTimer | undefined;
 
   constructor(options: SessionTransportOptions) {
     this.#o = options;
     this.sessionId = options.sessionId;
     this.#maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
     this.#now = options.now ?? Date.now;
-    this.#longWait = new EarliestTimer(this.#now, (now) => this.#longWaits(now));
   }
 
   async start(): Promise<void> {}
@@ -114,7 +113,7 @@ export class SessionTransport implements Transport {
     const sseAt = this.#now() + this.#o.keepAliveMs;
     const exchange: Exchange = { stream: String(++this.#nextStream), res, sse: undefined, open: requests, answers: requests > 1 ? [] : undefined, sseAt };
     for (const m of messages) if ('method' in m && 'id' in m) this.#byRequest.set(m.id, exchange);
-    this.#longWait.atLatest(sseAt);
+    (this.#longWait ??= new EarliestTimer(this.#now, (now) => this.#longWaits(now))).atLatest(sseAt);
     res.once('close', () => this.#left(exchange, res));
     for (const m of messages) this.onmessage?.(m);
   }
@@ -162,7 +161,7 @@ export class SessionTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#longWait.stop();
+    this.#longWait?.stop();
     for (const exchange of new Set(this.#byRequest.values())) {
       if (exchange.sse !== undefined) exchange.sse.end();
       else if (exchange.res !== undefined) sendRpcError(exchange.res, 404, -32001, 'Session not found: it was closed');
