@@ -14,7 +14,8 @@
 //   --concurrency L  concurrencies to measure (default 1,32)
 //   --only a,b       run only targets whose id contains one of these
 //                    (ids: direct-sdk, direct-raw, berth-stdio, supergateway,
-//                    mcp-proxy, direct-http, berth-http, floor-http, memory)
+//                    floor-stdio, mcp-proxy, direct-http, berth-http,
+//                    floor-http, memory)
 //   --sessions N     idle sessions for the memory figure (default 10000; 0 skips)
 //   --profile DIR    run berth with --cpu-prof into DIR and print its hot spots
 //   --json FILE      also write the figures as JSON
@@ -246,11 +247,11 @@ interface BerthProc {
   stop(): Promise<void>;
 }
 
-async function startBerthProc(servers: string, profileDir?: string): Promise<BerthProc> {
+async function startBerthProc(servers: string, profileDir?: string, listen = ''): Promise<BerthProc> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-'));
   const file = path.join(dir, 'berth.yaml');
-  writeFileSync(file, `version: 1\nlisten: { host: ${HOST}, port: 0 }\nservers:\n${servers}`);
-  const flags = ['--expose-gc', ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`])];
+  writeFileSync(file, `version: 1\nlisten: { host: ${HOST}, port: 0${listen} }\nservers:\n${servers}`);
+  const flags = ['--expose-gc', ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${profileDir}`])];
   const proc = startProc('berth', [...flags, SELF, '--berth-child', file], { ipc: true });
   const child = proc.child;
   const url = await new Promise<string>((resolve, reject) => {
@@ -554,36 +555,32 @@ async function berthStdio(profileDir?: string): Promise<Target> {
   });
 }
 
-async function supergateway(): Promise<Target> {
+/** A proxy process in front of a stdio server, serving MCP at http://HOST:<port>/mcp; `start` gives its arguments and environment for a port. */
+async function stdioProxyTarget(fields: { id: string; label: string; how: string }, start: (port: number) => { args: string[]; env?: Record<string, string> }): Promise<Target> {
   const port = await freePort();
-  const proc = startProc('supergateway', [SUPERGATEWAY, '--stdio', `${JSON.stringify(NODE)} ${JSON.stringify(EVERYTHING)} stdio`, '--outputTransport', 'streamableHttp', '--stateful', '--port', String(port), '--logLevel', 'none']);
+  const { args, env } = start(port);
+  const proc = startProc(fields.id, args, env === undefined ? {} : { env });
   const url = `http://${HOST}:${port}/mcp`;
   await waitForMcp(url, proc);
-  return httpTarget({
-    id: 'supergateway',
-    group: 'stdio',
-    label: 'supergateway',
-    how: '`--stdio "<node> <everything> stdio" --outputTransport streamableHttp --stateful --logLevel none` (stateful: one child per session; stateless would spawn a child per POST)',
-    url,
-    pids: proxyPids(proc),
-    close: () => stopProc(proc),
-  });
+  return httpTarget({ ...fields, group: 'stdio', url, pids: proxyPids(proc), close: () => stopProc(proc) });
 }
 
-async function mcpProxy(): Promise<Target> {
-  const port = await freePort();
-  const proc = startProc('mcp-proxy', [MCP_PROXY, '--host', HOST, '--port', String(port), '--server', 'stream', '--no-eventStore', '--', NODE, EVERYTHING, 'stdio']);
-  const url = `http://${HOST}:${port}/mcp`;
-  await waitForMcp(url, proc);
-  return httpTarget({
-    id: 'mcp-proxy',
-    group: 'stdio',
-    label: 'mcp-proxy',
-    how: '`--host 127.0.0.1 --port P --server stream --no-eventStore -- <node> <everything> stdio` (stateful sessions, one shared child)',
-    url,
-    pids: proxyPids(proc),
-    close: () => stopProc(proc),
-  });
+function supergateway(): Promise<Target> {
+  return stdioProxyTarget(
+    {
+      id: 'supergateway',
+      label: 'supergateway',
+      how: '`--stdio "<node> <everything> stdio" --outputTransport streamableHttp --stateful --logLevel none` (stateful: one child per session; stateless would spawn a child per POST)',
+    },
+    (port) => ({ args: [SUPERGATEWAY, '--stdio', `${JSON.stringify(NODE)} ${JSON.stringify(EVERYTHING)} stdio`, '--outputTransport', 'streamableHttp', '--stateful', '--port', String(port), '--logLevel', 'none'] }),
+  );
+}
+
+function mcpProxy(): Promise<Target> {
+  return stdioProxyTarget(
+    { id: 'mcp-proxy', label: 'mcp-proxy', how: '`--host 127.0.0.1 --port P --server stream --no-eventStore -- <node> <everything> stdio` (stateful sessions, one shared child)' },
+    (port) => ({ args: [MCP_PROXY, '--host', HOST, '--port', String(port), '--server', 'stream', '--no-eventStore', '--', NODE, EVERYTHING, 'stdio'] }),
+  );
 }
 
 interface HttpUpstream {
@@ -655,6 +652,64 @@ async function floorHttp(upstream: HttpUpstream): Promise<Target> {
     pids: () => ({ ...(proc.child.pid === undefined ? {} : { proxy: proc.child.pid }), upstream: upstream.proc.child.pid === undefined ? [] : [upstream.proc.child.pid] }),
     close: () => stopProc(proc),
   });
+}
+
+/**
+ * The least a Node proxy in front of a stdio server can do: node:http in, one
+ * child's pipes out, ids rewritten so sessions cannot collide, one JSON body
+ * back per request. No sessions kept, no checks, no metrics, no deadlines: a
+ * reference for what the stdio route costs at least here, not a product.
+ */
+const FLOOR_STDIO = `
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+const child = spawn(process.execPath, [process.env.EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'ignore'] });
+const waiting = new Map();
+let next = 1;
+let buffer = '';
+child.stdout.setEncoding('utf8');
+child.stdout.on('data', (chunk) => {
+  buffer += chunk;
+  for (let nl = buffer.indexOf('\\n'); nl >= 0; nl = buffer.indexOf('\\n')) {
+    const m = JSON.parse(buffer.slice(0, nl));
+    buffer = buffer.slice(nl + 1);
+    const w = waiting.get(m.id);
+    if (w === undefined) continue;
+    waiting.delete(m.id);
+    m.id = w.id;
+    const body = JSON.stringify(m);
+    w.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'mcp-session-id': w.session }).end(body);
+  }
+});
+let sessions = 0;
+http.createServer((req, res) => {
+  if (req.method !== 'POST') return void res.writeHead(200).end();
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const m = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (m.id === undefined) {
+      child.stdin.write(JSON.stringify(m) + '\\n');
+      res.writeHead(202).end();
+      return;
+    }
+    const id = next++;
+    waiting.set(id, { id: m.id, res, session: req.headers['mcp-session-id'] ?? String(++sessions) });
+    m.id = id;
+    child.stdin.write(JSON.stringify(m) + '\\n');
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+function floorStdio(): Promise<Target> {
+  return stdioProxyTarget(
+    {
+      id: 'floor-stdio',
+      label: 'bare node:http → stdio (reference)',
+      how: 'a 40-line `node:http` server writing each request to one child\'s stdin with its id rewritten and answering with the line that comes back: what any Node proxy of the stdio route costs at least, for scale',
+    },
+    (port) => ({ args: ['--input-type=module', '-e', FLOOR_STDIO], env: { EVERYTHING, PORT: String(port) } }),
+  );
 }
 
 // ---------------------------------------------------------------- measuring
@@ -768,7 +823,8 @@ interface MemoryFigure {
 }
 
 async function memoryPerSession(n: number): Promise<MemoryFigure> {
-  const berth = await startBerthProc(everythingStdioYaml('everything'));
+  // Every session comes from one anonymous client here: lift its cap (1,000 by default), or berth evicts all but the last 1,000.
+  const berth = await startBerthProc(everythingStdioYaml('everything'), undefined, `, maxSessionsPerClient: ${2 * (n + MEMORY_WARM_SESSIONS)}, maxSessions: ${2 * (n + MEMORY_WARM_SESSIONS)}`);
   try {
     const url = `${berth.url}/mcp/everything`;
     await waitForMcp(url, berth.proc);
@@ -841,6 +897,7 @@ const STAGE_OF: Readonly<Record<string, string>> = {
   'src/proxy/request-table.ts': 'id rewrite',
   'src/proxy/jsonrpc.ts': 'id rewrite',
   'src/proxy/upstream-link.ts': 'id rewrite',
+  'src/proxy/earliest-timer.ts': 'id rewrite',
   'src/backends/local/child.ts#send': 'stdio write',
   'src/backends/local': 'stdio read',
   'src/observe': 'metrics and logging',
@@ -1062,6 +1119,19 @@ function report(cells: Cell[], rounds: number, concurrencies: readonly number[],
       return berth === undefined || direct === undefined ? undefined : { value: berth.p50 - direct.p50, cells: [berth, direct] };
     });
     if (vsSdk.values.length + vsSdk.leftOut > 0) out.push(`- stdio c=${conc}: berth's p50 added over the direct SDK client: ${describe(vsSdk, ms)}${conc === 1 ? ` — goal ≤ ${GOALS.stdioAddedP50Ms} ms: ${judged(vsSdk, (n) => n <= GOALS.stdioAddedP50Ms)}` : ''}`);
+    // The floor: what a proxy with no logic at all adds and costs, in the same run.
+    const floorAdded = perRound(cells, rounds, (cell) => {
+      const floor = cell('floor-stdio', conc);
+      const direct = cell('direct-sdk', conc);
+      return floor === undefined || direct === undefined ? undefined : { value: floor.p50 - direct.p50, cells: [floor, direct] };
+    });
+    if (floorAdded.values.length + floorAdded.leftOut > 0) out.push(`  the bare node:http → stdio pipe's p50 added over the direct SDK client: ${describe(floorAdded, ms)}`);
+    const floorCpu = perRound(cells, rounds, (cell) => {
+      const berth = cell('berth-stdio', conc);
+      const floor = cell('floor-stdio', conc);
+      return berth?.cpu.proxy === undefined || floor?.cpu.proxy === undefined ? undefined : { value: berth.cpu.proxy / floor.cpu.proxy, cells: [berth, floor] };
+    });
+    if (floorCpu.values.length + floorCpu.leftOut > 0) out.push(`  berth's proxy CPU per call vs the bare node:http → stdio pipe: ${describe(floorCpu, x)}`);
   }
   for (const conc of concurrencies) {
     const added = perRound(cells, rounds, (cell) => {
@@ -1182,6 +1252,7 @@ async function main(): Promise<void> {
       await run(round, 'direct-sdk', directSdk);
       await run(round, 'direct-raw', directRawTarget);
       await run(round, 'berth-stdio', () => berthStdio(opts.profile));
+      if (opts.profile === undefined) await run(round, 'floor-stdio', floorStdio);
       await run(round, 'supergateway', supergateway);
       await run(round, 'mcp-proxy', mcpProxy);
       if (wanted('direct-http') || wanted('berth-http')) {

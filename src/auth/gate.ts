@@ -55,10 +55,10 @@ export class Gate {
     }
     const target = targetOf(pathname);
     const route = target === undefined ? undefined : table.handlers.get(target.server)?.route;
-    const needed = this.#scopesOf(route);
     const verdict = await this.#o.authenticator.authenticate({ headers: req.headers, remoteAddress: req.socket.remoteAddress, audiences: audiencesOf(base, target) });
+    // Built only for a refusal: an admitted request never needs it.
     const challenge = (error?: { error: string; description: string }): Record<string, string> => ({
-      'www-authenticate': bearerChallenge({ ...(target === undefined ? {} : { resourceMetadata: metadataUrl(base, target) }), scopes: needed, ...(error === undefined ? {} : { error: error.error, description: error.description }) }),
+      'www-authenticate': bearerChallenge({ ...(target === undefined ? {} : { resourceMetadata: metadataUrl(base, target) }), scopes: this.#scopesOf(route), ...(error === undefined ? {} : { error: error.error, description: error.description }) }),
     });
     switch (verdict.kind) {
       case 'pass':
@@ -85,8 +85,8 @@ export class Gate {
       return undefined;
     }
     // The provider's own required scopes apply to its tokens only: an API key carries no scopes.
-    const all = union(verdict.requiredScopes ?? [], route?.access?.scopes ?? []);
-    if (missingScopes(all, identity).length > 0) {
+    const all = verdict.requiredScopes === undefined && route?.access?.scopes === undefined ? NO_SCOPES : union(verdict.requiredScopes ?? [], route?.access?.scopes ?? []);
+    if (all.length > 0 && missingScopes(all, identity).length > 0) {
       const description = `this server needs the scopes ${all.join(' ')}`;
       sendRpcError(res, 403, -32000, `Forbidden: insufficient scope: ${description}`, challenge({ error: 'insufficient_scope', description }));
       return undefined;
@@ -124,6 +124,8 @@ export class Gate {
     return union(this.#o.authenticator.requiredScopes, route?.access?.scopes ?? []);
   }
 }
+
+const NO_SCOPES: readonly string[] = [];
 
 function union(a: readonly string[], b: readonly string[]): string[] {
   return [...new Set([...a, ...b])];

@@ -94,7 +94,8 @@ function hostName(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const h = header.toLowerCase();
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
-  return h.split(':')[0];
+  const colon = h.indexOf(':');
+  return colon < 0 ? h : h.slice(0, colon);
 }
 
 /** A name or address as it appears in a Host header: IPv6 literals in brackets. */

@@ -71,9 +71,19 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyR
   });
 }
 
+/** The last Accept header checked and what it admits: clients send the same one on every request. */
+let lastAccept: { header: string; types: Map<string, boolean> } | undefined;
+
 /** True when a media-type list (Accept) names the type, ignoring parameters and case. */
 export function accepts(header: string | undefined, type: string): boolean {
   if (header === undefined) return false;
+  if (lastAccept?.header !== header) lastAccept = { header, types: new Map() };
+  let admitted = lastAccept.types.get(type);
+  if (admitted === undefined) lastAccept.types.set(type, (admitted = parseAccepts(header, type)));
+  return admitted;
+}
+
+function parseAccepts(header: string, type: string): boolean {
   return header.split(',').some((part) => {
     const t = part.split(';')[0]?.trim().toLowerCase();
     return t === type || t === '*/*' || t === `${type.split('/')[0]}/*`;

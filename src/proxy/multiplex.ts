@@ -7,6 +7,7 @@ import type { Notification, Request, RequestId, Response } from './jsonrpc.ts';
 import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, progressTokenOf, resultResponse, withIds } from './jsonrpc.ts';
 import type { Pending } from './request-table.ts';
 import { RequestTable } from './request-table.ts';
+import { EarliestTimer } from './earliest-timer.ts';
 import type { UpstreamInfo } from './upstream-link.ts';
 import { UpstreamLink } from './upstream-link.ts';
 
@@ -70,6 +71,8 @@ export class Multiplexer {
   readonly #link: UpstreamLink;
   #nextSession = 1;
   #drained: (() => void) | undefined;
+  /** The one timer behind every request's deadline. */
+  readonly #deadlines: EarliestTimer;
 
   constructor(options: MultiplexerOptions) {
     this.#name = options.name;
@@ -78,6 +81,7 @@ export class Multiplexer {
     this.#now = options.now ?? Date.now;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? (() => DEFAULT_REQUEST_TIMEOUT_MS);
     this.#readyWaitMs = options.readyWaitMs ?? DEFAULT_READY_WAIT_MS;
+    this.#deadlines = new EarliestTimer(this.#now, (now) => this.#expire(now));
     // A restarted server may offer different tools; clients should look again.
     this.#link = new UpstreamLink({ name: this.#name, channel: this.#channel, logger: this.#log, onReady: (restarted) => restarted && this.broadcast('notifications/tools/list_changed') });
     this.#channel.onMessage((m) => this.#fromUpstream(m));
@@ -183,7 +187,7 @@ export class Multiplexer {
   #fromDownstream(session: Session, message: unknown): void {
     session.lastActive = this.#now();
     if (isRequest(message)) {
-      void this.#downstreamRequest(session, message);
+      this.#downstreamRequest(session, message);
     } else if (isResponse(message)) {
       const pending = this.#requests.takeServerRequest(message.id);
       if (pending !== undefined) this.#channel.send({ ...message, id: pending.upstreamId } as JSONRPCMessage);
@@ -192,12 +196,15 @@ export class Multiplexer {
     }
   }
 
-  async #downstreamRequest(session: Session, request: Request): Promise<void> {
+  /** Forwards a request in the tick it arrived: no promise unless the upstream is still starting. */
+  #downstreamRequest(session: Session, request: Request): void {
     switch (request.method) {
       case 'initialize':
-        return this.#answerInitialize(session, request);
+        void this.#answerInitialize(session, request);
+        return;
       case 'ping':
-        return this.#deliver(session, resultResponse(request.id, {}), request.id);
+        void this.#deliver(session, resultResponse(request.id, {}), request.id);
+        return;
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
         const uri = request.params?.['uri'];
@@ -209,12 +216,22 @@ export class Multiplexer {
       }
     }
     if (this.#link.info === undefined) {
-      try {
-        await this.#link.ready(AbortSignal.timeout(this.#readyWaitMs));
-      } catch (err) {
-        return this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, (err as Error).message), request.id);
-      }
+      void this.#forwardWhenReady(session, request);
+      return;
     }
+    this.#forward(session, request);
+  }
+
+  async #forwardWhenReady(session: Session, request: Request): Promise<void> {
+    try {
+      await this.#link.ready(AbortSignal.timeout(this.#readyWaitMs));
+    } catch (err) {
+      return this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, (err as Error).message), request.id);
+    }
+    this.#forward(session, request);
+  }
+
+  #forward(session: Session, request: Request): void {
     const pending = this.#requests.track(session, request.id, request.method, progressTokenOf(request));
     this.#arm(pending);
     if (!this.#channel.send(withIds(request, pending.upstreamId, pending.progressToken) as JSONRPCMessage)) {
@@ -223,19 +240,37 @@ export class Multiplexer {
     }
   }
 
-  /** (Re)starts a request's deadline: a request the server dropped must not wait forever. */
+  /**
+   * (Re)starts a request's deadline: a request the server dropped must not
+   * wait forever. One timer serves every request, armed for the earliest
+   * deadline; a request costs a clock read, not a timer of its own.
+   */
   #arm(pending: Pending<Session>): void {
-    clearTimeout(pending.timer);
-    const timeoutMs = this.#requestTimeoutMs();
-    pending.timer = setTimeout(() => {
-      if (this.#requests.settle(pending.upstreamId) === undefined) return;
-      this.#log.warn({ server: this.#name, method: pending.method, timeoutMs }, 'upstream request timed out');
-      this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.upstreamId, reason: 'timed out' } } as JSONRPCMessage);
-      const message = `server ${this.#name} did not answer ${pending.method} within ${formatSeconds(timeoutMs)}`;
-      void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.requestTimeout, message), pending.id);
-      this.#checkDrained();
-    }, timeoutMs);
-    pending.timer.unref();
+    pending.timeoutMs = this.#requestTimeoutMs();
+    pending.deadline = this.#now() + pending.timeoutMs;
+    this.#deadlines.atLatest(pending.deadline);
+  }
+
+  /** Times out every request past its deadline; returns the next deadline. */
+  #expire(now: number): number {
+    const expired: Pending<Session>[] = [];
+    let next = Infinity;
+    for (const p of this.#requests.pending()) {
+      if (p.deadline <= now) expired.push(p);
+      else next = Math.min(next, p.deadline);
+    }
+    for (const p of expired) this.#timedOut(p);
+    return next;
+  }
+
+  #timedOut(pending: Pending<Session>): void {
+    if (this.#requests.settle(pending.upstreamId) === undefined) return;
+    const timeoutMs = pending.timeoutMs;
+    this.#log.warn({ server: this.#name, method: pending.method, timeoutMs }, 'upstream request timed out');
+    this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.upstreamId, reason: 'timed out' } } as JSONRPCMessage);
+    const message = `server ${this.#name} did not answer ${pending.method} within ${formatSeconds(timeoutMs)}`;
+    void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.requestTimeout, message), pending.id);
+    this.#checkDrained();
   }
 
   #answerInitialize(session: Session, request: Request): Promise<void> {
@@ -376,6 +411,7 @@ export class Multiplexer {
 
   /** Fails everything waiting and closes every session: their clients re-initialize elsewhere. */
   close(): void {
+    this.#deadlines.stop();
     this.#link.close();
     this.#upstreamStopped('shutting down');
     for (const session of [...this.#sessions]) void session.transport.close().catch(() => undefined);

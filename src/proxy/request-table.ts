@@ -14,7 +14,9 @@ export interface Pending<S extends SessionRef> {
   readonly upstreamId: number;
   readonly progressToken?: string;
   readonly method: string;
-  timer: NodeJS.Timeout | undefined;
+  /** When the request times out (the multiplexer's clock), and the timeout that set it. */
+  deadline: number;
+  timeoutMs: number;
 }
 
 /** Where an upstream progress token leads: the session, its own token, and the request it belongs to. */
@@ -44,7 +46,7 @@ export class RequestTable<S extends SessionRef> {
   track(session: S, id: RequestId, method: string, progressToken: RequestId | undefined): Pending<S> {
     const upstreamId = this.#nextId++;
     const upstreamToken = progressToken === undefined ? undefined : `p${upstreamId}`;
-    const pending: Pending<S> = { session, id, upstreamId, method, timer: undefined, ...(upstreamToken === undefined ? {} : { progressToken: upstreamToken }) };
+    const pending: Pending<S> = { session, id, upstreamId, method, deadline: Infinity, timeoutMs: 0, ...(upstreamToken === undefined ? {} : { progressToken: upstreamToken }) };
     this.#pending.set(upstreamId, pending);
     if (upstreamToken !== undefined && progressToken !== undefined) this.#progress.set(upstreamToken, { session, token: progressToken, related: id, upstreamId });
     return pending;
@@ -59,7 +61,6 @@ export class RequestTable<S extends SessionRef> {
     const pending = this.#pending.get(upstreamId);
     if (pending === undefined) return undefined;
     this.#pending.delete(upstreamId);
-    clearTimeout(pending.timer);
     if (pending.progressToken !== undefined) this.#progress.delete(pending.progressToken);
     return pending;
   }

@@ -7,6 +7,7 @@ import { SessionEventStore, streamOf } from './event-store.ts';
 import type { Refusal } from './http-util.ts';
 import { accepts, sendRpcError } from './http-util.ts';
 import { exceedsQueue, MAX_QUEUED_BYTES } from './web-adapter.ts';
+import { EarliestTimer } from './earliest-timer.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode, isRequest, isResponse } from './jsonrpc.ts';
 
@@ -24,6 +25,7 @@ export interface SessionTransportOptions {
   readonly keepAliveMs: number;
   /** Bytes an SSE stream may have queued for its socket before it is closed; default MAX_QUEUED_BYTES. */
   readonly maxQueuedBytes?: number;
+  readonly now?: () => number;
 }
 
 /** The SDK's limit, kept so both answer the same batch the same way. */
@@ -43,7 +45,8 @@ interface Exchange {
   open: number;
   /** Results of a batch collected while one JSON array can still answer it. */
   readonly answers: JSONRPCMessage[] | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** When a JSON answer still waiting turns into SSE, so keep-alive comments can hold the connection. */
+  readonly sseAt: number;
 }
 
 /** The messages of a POST body, or why they are not JSON-RPC. */
@@ -81,11 +84,15 @@ export class SessionTransport implements Transport {
   #standalone: SseStream | undefined;
   #nextStream = 0;
   #closed = false;
+  readonly #now: () => number;
+  /** One timer for every waiting answer of the session; made by the first POST with a request. */
+  #longWait: EarliestTimer | undefined;
 
   constructor(options: SessionTransportOptions) {
     this.#o = options;
     this.sessionId = options.sessionId;
     this.#maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+    this.#now = options.now ?? Date.now;
   }
 
   async start(): Promise<void> {}
@@ -103,10 +110,10 @@ export class SessionTransport implements Transport {
       for (const m of messages) this.onmessage?.(m);
       return;
     }
-    const exchange: Exchange = { stream: String(++this.#nextStream), res, sse: undefined, open: requests, answers: requests > 1 ? [] : undefined, timer: undefined };
+    const sseAt = this.#now() + this.#o.keepAliveMs;
+    const exchange: Exchange = { stream: String(++this.#nextStream), res, sse: undefined, open: requests, answers: requests > 1 ? [] : undefined, sseAt };
     for (const m of messages) if ('method' in m && 'id' in m) this.#byRequest.set(m.id, exchange);
-    // A long wait turns the answer into SSE, so keep-alive comments can hold the connection.
-    exchange.timer = setTimeout(() => this.#toSse(exchange)?.write(KEEP_ALIVE), this.#o.keepAliveMs).unref();
+    (this.#longWait ??= new EarliestTimer(this.#now, (now) => this.#longWaits(now))).atLatest(sseAt);
     res.once('close', () => this.#left(exchange, res));
     for (const m of messages) this.onmessage?.(m);
   }
@@ -154,8 +161,8 @@ export class SessionTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#longWait?.stop();
     for (const exchange of new Set(this.#byRequest.values())) {
-      clearTimeout(exchange.timer);
       if (exchange.sse !== undefined) exchange.sse.end();
       else if (exchange.res !== undefined) sendRpcError(exchange.res, 404, -32001, 'Session not found: it was closed');
     }
@@ -173,8 +180,18 @@ export class SessionTransport implements Transport {
     return true;
   }
 
+  /** A long wait turns a JSON answer into SSE, so keep-alive comments can hold the connection; returns the next `sseAt`. */
+  #longWaits(now: number): number {
+    let next = Infinity;
+    for (const exchange of new Set(this.#byRequest.values())) {
+      if (exchange.res === undefined || exchange.sse !== undefined) continue;
+      if (exchange.sseAt <= now) this.#toSse(exchange)?.write(KEEP_ALIVE);
+      else next = Math.min(next, exchange.sseAt);
+    }
+    return next;
+  }
+
   #finishJson(exchange: Exchange, body: JSONRPCMessage | JSONRPCMessage[]): void {
-    clearTimeout(exchange.timer);
     const text = JSON.stringify(body);
     exchange.res?.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'mcp-session-id': this.sessionId }).end(text);
     exchange.res = undefined;
@@ -183,7 +200,6 @@ export class SessionTransport implements Transport {
   /** Turns a waiting answer into an SSE stream, sending the batch results collected so far first. */
   #toSse(exchange: Exchange): SseStream | undefined {
     if (exchange.res === undefined || exchange.sse !== undefined) return exchange.sse;
-    clearTimeout(exchange.timer);
     this.#events ??= new SessionEventStore();
     (this.#resumable ??= new Map()).set(exchange.stream, exchange);
     exchange.sse = this.#sse(exchange.res);
@@ -199,7 +215,6 @@ export class SessionTransport implements Transport {
   }
 
   #finish(exchange: Exchange): void {
-    clearTimeout(exchange.timer);
     this.#resumable?.delete(exchange.stream);
     exchange.sse?.end();
     exchange.sse = undefined;
@@ -214,7 +229,6 @@ export class SessionTransport implements Transport {
     exchange.sse = undefined;
     if (this.#resumable?.get(exchange.stream) === exchange) return; // its events are kept; a resume re-attaches
     // Never told an event id, the client cannot come back for the answer.
-    clearTimeout(exchange.timer);
     for (const [id, e] of this.#byRequest) if (e === exchange) this.#byRequest.delete(id);
   }
 

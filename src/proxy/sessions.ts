@@ -66,9 +66,13 @@ export class SessionStore {
   touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind' | 'user'>): SessionEntry | undefined {
     const entry = this.#sessions.get(id);
     if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.user !== owner.user) return undefined;
-    this.#remove(entry);
     entry.lastSeen = this.#now();
-    this.#insert(entry);
+    // Re-inserted to move it last, keeping its client's map: dropping and re-making that map cost a Map per request.
+    this.#sessions.delete(id);
+    this.#sessions.set(id, entry);
+    const own = this.#byClient.get(entry.client);
+    own?.delete(id);
+    own?.set(id, entry);
     return entry;
   }
 

@@ -216,3 +216,28 @@ describe('the transport on its own', () => {
     await reader.cancel();
   });
 });
+
+describe('a long wait', () => {
+  test('turns a JSON answer into SSE with keep-alive comments, and the result follows on it', async () => {
+    const logger = pino({ level: 'warn' });
+    const transport = new SessionTransport({ sessionId: 's2', logger, keepAliveMs: 50 });
+    const received: JSONRPCMessage[] = [];
+    transport.onmessage = (m) => void received.push(m);
+    const server = createServer((req, res) => transport.handlePost(req, res, [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow' } } as JSONRPCMessage]));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { method: 'POST', headers: { accept: ACCEPT } });
+      assert.equal(res.headers.get('content-type'), 'text/event-stream', 'headers come once the wait is long');
+      assert.equal(received.length, 1);
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      await transport.send({ jsonrpc: '2.0', id: 1, result: { content: [] } } as JSONRPCMessage);
+      const text = await res.text();
+      assert.match(text, /^: keepalive\n\n/);
+      assert.deepEqual(events(text).map((e) => e.message.id), [1]);
+    } finally {
+      await transport.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
