@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Scalar } from 'yaml';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
-import type { SourceDocument } from './source.ts';
+import type { Positions, SourceDocument } from './source.ts';
 import { isUserReference, USER_PREFIX } from './user-template.ts';
 
 /** Where `${env:…}` and `${file:…}` read from; injected so loading stays testable. */
@@ -26,14 +26,34 @@ const REFERENCE = /\$\$\{|\$\{([^}]*)\}?/g;
  * template (see user-template.ts); anywhere else it is an error.
  */
 export function interpolate(source: SourceDocument, ctx: InterpolationContext): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
   // parseSource noted every string value with a `$`; no other value can hold a reference.
-  for (const { node, path: keyPath } of source.references) {
+  const sites = source.references.map(({ node, path: keyPath }): InterpolationSite => ({
+    path: keyPath,
+    value: node.value,
+    plain: node.type === Scalar.PLAIN,
+    set: (value) => {
+      node.value = value;
+    },
+  }));
+  return interpolateSites(sites, source.file, source.positions, ctx);
+}
+
+/** A value that may hold a reference: its path, its text, whether it was written unquoted, and how to replace it. */
+export interface InterpolationSite {
+  readonly path: KeyPath;
+  readonly value: unknown;
+  readonly plain: boolean;
+  set(value: string | number | boolean): void;
+}
+
+/** interpolate() over any document: yaml's nodes, or the plain data of the fast path (see fast-parse.ts). */
+export function interpolateSites(sites: Iterable<InterpolationSite>, file: string, positions: Positions, ctx: InterpolationContext): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const { value: text, plain, set, path: keyPath } of sites) {
     const fail = (code: string, message: string, hint?: string): void => {
-      const pos = source.positions.value(keyPath);
-      issues.push({ code, file: source.file, line: pos.line, col: pos.col, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
+      const pos = positions.value(keyPath);
+      issues.push({ code, file, line: pos.line, col: pos.col, path: formatKeyPath(keyPath), message, ...(hint === undefined ? {} : { hint }) });
     };
-    const text = node.value;
     if (typeof text !== 'string') continue; // already expanded to a number or boolean
     // Header values keep per-user references (and their escapes) for the per-request template.
     const inHeaders = isHeaderValue(keyPath);
@@ -54,7 +74,7 @@ export function interpolate(source: SourceDocument, ctx: InterpolationContext): 
       return value === undefined ? match : inHeaders ? value.replaceAll('${user.', () => '$${user.') : value;
     });
     if (expanded === text) continue;
-    node.value = whole && node.type === Scalar.PLAIN ? plainScalar(expanded) : expanded;
+    set(whole && plain ? plainScalar(expanded) : expanded);
   }
   return issues;
 }

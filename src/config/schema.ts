@@ -5,7 +5,7 @@ import addFormatsModule from 'ajv-formats';
 import { closest, distance } from 'fastest-levenshtein';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
-import type { PositionIndex } from './source.ts';
+import type { Positions } from './source.ts';
 
 const schemaUrl = new URL('../../schemas/berth.schema.json', import.meta.url);
 
@@ -28,7 +28,7 @@ function validator(): ValidateFunction {
 }
 
 /** Validates parsed data against the schema and explains every failure at its position. */
-export function validateSchema(data: unknown, file: string, positions: PositionIndex): ConfigIssue[] {
+export function validateSchema(data: unknown, file: string, positions: Positions): ConfigIssue[] {
   const validate = validator();
   if (validate(data)) return [];
   const issues = new Map<string, ConfigIssue>();
@@ -41,7 +41,7 @@ export function validateSchema(data: unknown, file: string, positions: PositionI
   return [...issues.values()];
 }
 
-function explain(err: ErrorObject, data: unknown, file: string, positions: PositionIndex): ConfigIssue | undefined {
+function explain(err: ErrorObject, data: unknown, file: string, positions: Positions): ConfigIssue | undefined {
   const path = parsePointer(err.instancePath);
   const parentSchema = (err.parentSchema ?? {}) as Record<string, unknown>;
   const custom = typeof parentSchema['x-message'] === 'string' ? parentSchema['x-message'] : undefined;

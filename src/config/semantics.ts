@@ -3,7 +3,7 @@ import { parseCidr } from './cidr.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
-import type { PositionIndex } from './source.ts';
+import type { Positions } from './source.ts';
 import type { BerthConfiguration, Component, Credential, Server } from './types.gen.ts';
 import { credentialsOf, parseHeaderValue } from './user-template.ts';
 import { parseDuration, parseQuantity } from './units.ts';
@@ -28,7 +28,7 @@ const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly Serve
 const MIN_DURATION_MS = 1000;
 
 /** Checks that need the whole file: references, cycles, collisions, fit of fields. */
-export function checkSemantics(config: BerthConfiguration, file: string, positions: PositionIndex): ConfigIssue[] {
+export function checkSemantics(config: BerthConfiguration, file: string, positions: Positions): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const report = (path: KeyPath, code: string, message: string, hint?: string, onKey = false): void => {
     const pos = onKey ? positions.key(path) : positions.value(path);

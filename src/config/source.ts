@@ -20,6 +20,12 @@ export interface Reference {
 
 type Ranged = { range?: [number, number, number] | null } | null | undefined;
 
+/** Where a key path sits in the text: what issues are reported at. */
+export interface Positions {
+  value(path: KeyPath): Position;
+  key(path: KeyPath): Position;
+}
+
 /**
  * Finds where a key path sits in the document. Errors about a key (unknown,
  * misspelt) point at the key; errors about a value point at the value.
@@ -27,7 +33,7 @@ type Ranged = { range?: [number, number, number] | null } | null | undefined;
  * file with thousands of servers costs no index up front; a mapping gets a
  * key index the first time a path goes through it.
  */
-export class PositionIndex {
+export class PositionIndex implements Positions {
   readonly #doc: Document.Parsed;
   readonly #lines: LineCounter;
   readonly #keys = new WeakMap<YAMLMap, Map<string, Pair>>();

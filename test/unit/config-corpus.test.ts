@@ -8,6 +8,7 @@ import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import type { ConfigIssue } from '../../src/config/issues.ts';
 import { ConfigError, formatIssue, sortIssues } from '../../src/config/issues.ts';
 import { configSchema } from '../../src/config/schema.ts';
+import { FIXTURE_ENV } from '../helpers/fixture-env.ts';
 
 // Golden config corpus: every `invalid/NAME.yaml` sits beside `NAME.expected`,
 // the exact lines `berth validate` prints for it (sorted like ConfigError sorts
@@ -18,16 +19,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const invalidDir = path.join(root, 'test/fixtures/invalid');
 const validDir = path.join(root, 'test/fixtures/valid');
 
-/** The only environment fixtures see: never process.env, so results do not depend on the machine. */
-const ENV: Readonly<Record<string, string>> = Object.freeze({
-  HOME: '/root',
-  BERTH_TEST_EMPTY: '',
-  BERTH_TEST_PORT: '9090',
-  BERTH_TEST_FLAG: 'true',
-  BERTH_TEST_HOST: '0.0.0.0',
-  BERTH_TEST_PIN: '0123',
-  BERTH_TEST_SECRET: '{s3cr#t',
-});
+const ENV = FIXTURE_ENV;
 
 /** `${file:…}` paths resolve against this fixed directory, so messages never show where the checkout lives. */
 const VIRTUAL_DIR = '/berth-fixtures';
