@@ -1,11 +1,15 @@
 // The backend contract suite on a real Docker daemon.
-import { after } from 'node:test';
+import { after, before } from 'node:test';
 import { backendContract } from '../helpers/backend-contract.ts';
 import type { UnitKind } from '../helpers/backend-contract.ts';
-import { dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testSettings, testUnit } from '../helpers/docker.ts';
+import { dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testSettings, testUnit } from '../helpers/docker.ts';
 
 const unavailable = dockerUnavailable();
 const owners = new Set<string>();
+// The images are built (or found built) before the suite, so their build never counts against a case's timeout.
+before(() => {
+  if (unavailable === undefined) testImages();
+}, { timeout: 600_000 });
 after(async () => {
   for (const owner of owners) await removeOwned(owner);
 });
