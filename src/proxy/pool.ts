@@ -407,7 +407,7 @@ export class UpstreamPool {
    * for those sessions. A connection refused, a 5xx or a hang are still not.
    */
   #watchRefusal(unitName: string, upstream: Upstream, status: ConnectionStatus): void {
-    const refused = status.state === 'down' && (status.httpStatus === 401 || status.httpStatus === 403) && this.#o.needsUserCredentials?.(unitName) === true;
+    const refused = refusedCredentials(status) && this.#o.needsUserCredentials?.(unitName) === true;
     const was = upstream.asksCredentials !== undefined;
     upstream.asksCredentials = refused ? `HTTP ${status.httpStatus} without a user's credentials` : undefined;
     if (!refused || was) return;
@@ -427,7 +427,7 @@ export class UpstreamPool {
     // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
     void closable.then((c) =>
       c?.onStatus((s) => {
-        if (s.state === 'down' && (s.httpStatus === 401 || s.httpStatus === 403)) mux.fail(`the server refused your credentials (save new ones at /connect): ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
+        if (refusedCredentials(s)) mux.fail(`the server refused your credentials (save new ones at /connect): ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
       }),
     );
     return {
@@ -488,12 +488,17 @@ export class UpstreamPool {
   }
 
   async #drainAndRemove(upstream: Upstream, signal: AbortSignal): Promise<void> {
+    await this.#drainAndDisconnect(upstream, signal);
+    await this.#remove(upstream.instance.id);
+  }
+
+  /** Lets requests in flight, shared and users' own, get their answers (within `signal`), then closes the upstream's connections. */
+  async #drainAndDisconnect(upstream: Upstream, signal: AbortSignal): Promise<void> {
     upstream.draining = true;
     const until = AbortSignal.any([signal, this.#closing.signal]);
     await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
     this.#disconnect(upstream);
-    this.#byInstance.delete(upstream.instance.id);
-    await this.#remove(upstream.instance.id);
+    if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
   }
 
   async #remove(instanceId: string): Promise<void> {
@@ -580,10 +585,7 @@ export class UpstreamPool {
     }
     this.#o.logger.info({ server: upstream.instance.unit, instance: upstream.instance.id, sessions: upstream.mux.sessionCount, handedOver: heir !== undefined }, 'replica no longer ready');
     if (heir !== undefined) handOver(upstream, heir);
-    const until = AbortSignal.any([AbortSignal.timeout(this.#drainMs()), this.#closing.signal]);
-    await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
-    this.#disconnect(upstream);
-    if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
+    await this.#drainAndDisconnect(upstream, AbortSignal.timeout(this.#drainMs()));
   }
 
   #statusOf(unit: string, u: Upstream): UpstreamStatus {
@@ -630,6 +632,11 @@ function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger:
     },
     http: real.then((c) => (c instanceof HttpUpstream ? c : undefined), () => undefined),
   };
+}
+
+/** The server refused the connection's credentials (HTTP 401 or 403). */
+function refusedCredentials(status: ConnectionStatus): boolean {
+  return status.state === 'down' && (status.httpStatus === 401 || status.httpStatus === 403);
 }
 
 /** Ready: it answered berth's initialize, or it asks each user for credentials that users' own sessions carry. */
