@@ -1,4 +1,4 @@
-import type { DesiredState, UserCredential } from '../desired/types.ts';
+import type { DesiredState, Route, UserCredential } from '../desired/types.ts';
 
 /**
  * The values users supply for a server: its instances' `fromUser` environment,
@@ -11,10 +11,15 @@ export function userFieldsOf(desired: DesiredState, server: string): readonly Us
     case 'composite':
       return [];
     case 'remote':
-      return [...route.headers.fromUser, ...(route.credentials ?? [])];
+      return headerFieldsOf(route);
     case 'hosted': {
       const env = desired.units.find((u) => u.name === route.unit)?.spec.env.fromUser ?? [];
-      return [...env, ...route.headers.fromUser, ...(route.credentials ?? [])];
+      return [...env, ...headerFieldsOf(route)];
     }
   }
+}
+
+/** The values users supply that a route sends as headers: its `fromUser` headers and its `credentials`. */
+export function headerFieldsOf(route: Route & { kind: 'hosted' | 'remote' }): readonly UserCredential[] {
+  return [...route.headers.fromUser, ...(route.credentials ?? [])];
 }

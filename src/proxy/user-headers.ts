@@ -3,6 +3,7 @@
 // caller's own saved credentials, per request. Values are cached per user and
 // server until the store says they changed, so a request decrypts nothing.
 import { renderTemplate } from '../config/user-template.ts';
+import { headerFieldsOf } from '../credentials/fields.ts';
 import type { Route } from '../desired/types.ts';
 import type { CredentialListener } from '../store/credentials.ts';
 import { ProxyError } from './errors.ts';
@@ -41,7 +42,7 @@ export class UserHeaderResolver implements UserHeaderSource {
 
   async headersFor(route: HeaderRoute, user: string): Promise<Readonly<Record<string, string>>> {
     const values = await this.#values(user, route.server);
-    const fields = [...route.headers.fromUser, ...(route.credentials ?? [])];
+    const fields = headerFieldsOf(route);
     const missing = fields.filter((f) => f.required && !Object.hasOwn(values, f.name)).map((f) => f.name);
     const headers: Record<string, string> = { ...route.headers.values };
     for (const [name, parts] of Object.entries(route.userHeaders ?? {})) {
@@ -91,7 +92,7 @@ export function hasUserHeaders(route: Route): route is HeaderRoute {
  */
 export function needsUserCredentials(route: Route): boolean {
   if (!hasUserHeaders(route)) return false;
-  const required = new Set([...route.headers.fromUser, ...(route.credentials ?? [])].filter((c) => c.required).map((c) => c.name));
+  const required = new Set(headerFieldsOf(route).filter((c) => c.required).map((c) => c.name));
   return Object.values(route.userHeaders ?? {}).some((parts) => parts.some((part) => typeof part !== 'string' && required.has(part.credential)));
 }
 
