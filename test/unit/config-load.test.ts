@@ -1,5 +1,6 @@
-// Reading config files: the size limit, files that are not regular, loading
-// in linear time, and loading on a worker thread without stalling the caller.
+// Reading config files: the size limit, files that are not regular, checks
+// that must not grow faster than the file, and loading on a worker thread
+// without stalling the caller.
 import assert from 'node:assert/strict';
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,9 +39,8 @@ describe('the size limit', () => {
   test('a regular file over the limit is refused before it is read', () => {
     const file = write('huge.yaml', '');
     truncateSync(file, 2 * 1024 ** 3); // sparse: reading it would take seconds and 2 GB
-    const start = performance.now();
+    // The size in the message comes from stat: the file was not read to find it.
     assert.deepEqual(issuesOf(() => loadConfigFile(file, ENV)), [`${file}:1:1 file is 2,147,483,648 bytes; the limit is 4 MiB (is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one)`]);
-    assert.ok(performance.now() - start < 2_000, 'refused without reading');
   });
 
   test('/dev/zero (no size, no end) fails after reading just past the limit', () => {
@@ -65,30 +65,10 @@ describe('the size limit', () => {
   });
 });
 
-/** The least CPU time of two runs: the one least disturbed by other work on the machine. */
-function fastest(fn: () => void): number {
-  let best = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 2; i++) {
-    const start = process.cpuUsage();
-    fn();
-    const used = process.cpuUsage(start);
-    best = Math.min(best, used.user + used.system);
-  }
-  return best;
-}
-
-describe('loading time grows linearly', () => {
+// How loading time grows with the file is measured by `npm run bench:validate`
+// (CPU time per server at 1,000, 10,000 and 50,000 servers), not timed here.
+describe('checks that once grew faster than the file', () => {
   const ctx = { env: ENV, readFile: () => '', baseDir: dir };
-
-  // Timed on purpose, as a ratio of two sizes in one run; slow machines get time.
-  // Before the fix, 4× the servers took about 10× as long.
-  test('4× the servers take well under 16× the time (n² would)', { timeout: 120_000 }, () => {
-    const small = stringify(buildConfig(2_000));
-    const large = stringify(buildConfig(8_000));
-    assert.ok(parseConfig('small.yaml', small, ctx).ok);
-    const ratio = fastest(() => parseConfig('large.yaml', large, ctx)) / fastest(() => parseConfig('small.yaml', small, ctx));
-    assert.ok(ratio < 7, `8,000 servers took ${ratio.toFixed(1)}× as long as 2,000`);
-  });
 
   test('duplicate keys are still found, with both positions', () => {
     const text = `version: 1\nservers:\n  wide:\n    type: multi-user\n    runtime: npx\n    package: p\n    env:\n      K0: v\n      K1: v\n      K2: v\n      K1: again\n`;
@@ -98,7 +78,8 @@ describe('loading time grows linearly', () => {
   });
 
   // Each layer is two composites of both servers of the layer below: 2^40 paths
-  // from the top, which the cycle check once walked one by one (23 layers: 7 s).
+  // from the top, which the cycle check once walked one by one (23 layers: 7 s;
+  // 40 would take days, far past the tier's per-test timeout).
   test('layers of composites sharing components are checked for cycles once each', () => {
     const layers = 40;
     const servers: Record<string, unknown> = { leaf: { type: 'remote', url: 'https://mcp.example.com/mcp' } };
@@ -108,13 +89,11 @@ describe('loading time grows linearly', () => {
       for (const name of layer) servers[name] = { type: 'composite', components: below.map((server, i) => ({ server, prefix: `p${i}_` })) };
       below = layer;
     }
-    const start = performance.now();
     assert.ok(parseConfig('layers.yaml', stringify({ version: 1, servers }), ctx).ok);
     // The top composite made part of the bottom layer: cycles through every
     // layer, closed by each composite of layer 1, each reported there.
     (servers['l0-a'] as { components: unknown[] }).components.push({ server: 'l39-a', prefix: 'top_' });
     const result = parseConfig('layers.yaml', stringify({ version: 1, servers }), ctx);
-    assert.ok(performance.now() - start < 5_000, 'exploring every path would take hours');
     const cycles = result.ok ? [] : result.issues.filter((i) => i.code === 'composite_cycle');
     assert.deepEqual(cycles.map((i) => i.path), ['servers.l1-a.components[0].server', 'servers.l1-b.components[0].server']);
     for (const cycle of cycles) assert.match(cycle.message, /^composites form a cycle: l0-a → l39-a → l38-[ab] → .* → l1-[ab] → l0-a$/);
