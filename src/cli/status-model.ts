@@ -5,7 +5,7 @@ import { redactUrls } from '../observe/redact.ts';
 import { redactRoute } from '../reconcile/plan.ts';
 import type { ComponentHealth } from '../proxy/composite.ts';
 import type { UpstreamPool } from '../proxy/pool.ts';
-import type { ConnectionStatus } from '../proxy/http-upstream.ts';
+import type { ConnectionStatus, ConnectionSummary } from '../proxy/http-upstream.ts';
 import type { RouteTable } from '../proxy/table.ts';
 import type { SessionStore } from '../proxy/sessions.ts';
 import type { Controller, ReloadResult } from '../reconcile/controller.ts';
@@ -64,6 +64,8 @@ export interface ServerStatus {
   readonly components?: readonly ComponentHealth[];
   /** A remote's held connection (SSE remotes, and the bridge of legacy SSE clients): its state and last error. */
   readonly connection?: ConnectionStatus;
+  /** A remote that each user reaches over an own connection (per-user headers): those connections by state. */
+  readonly userConnections?: ConnectionSummary;
 }
 
 export function routeHash(route: unknown): string {
@@ -151,12 +153,14 @@ function componentsOf(table: RouteTable, server: string): { components?: readonl
   return health === undefined ? {} : { components: health };
 }
 
-function remoteOf(table: RouteTable, server: string): { connection?: ConnectionStatus } {
-  const connection = table.handlers.get(server)?.remote?.();
-  return connection === undefined ? {} : { connection: redactConnection(connection) };
+function remoteOf(table: RouteTable, server: string): { connection?: ConnectionStatus; userConnections?: ConnectionSummary } {
+  const handler = table.handlers.get(server);
+  const connection = handler?.remote?.();
+  const userConnections = handler?.userConnections?.();
+  return { ...(connection === undefined ? {} : { connection: redactConnection(connection) }), ...(userConnections === undefined ? {} : { userConnections: redactConnection(userConnections) }) };
 }
 
-function redactConnection(connection: ConnectionStatus): ConnectionStatus {
+function redactConnection<C extends { readonly lastError?: string }>(connection: C): C {
   return { ...connection, ...(connection.lastError === undefined ? {} : { lastError: redactUrls(connection.lastError) }) };
 }
 

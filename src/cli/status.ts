@@ -1,7 +1,7 @@
 import { loadConfigFile } from '../config/load.ts';
 import { BerthError } from '../errors.ts';
 import { exitCode, paint } from './output.ts';
-import type { StatusReport } from './status-model.ts';
+import type { ServerStatus, StatusReport } from './status-model.ts';
 
 /**
  * Where a running berth listens: the URL given, else the config's listen
@@ -51,12 +51,7 @@ export async function runStatus(file: string | undefined, options: { url?: strin
     out.write(`last reload ${reload.at} (${reload.reason}): ${reload.ok ? paint(out, 'green', 'ok') : paint(out, 'red', 'failed')}\n`);
     for (const e of reload.errors) out.write(`  ${paint(out, 'red', 'error')} ${e}\n`);
   }
-  const rows: string[][] = [['SERVER', 'KIND', 'INSTANCE', 'STATE', 'RESTARTS', 'SESSIONS', 'LAST ERROR']];
-  for (const s of report.servers) {
-    const kind = s.scope === undefined ? s.kind : `${s.kind}/${s.scope}`;
-    if (s.instances.length === 0) rows.push([s.name, kind, '-', s.kind === 'hosted' && s.scope === 'shared' ? 'stopped' : '-', '-', String(s.sessions), s.lastError ?? '']);
-    for (const i of s.instances) rows.push([s.name, kind, i.user ?? i.detail ?? '-', i.state, String(i.restarts), String(i.sessions), i.lastError ?? i.note ?? s.lastError ?? '']);
-  }
+  const rows = statusRows(report);
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   for (const r of rows) out.write(`${r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd()}\n`);
   // A failing instance's own last words, under the table: what an operator reads first.
@@ -68,4 +63,29 @@ export async function runStatus(file: string | undefined, options: { url?: strin
     }
   }
   return exitCode.ok;
+}
+
+/** The table `berth status` prints, header first: a row per instance, or one for a server without instances. */
+export function statusRows(report: StatusReport): string[][] {
+  const rows: string[][] = [['SERVER', 'KIND', 'INSTANCE', 'STATE', 'RESTARTS', 'SESSIONS', 'LAST ERROR']];
+  for (const s of report.servers) {
+    const kind = s.scope === undefined ? s.kind : `${s.kind}/${s.scope}`;
+    if (s.instances.length === 0) {
+      const { state, error } = withoutInstances(s);
+      rows.push([s.name, kind, '-', state, '-', String(s.sessions), error]);
+    }
+    for (const i of s.instances) rows.push([s.name, kind, i.user ?? i.detail ?? '-', i.state, String(i.restarts), String(i.sessions), i.lastError ?? i.note ?? s.lastError ?? '']);
+  }
+  return rows;
+}
+
+/** A server without instances: a remote's connection (or its users' connections), a stopped shared server, or nothing. */
+function withoutInstances(s: ServerStatus): { state: string; error: string } {
+  if (s.connection !== undefined) return { state: s.connection.state, error: s.connection.lastError ?? s.lastError ?? '' };
+  const users = s.userConnections;
+  if (users !== undefined) {
+    const state = users.total === 0 ? 'no user connected' : `${users.connected}/${users.total} users connected${users.down > 0 ? `, ${users.down} down` : ''}`;
+    return { state, error: users.lastError ?? s.lastError ?? '' };
+  }
+  return { state: s.kind === 'hosted' && s.scope === 'shared' ? 'stopped' : '-', error: s.lastError ?? '' };
 }

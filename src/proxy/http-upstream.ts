@@ -47,6 +47,22 @@ export interface ConnectionStatus {
   readonly since: string;
 }
 
+/** Many connections to one upstream (one per user), counted by state, for `/status`; never whose they are. */
+export interface ConnectionSummary {
+  readonly total: number;
+  readonly connected: number;
+  readonly connecting: number;
+  readonly down: number;
+  /** The error of the connection that went down last. */
+  readonly lastError?: string;
+}
+
+export function summarizeConnections(statuses: readonly ConnectionStatus[]): ConnectionSummary {
+  const count = (state: ConnectionStatus['state']): number => statuses.filter((s) => s.state === state).length;
+  const lastDown = statuses.filter((s) => s.state === 'down').sort((a, b) => a.since.localeCompare(b.since)).at(-1);
+  return { total: statuses.length, connected: count('connected'), connecting: count('connecting'), down: count('down'), ...(lastDown?.lastError === undefined ? {} : { lastError: lastDown.lastError }) };
+}
+
 const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 } };
 
 /** One attempt: its transport, what aborts its fetches, and how far it got. */

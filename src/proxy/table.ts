@@ -11,8 +11,8 @@ import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { Multiplexer } from './multiplex.ts';
 import { Passthrough } from './passthrough.ts';
-import type { ConnectionStatus, RemoteConnection } from './http-upstream.ts';
-import { connectRemote } from './http-upstream.ts';
+import type { ConnectionStatus, ConnectionSummary, RemoteConnection } from './http-upstream.ts';
+import { connectRemote, summarizeConnections } from './http-upstream.ts';
 import type { SessionStore } from './sessions.ts';
 import { ProxyError } from './errors.ts';
 import type { HeaderRoute, UserHeaderSource } from './user-headers.ts';
@@ -31,6 +31,8 @@ export type RouteHandler =
       health?(): readonly ComponentHealth[];
       /** An SSE remote's one connection: connected, connecting, down (with the last error). */
       remote?(): ConnectionStatus | undefined;
+      /** A remote's connections when each user has an own one (per-user headers). */
+      userConnections?(): ConnectionSummary;
       /** A user's credentials changed: their own upstream connections close, their clients reconnect. */
       renew?(user: string): void;
       close(): void;
@@ -43,6 +45,7 @@ export type RouteHandler =
       readonly sse: McpEndpoint;
       /** The bridged connection legacy SSE clients use, once one connected. */
       remote?(): ConnectionStatus | undefined;
+      userConnections?(): ConnectionSummary;
       renew?(user: string): void;
       close(): void;
     };
@@ -189,16 +192,15 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
   const links = new UserLinks<RemoteConnection>({ open: (_user, headers) => remote(headers) });
   const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
     if (headersOf === undefined) return (shared ??= remote(route.headers.values)).acquire(signal);
-    const headers = await headersOf(user);
-    links.sweep();
-    return links.get(user, headers).acquire(signal);
+    return links.get(user, await headersOf(user)).acquire(signal);
   };
   const renew = (user: string): void => links.drop(user);
+  const status = headersOf === undefined ? { remote: () => shared?.status() } : { userConnections: () => summarizeConnections(links.links().map((l) => l.status())) };
   const close = (): void => {
     shared?.close();
     links.close();
   };
-  if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), remote: () => shared?.status(), renew, close };
+  if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
   const userHeaders = headersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: headersOf } };
   const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes, ...userHeaders, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
   return {
@@ -206,7 +208,7 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
     route,
     passthrough,
     sse: endpoint(acquire),
-    remote: () => shared?.status(),
+    ...status,
     renew,
     close: () => {
       passthrough.close();

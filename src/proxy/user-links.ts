@@ -31,25 +31,37 @@ export interface UserLinksOptions<L extends UserLink> {
 
 /** Idle links go after 15 minutes, like a composite's per-user connections. */
 const DEFAULT_IDLE_MS = 15 * 60_000;
+/** `get` sweeps idle links at most this often, so a call costs O(1) however many users there are. */
+const SWEEP_EVERY_MS = 60_000;
 
 export class UserLinks<L extends UserLink> {
   readonly #o: UserLinksOptions<L>;
   readonly #now: () => number;
   readonly #links = new Map<string, Entry<L>>();
+  #sweptAt: number;
 
   constructor(options: UserLinksOptions<L>) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#sweptAt = this.#now();
   }
 
   /**
    * The user's link sending exactly these headers. When the user's headers
    * changed (a new credential), a new link takes over the old one's sessions,
-   * and the old one closes once its requests in flight are answered.
+   * and the old one closes once its requests in flight are answered. Now
+   * and then it also closes other users' idle links.
    */
   get(user: string, headers: Readonly<Record<string, string>>): L {
-    const key = canonicalJson(headers);
     const now = this.#now();
+    const link = this.#linkFor(user, headers, now);
+    // After the caller's own link was touched, so it is never the one closed.
+    if (now - this.#sweptAt >= SWEEP_EVERY_MS) this.sweep();
+    return link;
+  }
+
+  #linkFor(user: string, headers: Readonly<Record<string, string>>, now: number): L {
+    const key = canonicalJson(headers);
     const current = this.#links.get(user);
     if (current?.key === key) {
       current.lastUsed = now;
@@ -82,6 +94,7 @@ export class UserLinks<L extends UserLink> {
   /** Closes links without sessions unused for the idle time. */
   sweep(): void {
     const now = this.#now();
+    this.#sweptAt = now;
     const idleMs = this.#o.idleMs ?? DEFAULT_IDLE_MS;
     for (const [user, entry] of [...this.#links]) {
       const mux = entry.link.mux;
@@ -93,6 +106,11 @@ export class UserLinks<L extends UserLink> {
 
   has(user: string): boolean {
     return this.#links.has(user);
+  }
+
+  /** Every user's link, for status; never the users' names. */
+  links(): L[] {
+    return [...this.#links.values()].map((e) => e.link);
   }
 
   get sessionCount(): number {

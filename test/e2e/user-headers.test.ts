@@ -139,6 +139,11 @@ describe('per-user credentials as request headers', () => {
 
   test('an SSE remote gets an own connection per caller, opened with their header (legacy SSE and streamable-HTTP clients)', async () => {
     const { alice, bob } = await bothCallOwn('legacy', 'sse');
+    // Status counts the users' connections, without naming the users.
+    const report = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as StatusReport;
+    const legacy = report.servers.find((s) => s.name === 'legacy');
+    assert.deepEqual(legacy?.userConnections, { total: 2, connected: 2, connecting: 0, down: 0 });
+    assert.equal(legacy?.connection, undefined, 'no shared connection');
     await Promise.all([alice.close(), bob.close()]);
   });
 
