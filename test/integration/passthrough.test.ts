@@ -247,11 +247,20 @@ describe('the remote passthrough', () => {
   });
 
   test('a full pool is a logged, bounded wait ending in 503', async () => {
-    const upstream = await startUpstream((req, res) => (req.method === 'GET' ? sse(res) : res.end('{"ok":true}')));
+    let streaming = 0;
+    const upstream = await startUpstream((req, res) => {
+      if (req.method !== 'GET') return void res.end('{"ok":true}');
+      streaming++;
+      res.once('close', () => streaming--);
+      sse(res);
+    });
     const front = await startFront(upstream.url, { maxSockets: 2, poolWaitMs: 300 });
     try {
       const streams = [new AbortController(), new AbortController()];
-      for (const s of streams) await fetch(front.url, { headers: { accept: 'text/event-stream' }, signal: s.signal });
+      // Held, not dropped: undici cancels the body of a Response the garbage collector takes, which would free a connection.
+      const held: Response[] = [];
+      for (const s of streams) held.push(await fetch(front.url, { headers: { accept: 'text/event-stream' }, signal: s.signal }));
+      assert.equal(streaming, 2);
       const started = Date.now();
       const refused = await send(front.url, { body: '{}' });
       assert.equal(refused.status, 503);
@@ -260,8 +269,10 @@ describe('the remote passthrough', () => {
       assert.ok(Date.now() - started < 3_000);
       assert.ok(front.logs.some((l) => l.msg === 'upstream connection pool full; request waits'), 'the wait is logged');
       streams[0]?.abort();
+      await waitFor(() => streaming === 1, { message: 'the dropped stream freed its upstream connection' });
       assert.equal((await send(front.url, { body: '{}' })).status, 200, 'a freed connection serves the next request');
       streams[1]?.abort();
+      assert.equal(held.length, 2);
     } finally {
       await front.stop();
       await upstream.stop();
