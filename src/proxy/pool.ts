@@ -2,35 +2,16 @@
 // instance, whatever backend runs it and whatever transport reaches it. The
 // pool initializes instances, watches readiness, hands sessions over when a
 // unit is replaced and drains instances before they are removed.
-import type { Backend, HttpTransport, InstanceEvent, MessageChannel, ObservedInstance, PlacementReplicas, ReadyReplica, UpstreamTransport } from '../backends/backend.ts';
+import type { Backend, HttpTransport, InstanceEvent, ObservedInstance, PlacementReplicas, ReadyReplica } from '../backends/backend.ts';
 import { hashUser } from '../desired/hash.ts';
 import type { Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { ProxyError } from './errors.ts';
-import type { ConnectionStatus } from './http-upstream.ts';
-import { HttpUpstream } from './http-upstream.ts';
-import { DEFAULT_REQUEST_TIMEOUT_MS, Multiplexer } from './multiplex.ts';
+import type { Upstream, UpstreamStatus } from './instance-upstream.ts';
+import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady, leastBusy, upstreamStatus, whenReady } from './instance-upstream.ts';
+import type { Multiplexer } from './multiplex.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
-import type { UserLink } from './user-links.ts';
-import { UserLinks } from './user-links.ts';
-
-/** Readiness of one upstream as status shows it, beside the backend's own state. */
-export type UpstreamState = 'starting' | 'ready' | 'failing' | 'draining';
-
-export interface UpstreamStatus {
-  readonly unit: string;
-  readonly instance: ObservedInstance;
-  readonly state: UpstreamState;
-  /** The raw user of a per-user instance, known only to this berth process. */
-  readonly user?: string;
-  readonly sessions: number;
-  readonly pending: number;
-  readonly lastError?: string;
-  /** Said of a ready instance that is ready only for users' own sessions (it asks each user for credentials). */
-  readonly note?: string;
-  /** berth's own connection to an HTTP instance. */
-  readonly connection?: ConnectionStatus;
-}
 
 export interface PoolOptions {
   readonly backend: Backend;
@@ -57,30 +38,6 @@ export interface PoolOptions {
   readonly now?: () => number;
 }
 
-interface Upstream {
-  instance: ObservedInstance;
-  readonly mux: Multiplexer;
-  /** The HTTP connection to close with the upstream, once the endpoint is known. */
-  channel: HttpUpstream | undefined;
-  /**
-   * Why the instance counts as ready without having answered berth's own
-   * initialize: it refused it (401, 403) for want of a user's credentials,
-   * which users' own sessions carry. Undefined otherwise.
-   */
-  asksCredentials: string | undefined;
-  /** Waiters for the instance to become ready that way. */
-  readonly credentialWaiters: Set<() => void>;
-  /** How to reach the instance; users' own connections open to it too. */
-  readonly endpoint: Promise<UpstreamTransport>;
-  /** Users' own connections to this instance, each with that user's headers. */
-  readonly links: UserLinks<UserLink>;
-  readonly user?: string;
-  draining: boolean;
-  lastUsed: number;
-  /** Aborted when the upstream goes: stops its readiness wait. */
-  readonly stop: AbortController;
-}
-
 interface UnitEntry {
   unit: Unit;
   /** Instances serving new sessions. */
@@ -98,8 +55,6 @@ interface UnitEntry {
 const DEFAULT_DRAIN_MS = 10_000;
 /** How long a request waits for a unit the controller has not published yet. */
 const PUBLISH_WAIT_MS = 30_000;
-/** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
-const HOSTED_RETRY = { minMs: 200, maxMs: 5_000 };
 
 export class UpstreamPool {
   readonly #o: PoolOptions;
@@ -272,7 +227,7 @@ export class UpstreamPool {
 
   /** Every connected upstream, including ones still starting or draining. */
   status(): readonly UpstreamStatus[] {
-    return [...this.#byInstance.values()].map((u) => this.#statusOf(u.instance.unit, u));
+    return [...this.#byInstance.values()].map(upstreamStatus);
   }
 
   /**
@@ -318,7 +273,7 @@ export class UpstreamPool {
   async close(): Promise<void> {
     this.#closing.abort(new ProxyError('upstream_closed', 'berth is shutting down'));
     clearInterval(this.#sweeper);
-    for (const upstream of this.#byInstance.values()) this.#disconnect(upstream);
+    for (const upstream of this.#byInstance.values()) disconnect(upstream);
     this.#byInstance.clear();
     this.#units.clear();
     await Promise.all([this.#watching, this.#following]);
@@ -380,63 +335,18 @@ export class UpstreamPool {
   }
 
   #connect(unit: Unit, instance: ObservedInstance, user?: string, transport?: HttpTransport): Upstream {
-    const stop = new AbortController();
-    const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
-    const pending = transport === undefined ? this.#o.backend.endpoint(instance.id, AbortSignal.any([stop.signal, this.#closing.signal])) : Promise.resolve(transport);
-    const { channel, http } = lazyChannel(pending, name, this.#o.logger, () => this.#o.headersFor?.(unit.name) ?? {}, unit.startupTimeoutMs);
-    const requestTimeoutMs = (): number => this.#o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
-    const links = new UserLinks<UserLink>({ now: this.#now, open: (owner, headers) => this.#openLink(`${name}@${hashUser(owner)}`, pending, headers, requestTimeoutMs, unit.startupTimeoutMs) });
-    const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), endpoint: pending, links, draining: false, lastUsed: this.#now(), stop, ...(user === undefined ? {} : { user }) };
-    void http.then((c) => {
-      upstream.channel = c;
-      if (stop.signal.aborted) c?.close();
-      c?.onStatus((s) => this.#watchRefusal(unit.name, upstream, s));
-    });
-    pending.catch((err: unknown) => mux.fail((err as Error).message));
+    const o = this.#o;
+    const upstream = connectUpstream(unit, instance, {
+      logger: o.logger,
+      now: this.#now,
+      endpoint: (stop) => o.backend.endpoint(instance.id, AbortSignal.any([stop, this.#closing.signal])),
+      headers: () => o.headersFor?.(unit.name) ?? {},
+      requestTimeoutMs: () => o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      needsUserCredentials: () => o.needsUserCredentials?.(unit.name) === true,
+    }, user, transport);
     this.#byInstance.set(instance.id, upstream);
-    if (isFailing(instance)) mux.fail(clientReason(instance));
     this.#reportSlowStart(unit, upstream);
     return upstream;
-  }
-
-  /**
-   * berth's own connection to an instance was refused (401, 403) or answered
-   * otherwise. For a unit whose users' own sessions carry their credentials,
-   * a refusal means the server is up and asks for them: the instance is ready
-   * for those sessions. A connection refused, a 5xx or a hang are still not.
-   */
-  #watchRefusal(unitName: string, upstream: Upstream, status: ConnectionStatus): void {
-    const refused = refusedCredentials(status) && this.#o.needsUserCredentials?.(unitName) === true;
-    const was = upstream.asksCredentials !== undefined;
-    upstream.asksCredentials = refused ? `HTTP ${status.httpStatus} without a user's credentials` : undefined;
-    if (!refused || was) return;
-    this.#o.logger.info({ server: unitName, instance: upstream.instance.id, httpStatus: status.httpStatus }, 'instance asks each user for credentials; ready for users\' own sessions');
-    for (const wake of [...upstream.credentialWaiters]) wake();
-  }
-
-  /** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
-  #openLink(name: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, requestTimeoutMs: () => number, connectTimeoutMs: number): UserLink {
-    const http = endpoint.then((t) => {
-      if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
-      return t;
-    });
-    const { channel, http: closable } = lazyChannel(http, name, this.#o.logger, () => headers, connectTimeoutMs);
-    const mux = new Multiplexer({ name, channel, logger: this.#o.logger, now: this.#now, requestTimeoutMs });
-    http.catch((err: unknown) => mux.fail((err as Error).message));
-    // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
-    void closable.then((c) =>
-      c?.onStatus((s) => {
-        if (refusedCredentials(s)) mux.fail(`the server refused your credentials (save new ones at /connect): ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
-      }),
-    );
-    return {
-      mux,
-      close: () => {
-        mux.close();
-        void closable.then((c) => c?.close());
-      },
-    };
   }
 
   /**
@@ -497,7 +407,7 @@ export class UpstreamPool {
     upstream.draining = true;
     const until = AbortSignal.any([signal, this.#closing.signal]);
     await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
-    this.#disconnect(upstream);
+    disconnect(upstream);
     if (this.#byInstance.get(upstream.instance.id) === upstream) this.#byInstance.delete(upstream.instance.id);
   }
 
@@ -507,13 +417,6 @@ export class UpstreamPool {
     } catch (err) {
       this.#o.logger.warn({ instance: instanceId, err: (err as Error).message }, 'could not remove instance; the next resync retries');
     }
-  }
-
-  #disconnect(upstream: Upstream): void {
-    upstream.stop.abort();
-    upstream.mux.close();
-    upstream.links.close();
-    upstream.channel?.close();
   }
 
   async #watch(): Promise<void> {
@@ -588,118 +491,12 @@ export class UpstreamPool {
     await this.#drainAndDisconnect(upstream, AbortSignal.timeout(this.#drainMs()));
   }
 
-  #statusOf(unit: string, u: Upstream): UpstreamStatus {
-    const failing = u.instance.state === 'crash-looping' || u.instance.state === 'failed' || u.instance.state === 'backoff';
-    const state: UpstreamState = u.draining ? 'draining' : isReady(u) ? 'ready' : failing ? 'failing' : 'starting';
-    // Operators see the backend's own words (a crashed server's stderr included); clients never do.
-    const lastError = u.asksCredentials === undefined ? (u.instance.lastError ?? u.mux.lastError) : u.instance.lastError;
-    const connection = u.channel?.status();
-    return {
-      unit,
-      instance: u.instance,
-      state,
-      sessions: u.mux.sessionCount + u.links.sessionCount,
-      pending: u.mux.pendingCount + u.links.pendingCount,
-      ...(u.user === undefined ? {} : { user: u.user }),
-      ...(lastError === undefined ? {} : { lastError }),
-      ...(u.asksCredentials === undefined ? {} : { note: `asks each user for credentials (${u.asksCredentials}); ready for users' own sessions` }),
-      ...(connection === undefined ? {} : { connection }),
-    };
-  }
-
   #drainMs(): number {
     return this.#o.drainMs ?? DEFAULT_DRAIN_MS;
   }
 }
 
-/**
- * A channel usable at once while the backend's endpoint is still being
- * looked up (a container's published port): handlers register now, the real
- * transport joins when known.
- */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
-  const real = endpoint.then((t) =>
-    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true }),
-  );
-  let ready: MessageChannel | undefined;
-  void real.then((c) => (ready = c), () => undefined);
-  return {
-    channel: {
-      send: (message) => ready?.send(message) ?? false,
-      onMessage: (h) => void real.then((c) => c.onMessage(h), () => undefined),
-      onStart: (h) => void real.then((c) => c.onStart(h), () => undefined),
-      onStop: (h) => void real.then((c) => c.onStop(h), () => undefined),
-    },
-    http: real.then((c) => (c instanceof HttpUpstream ? c : undefined), () => undefined),
-  };
-}
-
-/** The server refused the connection's credentials (HTTP 401 or 403). */
-function refusedCredentials(status: ConnectionStatus): boolean {
-  return status.state === 'down' && (status.httpStatus === 401 || status.httpStatus === 403);
-}
-
-/** Ready: it answered berth's initialize, or it asks each user for credentials that users' own sessions carry. */
-function isReady(u: Upstream): boolean {
-  return u.mux.info !== undefined || u.asksCredentials !== undefined;
-}
-
-/** Resolves once the upstream is ready (either way); rejects as `mux.ready` does. */
-function whenReady(u: Upstream, signal: AbortSignal): Promise<unknown> {
-  if (u.asksCredentials !== undefined) return Promise.resolve();
-  const settled = new AbortController();
-  return new Promise((resolve, reject) => {
-    const done = (): void => {
-      u.credentialWaiters.delete(open);
-      settled.abort();
-    };
-    const open = (): void => {
-      done();
-      resolve(undefined);
-    };
-    u.credentialWaiters.add(open);
-    u.mux.ready(AbortSignal.any([signal, settled.signal])).then(
-      (info) => {
-        done();
-        resolve(info);
-      },
-      (err: unknown) => {
-        done();
-        reject(err as Error);
-      },
-    );
-  });
-}
-
-function isFailing(instance: ObservedInstance): boolean {
-  return instance.state === 'crash-looping' || instance.state === 'failed';
-}
-
-/**
- * Why an instance cannot serve, as clients may read it: the state and the
- * failure class. The server's own output stays in the log and in status.
- */
-function clientReason(instance: ObservedInstance): string {
-  return `${instance.state}${instance.failure === undefined ? '' : ` (${instance.failure})`}; see berth status for its last error`;
-}
-
-/** The instance with the fewest sessions, shared and users' own; among equals, the one `turn` points at, so ties rotate. */
-function leastBusy(upstreams: readonly Upstream[], turn = 0): Upstream | undefined {
-  const load = (u: Upstream): number => u.mux.sessionCount + u.links.sessionCount;
-  let best: Upstream | undefined;
-  for (let i = 0; i < upstreams.length; i++) {
-    const u = upstreams[(turn + i) % upstreams.length] as Upstream;
-    if (best === undefined || load(u) < load(best)) best = u;
-  }
-  return best;
-}
-
-/** Moves an instance's sessions, shared and users' own, to its replacement. */
-function handOver(from: Upstream, to: Upstream): void {
-  from.mux.handOver(to.mux);
-  from.links.handOver(to.links);
-}
-
+/** A start that one caller's leaving abandons for that caller alone. */
 function raceSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new ProxyError('start_aborted', 'the client went away'));
   return new Promise((resolve, reject) => {
