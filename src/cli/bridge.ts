@@ -2,13 +2,11 @@
 // SSE), so that container backends can host stdio servers as HTTP endpoints.
 // Built from the proxy's own parts: the supervised child, the multiplexer and
 // the MCP endpoint, so a bridged server behaves as it would inside berth.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { stdioChannel } from '../backends/local/channel.ts';
 import { StdioChild } from '../backends/local/child.ts';
-import { ANONYMOUS } from '../auth/identity.ts';
 import { BerthError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { RequestContext } from '../proxy/context.ts';
@@ -16,6 +14,7 @@ import { checkOrigin, originPolicy } from '../proxy/guard.ts';
 import { sendJson, sendRpcError } from '../proxy/http-util.ts';
 import { McpEndpoint } from '../proxy/mcp-endpoint.ts';
 import { Multiplexer } from '../proxy/multiplex.ts';
+import { requestContext } from '../proxy/server.ts';
 import { SessionStore } from '../proxy/sessions.ts';
 import { exitCode } from './output.ts';
 
@@ -53,7 +52,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const endpoint = new McpEndpoint({ server: 'bridge', acquire: async () => mux, sessions, maxBodyBytes: MAX_BODY_BYTES, keepAliveMs: KEEP_ALIVE_MS, logger });
   const policy = originPolicy({ host: options.host });
   const server = createServer((req, res) => {
-    const ctx = requestContext(res, logger);
+    const ctx = requestContext(req, res, logger);
+    ctx.client = 'bridge';
     handle(req, res, ctx).catch((err: unknown) => {
       ctx.log.error({ err }, 'request failed');
       sendRpcError(res, 500, -32603, `internal error (request ${ctx.requestId})`);
@@ -124,13 +124,4 @@ export async function runBridge(options: BridgeOptions): Promise<number> {
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
   });
-}
-
-function requestContext(res: ServerResponse, logger: Logger): RequestContext {
-  const requestId = randomUUID();
-  const abort = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
-  });
-  return { requestId, identity: ANONYMOUS, user: ANONYMOUS.user, client: 'bridge', log: logger.child({ requestId }), signal: abort.signal };
 }

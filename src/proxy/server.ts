@@ -58,9 +58,8 @@ export function createProxyServer(options: ProxyServerOptions): Server {
   // Deadlines are checked on this interval, so it is a fraction of the shortest one.
   const server = createServer({ connectionsCheckingInterval: Math.min(1_000, Math.ceil(requestTimeout / 4)) }, (req, res) => {
     const started = process.hrtime.bigint();
-    const requestId = headerValue(req, 'x-request-id') ?? nextRequestId();
-    res.setHeader('x-request-id', requestId);
-    const ctx = new Context(requestId, res, logger);
+    const ctx = requestContext(req, res, logger);
+    const { requestId } = ctx;
     const done = (): void => {
       const server = ctx.server;
       if (server === undefined) return;
@@ -211,6 +210,13 @@ async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context,
   if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
   if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(query).get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
+}
+
+/** A request's context, with the caller's `X-Request-Id` or a new one, which the answer carries. */
+export function requestContext(req: IncomingMessage, res: ServerResponse, logger: Logger): Context {
+  const requestId = headerValue(req, 'x-request-id') ?? nextRequestId();
+  res.setHeader('x-request-id', requestId);
+  return new Context(requestId, res, logger);
 }
 
 /** A request's context; the abort signal and the child logger are made only when used. */

@@ -51,6 +51,14 @@ describe('berth bridge', () => {
     assert.equal(foreign.status, 403);
   });
 
+  test('every answer carries a request id: the caller\'s X-Request-Id, or a new one per request', async () => {
+    const given = await fetch(new URL('/nope', url), { headers: { 'x-request-id': 'trace-42' } });
+    assert.equal(given.headers.get('x-request-id'), 'trace-42');
+    const ids = await Promise.all([1, 2].map(async () => (await fetch(new URL('/nope', url))).headers.get('x-request-id')));
+    assert.ok(ids.every((id) => id !== null && id.length > 0), JSON.stringify(ids));
+    assert.notEqual(ids[0], ids[1]);
+  });
+
   test('SIGTERM stops the server and the bridge exits 0', async () => {
     const exited = new Promise<number | null>((resolve) => bridge.once('exit', (code) => resolve(code)));
     bridge.kill('SIGTERM');
