@@ -34,8 +34,28 @@ export type ParseResult = { readonly ok: true; readonly value: LoadedConfig } | 
  * so every issue is reported as before, at its line and column.
  */
 export function parseConfig(file: string, text: string, ctx: InterpolationContext): ParseResult {
-  const fast = parseConfigFast(file, text, ctx);
-  return fast === undefined ? parseConfigWithPositions(file, text, ctx) : { ok: true, value: fast };
+  // Each `${file:…}` is read once, whichever path ends up parsing: a pipe can be read only once.
+  const once = { ...ctx, readFile: readingOnce(ctx.readFile) };
+  const fast = parseConfigFast(file, text, once);
+  return fast === undefined ? parseConfigWithPositions(file, text, once) : { ok: true, value: fast };
+}
+
+/** A file reader that reads each path at most once, failures included. */
+function readingOnce(readFile: (absolutePath: string) => string): (absolutePath: string) => string {
+  const read = new Map<string, { text: string } | { err: unknown }>();
+  return (absolutePath) => {
+    let result = read.get(absolutePath);
+    if (result === undefined) {
+      try {
+        result = { text: readFile(absolutePath) };
+      } catch (err) {
+        result = { err };
+      }
+      read.set(absolutePath, result);
+    }
+    if ('err' in result) throw result.err;
+    return result.text;
+  };
 }
 
 /** Positions on the fast path: never shown, since any issue there means parsing again with yaml. */

@@ -35,6 +35,18 @@ function issuesOf(load: () => unknown): string[] {
 
 const SMALL = 'version: 1\nservers:\n  everything:\n    type: multi-user\n    runtime: npx\n    package: "@modelcontextprotocol/server-everything"\n';
 
+describe('${file:…} references', () => {
+  test('are read once, even when the config is then parsed again for positions', () => {
+    const reads: string[] = [];
+    const ctx = { env: ENV, baseDir: dir, readFile: (p: string) => (reads.push(p), 'token-from-file') };
+    // Valid YAML the fast path reads and interpolates, with an issue it leaves to the full path.
+    const text = 'version: 1\nservers:\n  a:\n    type: remote\n    url: https://mcp.example.com/mcp\n    headers: { Authorization: "Bearer ${file:token}" }\n    runtme: npx\n';
+    const result = parseConfig('once.yaml', text, ctx);
+    assert.deepEqual(result.ok ? [] : result.issues.map(formatIssue), ['once.yaml:7:5 servers.a.runtme: unknown key `runtme` (did you mean `runtime`?)']);
+    assert.deepEqual(reads, [path.join(dir, 'token')]);
+  });
+});
+
 describe('the size limit', () => {
   test('a regular file over the limit is refused before it is read', () => {
     const file = write('huge.yaml', '');
