@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { ApiKey } from '../config/types.gen.ts';
 import type { Identity } from './identity.ts';
 import type { Provider, Verdict } from './provider.ts';
@@ -43,5 +44,7 @@ export function apiKeyProvider(keys: readonly ApiKey[]): Provider {
       // A bearer token that is not one of ours may be a JWT for the next provider.
       return explicit !== undefined || key.startsWith(KEY_PREFIX) ? { kind: 'invalid', reason: 'unknown API key' } : PASS;
     },
+    // A key of the same user with the same groups is left: the user's sessions stay.
+    vouches: (identity) => entries.some((e) => e.identity.user === identity.user && isDeepStrictEqual([...e.identity.groups].sort(), [...identity.groups].sort())),
   };
 }

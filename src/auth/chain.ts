@@ -4,6 +4,7 @@ import type { Logger } from '../observe/log.ts';
 import { isLoopbackAddress } from '../proxy/guard.ts';
 import { apiKeyProvider } from './api-key.ts';
 import { headerProvider, trustedList } from './header.ts';
+import type { Identity } from './identity.ts';
 import { ANONYMOUS } from './identity.ts';
 import { jwtProvider } from './jwt.ts';
 import type { AuthRequest, Provider, Verdict } from './provider.ts';
@@ -19,6 +20,8 @@ export interface Authenticator {
   readonly requiredScopes: readonly string[];
   /** A `pass` verdict means nobody recognised the request. */
   authenticate(request: AuthRequest): Promise<Verdict>;
+  /** Whether a provider of these settings still stands behind an identity established earlier; see Provider.vouches. */
+  vouches(identity: Identity): boolean;
 }
 
 export interface AuthenticatorOptions {
@@ -58,6 +61,7 @@ export function createAuthenticator(providers: readonly AuthProvider[] | undefin
       const presented = bearerToken(request.headers) !== undefined || request.headers['x-api-key'] !== undefined;
       return presented ? { kind: 'invalid', reason: 'the credential is not recognised' } : PASS;
     },
+    vouches: (identity) => chain.some((p) => p.type === identity.provider && (p.vouches?.(identity) ?? true)),
   };
   built.set(authenticator, links);
   return authenticator;

@@ -24,6 +24,12 @@ export type Verdict =
 export interface Provider {
   readonly type: ProviderType;
   verify(request: AuthRequest): Verdict | Promise<Verdict>;
+  /**
+   * Whether this provider, as configured now, still stands behind an identity
+   * it established earlier (for a session opened then). Without it, any
+   * provider of the identity's type does.
+   */
+  vouches?(identity: Identity): boolean;
 }
 
 export const PASS: Verdict = Object.freeze({ kind: 'pass' });

@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mayAccess } from '../auth/access.ts';
+import type { Identity } from '../auth/identity.ts';
+import type { Authenticator } from '../auth/chain.ts';
 import { checkAuthConfig } from '../auth/chain.ts';
 import { Gates } from '../auth/gates.ts';
 import { createBackend } from '../backends/select.ts';
@@ -21,6 +23,7 @@ import { originPolicy } from '../proxy/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/pool.ts';
 import { reportEvictions, SessionStore } from '../proxy/sessions.ts';
+import type { RouteTable } from '../proxy/table.ts';
 import { RouteTables } from '../proxy/table.ts';
 import { needsUserCredentials, UserHeaderResolver } from '../proxy/user-headers.ts';
 import { Controller } from '../reconcile/controller.ts';
@@ -109,7 +112,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)),
     mayUse: (server, identity) => mayAccess(routeOf(server)?.access, identity),
   });
-  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates });
+  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
   const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
@@ -187,4 +190,20 @@ export async function runServe(file: string, options: ServeOptions): Promise<num
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
   });
+}
+
+/**
+ * Once per reload: closes the sessions, and the passed-through streams, of
+ * callers the new auth or access rules no longer admit. Their next request
+ * would be refused anyway; this ends what they hold open (a GET stream keeps
+ * delivering the server's messages) at once.
+ */
+function revokeUnadmitted(sessions: SessionStore, table: RouteTable, authenticator: Authenticator, logger: Logger): void {
+  const vouched = new Map<Identity, boolean>(); // sessions of one API key share its identity object
+  const vouches = (identity: Identity): boolean => vouched.get(identity) ?? vouched.set(identity, authenticator.vouches(identity)).get(identity) === true;
+  const admitted = (server: string, identity: Identity): boolean => vouches(identity) && mayAccess(table.handlers.get(server)?.route.access, identity);
+  let closed = sessions.revoke((s) => admitted(s.server, s.identity));
+  // A passed-through remote's sessions are the remote's: its open streams are what berth holds.
+  for (const [server, handler] of table.handlers) if (handler.kind === 'passthrough') closed += handler.passthrough.revoke((identity) => admitted(server, identity));
+  if (closed > 0) logger.info({ closed }, 'sessions and streams closed: the new config no longer admits their users');
 }

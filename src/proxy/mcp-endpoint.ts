@@ -105,7 +105,7 @@ export class McpEndpoint {
     const id = randomUUID();
     const transport = new SessionTransport({ sessionId: id, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
     transport.onclose = () => sessions.delete(id);
-    sessions.add({ id, server, user: ctx.user, client: ctx.client, kind: 'streamable-http', transport });
+    sessions.add({ id, server, identity: ctx.identity, client: ctx.client, kind: 'streamable-http', transport });
     mux.attach(transport, ctx.user);
     transport.handlePost(req, res, messages, true);
   }
@@ -120,7 +120,7 @@ export class McpEndpoint {
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport, ctx.user);
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, user: ctx.user, client: ctx.client, kind: 'sse', transport });
+      sessions.add({ id: transport.sessionId, server, identity: ctx.identity, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;

@@ -1,6 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Identity } from '../auth/identity.ts';
 import type { RequestContext } from './context.ts';
 import { endToEndHeaders } from './hop-headers.ts';
 import { baseUrl } from '../auth/resource.ts';
@@ -66,7 +67,8 @@ export class Passthrough {
   /** Per session: settles once the session's newest request has its response headers or failed. */
   readonly #turns = new Map<string, Promise<void>>();
   /** Stops each request in flight; for shutdown. */
-  readonly #open = new Set<() => void>();
+  /** Requests in flight (open streams among them): how to end each, and whose it is. */
+  readonly #open = new Map<() => void, Identity>();
   #closed = false;
 
   constructor(options: PassthroughOptions) {
@@ -137,8 +139,19 @@ export class Passthrough {
   /** Ends every request in flight (open streams end cleanly) and drops kept-alive connections. */
   close(): void {
     this.#closed = true;
-    for (const stop of [...this.#open]) stop();
+    for (const stop of [...this.#open.keys()]) stop();
     this.#agent.destroy();
+  }
+
+  /** Ends the requests in flight, open streams included, of callers `admitted` no longer admits; returns how many. */
+  revoke(admitted: (identity: Identity) => boolean): number {
+    let ended = 0;
+    for (const [stop, identity] of [...this.#open]) {
+      if (admitted(identity)) continue;
+      stop();
+      ended++;
+    }
+    return ended;
   }
 
   /** Queues a request behind its session's previous one; `done` lets the next one go. */
@@ -202,7 +215,7 @@ export class Passthrough {
         fail(502, ErrorCode.upstreamUnavailable, 'upstream request failed', `upstream of ${server} failed`, { err: (err as Error).message });
       }
     };
-    this.#open.add(shutdown);
+    this.#open.set(shutdown, ctx.identity);
     // The client went away: whatever the upstream is doing for it stops now, and its connection goes back to the pool.
     res.once('close', () => {
       const left = !res.writableFinished;

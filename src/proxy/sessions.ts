@@ -1,4 +1,5 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Identity } from '../auth/identity.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 
@@ -6,7 +7,8 @@ import type { Metrics } from '../observe/metrics.ts';
 export interface SessionEntry {
   readonly id: string;
   readonly server: string;
-  readonly user: string;
+  /** Who opened it: only they may use it, and only while the config still admits them. */
+  readonly identity: Identity;
   /** Whose sessions count together against the per-client cap (see RequestContext.client). */
   readonly client: string;
   readonly kind: 'streamable-http' | 'sse';
@@ -15,7 +17,7 @@ export interface SessionEntry {
 }
 
 /** Why berth closed a session its client had not closed. */
-export type EvictionReason = 'idle' | 'client-limit' | 'total-limit';
+export type EvictionReason = 'idle' | 'client-limit' | 'total-limit' | 'access-revoked';
 
 export interface SessionStoreOptions {
   /** A session unused this long is closed; its id then gets 404. */
@@ -63,9 +65,9 @@ export class SessionStore {
    * a session is bound to the server, transport and user that created it, and
    * to anyone else it does not exist.
    */
-  touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind' | 'user'>): SessionEntry | undefined {
+  touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind'> & { readonly user: string }): SessionEntry | undefined {
     const entry = this.#sessions.get(id);
-    if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.user !== owner.user) return undefined;
+    if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.identity.user !== owner.user) return undefined;
     entry.lastSeen = this.#now();
     // Re-inserted to move it last, keeping its client's map: dropping and re-making that map cost a Map per request.
     this.#sessions.delete(id);
@@ -109,6 +111,21 @@ export class SessionStore {
     return closed;
   }
 
+  /**
+   * Closes every session `admitted` no longer admits (after a reload changed
+   * auth or access): a user who lost access loses their open streams too,
+   * not only their next request. Returns how many closed.
+   */
+  revoke(admitted: (entry: SessionEntry) => boolean): number {
+    let closed = 0;
+    for (const entry of [...this.#sessions.values()]) {
+      if (admitted(entry)) continue;
+      this.#evict(entry, 'access-revoked');
+      closed++;
+    }
+    return closed;
+  }
+
   countByServer(): Map<string, number> {
     const counts = new Map<string, number>();
     for (const e of this.#sessions.values()) counts.set(e.server, (counts.get(e.server) ?? 0) + 1);
@@ -144,7 +161,7 @@ export class SessionStore {
 export function reportEvictions(logger: Logger, metrics: Pick<Metrics, 'sessionsEvicted'>): (entry: SessionEntry, reason: EvictionReason) => void {
   return (entry, reason) => {
     metrics.sessionsEvicted.inc({ reason });
-    const fields = { session: entry.id, server: entry.server, user: entry.user, client: entry.client, reason };
+    const fields = { session: entry.id, server: entry.server, user: entry.identity.user, client: entry.client, reason };
     // Idle expiry is routine; a cap being hit is worth an operator's attention.
     if (reason === 'idle') logger.debug(fields, 'session evicted');
     else logger.warn(fields, 'session evicted');

@@ -54,6 +54,8 @@ export interface ControllerOptions {
   readonly routes: RouteSink;
   /** Without one, `auth` is read once at start-up by whoever serves. */
   readonly auth?: AuthSink;
+  /** Called in the turn an accepted config's routes and auth took effect (for sessions it no longer admits). */
+  readonly onApplied?: () => void;
   readonly debounceMs?: number;
   /** Period of the level-based resync that repairs drift. */
   readonly resyncMs?: number;
@@ -199,6 +201,7 @@ export class Controller {
     this.#o.routes.swap(desired, generation);
     // In the same turn as the routes: no request sees new routes behind an old gate, or the reverse.
     auth?.swap();
+    this.#o.onApplied?.();
     if (auth?.changed === true && previous !== undefined) log.info({ providers: (loaded.config.auth ?? []).map((p) => p.type) }, 'auth settings applied');
     this.#loaded = previous === undefined ? loaded : { ...loaded, config: { ...loaded.config, listen: previous.config.listen, backend: previous.config.backend } };
     this.#desired = desired;

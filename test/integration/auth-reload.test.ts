@@ -4,12 +4,19 @@
 // reload that reads them; an auth section berth must not serve is refused
 // whole, and the last good one keeps serving.
 import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { sha256Hex } from '../../src/auth/api-key.ts';
 import type { StatusReport } from '../../src/cli/status-model.ts';
 import type { ReloadResult } from '../../src/reconcile/controller.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { recordingUpstream, startTestBerth } from '../helpers/berth.ts';
+import { recordingUpstream, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { startIssuer } from '../helpers/oidc.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -34,12 +41,7 @@ describe('auth settings reload while serving', () => {
   };
   const as = (who: Who): Promise<number> => call({ 'x-api-key': KEYS[who] });
 
-  /** Rewrites the file and resolves with the reload that read it. */
-  const reloadWith = async (nextServers: string, nextHead: string): Promise<ReloadResult> => {
-    const before = b.berth.controller.lastReload;
-    b.writeConfig(nextServers, nextHead);
-    return waitFor(() => (b.berth.controller.lastReload !== before ? b.berth.controller.lastReload : undefined), { message: 'the reload of the edited file' });
-  };
+  const reloadWith = (nextServers: string, nextHead: string): Promise<ReloadResult> => reloadIn(b, nextServers, nextHead);
 
   before(async () => {
     issuer = await startIssuer();
@@ -107,3 +109,77 @@ describe('auth settings reload while serving', () => {
     assert.equal(await call({ authorization: `Bearer ${token}` }), 401, 'without the jwt provider its tokens are refused');
   });
 });
+
+describe('a reload that takes access away ends what the caller holds open', () => {
+  const TINY = path.join(repoRoot, 'test/fixtures/children/tiny-mcp.sh');
+  let b: TestBerth;
+  let upstream: Server;
+  let streams = 0;
+  const keys = (who: readonly Who[]): string => `auth:\n  - type: apiKey\n    keys:\n${who.map((k) => keyLine(k, k === 'root' ? '[admin]' : '[eng]')).join('')}`;
+  let servers: (access: string) => string;
+
+  /** An SDK client of /mcp/tiny, authenticated with the user's key. */
+  const connect = async (who: Who): Promise<Client> => {
+    const client = new Client({ name: who, version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/tiny`), { requestInit: { headers: { 'x-api-key': KEYS[who] } } }));
+    return client;
+  };
+  const sessionsOf = async (server: string): Promise<number | undefined> => {
+    const report = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as StatusReport;
+    return report.servers.find((s) => s.name === server)?.sessions;
+  };
+
+  before(async () => {
+    // A remote whose GET streams stay open until the client or berth ends them.
+    upstream = createServer((req, res) => {
+      if (req.method !== 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      streams++;
+      res.once('close', () => streams--);
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).flushHeaders();
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const remoteUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`;
+    servers = (access) => `  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n${access}  stream:\n    type: remote\n    url: ${remoteUrl}\n${access}`;
+    b = await startTestBerth(servers(''), keys(['alice', 'bob', 'root']));
+  });
+  after(async () => {
+    await b?.stop();
+    upstream?.close();
+  });
+
+  test('sessions and passed-through streams of a user whose key went, or whom a new access rule leaves out, are closed; others go on', async () => {
+    const alice = await connect('alice');
+    const bob = await connect('bob');
+    const stream = (who: Who): Promise<Response> => fetch(`${b.url}/mcp/stream`, { headers: { accept: 'text/event-stream', 'x-api-key': KEYS[who] } });
+    const aliceStream = await stream('alice');
+    const bobStream = await stream('bob');
+    assert.deepEqual([aliceStream.status, bobStream.status], [200, 200]);
+    await waitFor(async () => (await sessionsOf('tiny')) === 2 && streams === 2, { message: 'two sessions and two streams open' });
+
+    // Only the keys change: the routes, and the stream's handler, stay as they are.
+    const removed = await reloadIn(b, servers(''), keys(['bob', 'root']));
+    assert.equal(removed.ok, true, removed.errors.join('\n'));
+    await waitFor(() => streams === 1, { message: "alice's upstream stream closed" });
+    assert.equal((await (aliceStream.body as ReadableStream<Uint8Array>).getReader().read().catch(() => ({ done: true }))).done, true, "alice's client sees her stream end");
+    assert.equal(await sessionsOf('tiny'), 1, "only bob's session is left");
+    await assert.rejects(alice.callTool({ name: 'echo', arguments: {} }), "alice's session is gone");
+    assert.equal(((await bob.callTool({ name: 'echo', arguments: {} })) as CallToolResult).content[0]?.type, 'text', 'bob goes on');
+
+    // An access rule that leaves bob out: his session closes; root's opens and works.
+    const root = await connect('root');
+    const ruled = await reloadIn(b, servers('    access: { users: [root] }\n'), keys(['bob', 'root']));
+    assert.equal(ruled.ok, true, ruled.errors.join('\n'));
+    await waitFor(async () => (await sessionsOf('tiny')) === 1, { message: "bob's session closed" });
+    await assert.rejects(bob.callTool({ name: 'echo', arguments: {} }), "bob's session is gone");
+    assert.equal(((await root.callTool({ name: 'echo', arguments: {} })) as CallToolResult).content[0]?.type, 'text', 'root goes on');
+    assert.equal((await stream('bob')).status, 403, 'and bob cannot open a new stream');
+    await Promise.all([alice.close(), bob.close(), root.close(), bobStream.body?.cancel()]);
+  });
+});
+
+/** Rewrites a berth's file and resolves with the reload that read it. */
+async function reloadIn(b: TestBerth, servers: string, head: string): Promise<ReloadResult> {
+  const before = b.berth.controller.lastReload;
+  b.writeConfig(servers, head);
+  return waitFor(() => (b.berth.controller.lastReload !== before ? b.berth.controller.lastReload : undefined), { message: 'the reload of the edited file' });
+}

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Identity } from '../../src/auth/identity.ts';
 import { SessionStore } from '../../src/proxy/sessions.ts';
 
 function fakeTransport(closed: string[], id: string): Transport {
@@ -9,13 +10,14 @@ function fakeTransport(closed: string[], id: string): Transport {
 }
 
 const owner = { server: 's', user: 'u', kind: 'streamable-http' } as const;
+const identity = (user: string, groups: string[] = []): Identity => ({ user, groups, scopes: [], provider: 'apiKey' });
 
 function store(options: { idleTtlMs: number; maxSessions: number; maxSessionsPerClient?: number }) {
   let now = 0;
   const closed: string[] = [];
   const evicted: string[] = [];
   const sessions = new SessionStore({ ...options, now: () => now, onEvict: (entry, reason) => evicted.push(`${entry.id} ${reason}`) });
-  const add = (id: string, client = 'c'): void => sessions.add({ id, ...owner, client, transport: fakeTransport(closed, id) });
+  const add = (id: string, client = 'c', who = identity(owner.user)): void => sessions.add({ id, server: owner.server, kind: owner.kind, identity: who, client, transport: fakeTransport(closed, id) });
   return { sessions, closed, evicted, add, advance: (ms: number) => (now += ms) };
 }
 
@@ -80,4 +82,16 @@ test('deleted and closed sessions free their client\'s share', () => {
   s.add('d', 'x');
   assert.deepEqual(s.evicted, []);
   assert.equal(s.sessions.size, 2);
+});
+
+test('revoke closes the sessions a reloaded config no longer admits, and says why', () => {
+  const s = store({ idleTtlMs: 60_000, maxSessions: 10 });
+  s.add('alice-1', 'c1', identity('alice', ['eng']));
+  s.add('bob-1', 'c2', identity('bob', ['ops']));
+  s.add('alice-2', 'c1', identity('alice', ['eng']));
+  assert.equal(s.sessions.revoke((entry) => entry.identity.groups.includes('eng')), 1);
+  assert.deepEqual(s.closed, ['bob-1']);
+  assert.deepEqual(s.evicted, ['bob-1 access-revoked']);
+  assert.equal(s.sessions.size, 2);
+  assert.equal(s.sessions.touch('bob-1', { ...owner, user: 'bob' }), undefined, 'a revoked id is unknown (404)');
 });
