@@ -68,7 +68,7 @@ export class Passthrough {
   readonly #turns = new Map<string, Promise<void>>();
   /** Stops each request in flight; for shutdown. */
   /** Requests in flight (open streams among them): how to end each, and whose it is. */
-  readonly #open = new Map<() => void, Identity>();
+  readonly #open = new Map<(why: EndReason) => void, Identity>();
   #closed = false;
 
   constructor(options: PassthroughOptions) {
@@ -139,7 +139,7 @@ export class Passthrough {
   /** Ends every request in flight (open streams end cleanly) and drops kept-alive connections. */
   close(): void {
     this.#closed = true;
-    for (const stop of [...this.#open.keys()]) stop();
+    for (const stop of [...this.#open.keys()]) stop('closing');
     this.#agent.destroy();
   }
 
@@ -148,7 +148,7 @@ export class Passthrough {
     let ended = 0;
     for (const [stop, identity] of [...this.#open]) {
       if (admitted(identity)) continue;
-      stop();
+      stop('revoked');
       ended++;
     }
     return ended;
@@ -200,12 +200,13 @@ export class Passthrough {
       ctx.log.warn({ server, status, ...fields }, logMessage);
       if (!res.destroyed && !res.writableEnded) sendRpcError(res, status, code, message, status === 413 ? { connection: 'close' } : {});
     };
-    const shutdown = (): void => {
+    const shutdown = (why: EndReason): void => {
       answer?.destroy();
       up?.destroy();
       if (!finish()) return;
-      // berth is going away: the client's connection goes too, so that it does not hold up the listener's close.
+      // The client's connection goes too: berth is going away, or this caller may no longer be served.
       if (res.headersSent) res.end(() => res.socket?.destroy());
+      else if (why === 'revoked') sendRpcError(res, 403, -32000, `Forbidden: user ${ctx.user} may no longer use server ${server}`, { connection: 'close' });
       else refuseClosing(res, server);
     };
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
@@ -281,6 +282,9 @@ export class Passthrough {
     });
   }
 }
+
+/** Why berth ends a request in flight: it shuts the route down, or a reload no longer admits the caller. */
+type EndReason = 'closing' | 'revoked';
 
 function noop(): void {}
 

@@ -115,6 +115,7 @@ describe('a reload that takes access away ends what the caller holds open', () =
   let b: TestBerth;
   let upstream: Server;
   let streams = 0;
+  let held = 0;
   const keys = (who: readonly Who[]): string => `auth:\n  - type: apiKey\n    keys:\n${who.map((k) => keyLine(k, k === 'root' ? '[admin]' : '[eng]')).join('')}`;
   let servers: (access: string) => string;
 
@@ -130,8 +131,9 @@ describe('a reload that takes access away ends what the caller holds open', () =
   };
 
   before(async () => {
-    // A remote whose GET streams stay open until the client or berth ends them.
+    // A remote whose GET streams stay open until the client or berth ends them, as do POSTs marked x-hold.
     upstream = createServer((req, res) => {
+      if (req.headers['x-hold'] !== undefined) return void held++;
       if (req.method !== 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
       streams++;
       res.once('close', () => streams--);
@@ -154,13 +156,17 @@ describe('a reload that takes access away ends what the caller holds open', () =
     const aliceStream = await stream('alice');
     const bobStream = await stream('bob');
     assert.deepEqual([aliceStream.status, bobStream.status], [200, 200]);
-    await waitFor(async () => (await sessionsOf('tiny')) === 2 && streams === 2, { message: 'two sessions and two streams open' });
+    const alicePost = fetch(`${b.url}/mcp/stream`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-api-key': KEYS.alice, 'x-hold': '1' }, body: JSON.stringify(INIT) });
+    await waitFor(async () => (await sessionsOf('tiny')) === 2 && streams === 2 && held === 1, { message: 'two sessions, two streams and a request in flight' });
 
     // Only the keys change: the routes, and the stream's handler, stay as they are.
     const removed = await reloadIn(b, servers(''), keys(['bob', 'root']));
     assert.equal(removed.ok, true, removed.errors.join('\n'));
     await waitFor(() => streams === 1, { message: "alice's upstream stream closed" });
     assert.equal((await (aliceStream.body as ReadableStream<Uint8Array>).getReader().read().catch(() => ({ done: true }))).done, true, "alice's client sees her stream end");
+    const refused = await alicePost;
+    assert.equal(refused.status, 403, 'her request in flight is answered: no longer allowed');
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /user alice may no longer use server stream/);
     assert.equal(await sessionsOf('tiny'), 1, "only bob's session is left");
     await assert.rejects(alice.callTool({ name: 'echo', arguments: {} }), "alice's session is gone");
     assert.equal(((await bob.callTool({ name: 'echo', arguments: {} })) as CallToolResult).content[0]?.type, 'text', 'bob goes on');
