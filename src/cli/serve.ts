@@ -200,7 +200,11 @@ export async function runServe(file: string, options: ServeOptions): Promise<num
  */
 function revokeUnadmitted(sessions: SessionStore, table: RouteTable, authenticator: Authenticator, logger: Logger): void {
   const vouched = new Map<Identity, boolean>(); // sessions of one API key share its identity object
-  const vouches = (identity: Identity): boolean => vouched.get(identity) ?? vouched.set(identity, authenticator.vouches(identity)).get(identity) === true;
+  const vouches = (identity: Identity): boolean => {
+    let ok = vouched.get(identity);
+    if (ok === undefined) vouched.set(identity, (ok = authenticator.vouches(identity)));
+    return ok;
+  };
   const admitted = (server: string, identity: Identity): boolean => vouches(identity) && mayAccess(table.handlers.get(server)?.route.access, identity);
   let closed = sessions.revoke((s) => admitted(s.server, s.identity));
   // A passed-through remote's sessions are the remote's: its open streams are what berth holds.
