@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { Writable } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { ObservedInstance, Placement } from '../../src/backends/backend.ts';
+import type { ObservedInstance, Placement, PlacementReplicas } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
 import { KubernetesBackend } from '../../src/backends/kubernetes/index.ts';
 import { resolveKubernetesSettings } from '../../src/backends/kubernetes/settings.ts';
@@ -16,6 +18,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { hashUser } from '../../src/desired/hash.ts';
 import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
+import type { Logger } from '../../src/observe/log.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { everythingServer, freePort } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
@@ -33,8 +36,8 @@ const signal = new AbortController().signal;
 const backends: KubernetesBackend[] = [];
 
 /** A fresh backend, as after a berth restart: nothing in memory, everything from the cluster. */
-function newBackend(owner = 'berth'): KubernetesBackend {
-  const backend = new KubernetesBackend({ settings: resolveKubernetesSettings({ type: 'kubernetes', namespace: NAMESPACE }, owner), config, logger: silentLogger() });
+function newBackend(owner = 'berth', logger: Logger = silentLogger()): KubernetesBackend {
+  const backend = new KubernetesBackend({ settings: resolveKubernetesSettings({ type: 'kubernetes', namespace: NAMESPACE }, owner), config, logger });
   backends.push(backend);
   return backend;
 }
@@ -254,6 +257,39 @@ describe('watching', () => {
     await backend.ensure(shared('watch-c'), signal);
     await waitFor(() => seen.includes('watch-c:running'), { message: 'event after 410 and a re-list' });
     await waitFor(() => backend.watchStats.relists >= 1, { message: 'a re-list' });
+    stop.abort();
+    await consuming;
+  });
+
+  test('a ready pod that cannot be read at first is routed once it can be, without its slice changing', { skip: ONLY_FAKE }, async () => {
+    const logged: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') logged.push((JSON.parse(line) as { msg: string }).msg);
+        done();
+      },
+    });
+    const backend = newBackend('berth', pino({ level: 'warn' }, sink));
+    const versions = (): string[] => (fake?.store.list('endpointslices', NAMESPACE) ?? []).map((s) => s.object.metadata as { name: string; resourceVersion: string }).filter((m) => m.name.startsWith('berth-unread')).map((m) => `${m.name}@${m.resourceVersion}`);
+    const stop = new AbortController();
+    const updates: PlacementReplicas[] = [];
+    const consuming = (async () => {
+      for await (const update of backend.replicas(stop.signal)) if (update.unit === 'unread') updates.push(update);
+    })();
+    fake?.denied.add('get:pods');
+    let before: string[];
+    try {
+      await backend.ensure(shared('unread'), signal);
+      // Logged only when a slice's endpoint is ready and its pod could not be read.
+      await waitFor(() => logged.includes('cannot read a ready pod; trying again'), { message: 'a ready endpoint whose pod cannot be read' });
+      assert.ok(updates.every((u) => u.ready.length === 0), 'nothing routed while the pod cannot be read');
+      before = versions();
+    } finally {
+      fake?.denied.delete('get:pods');
+    }
+    const routed = await waitFor(() => updates.find((u) => u.ready.length === 1), { timeoutMs: 10_000, message: 'the pod routed after the reads are allowed' });
+    assert.equal(routed.ready[0]?.specHash, (await ofUnit(backend, 'unread'))[0]?.specHash);
+    assert.deepEqual(versions(), before, 'no slice changed meanwhile');
     stop.abort();
     await consuming;
   });

@@ -44,6 +44,10 @@ export const REQUIRED_ACCESS: readonly { readonly group: string; readonly resour
   { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['list', 'watch'] },
 ];
 
+/** A ready pod that could not be read is read again after this, doubling per failure up to the maximum. */
+const READ_RETRY_MS = 500;
+const MAX_READ_RETRY_MS = 30_000;
+
 export class KubernetesBackend implements Backend {
   readonly name = 'kubernetes' as const;
   readonly #settings: KubernetesSettings;
@@ -156,9 +160,11 @@ export class KubernetesBackend implements Backend {
   async *replicas(signal: AbortSignal): AsyncIterable<PlacementReplicas> {
     const slices = new Map<string, Map<string, V1EndpointSlice>>();
     const pods = new Map<string, Map<string, V1Pod>>();
+    /** Placements with a ready pod berth could not read: failed tries in a row, and whether a retry is due. */
+    const unread = new Map<string, { failures: number; retrying: boolean }>();
     const namespace = this.#settings.namespace;
     const target = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', path: `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, namespace, labelSelector: this.#selector };
-    yield* watchStream<V1EndpointSlice, PlacementReplicas>(this.#api, target, AbortSignal.any([signal, this.#closing.signal]), this.watchStats, async (update) => {
+    yield* watchStream<V1EndpointSlice, PlacementReplicas>(this.#api, target, AbortSignal.any([signal, this.#closing.signal]), this.watchStats, async (update, later) => {
       const placement = placementOf(update.object);
       if (placement === undefined) return [];
       const own = slices.get(placement.service) ?? new Map<string, V1EndpointSlice>();
@@ -168,14 +174,32 @@ export class KubernetesBackend implements Backend {
       const known = pods.get(placement.service) ?? new Map<string, V1Pod>();
       const fresh = new Map<string, V1Pod>();
       const ready: ReadyReplica[] = [];
+      let failed = false;
       for (const endpoint of readyEndpoints(own.values())) {
-        const pod = known.get(endpoint.pod) ?? (await this.#api.read<V1Pod>(this.#header('v1', 'Pod', endpoint.pod), signal).catch((err: unknown) => this.#log.warn({ pod: endpoint.pod, err: (err as Error).message }, 'cannot read a ready pod; it is routed once its slice changes again')));
+        const pod =
+          known.get(endpoint.pod) ??
+          (await this.#api.read<V1Pod>(this.#header('v1', 'Pod', endpoint.pod), signal).catch((err: unknown) => {
+            failed = true;
+            this.#log.warn({ pod: endpoint.pod, err: (err as Error).message }, 'cannot read a ready pod; trying again');
+          }));
         if (pod === undefined || pod.metadata?.labels?.[LABELS.owner] !== this.#settings.owner) continue;
         fresh.set(endpoint.pod, pod);
         ready.push({ instanceId: endpoint.pod, specHash: pod.metadata.labels[LABELS.specHash] ?? '', transport: transportOf(pod, endpoint) });
       }
       if (own.size === 0) slices.delete(placement.service);
       pods.set(placement.service, fresh);
+      const retry = unread.get(placement.service) ?? { failures: 0, retrying: false };
+      if (!failed) unread.delete(placement.service);
+      else if (!retry.retrying) {
+        // The placement's slices are mapped again later, as they are then: a ready pod is routed once it can be read, without waiting for its slice to change.
+        unread.set(placement.service, { failures: retry.failures + 1, retrying: true });
+        later(Math.min(MAX_READ_RETRY_MS, READ_RETRY_MS * 2 ** retry.failures), () => {
+          const state = unread.get(placement.service);
+          if (state !== undefined) state.retrying = false;
+          const current = slices.get(placement.service)?.values().next().value;
+          return current === undefined ? undefined : { kind: 'upsert', object: current };
+        });
+      }
       return [{ unit: placement.unit, ...(placement.userHash === undefined ? {} : { userHash: placement.userHash }), ready }];
     });
   }

@@ -80,27 +80,41 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
  * order (`map` may read more first), until the signal aborts or the consumer
  * stops iterating, which ends the watch too.
  */
-export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, target: WatchTarget, signal: AbortSignal, stats: WatchStats, map: (update: WatchUpdate<T>) => readonly E[] | Promise<readonly E[]>): AsyncGenerator<E> {
+export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, target: WatchTarget, signal: AbortSignal, stats: WatchStats, map: (update: WatchUpdate<T>, later: Later<T>) => readonly E[] | Promise<readonly E[]>): AsyncGenerator<E> {
   const stopped = new AbortController();
   const both = AbortSignal.any([signal, stopped.signal]);
   const queue: WatchUpdate<T>[] = [];
+  const timers = new Set<NodeJS.Timeout>();
   let wake: (() => void) | undefined;
-  const watching = watchObjects<T>(api, target, (update) => {
+  const push = (update: WatchUpdate<T>): void => {
     queue.push(update);
     wake?.();
-  }, both, stats);
+  };
+  const later: Later<T> = (afterMs, update) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      const next = update();
+      if (next !== undefined) push(next);
+    }, afterMs);
+    timers.add(timer);
+  };
+  const watching = watchObjects<T>(api, target, push, both, stats);
   both.addEventListener('abort', () => wake?.(), { once: true });
   try {
     while (!both.aborted) {
       const next = queue.shift();
-      if (next !== undefined) yield* await map(next);
+      if (next !== undefined) yield* await map(next, later);
       else await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
+    for (const timer of timers) clearTimeout(timer);
     stopped.abort();
     await watching;
   }
 }
+
+/** Has `update` (made when the time comes; undefined for none) mapped again after `afterMs`: a retry of work that failed. */
+export type Later<T> = (afterMs: number, update: () => WatchUpdate<T> | undefined) => void;
 
 function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, resourceVersion: string, signal: AbortSignal, onEvent: (type: string, object: T) => void): Promise<'ended' | 'gone'> {
   return new Promise((resolve, reject) => {
