@@ -55,9 +55,9 @@ export function credentialPromptFor(protocolVersion: string, capabilities: unkno
 }
 
 /**
- * The prompt one JSON-RPC message can take when berth has not seen the
- * client's initialize (a passed-through remote): a 2026-07-28 request's
- * envelope, or the initialize itself; anything else gets the plain error.
+ * The prompt one JSON-RPC message can take: a 2026-07-28 request's envelope
+ * says, or an initialize does; anything else (a passed-through remote's
+ * message when berth has not seen the client's initialize) gets the plain error.
  */
 export function credentialPromptOf(message: unknown): CredentialPrompt {
   const m = (typeof message === 'object' && message !== null ? message : {}) as { method?: unknown; params?: { protocolVersion?: unknown; capabilities?: unknown; _meta?: Record<string, unknown> } };

@@ -8,7 +8,7 @@ import type { RequestContext } from './context.ts';
 import { ProxyError } from './errors.ts';
 import { baseUrl } from '../auth/resource.ts';
 import type { CredentialPrompt } from '../credentials/missing.ts';
-import { connectUrlOf, credentialPromptFor, sendMissingCredentials } from '../credentials/missing.ts';
+import { connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../credentials/missing.ts';
 import type { Refusal } from './http-util.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from './http-util.ts';
 import type { RequestId } from './jsonrpc.ts';
@@ -79,9 +79,7 @@ export class McpEndpoint {
     const era = classify(req, body.value);
     if (era.era === 'invalid') return sendRefusal(res, idOf(body.value), era.refusal);
     if (era.era === 'modern') {
-      const meta = (era.message as { params?: { _meta?: Record<string, unknown> } }).params?._meta ?? {};
-      const prompt = credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
-      const mux = await this.#acquire(req, res, ctx, { id: idOf(body.value), prompt });
+      const mux = await this.#acquire(req, res, ctx, { id: idOf(body.value), prompt: credentialPromptOf(era.message) });
       if (mux === undefined) return;
       // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
       return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
@@ -98,8 +96,8 @@ export class McpEndpoint {
   }
 
   async #initialize(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, messages: readonly JSONRPCMessage[]): Promise<void> {
-    const init = messages[0] as { id?: RequestId; params?: { protocolVersion?: unknown; capabilities?: unknown } };
-    const mux = await this.#acquire(req, res, ctx, { id: init.id ?? null, prompt: credentialPromptFor(String(init.params?.protocolVersion ?? ''), init.params?.capabilities) });
+    const init = messages[0] as { id?: RequestId };
+    const mux = await this.#acquire(req, res, ctx, { id: init.id ?? null, prompt: credentialPromptOf(messages[0]) });
     if (mux === undefined) return;
     const { server, sessions } = this.#o;
     const id = randomUUID();
