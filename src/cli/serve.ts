@@ -13,7 +13,7 @@ import { stateOptionsOf } from '../store/options.ts';
 import { StateStore } from '../store/state.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
-import type { Route } from '../desired/types.ts';
+import type { DesiredState, Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
@@ -70,7 +70,14 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
   const userHeaders = new UserHeaderResolver(credentials);
   // The pool reads the controller's current routes; it runs only after the controller exists.
-  const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => ctl.desired?.routes.find((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted' && r.unit === unit);
+  // Read per forwarded request (its deadline) and per connection: indexed once per accepted config, not searched each time.
+  let hosted: { readonly desired: DesiredState; readonly byUnit: ReadonlyMap<string, Route & { kind: 'hosted' }> } | undefined;
+  const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => {
+    const desired = ctl.desired;
+    if (desired === undefined) return undefined;
+    if (hosted?.desired !== desired) hosted = { desired, byUnit: new Map(desired.routes.filter((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted').map((r) => [r.unit, r])) };
+    return hosted.byUnit.get(unit);
+  };
   const pool = new UpstreamPool({
     backend,
     logger,
@@ -106,11 +113,10 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     void pool.renew(change.server, change.user, change.names);
     routes.current.handlers.get(change.server)?.renew?.(change.user);
   });
-  const routeOf = (server: string): Route | undefined => ctl.desired?.routes.find((r) => r.server === server);
   const credentialRoutes = createCredentialRoutes({
     store: credentials,
     fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)),
-    mayUse: (server, identity) => mayAccess(routeOf(server)?.access, identity),
+    mayUse: (server, identity) => mayAccess(routes.current.handlers.get(server)?.route.access, identity),
   });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
