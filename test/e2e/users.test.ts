@@ -3,20 +3,18 @@
 // only their own values, and a credential change renewing one user's instance.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { TestBerth , status } from '../helpers/berth.ts';
-import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
+import type { StatusReport } from '../../src/cli/status-model.ts';
+import type { TestBerth } from '../helpers/berth.ts';
+import { connectClient, everythingYaml, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const KEYS = { alice: 'berth_alice-0123456789abcdef-users', bob: 'berth_bob-0123456789abcdefgh-users' } as const;
 type Who = keyof typeof KEYS;
 
-async function connectAs(b: TestBerth, who: Who): Promise<Client> {
-  const client = new Client({ name: `users-${who}`, version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/mine`), { requestInit: { headers: { 'x-api-key': KEYS[who] } } }));
-  return client;
+function connectAs(b: TestBerth, who: Who): Promise<Client> {
+  return connectClient(b.url, 'mine', {}, { 'x-api-key': KEYS[who] });
 }
 
 async function envOf(client: Client): Promise<Record<string, string>> {
@@ -53,7 +51,7 @@ describe('single-user servers with per-user credentials', () => {
     assert.equal((await envOf(bob))['API_TOKEN'], 'bob-secret-1');
     const root = { 'x-api-key': 'berth_root-0123456789abcdef-users' };
     const instances = async (): Promise<Record<string, string>> => {
-      const report = (await (await fetch(`${b.url}/status`, { headers: root })).json()) as Awaited<ReturnType<typeof status>>;
+      const report = (await (await fetch(`${b.url}/status`, { headers: root })).json()) as StatusReport;
       return Object.fromEntries((report.servers[0]?.instances ?? []).filter((i) => i.state === 'ready').map((i) => [i.user ?? '', i.detail ?? '']));
     };
     const before = await instances();

@@ -89,10 +89,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** An SDK client connected over streamable HTTP to /mcp/<server>. */
-export async function connectClient(url: string, server: string, capabilities: ClientCapabilities = {}): Promise<Client> {
+/** An SDK client connected over streamable HTTP to /mcp/<server>, sending `headers` (a caller's key, say) on every request. */
+export async function connectClient(url: string, server: string, capabilities: ClientCapabilities = {}, headers: Readonly<Record<string, string>> = {}): Promise<Client> {
   const client = new Client({ name: 'berth-test', version: '1.0.0' }, { capabilities });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp/${server}`)));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp/${server}`), { requestInit: { headers: { ...headers } } }));
   return client;
 }
 

@@ -9,14 +9,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { sha256Hex } from '../../src/auth/api-key.ts';
 import type { StatusReport } from '../../src/cli/status-model.ts';
 import type { ReloadResult } from '../../src/reconcile/controller.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { recordingUpstream, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { connectClient, recordingUpstream, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { startIssuer } from '../helpers/oidc.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -120,11 +119,7 @@ describe('a reload that takes access away ends what the caller holds open', () =
   let servers: (access: string) => string;
 
   /** An SDK client of /mcp/tiny, authenticated with the user's key. */
-  const connect = async (who: Who): Promise<Client> => {
-    const client = new Client({ name: who, version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/tiny`), { requestInit: { headers: { 'x-api-key': KEYS[who] } } }));
-    return client;
-  };
+  const connect = (who: Who): Promise<Client> => connectClient(b.url, 'tiny', {}, { 'x-api-key': KEYS[who] });
   const sessionsOf = async (server: string): Promise<number | undefined> => {
     const report = (await (await fetch(`${b.url}/status`, { headers: { 'x-api-key': KEYS.root } })).json()) as StatusReport;
     return report.servers.find((s) => s.name === server)?.sessions;
