@@ -155,7 +155,8 @@ export class KubernetesBackend implements Backend {
   /**
    * Every placement's ready pods, from one EndpointSlice watch over the
    * namespace (slices carry their Service's labels, so berth's own). A pod is
-   * read once when it first becomes ready, for its path and spec hash.
+   * read once when it first becomes ready, for its path and spec hash; a read
+   * that fails is tried again with backoff (see READ_RETRY_MS).
    */
   async *replicas(signal: AbortSignal): AsyncIterable<PlacementReplicas> {
     const slices = new Map<string, Map<string, V1EndpointSlice>>();
