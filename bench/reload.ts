@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { LocalBackend } from '../src/backends/local/index.ts';
 import { silentLogger } from '../src/observe/log.ts';
 import { createMetrics } from '../src/observe/metrics.ts';
-import { UpstreamPool } from '../src/proxy/pool.ts';
+import { UpstreamPool } from '../src/proxy/upstream/pool.ts';
 import { Controller } from '../src/reconcile/controller.ts';
 
 const { values } = parseArgs({ options: { servers: { type: 'string', default: '1000' } } });

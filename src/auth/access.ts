@@ -1,5 +1,5 @@
 import type { Access } from '../desired/types.ts';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../identity.ts';
 
 // Access rules are allow-lists: without one everyone authenticated may; once
 // one exists, only the callers it names (and only with every scope it needs).

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { ApiKey } from '../config/types.gen.ts';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../identity.ts';
 import type { Provider, Verdict } from './provider.ts';
 import { bearerToken, PASS } from './provider.ts';
 

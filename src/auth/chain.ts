@@ -1,11 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { AuthProvider, BerthConfiguration } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
-import { isLoopbackAddress } from '../proxy/guard.ts';
+import { isLoopbackAddress } from '../http/guard.ts';
 import { apiKeyProvider } from './api-key.ts';
 import { headerProvider, trustedList } from './header.ts';
-import type { Identity } from './identity.ts';
-import { ANONYMOUS } from './identity.ts';
+import type { Identity } from '../identity.ts';
+import { ANONYMOUS } from '../identity.ts';
 import { jwtProvider } from './jwt.ts';
 import type { AuthRequest, Provider, Verdict } from './provider.ts';
 import { bearerToken, PASS } from './provider.ts';

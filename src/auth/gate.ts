@@ -1,12 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
-import { isLoopbackAddress } from '../proxy/guard.ts';
-import { sendJson, sendRpcError } from '../proxy/http-util.ts';
-import type { RouteTable } from '../proxy/table.ts';
+import { isLoopbackAddress } from '../http/guard.ts';
+import { sendJson, sendRpcError } from '../http/json-io.ts';
 import { isNamed, missingScopes } from './access.ts';
 import type { Authenticator } from './chain.ts';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../identity.ts';
 import type { ResourceTarget } from './resource.ts';
 import { audiencesOf, baseUrl, bearerChallenge, metadataTarget, metadataUrl, PRM_PREFIX, protectedResourceMetadata, targetOf } from './resource.ts';
 
@@ -24,6 +23,9 @@ export interface GateOptions {
  * (401 with a challenge pointing at the route's metadata, 403
  * insufficient_scope naming every scope the route needs).
  */
+/** The configured route of a server name, from the one route table a request is served from. */
+export type RouteOf = (server: string) => Route | undefined;
+
 export class Gate {
   readonly #o: GateOptions;
   readonly #adminGroup: string;
@@ -47,14 +49,14 @@ export class Gate {
    * The caller of an MCP request, or undefined when the request was answered
    * here: a refusal, or a protected-resource metadata document.
    */
-  async admit(req: IncomingMessage, res: ServerResponse, pathname: string, table: RouteTable): Promise<Identity | undefined> {
+  async admit(req: IncomingMessage, res: ServerResponse, pathname: string, routeOf: RouteOf): Promise<Identity | undefined> {
     const base = baseUrl(this.#o.publicUrl, req);
     if (pathname.startsWith(PRM_PREFIX)) {
-      this.#serveMetadata(res, base, metadataTarget(pathname, this.#o.publicUrl), table);
+      this.#serveMetadata(res, base, metadataTarget(pathname, this.#o.publicUrl), routeOf);
       return undefined;
     }
     const target = targetOf(pathname);
-    const route = target === undefined ? undefined : table.handlers.get(target.server)?.route;
+    const route = target === undefined ? undefined : routeOf(target.server);
     const verdict = await this.#o.authenticator.authenticate({ headers: req.headers, remoteAddress: req.socket.remoteAddress, audiences: audiencesOf(base, target) });
     // Built only for a refusal: an admitted request never needs it.
     const challenge = (error?: { error: string; description: string }): Record<string, string> => ({
@@ -113,8 +115,8 @@ export class Gate {
     return false;
   }
 
-  #serveMetadata(res: ServerResponse, base: string, target: ResourceTarget | undefined, table: RouteTable): void {
-    const route = target === undefined ? undefined : table.handlers.get(target.server)?.route;
+  #serveMetadata(res: ServerResponse, base: string, target: ResourceTarget | undefined, routeOf: RouteOf): void {
+    const route = target === undefined ? undefined : routeOf(target.server);
     if (target === undefined || route === undefined) return sendRpcError(res, 404, -32000, `Not Found: protected resource metadata is at ${PRM_PREFIX}/mcp/<server>`);
     sendJson(res, 200, protectedResourceMetadata(base, target, this.#o.authenticator.issuers, this.#scopesOf(route)));
   }

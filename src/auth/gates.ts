@@ -1,7 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { BerthConfiguration } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
-import type { AuthSink, PreparedAuth } from '../reconcile/controller.ts';
 import type { AuthenticatorOptions } from './chain.ts';
 import { checkAuthConfig, createAuthenticator } from './chain.ts';
 import { Gate } from './gate.ts';
@@ -13,6 +12,11 @@ export interface GatesOptions {
   readonly jwksCooldownMs?: number;
 }
 
+/** A candidate gate: refused with the reasons, or ready to swap in (the controller's `AuthSink` takes it). */
+export type PreparedGate =
+  | { readonly kind: 'rejected'; readonly errors: readonly string[] }
+  | { readonly kind: 'ready'; readonly changed: boolean; swap(): void };
+
 /**
  * The running gate, rebuilt from each accepted config's `auth` section beside
  * the old one and swapped in one assignment, like the route table: requests
@@ -21,7 +25,7 @@ export interface GatesOptions {
  * are carried over with their caches. A candidate whose `auth` berth must not
  * serve (`none` on an exposed listener, say) is refused with the whole config.
  */
-export class Gates implements AuthSink {
+export class Gates {
   readonly #o: GatesOptions;
   #current: Gate;
   #auth: BerthConfiguration['auth'];
@@ -37,7 +41,7 @@ export class Gates implements AuthSink {
     return this.#current;
   }
 
-  prepare(config: Pick<BerthConfiguration, 'auth'>): PreparedAuth {
+  prepare(config: Pick<BerthConfiguration, 'auth'>): PreparedGate {
     const problems = checkAuthConfig({ auth: config.auth, ...(this.#o.listen === undefined ? {} : { listen: this.#o.listen }) });
     if (problems.length > 0) return { kind: 'rejected', errors: problems.map((p) => `${p.path}: ${p.message} (${p.code})`) };
     if (isDeepStrictEqual(config.auth, this.#auth)) return { kind: 'ready', changed: false, swap: () => undefined };

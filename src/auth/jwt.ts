@@ -3,7 +3,7 @@ import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { AuthProvider } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
-import type { Identity } from './identity.ts';
+import type { Identity } from '../identity.ts';
 import type { AuthRequest, Provider, Verdict } from './provider.ts';
 import { bearerToken, listOf, PASS } from './provider.ts';
 

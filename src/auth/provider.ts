@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Identity, ProviderType } from './identity.ts';
+import type { Identity, ProviderType } from '../identity.ts';
 
 /** What a provider sees of a request. */
 export interface AuthRequest {

@@ -48,23 +48,20 @@ export interface Placement {
 }
 
 /**
- * Messages to and from one upstream MCP connection over stdio: each (re)spawn
- * is a fresh server to initialize.
+ * The JSON-RPC messages of one supervised stdio process: what a backend hands
+ * out for a stdio instance. Each (re)spawn is a fresh server; `onStart` fires
+ * for it, `onStop` when the process went away.
  */
-export interface MessageChannel {
-  /** Sends one message; false when the upstream is not running. */
+export interface StdioStream {
   send(message: JSONRPCMessage): boolean;
-  /** Every message the upstream sends. */
   onMessage(handler: (message: unknown) => void): void;
-  /** A fresh upstream process is up and must be initialized. */
   onStart(handler: () => void): void;
-  /** The upstream went away; in-flight requests cannot complete. */
   onStop(handler: (reason: string) => void): void;
 }
 
 /** How the proxy reaches an instance: never a proxy object, only a transport. */
 export type UpstreamTransport =
-  | { readonly kind: 'stdio'; readonly channel: MessageChannel }
+  | { readonly kind: 'stdio'; readonly channel: StdioStream }
   | {
       readonly kind: 'http';
       readonly transport: 'streamable-http' | 'sse';

@@ -9,13 +9,13 @@ import { stdioChannel } from '../backends/local/channel.ts';
 import { StdioChild } from '../backends/local/child.ts';
 import { BerthError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
-import type { RequestContext } from '../proxy/context.ts';
-import { checkOrigin, originPolicy } from '../proxy/guard.ts';
-import { sendJson, sendRpcError } from '../proxy/http-util.ts';
-import { McpEndpoint } from '../proxy/mcp-endpoint.ts';
-import { Multiplexer } from '../proxy/multiplex.ts';
-import { requestContext } from '../proxy/server.ts';
-import { SessionStore } from '../proxy/sessions.ts';
+import type { RequestContext } from '../http/context.ts';
+import { requestContext } from '../http/context.ts';
+import { checkOrigin, originPolicy } from '../http/guard.ts';
+import { sendJson, sendRpcError } from '../http/json-io.ts';
+import { McpEndpoint } from '../proxy/downstream/mcp-endpoint.ts';
+import { Multiplexer } from '../proxy/mux/multiplex.ts';
+import { SessionStore } from '../proxy/downstream/sessions.ts';
 import { exitCode } from './output.ts';
 
 export interface BridgeOptions {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { writeJson } from '../proxy/http-util.ts';
+import { writeJson } from '../http/json-io.ts';
 import { CONNECT_PREFIX } from './routes.ts';
 
 /**

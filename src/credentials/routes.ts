@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UserCredential } from '../desired/types.ts';
 import { isBerthError } from '../errors.ts';
-import type { Identity } from '../auth/identity.ts';
-import type { RequestContext } from '../proxy/context.ts';
-import { isJsonContentType, readJsonBody, writeJson } from '../proxy/http-util.ts';
+import type { Identity } from '../identity.ts';
+import type { RequestContext } from '../http/context.ts';
+import { isJsonContentType, readJsonBody, writeJson } from '../http/json-io.ts';
 import type { CredentialInput, CredentialStore } from '../store/credentials.ts';
 import { putEntry } from '../store/state.ts';
 import { CSRF_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf } from './csrf.ts';

@@ -1,19 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Gate } from '../auth/gate.ts';
-import type { Identity } from '../auth/identity.ts';
-import { ANONYMOUS } from '../auth/identity.ts';
+import { ANONYMOUS } from '../identity.ts';
 import type { CredentialRoutes } from '../credentials/routes.ts';
 import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
-import type { RequestContext } from './context.ts';
-import type { OriginPolicy } from './guard.ts';
-import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from './guard.ts';
-import { sendJson, sendRpcError } from './http-util.ts';
-import type { RouteTable } from './table.ts';
+import type { Context } from '../http/context.ts';
+import { requestContext } from '../http/context.ts';
+import type { OriginPolicy } from '../http/guard.ts';
+import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from '../http/guard.ts';
+import { sendJson, sendRpcError } from '../http/json-io.ts';
+import type { RouteTable } from './routes/table.ts';
 
 /** What the HTTP front needs from the rest of berth; read per request, so swaps apply at once. */
 export interface ProxyState {
@@ -138,7 +137,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
       if (readOnly(req, res) && (await state.gate().admitOperator(req, res))) sendJson(res, 200, await state.status());
       return;
   }
-  const identity = await state.gate().admit(req, res, pathname, state.table());
+  const identity = await state.gate().admit(req, res, pathname, (name) => state.table().handlers.get(name)?.route);
   if (identity === undefined) return;
   ctx.identity = identity;
   // Anonymous clients are told apart by address for the per-client session cap.
@@ -210,64 +209,4 @@ async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context,
   if (sub === undefined) return sse.handleSse(req, res, ctx, `${SSE_PREFIX}${name}/message`);
   if (sub === 'message') return sse.handleSseMessage(req, res, ctx, new URLSearchParams(query).get('sessionId'));
   return sendRpcError(res, 404, -32000, 'Not Found');
-}
-
-/** A request's context, with the caller's `X-Request-Id` or a new one, which the answer carries. */
-export function requestContext(req: IncomingMessage, res: ServerResponse, logger: Logger): Context {
-  const requestId = headerValue(req, 'x-request-id') ?? nextRequestId();
-  res.setHeader('x-request-id', requestId);
-  return new Context(requestId, res, logger);
-}
-
-/** A request's context; the abort signal and the child logger are made only when used. */
-class Context implements RequestContext {
-  readonly requestId: string;
-  // Set by the front door before any route sees the context.
-  identity: Identity = ANONYMOUS;
-  client = '';
-  server?: string;
-  method?: string;
-  readonly #res: ServerResponse;
-  readonly #logger: Logger;
-  #log: Logger | undefined;
-  #abort: AbortController | undefined;
-
-  constructor(requestId: string, res: ServerResponse, logger: Logger) {
-    this.requestId = requestId;
-    this.#res = res;
-    this.#logger = logger;
-  }
-
-  get user(): string {
-    return this.identity.user;
-  }
-
-  get log(): Logger {
-    return (this.#log ??= this.#logger.child({ requestId: this.requestId }));
-  }
-
-  get signal(): AbortSignal {
-    if (this.#abort === undefined) {
-      const abort = new AbortController();
-      this.#abort = abort;
-      // Only a client that leaves before the answer is complete aborts.
-      this.#res.once('close', () => {
-        if (!this.#res.writableFinished) abort.abort();
-      });
-    }
-    return this.#abort.signal;
-  }
-}
-
-// Request ids are unique per process and across restarts, without a random UUID per request.
-const REQUEST_ID_PREFIX = randomUUID().slice(0, 8);
-let requestSeq = 0;
-
-function nextRequestId(): string {
-  return `${REQUEST_ID_PREFIX}-${(++requestSeq).toString(36)}`;
-}
-
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return typeof v === 'string' && v.length <= 200 ? v : undefined;
 }

@@ -10,7 +10,7 @@ import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
-import { UpstreamPool } from '../../src/proxy/pool.ts';
+import { UpstreamPool } from '../../src/proxy/upstream/pool.ts';
 import { Controller } from '../../src/reconcile/controller.ts';
 import { connectClient, everythingServer, everythingYaml, startTestBerth, status } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -11,7 +11,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { TestBerth } from '../helpers/berth.ts';
 import { everythingYaml, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { SessionTransport } from '../../src/proxy/session-transport.ts';
+import { SessionTransport } from '../../src/proxy/downstream/session-transport.ts';
 
 const ACCEPT = 'application/json, text/event-stream';
 

@@ -15,9 +15,9 @@ import { createCredentialRoutes } from '../../src/credentials/routes.ts';
 import type { UserCredential } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
-import { originPolicy } from '../../src/proxy/guard.ts';
+import { originPolicy } from '../../src/http/guard.ts';
 import { createProxyServer } from '../../src/proxy/server.ts';
-import { EMPTY_TABLE } from '../../src/proxy/table.ts';
+import { EMPTY_TABLE } from '../../src/proxy/routes/table.ts';
 import { CredentialStore } from '../../src/store/credentials.ts';
 import { StateStore } from '../../src/store/state.ts';
 

@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../../src/observe/log.ts';
 import { createLogger } from '../../src/observe/log.ts';
-import { MAX_QUEUED_BYTES } from '../../src/proxy/web-adapter.ts';
+import { MAX_QUEUED_BYTES } from '../../src/http/write-queue.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { everythingYaml, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';

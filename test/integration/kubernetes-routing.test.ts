@@ -20,7 +20,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
-import { UpstreamPool } from '../../src/proxy/pool.ts';
+import { UpstreamPool } from '../../src/proxy/upstream/pool.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, repoRoot, startTestBerth, status } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';

@@ -19,11 +19,11 @@ import pino from 'pino';
 import { createAuthenticator } from '../../src/auth/chain.ts';
 import { Gate } from '../../src/auth/gate.ts';
 import { createMetrics } from '../../src/observe/metrics.ts';
-import { originPolicy } from '../../src/proxy/guard.ts';
-import { Passthrough } from '../../src/proxy/passthrough.ts';
-import type { PassthroughOptions } from '../../src/proxy/passthrough.ts';
+import { originPolicy } from '../../src/http/guard.ts';
+import { Passthrough } from '../../src/proxy/routes/passthrough.ts';
+import type { PassthroughOptions } from '../../src/proxy/routes/passthrough.ts';
 import { createProxyServer } from '../../src/proxy/server.ts';
-import type { RouteHandler } from '../../src/proxy/table.ts';
+import type { RouteHandler } from '../../src/proxy/routes/table.ts';
 import { configText, everythingServer, freePort, repoRoot } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 

@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { silentLogger } from '../../src/observe/log.ts';
-import { connectRemote } from '../../src/proxy/http-upstream.ts';
+import { connectRemote } from '../../src/proxy/upstream/http-upstream.ts';
 import { connectClient, everythingServer, freePort, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import { waitFor } from '../helpers/wait.ts';
 

@@ -8,7 +8,7 @@ import { mayAccess, missingScopes } from '../../src/auth/access.ts';
 import { apiKeyProvider, newApiKey, sha256Hex } from '../../src/auth/api-key.ts';
 import { checkAuthConfig } from '../../src/auth/chain.ts';
 import { headerProvider } from '../../src/auth/header.ts';
-import type { Identity } from '../../src/auth/identity.ts';
+import type { Identity } from '../../src/identity.ts';
 import type { AuthRequest } from '../../src/auth/provider.ts';
 import { audiencesOf, baseUrl, bearerChallenge, metadataTarget, metadataUrl, protectedResourceMetadata, targetOf } from '../../src/auth/resource.ts';
 import { keyEntryYaml } from '../../src/cli/key.ts';

@@ -5,13 +5,12 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
-import { checkHost, originPolicy } from '../../src/proxy/guard.ts';
+import { checkHost, originPolicy } from '../../src/http/guard.ts';
 import { createAuthenticator } from '../../src/auth/chain.ts';
 import { Gate } from '../../src/auth/gate.ts';
-import { ANONYMOUS } from '../../src/auth/identity.ts';
+import { ANONYMOUS } from '../../src/identity.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { frontDoor } from '../../src/proxy/server.ts';
-import { EMPTY_TABLE } from '../../src/proxy/table.ts';
 
 function request(headers: Record<string, string>, remoteAddress = '127.0.0.1', method = 'GET'): IncomingMessage {
   return { headers, method, socket: { remoteAddress } } as unknown as IncomingMessage;
@@ -45,13 +44,13 @@ describe('front door identity', () => {
     const req = request({ host: 'localhost:8080' }, '127.0.0.1');
     const res = new ServerResponse(req);
     assert.equal(frontDoor(req, res, policy), true);
-    assert.deepEqual(await gate.admit(req, res, '/mcp/x', EMPTY_TABLE), ANONYMOUS);
+    assert.deepEqual(await gate.admit(req, res, '/mcp/x', () => undefined), ANONYMOUS);
   });
   it('a client on another host gets 403 while no auth provider is configured', async () => {
     const req = request({ host: '10.0.0.5:8080' }, '10.0.0.9');
     const res = new ServerResponse(req);
     assert.equal(frontDoor(req, res, policy), true, 'its Host names this machine');
-    assert.equal(await gate.admit(req, res, '/mcp/x', EMPTY_TABLE), undefined);
+    assert.equal(await gate.admit(req, res, '/mcp/x', () => undefined), undefined);
     assert.equal(res.statusCode, 403);
     const ops = new ServerResponse(req);
     assert.equal(await gate.admitOperator(req, ops), false);

@@ -5,8 +5,8 @@ import { describe, test } from 'node:test';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { silentLogger } from '../../src/observe/log.ts';
-import type { MessageChannel } from '../../src/backends/backend.ts';
-import { Multiplexer } from '../../src/proxy/multiplex.ts';
+import type { MessageChannel } from '../../src/proxy/mux/channel.ts';
+import { Multiplexer } from '../../src/proxy/mux/multiplex.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 type Msg = Record<string, unknown> & { id?: string | number; method?: string; params?: Record<string, unknown> };

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { Identity } from '../../src/auth/identity.ts';
-import { SessionStore } from '../../src/proxy/sessions.ts';
+import type { Identity } from '../../src/identity.ts';
+import { SessionStore } from '../../src/proxy/downstream/sessions.ts';
 
 function fakeTransport(closed: string[], id: string): Transport {
   return { start: async () => undefined, send: async () => undefined, close: async () => void closed.push(id) };

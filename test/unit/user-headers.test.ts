@@ -14,8 +14,8 @@ import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import { redactRoute } from '../../src/reconcile/plan.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observe/log.ts';
-import type { HeaderRoute } from '../../src/proxy/user-headers.ts';
-import { UserHeaderResolver } from '../../src/proxy/user-headers.ts';
+import type { HeaderRoute } from '../../src/proxy/upstream/user-headers.ts';
+import { UserHeaderResolver } from '../../src/proxy/upstream/user-headers.ts';
 import { CredentialStore } from '../../src/store/credentials.ts';
 import { StateStore } from '../../src/store/state.ts';
 

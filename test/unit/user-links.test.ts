@@ -2,14 +2,14 @@
 // the headers change, idle ones closed; and how status counts them.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { MessageChannel } from '../../src/backends/backend.ts';
+import type { MessageChannel } from '../../src/proxy/mux/channel.ts';
 import { statusRows } from '../../src/cli/status.ts';
 import type { ServerStatus, StatusReport } from '../../src/cli/status-model.ts';
 import { silentLogger } from '../../src/observe/log.ts';
-import type { ConnectionStatus } from '../../src/proxy/http-upstream.ts';
-import { summarizeConnections } from '../../src/proxy/http-upstream.ts';
-import { Multiplexer } from '../../src/proxy/multiplex.ts';
-import { UserLinks } from '../../src/proxy/user-links.ts';
+import type { ConnectionStatus } from '../../src/proxy/upstream/http-upstream.ts';
+import { summarizeConnections } from '../../src/proxy/upstream/http-upstream.ts';
+import { Multiplexer } from '../../src/proxy/mux/multiplex.ts';
+import { UserLinks } from '../../src/proxy/upstream/user-links.ts';
 
 /** A channel that never starts: enough for a multiplexer with no sessions. */
 const idleChannel = (): MessageChannel => ({ send: () => true, onMessage: () => undefined, onStart: () => undefined, onStop: () => undefined });

@@ -1,4 +1,4 @@
-import type { MessageChannel } from '../backend.ts';
+import type { StdioStream } from '../backend.ts';
 import type { StdioChild } from './child.ts';
 import { describeExit } from './child.ts';
 
@@ -7,7 +7,7 @@ import { describeExit } from './child.ts';
  * server to initialize. A child already up when the consumer attaches counts
  * as started then, so attaching late never misses the start.
  */
-export function stdioChannel(child: StdioChild): MessageChannel {
+export function stdioChannel(child: StdioChild): StdioStream {
   return {
     send: (message) => child.send(message),
     onMessage: (handler) => child.on('message', handler),

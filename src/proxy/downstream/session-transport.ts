@@ -2,14 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '../observe/log.ts';
+import type { Logger } from '../../observe/log.ts';
 import { SessionEventStore, streamOf } from './event-store.ts';
-import type { Refusal } from './http-util.ts';
-import { accepts, sendRpcError } from './http-util.ts';
-import { exceedsQueue, MAX_QUEUED_BYTES } from './web-adapter.ts';
-import { EarliestTimer } from './earliest-timer.ts';
-import type { RequestId } from './jsonrpc.ts';
-import { ErrorCode, isRequest, isResponse } from './jsonrpc.ts';
+import type { Refusal } from '../../http/json-io.ts';
+import { accepts, sendRpcError } from '../../http/json-io.ts';
+import { exceedsQueue, MAX_QUEUED_BYTES } from '../../http/write-queue.ts';
+import { EarliestTimer } from '../mux/earliest-timer.ts';
+import type { RequestId } from '../../http/jsonrpc.ts';
+import { ErrorCode, isRequest, isResponse } from '../../http/jsonrpc.ts';
 
 // berth's session-era (2025-11-25 and earlier) streamable HTTP transport for
 // one session. It answers a POST with one JSON body when the result is the

@@ -1,9 +1,9 @@
 // The ready replicas a backend reports (Kubernetes: EndpointSlices), by
 // placement, and the requests and starts waiting for a placement's first one.
 // Bookkeeping only: the pool decides what to connect and what to end.
-import type { ObservedInstance, PlacementReplicas, ReadyReplica } from '../backends/backend.ts';
-import type { Unit } from '../desired/types.ts';
-import { ProxyError } from './errors.ts';
+import type { ObservedInstance, PlacementReplicas, ReadyReplica } from '../../backends/backend.ts';
+import type { Unit } from '../../desired/types.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
 
 interface Waiter {
   readonly check: () => void;

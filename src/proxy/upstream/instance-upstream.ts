@@ -1,13 +1,14 @@
 // One hosted instance as the pool holds it: berth's own multiplexed MCP
 // connection, users' own connections (per-user headers), and readiness. The
 // pool decides which instances serve; this module knows how one is reached.
-import type { HttpTransport, MessageChannel, ObservedInstance, UpstreamTransport } from '../backends/backend.ts';
-import { hashUser } from '../desired/hash.ts';
-import type { Unit } from '../desired/types.ts';
-import type { Logger } from '../observe/log.ts';
+import type { HttpTransport, ObservedInstance, UpstreamTransport } from '../../backends/backend.ts';
+import type { MessageChannel } from '../mux/channel.ts';
+import { hashUser } from '../../desired/hash.ts';
+import type { Unit } from '../../desired/types.ts';
+import type { Logger } from '../../observe/log.ts';
 import type { ConnectionStatus } from './http-upstream.ts';
 import { HttpUpstream } from './http-upstream.ts';
-import { Multiplexer } from './multiplex.ts';
+import { Multiplexer } from '../mux/multiplex.ts';
 import type { UserLink } from './user-links.ts';
 import { UserLinks } from './user-links.ts';
 

@@ -9,12 +9,12 @@ import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/s
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { MessageChannel } from '../backends/backend.ts';
-import type { Logger } from '../observe/log.ts';
-import { ProxyError } from './errors.ts';
-import type { RequestId } from './jsonrpc.ts';
-import { ErrorCode, errorResponse, isRequest, isResponse } from './jsonrpc.ts';
-import { Multiplexer } from './multiplex.ts';
+import type { MessageChannel } from '../mux/channel.ts';
+import type { Logger } from '../../observe/log.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
+import type { RequestId } from '../../http/jsonrpc.ts';
+import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
+import { Multiplexer } from '../mux/multiplex.ts';
 
 export interface HttpUpstreamOptions {
   /** The server (and instance or user) in logs and errors. */

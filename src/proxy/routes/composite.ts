@@ -9,10 +9,10 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema, ListToolsResultSchema, McpError, ProgressNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotification, ServerNotification, Tool } from '@modelcontextprotocol/sdk/types.js';
-import type { ComponentRoute, Route } from '../desired/types.ts';
-import type { Logger } from '../observe/log.ts';
-import { ErrorCode } from './jsonrpc.ts';
-import type { MessageChannel } from '../backends/backend.ts';
+import type { ComponentRoute, Route } from '../../desired/types.ts';
+import type { Logger } from '../../observe/log.ts';
+import { ErrorCode } from '../../http/jsonrpc.ts';
+import type { MessageChannel } from '../mux/channel.ts';
 
 /** An SDK client-side Transport to the component `server`, as `user`. */
 export type ConnectComponent = (server: string, user: string, signal: AbortSignal) => Promise<Transport>;

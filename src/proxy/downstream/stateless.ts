@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { Refusal } from './http-util.ts';
-import { sendRefusal, writeJson } from './http-util.ts';
-import type { Request } from './jsonrpc.ts';
-import { ErrorCode, isNotification, isRequest } from './jsonrpc.ts';
-import type { Multiplexer, UpstreamInfo } from './multiplex.ts';
+import type { Refusal } from '../../http/json-io.ts';
+import { sendRefusal, writeJson } from '../../http/json-io.ts';
+import type { Request } from '../../http/jsonrpc.ts';
+import { ErrorCode, isNotification, isRequest } from '../../http/jsonrpc.ts';
+import type { Multiplexer, UpstreamInfo } from '../mux/multiplex.ts';
 import { StatelessCall } from './stateless-call.ts';
 
 // The stateless revision (2026-07-28): no initialize, no sessions; every

@@ -1,7 +1,7 @@
 // The id tables of one multiplexed upstream: which downstream session and id
 // each forwarded request, progress token and server-initiated request belongs
 // to. Upstream ids are berth's own, so sessions can never collide.
-import type { RequestId } from './jsonrpc.ts';
+import type { RequestId } from '../../http/jsonrpc.ts';
 
 /** The part of a downstream session the tables need to know. */
 export interface SessionRef {

@@ -1,7 +1,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { Identity } from '../auth/identity.ts';
-import type { Logger } from '../observe/log.ts';
-import type { Metrics } from '../observe/metrics.ts';
+import type { Identity } from '../../identity.ts';
+import type { Logger } from '../../observe/log.ts';
+import type { Metrics } from '../../observe/metrics.ts';
 
 /** A downstream MCP session berth holds for a client. */
 export interface SessionEntry {

@@ -2,15 +2,15 @@
 // instance, whatever backend runs it and whatever transport reaches it. The
 // pool initializes instances, watches readiness, hands sessions over when a
 // unit is replaced and drains instances before they are removed.
-import type { Backend, HttpTransport, InstanceEvent, ObservedInstance, PlacementReplicas, ReadyReplica } from '../backends/backend.ts';
-import { hashUser } from '../desired/hash.ts';
-import type { Unit } from '../desired/types.ts';
-import type { Logger } from '../observe/log.ts';
-import { ProxyError } from './errors.ts';
+import type { Backend, HttpTransport, InstanceEvent, ObservedInstance, PlacementReplicas, ReadyReplica } from '../../backends/backend.ts';
+import { hashUser } from '../../desired/hash.ts';
+import type { Unit } from '../../desired/types.ts';
+import type { Logger } from '../../observe/log.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
 import type { Upstream, UpstreamStatus } from './instance-upstream.ts';
 import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady, leastBusy, upstreamStatus, whenReady } from './instance-upstream.ts';
-import type { Multiplexer } from './multiplex.ts';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from './multiplex.ts';
+import type { Multiplexer } from '../mux/multiplex.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../mux/multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
 
 export interface PoolOptions {

@@ -2,11 +2,11 @@
 // `${user.credentials.NAME}` (or `fromUser` headers): rendered from the
 // caller's own saved credentials, per request. Values are cached per user and
 // server until the store says they changed, so a request decrypts nothing.
-import { renderTemplate } from '../config/user-template.ts';
-import { headerFieldsOf } from '../credentials/fields.ts';
-import type { Route } from '../desired/types.ts';
-import type { CredentialListener } from '../store/credentials.ts';
-import { ProxyError } from './errors.ts';
+import { renderTemplate } from '../../config/user-template.ts';
+import { headerFieldsOf } from '../../credentials/fields.ts';
+import type { Route } from '../../desired/types.ts';
+import type { CredentialListener } from '../../store/credentials.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
 
 /** A route that may carry per-user headers. */
 export type HeaderRoute = Route & { kind: 'hosted' | 'remote' };

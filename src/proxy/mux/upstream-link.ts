@@ -2,10 +2,10 @@
 // (re)start and tells waiters when it is ready, or at once why it is not.
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { MessageChannel } from '../backends/backend.ts';
-import type { Logger } from '../observe/log.ts';
-import type { Response } from './jsonrpc.ts';
-import { ProxyError } from './errors.ts';
+import type { MessageChannel } from './channel.ts';
+import type { Logger } from '../../observe/log.ts';
+import type { Response } from '../../http/jsonrpc.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
 
 export interface UpstreamInfo {
   readonly protocolVersion: string;

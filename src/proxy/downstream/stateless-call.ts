@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { writeJson } from './http-util.ts';
-import type { Request, RequestId, Response } from './jsonrpc.ts';
-import { isNotification, isRequest, isResponse } from './jsonrpc.ts';
-import type { Multiplexer } from './multiplex.ts';
-import { MAX_QUEUED_BYTES } from './web-adapter.ts';
+import { writeJson } from '../../http/json-io.ts';
+import type { Request, RequestId, Response } from '../../http/jsonrpc.ts';
+import { isNotification, isRequest, isResponse } from '../../http/jsonrpc.ts';
+import type { Multiplexer } from '../mux/multiplex.ts';
+import { MAX_QUEUED_BYTES } from '../../http/write-queue.ts';
 
 /** How long a call waiting for the client's input is kept. */
 const PARK_TTL_MS = 5 * 60_000;

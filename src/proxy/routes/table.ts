@@ -1,23 +1,23 @@
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { mayAccess } from '../auth/access.ts';
-import type { Identity } from '../auth/identity.ts';
-import { ANONYMOUS } from '../auth/identity.ts';
-import { canonicalJson } from '../desired/hash.ts';
-import type { DesiredState, Route } from '../desired/types.ts';
-import type { Logger } from '../observe/log.ts';
+import { mayAccess } from '../../auth/access.ts';
+import type { Identity } from '../../identity.ts';
+import { ANONYMOUS } from '../../identity.ts';
+import { canonicalJson } from '../../desired/hash.ts';
+import type { DesiredState, Route } from '../../desired/types.ts';
+import type { Logger } from '../../observe/log.ts';
 import { createCompositeChannel } from './composite.ts';
 import type { ComponentHealth, ConnectComponent } from './composite.ts';
-import { McpEndpoint } from './mcp-endpoint.ts';
-import { Multiplexer } from './multiplex.ts';
+import { McpEndpoint } from '../downstream/mcp-endpoint.ts';
+import { Multiplexer } from '../mux/multiplex.ts';
 import { Passthrough } from './passthrough.ts';
-import type { ConnectionStatus, ConnectionSummary, RemoteConnection } from './http-upstream.ts';
-import { connectRemote, summarizeConnections } from './http-upstream.ts';
-import type { SessionStore } from './sessions.ts';
-import { ProxyError } from './errors.ts';
-import type { HeaderRoute, UserHeaderSource } from './user-headers.ts';
-import { hasUserHeaders } from './user-headers.ts';
-import { UserLinks } from './user-links.ts';
+import type { ConnectionStatus, ConnectionSummary, RemoteConnection } from '../upstream/http-upstream.ts';
+import { connectRemote, summarizeConnections } from '../upstream/http-upstream.ts';
+import type { SessionStore } from '../downstream/sessions.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
+import type { HeaderRoute, UserHeaderSource } from '../upstream/user-headers.ts';
+import { hasUserHeaders } from '../upstream/user-headers.ts';
+import { UserLinks } from '../upstream/user-links.ts';
 
 /** How one server's requests are served. */
 export type RouteHandler =

@@ -1,14 +1,14 @@
 import { Agent, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Identity } from '../auth/identity.ts';
-import type { RequestContext } from './context.ts';
-import { endToEndHeaders } from './hop-headers.ts';
-import { baseUrl } from '../auth/resource.ts';
-import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../credentials/missing.ts';
-import { ProxyError } from './errors.ts';
-import { readJsonBody, sendRpcError } from './http-util.ts';
-import { ErrorCode, isRequest } from './jsonrpc.ts';
+import type { Identity } from '../../identity.ts';
+import type { RequestContext } from '../../http/context.ts';
+import { endToEndHeaders } from '../../http/hop-headers.ts';
+import { baseUrl } from '../../auth/resource.ts';
+import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../../credentials/missing.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
+import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
+import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];

@@ -4,8 +4,8 @@
 // the principal that opened it. So each user gets an own session on the
 // shared instance (or remote), opened with their headers, which multiplexes
 // only that user's client sessions.
-import { canonicalJson } from '../desired/hash.ts';
-import type { Multiplexer } from './multiplex.ts';
+import { canonicalJson } from '../../desired/hash.ts';
+import type { Multiplexer } from '../mux/multiplex.ts';
 
 /** A user's own connection: its multiplexer, and how to close the transport under it. */
 export interface UserLink {

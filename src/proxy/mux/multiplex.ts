@@ -1,10 +1,10 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { MessageChannel } from '../backends/backend.ts';
-import type { Logger } from '../observe/log.ts';
-import type { Notification, Request, RequestId, Response } from './jsonrpc.ts';
-import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, progressTokenOf, resultResponse, withIds } from './jsonrpc.ts';
+import type { MessageChannel } from './channel.ts';
+import type { Logger } from '../../observe/log.ts';
+import type { Notification, Request, RequestId, Response } from '../../http/jsonrpc.ts';
+import { ErrorCode, errorResponse, isNotification, isRequest, isResponse, progressTokenOf, resultResponse, withIds } from '../../http/jsonrpc.ts';
 import type { Pending } from './request-table.ts';
 import { RequestTable } from './request-table.ts';
 import { EarliestTimer } from './earliest-timer.ts';
