@@ -80,7 +80,7 @@ describe('a remote held as one connection', () => {
   test('a refused remote does not pile up reconnecting clients, and close() lets the process exit', async () => {
     const listener = await startListener((socket) => socket.destroy());
     const script = `
-      import { connectRemote } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/http-upstream.ts'))};
+      import { connectRemote } from ${JSON.stringify(path.join(repoRoot, 'src/proxy/upstream/http-upstream.ts'))};
       import { silentLogger } from ${JSON.stringify(path.join(repoRoot, 'src/observe/log.ts'))};
       const upstream = connectRemote({ name: 'gone', url: 'http://127.0.0.1:${listener.port}/sse', transport: 'sse', headers: () => ({}), logger: silentLogger() });
       setTimeout(() => upstream.close(), 2_500);
