@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { LABEL } from '../../src/backends/docker/spec.ts';
+import { LABELS } from '../../src/backends/labels.ts';
 import { docker, dockerUnavailable, removeOwned, testImages, testOwner } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -24,7 +24,7 @@ describe('berth in its own image', { ...(unavailable === undefined ? {} : { skip
   test('serves a container server it reaches by name, to an MCP client on this host', async () => {
     const images = testImages();
     const network = `berth-${owner}`;
-    await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: { [LABEL.owner]: owner } });
+    await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: { [LABELS.owner]: owner } });
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-image-'));
     writeFileSync(
       path.join(dir, 'berth.yaml'),
@@ -73,7 +73,7 @@ describe('berth in its own image', { ...(unavailable === undefined ? {} : { skip
       const result = (await client.callTool({ name: 'echo', arguments: { message: 'from the host, through berth in a container' } })) as CallToolResult;
       assert.equal((result.content[0] as { text: string }).text, 'from the host, through berth in a container');
       await client.close();
-      const servers = await docker.listContainers({ filters: { label: [`${LABEL.owner}=${owner}`, `${LABEL.unit}=web`] } });
+      const servers = await docker.listContainers({ filters: { label: [`${LABELS.owner}=${owner}`, `${LABELS.server}=web`] } });
       assert.equal(servers.length, 1, 'the server runs as a sibling container');
       assert.deepEqual(Object.keys(servers[0]?.NetworkSettings.Networks ?? {}), [network], 'on the shared network, reached by name');
     } catch (err) {

@@ -8,7 +8,7 @@ import Docker from 'dockerode';
 import { Daemon } from '../../src/backends/docker/daemon.ts';
 import { DockerBackend } from '../../src/backends/docker/index.ts';
 import type { DockerSettings } from '../../src/backends/docker/spec.ts';
-import { LABEL } from '../../src/backends/docker/spec.ts';
+import { LABELS } from '../../src/backends/labels.ts';
 import { hashSpec } from '../../src/desired/hash.ts';
 import type { Unit, UnitSpec } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -97,11 +97,16 @@ export function stdioServerSpec(env: Record<string, string> = {}): UnitSpec {
   return { runtime: 'command', command: 'node', args: ['/app/fixtures/mcp-server.mjs', 'stdio'], env: { values: env, sensitive: [], fromUser: [] } };
 }
 
+/** The fixture serving streamable HTTP itself at `path`, run directly in the runtime image (runtime command). */
+export function httpCommandSpec(path: string): UnitSpec {
+  return { runtime: 'command', command: 'node', args: ['/app/fixtures/mcp-server.mjs'], transport: 'streamable-http', path, env: { values: { MCP_PATH: path }, sensitive: [], fromUser: [] } };
+}
+
 export const docker = new Docker();
 
 /** Removes every container and network labelled with this owner. */
 export async function removeOwned(owner: string): Promise<void> {
-  const filters = { label: [`${LABEL.owner}=${owner}`] };
+  const filters = { label: [`${LABELS.owner}=${owner}`] };
   const containers = await docker.listContainers({ all: true, filters });
   await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   const networks = await docker.listNetworks({ filters });

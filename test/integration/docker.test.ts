@@ -6,9 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import type { InstanceEvent } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
 import type { DockerSettings } from '../../src/backends/docker/spec.ts';
-import { LABEL } from '../../src/backends/docker/spec.ts';
+import { LABELS } from '../../src/backends/labels.ts';
 import { toolsOf } from '../helpers/backend-contract.ts';
-import { docker, dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, runToCompletion, stdioServerSpec, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
+import { docker, dockerBackend, dockerUnavailable, httpCommandSpec, httpServerSpec, removeOwned, runToCompletion, stdioServerSpec, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const unavailable = dockerUnavailable();
@@ -41,15 +41,15 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
     assert.deepEqual(info.HostConfig.SecurityOpt, ['no-new-privileges']);
     assert.equal(info.HostConfig.ReadonlyRootfs, true);
     assert.ok(Object.keys(info.HostConfig.Tmpfs ?? {}).includes('/tmp'));
-    assert.equal(info.HostConfig.NetworkMode, `berth-${info.Config.Labels[LABEL.owner]}`);
+    assert.equal(info.HostConfig.NetworkMode, `berth-${info.Config.Labels[LABELS.owner]}`);
     const bindings = info.HostConfig.PortBindings?.['8080/tcp'] ?? [];
     assert.deepEqual(bindings, [{ HostIp: '127.0.0.1', HostPort: '' }], 'the daemon picks the host port');
     const published = await waitFor(async () => (await docker.getContainer(instance.id).inspect()).NetworkSettings.Ports['8080/tcp']);
     assert.ok(published.every((b) => b.HostIp === '127.0.0.1' && Number(b.HostPort) > 0), JSON.stringify(published));
     const labels = info.Config.Labels;
-    assert.equal(labels[LABEL.user], 'a11ce0000000aaaa');
-    assert.equal(labels[LABEL.specHash], unit.specHash);
-    assert.equal(labels[LABEL.managedBy], 'berth');
+    assert.equal(labels[LABELS.user], 'a11ce0000000aaaa');
+    assert.equal(labels[LABELS.specHash], unit.specHash);
+    assert.equal(labels[LABELS.managedBy], 'berth');
     const visible = JSON.stringify({ labels, name: info.Name, instance, list: await backend.list(signal()) });
     assert.ok(!visible.includes('top-secret-value') && !visible.includes('user-token-value'), 'secrets only in env');
     assert.ok(info.Config.Env.includes('SECRET=top-secret-value') && info.Config.Env.includes('TOKEN=user-token-value'));
@@ -92,7 +92,7 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
   test('a container started by hand with this owner’s labels is listed, so it can be removed as an orphan', async () => {
     const { backend } = setUp();
     const owner = owners.at(-1) ?? '';
-    const stray = await docker.createContainer({ Image: testImages().TEST_HTTP_IMAGE, Labels: { [LABEL.owner]: owner, [LABEL.unit]: 'gone', [LABEL.specHash]: 'feedfacefeedface' } });
+    const stray = await docker.createContainer({ Image: testImages().TEST_HTTP_IMAGE, Labels: { [LABELS.owner]: owner, [LABELS.server]: 'gone', [LABELS.specHash]: 'feedfacefeedface' } });
     const listed = await backend.list(signal());
     assert.deepEqual(listed.filter((i) => i.unit === 'gone').map((i) => i.id), [stray.id]);
     await backend.remove(stray.id, signal());
@@ -136,6 +136,23 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
     const info = await docker.getContainer(instance.id).inspect();
     assert.deepEqual(info.Config.Cmd?.slice(0, 6), ['bridge', '--host', '0.0.0.0', '--port', '8080', '--']);
     assert.ok((await toolsOf(backend, instance.id, 30_000)).includes('whoami'));
+  });
+
+  test('an HTTP command server runs directly in the runtime image, told its port in PORT, reached at its path', async () => {
+    for (const networkMode of ['published', 'host'] as const) {
+      const { backend } = setUp({ networkMode });
+      const unit = testUnit(`http-command-${networkMode}`, httpCommandSpec('/custom/mcp'));
+      const [instance] = await backend.ensure({ unit }, signal());
+      assert.ok(instance !== undefined);
+      const info = await docker.getContainer(instance.id).inspect();
+      assert.deepEqual(info.Config.Entrypoint, ['node', '/app/fixtures/mcp-server.mjs'], 'not behind berth bridge');
+      const port = info.Config.Env.find((e) => e.startsWith('PORT='));
+      assert.ok(port !== undefined, 'PORT is set');
+      const endpoint = await backend.endpoint(instance.id, signal());
+      assert.ok(endpoint.kind === 'http' && endpoint.url.endsWith('/custom/mcp'), JSON.stringify(endpoint));
+      if (networkMode === 'host') assert.equal(new URL(endpoint.url).port, port.slice('PORT='.length));
+      assert.ok((await toolsOf(backend, instance.id, 30_000)).includes('echo'));
+    }
   });
 
   test('network host: servers listen on the loopback port berth assigns', async () => {

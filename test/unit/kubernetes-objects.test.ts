@@ -7,7 +7,8 @@ import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
 import { egressBlocks } from '../../src/backends/kubernetes/egress.ts';
 import type { KubeObject } from '../../src/backends/kubernetes/objects.ts';
-import { ANNOTATIONS, LABELS, placementName, renderPlacement } from '../../src/backends/kubernetes/objects.ts';
+import { ANNOTATIONS, LABELS } from '../../src/backends/labels.ts';
+import { placementName, renderPlacement } from '../../src/backends/kubernetes/objects.ts';
 import { resolveKubernetesSettings } from '../../src/backends/kubernetes/settings.ts';
 import { checkKubeObject } from '../helpers/kube-models.ts';
 
@@ -60,11 +61,12 @@ test('pods run with the security defaults and the pod settings', () => {
   assert.deepEqual(github.volumes, [{ name: 'writable-0', emptyDir: {} }, { name: 'writable-1', emptyDir: {} }]);
 });
 
-test('stdio servers run in the bridge image behind `berth bridge`', () => {
+test('stdio servers run in the bridge image behind `berth bridge`, its entrypoint', () => {
   const { units, settings } = load('kubernetes-pods');
   const container = deployment(renderPlacement({ unit: unitNamed(units, 'everything') }, settings).objects).spec.template.spec.containers[0];
   assert.equal(container?.image, 'registry.example.com/berth:0.1.0');
-  assert.deepEqual(container?.command, ['berth', 'bridge', '--port', '8080', '--host', '0.0.0.0', '--', 'npx', '-y', '@modelcontextprotocol/server-everything@2026.8.31']);
+  assert.equal(container?.command, undefined, 'the image runs berth; there is no `berth` on its PATH');
+  assert.deepEqual(container?.args, ['bridge', '--host', '0.0.0.0', '--port', '8080', '--', 'npx', '-y', '@modelcontextprotocol/server-everything@2026.8.31']);
   assert.deepEqual(container?.env, [{ name: 'HOME', value: '/tmp' }]);
 });
 

@@ -3,11 +3,13 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../../observe/log.ts';
 import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
 import { BackendError } from '../backend.ts';
+import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
+import { DEFAULT_MCP_PATH, workloadOf } from '../runtime.ts';
 import type { ContainerInfo, ContainerInspectInfo, Daemon } from './daemon.ts';
 import { daemonMessage } from './daemon.ts';
 import { logLines, observeContainer } from './observe.ts';
 import type { DockerSettings, Slot } from './spec.ts';
-import { containerName, createOptions, imageOf, LABEL, networkName, ownerLabels, settingsHash, slotsOf } from './spec.ts';
+import { containerName, createOptions, networkName, settingsHash, slotsOf } from './spec.ts';
 
 export interface DockerBackendOptions {
   readonly daemon: Daemon;
@@ -46,7 +48,7 @@ export class DockerBackend implements Backend {
   }
 
   async list(signal: AbortSignal): Promise<readonly ObservedInstance[]> {
-    const containers = await this.#daemon.listContainers([`${LABEL.owner}=${this.#settings.owner}`], signal);
+    const containers = await this.#daemon.listContainers([`${LABELS.owner}=${this.#settings.owner}`], signal);
     const observed = await this.#observeAll(containers, signal);
     return [...observed, ...this.#unmade.values()];
   }
@@ -56,12 +58,12 @@ export class DockerBackend implements Backend {
     const userHash = placement.user?.hash;
     const settingsTag = settingsHash(this.#settings);
     await this.#ensureNetwork(signal);
-    const found = await this.#daemon.listContainers([`${LABEL.owner}=${this.#settings.owner}`, `${LABEL.unit}=${unit.name}`, `${LABEL.specHash}=${unit.specHash}`], signal);
-    const mine = found.filter((c) => c.Labels[LABEL.user] === userHash);
+    const found = await this.#daemon.listContainers([`${LABELS.owner}=${this.#settings.owner}`, `${LABELS.server}=${unit.name}`, `${LABELS.specHash}=${unit.specHash}`], signal);
+    const mine = found.filter((c) => c.Labels[LABELS.user] === userHash);
     const slots = slotsOf(placement);
     const wanted = new Set(slots.map((s) => containerName(this.#settings.owner, unit, s)));
     // Surplus replicas, and containers made with other backend settings, go; other specHashes stay for the pool's hand-over.
-    const stale = mine.filter((c) => !wanted.has(nameOf(c)) || c.Labels[LABEL.settings] !== settingsTag);
+    const stale = mine.filter((c) => !wanted.has(nameOf(c)) || c.Labels[LABELS.settings] !== settingsTag);
     await Promise.all(stale.map((c) => this.#daemon.remove(c.Id, signal)));
     const current = new Map(mine.filter((c) => !stale.includes(c)).map((c) => [nameOf(c), c]));
     const ids = await Promise.all(slots.map((slot) => this.#ensureSlot(placement, slot, current.get(containerName(this.#settings.owner, unit, slot)), signal)));
@@ -82,9 +84,9 @@ export class DockerBackend implements Backend {
     if (info === undefined) throw new BackendError('instance_not_found', `no container ${instanceId} of this berth`, { retryable: false });
     if (!info.State.Running) throw new BackendError('instance_not_found', `container ${nameOfInspect(info)} is not running (${info.State.Status})`, { retryable: true });
     const labels = info.Config.Labels ?? {};
-    const port = labels[LABEL.port] ?? '';
-    const path = labels[LABEL.path] ?? '/mcp';
-    const transport = labels[LABEL.transport] === 'sse' ? 'sse' : 'streamable-http';
+    const port = labels[ANNOTATIONS.port] ?? '';
+    const path = labels[ANNOTATIONS.path] ?? DEFAULT_MCP_PATH;
+    const transport = labels[ANNOTATIONS.transport] === 'sse' ? 'sse' : 'streamable-http';
     return { kind: 'http', transport, url: `http://${this.#hostPortOf(info, port)}${path}`, headers: {} };
   }
 
@@ -98,7 +100,7 @@ export class DockerBackend implements Backend {
     const stop = AbortSignal.any([signal, this.#closed.signal]);
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.#daemon.events([`${LABEL.owner}=${this.#settings.owner}`], stop);
+      stream = await this.#daemon.events([`${LABELS.owner}=${this.#settings.owner}`], stop);
     } catch (err) {
       if (stop.aborted) return;
       throw err;
@@ -139,7 +141,7 @@ export class DockerBackend implements Backend {
     const unit = placement.unit;
     const name = containerName(this.#settings.owner, unit, slot);
     try {
-      await this.#ensureImage(imageOf(unit, this.#settings), signal);
+      await this.#ensureImage(workloadOf(unit.spec, this.#settings.runtimeImage).image, signal);
     } catch (err) {
       if (err instanceof BackendError && err.code === 'image_missing') this.#unmade.set(name, unmadeInstance(this.#settings.owner, placement, slot, name, err.message));
       throw err;
@@ -212,7 +214,7 @@ export class DockerBackend implements Backend {
   /** The container if it exists and belongs to this berth; another owner's is as good as absent. */
   async #owned(id: string, signal: AbortSignal): Promise<ContainerInspectInfo | undefined> {
     const info = await this.#daemon.inspect(id, signal);
-    if (info === undefined || info.Config.Labels?.[LABEL.owner] !== this.#settings.owner) return undefined;
+    if (info === undefined || info.Config.Labels?.[LABELS.owner] !== this.#settings.owner) return undefined;
     return info;
   }
 
@@ -273,7 +275,7 @@ function parseEvent(line: string): { action: string; id: string; unit: string } 
     const action = (event.Action ?? '').split(':')[0] ?? '';
     const id = event.Actor?.ID;
     if (id === undefined) return undefined;
-    return { action, id, unit: event.Actor?.Attributes?.[LABEL.unit] ?? '' };
+    return { action, id, unit: event.Actor?.Attributes?.[LABELS.server] ?? '' };
   } catch {
     return undefined;
   }

@@ -1,7 +1,7 @@
 // A container as berth reports it: the daemon's state in the contract's words.
 import type { FailureClass, InstanceState, ObservedInstance } from '../backend.ts';
 import type { ContainerInspectInfo } from './daemon.ts';
-import { LABEL } from './spec.ts';
+import { LABELS } from '../labels.ts';
 
 /** Starts by berth within CRASH_LOOP_WINDOW_MS that make an exited container crash-looping. */
 export const CRASH_LOOP_STARTS = 3;
@@ -19,13 +19,13 @@ export function observeContainer(info: ContainerInspectInfo, history: History | 
   const restarts = Math.max(0, (history?.starts.length ?? 0) - 1) + (info.RestartCount ?? 0);
   const base = {
     id: info.Id,
-    owner: labels[LABEL.owner] ?? '',
-    unit: labels[LABEL.unit] ?? '',
-    specHash: labels[LABEL.specHash] ?? '',
-    replica: Number(labels[LABEL.replica] ?? 0),
+    owner: labels[LABELS.owner] ?? '',
+    unit: labels[LABELS.server] ?? '',
+    specHash: labels[LABELS.specHash] ?? '',
+    replica: Number(labels[LABELS.replica] ?? 0),
     restarts,
     detail: info.Name.replace(/^\//, ''),
-    ...(labels[LABEL.user] === undefined ? {} : { userHash: labels[LABEL.user] }),
+    ...(labels[LABELS.user] === undefined ? {} : { userHash: labels[LABELS.user] }),
   };
   if (state.Running && !state.Restarting) return { ...base, state: 'running', startedAt: state.StartedAt };
   if (state.Restarting) return { ...base, state: 'backoff' };

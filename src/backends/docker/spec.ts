@@ -6,7 +6,8 @@ import { hashSpec } from '../../desired/hash.ts';
 import type { Unit } from '../../desired/types.ts';
 import type { Placement } from '../backend.ts';
 import { BackendError } from '../backend.ts';
-import { commandFor } from '../local/command.ts';
+import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
+import { workloadOf } from '../runtime.ts';
 import type { ContainerCreateOptions } from './daemon.ts';
 
 export type PullPolicy = 'always' | 'if-not-present' | 'never';
@@ -26,7 +27,7 @@ export interface DockerSettings {
   readonly networkMode: NetworkMode;
   readonly publishHost: string;
   readonly pull: PullPolicy;
-  /** Image that runs npx/uvx/command servers behind `berth bridge` (berth's own image or one built from it). */
+  /** Image that runs npx, uvx and command servers (berth's own image or one built from it); see workloadOf. */
   readonly runtimeImage: string;
   readonly readOnlyRootFilesystem: boolean;
   /** Writable tmpfs mounts, e.g. /tmp, when the root filesystem is read-only. */
@@ -34,23 +35,6 @@ export interface DockerSettings {
   readonly pidsLimit: number;
 }
 
-export const LABEL = {
-  owner: 'berth.owner',
-  unit: 'berth.unit',
-  user: 'berth.user',
-  specHash: 'berth.spec-hash',
-  replica: 'berth.replica',
-  /** Hash of the backend settings a container was made with; a change recreates it. */
-  settings: 'berth.settings',
-  port: 'berth.port',
-  path: 'berth.path',
-  transport: 'berth.transport',
-  managedBy: 'app.kubernetes.io/managed-by',
-} as const;
-
-/** Where `berth bridge` listens inside a container of a stdio server. */
-export const BRIDGE_PORT = 8080;
-const BRIDGE_PATH = '/mcp';
 const TMPFS_OPTIONS = 'rw,nosuid,nodev,size=64m';
 
 /** One instance of a placement: a replica of a shared unit, or a user's instance. */
@@ -74,24 +58,9 @@ export function networkName(settings: DockerSettings): string {
   return settings.networkMode === 'host' ? 'host' : settings.network;
 }
 
-export function ownerLabels(owner: string): Record<string, string> {
-  return { [LABEL.owner]: owner, [LABEL.managedBy]: 'berth' };
-}
-
 export function settingsHash(settings: DockerSettings): string {
   const { owner: _owner, pull: _pull, ...relevant } = settings;
   return hashSpec(relevant);
-}
-
-/** How the server inside listens: its port, path and transport. */
-export function listenerOf(unit: Unit, assignedPort: number | undefined): { port: number; path: string; transport: 'streamable-http' | 'sse' } {
-  const spec = unit.spec;
-  if (spec.runtime === 'container') return { port: assignedPort ?? spec.port, path: spec.path, transport: spec.transport };
-  return { port: assignedPort ?? BRIDGE_PORT, path: BRIDGE_PATH, transport: 'streamable-http' };
-}
-
-export function imageOf(unit: Unit, settings: DockerSettings): string {
-  return unit.spec.runtime === 'container' ? unit.spec.image : settings.runtimeImage;
 }
 
 /**
@@ -101,21 +70,20 @@ export function imageOf(unit: Unit, settings: DockerSettings): string {
 export function createOptions(settings: DockerSettings, placement: Placement, slot: Slot, assignedPort?: number): ContainerCreateOptions {
   const unit = placement.unit;
   const spec = unit.spec;
-  const listener = listenerOf(unit, assignedPort);
-  const env: Record<string, string> = { ...spec.env.values, ...placement.user?.env };
-  if (assignedPort !== undefined) Object.assign(env, { PORT: String(assignedPort), HOST: '127.0.0.1' });
+  const workload = workloadOf(spec, settings.runtimeImage, assignedPort);
+  const env: Record<string, string> = { ...workload.env, ...spec.env.values, ...placement.user?.env };
   const labels: Record<string, string> = {
     ...ownerLabels(settings.owner),
-    [LABEL.unit]: unit.name,
-    [LABEL.specHash]: unit.specHash,
-    [LABEL.replica]: String(slot.replica),
-    [LABEL.settings]: settingsHash(settings),
-    [LABEL.port]: String(listener.port),
-    [LABEL.path]: listener.path,
-    [LABEL.transport]: listener.transport,
-    ...(slot.userHash === undefined ? {} : { [LABEL.user]: slot.userHash }),
+    [LABELS.server]: unit.name,
+    [LABELS.specHash]: unit.specHash,
+    [LABELS.replica]: String(slot.replica),
+    [LABELS.settings]: settingsHash(settings),
+    [ANNOTATIONS.port]: String(workload.port),
+    [ANNOTATIONS.path]: workload.path,
+    [ANNOTATIONS.transport]: workload.transport,
+    ...(slot.userHash === undefined ? {} : { [LABELS.user]: slot.userHash }),
   };
-  const portKey = `${listener.port}/tcp`;
+  const portKey = `${workload.port}/tcp`;
   const published = settings.networkMode === 'published';
   const fixed = spec.runtime === 'container' && spec.publishPort !== undefined && slot.userHash === undefined && slot.replica === 0 ? spec.publishPort : undefined;
   const bindings = [
@@ -124,11 +92,12 @@ export function createOptions(settings: DockerSettings, placement: Placement, sl
   ];
   return {
     name: containerName(settings.owner, unit, slot),
-    Image: imageOf(unit, settings),
-    Cmd: commandOf(unit, listener.port, assignedPort === undefined ? '0.0.0.0' : '127.0.0.1'),
+    Image: workload.image,
+    ...(workload.entrypoint === undefined ? {} : { Entrypoint: [...workload.entrypoint] }),
+    ...(workload.args.length === 0 && workload.entrypoint === undefined ? {} : { Cmd: [...workload.args] }),
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: labels,
-    ...(spec.runtime === 'command' && spec.cwd !== undefined && spec.cwd.startsWith('/') ? { WorkingDir: spec.cwd } : {}),
+    ...(workload.workingDir === undefined ? {} : { WorkingDir: workload.workingDir }),
     ExposedPorts: { [portKey]: {} },
     HostConfig: {
       NetworkMode: networkName(settings),
@@ -143,14 +112,6 @@ export function createOptions(settings: DockerSettings, placement: Placement, sl
       ...limitsOf(unit),
     },
   };
-}
-
-/** A stdio server runs behind `berth bridge`, the runtime image's entrypoint; a container server runs its own command. */
-function commandOf(unit: Unit, port: number, host: string): string[] | undefined {
-  const spec = unit.spec;
-  if (spec.runtime === 'container') return spec.args.length > 0 ? [...spec.args] : undefined;
-  const { command, args } = commandFor(spec);
-  return ['bridge', '--host', host, '--port', String(port), '--', command, ...args];
 }
 
 function limitsOf(unit: Unit): { Memory?: number; MemorySwap?: number; NanoCpus?: number } {

@@ -10,7 +10,8 @@ import type { Header } from './api.ts';
 import { KubeApi } from './api.ts';
 import { isApplied } from './compare.ts';
 import type { KubeObject } from './objects.ts';
-import { ANNOTATIONS, LABELS, ownerSelector, placementName, renderPlacement } from './objects.ts';
+import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
+import { placementName, renderPlacement } from './objects.ts';
 import { belongsTo, observeDeployment, observeInstances, observePod, parsePlaceholder } from './observe.ts';
 import type { KubernetesSettings } from './settings.ts';
 import { placementOf, readyEndpoints, SERVICE_NAME_LABEL, transportOf } from './slices.ts';
@@ -62,7 +63,7 @@ export class KubernetesBackend implements Backend {
     this.#settings = options.settings;
     this.#api = new KubeApi(options.config);
     this.#log = options.logger;
-    this.#selector = Object.entries(ownerSelector(options.settings.owner)).map(([k, v]) => `${k}=${v}`).join(',');
+    this.#selector = Object.entries(ownerLabels(options.settings.owner)).map(([k, v]) => `${k}=${v}`).join(',');
   }
 
   /** Asks the API server whether berth may do everything it does; names every missing permission at once. */

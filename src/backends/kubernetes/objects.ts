@@ -7,6 +7,9 @@ import { parseQuantity } from '../../config/units.ts';
 import { hashSpec } from '../../desired/hash.ts';
 import type { Resources, Unit } from '../../desired/types.ts';
 import type { Placement } from '../backend.ts';
+import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
+import type { Workload } from '../runtime.ts';
+import { workloadOf } from '../runtime.ts';
 import { egressBlocks } from './egress.ts';
 import type { KubernetesSettings } from './settings.ts';
 import { definedValues, podSettingsFor } from './settings.ts';
@@ -19,25 +22,7 @@ export interface KubeObject {
   readonly [field: string]: unknown;
 }
 
-export const LABELS = {
-  managedBy: 'app.kubernetes.io/managed-by',
-  owner: 'berth.dev/owner',
-  server: 'berth.dev/server',
-  user: 'berth.dev/user',
-  specHash: 'berth.dev/spec-hash',
-} as const;
-export const ANNOTATIONS = {
-  /** Hash of the object as berth rendered it: equal means nothing to write, unless someone else changed it. */
-  appliedHash: 'berth.dev/applied-hash',
-  /** On the pod template: a changed Secret changes the template, which is exactly one rollout. */
-  secretChecksum: 'berth.dev/secret-checksum',
-  /** On the pod template: where in the pod the MCP endpoint is, for `endpoint`. */
-  path: 'berth.dev/mcp-path',
-  transport: 'berth.dev/mcp-transport',
-} as const;
 export const FIELD_MANAGER = 'berth';
-/** The port `berth bridge` serves stdio servers on inside their pod. */
-export const BRIDGE_PORT = 8080;
 
 /** The objects of one placement, in the order they are applied (a Secret before the pods that read it). */
 export interface PlacementObjects {
@@ -65,21 +50,16 @@ export function placementName(owner: string, unit: string, userHash?: string): s
   return `${full.slice(0, MAX_NAME - 11).replace(/-+$/, '')}-${hashSpec(full).slice(0, 10)}`;
 }
 
-/** Labels selecting every object of a berth owner; `list` and orphan removal use them. */
-export function ownerSelector(owner: string): Record<string, string> {
-  return { [LABELS.managedBy]: 'berth', [LABELS.owner]: owner };
-}
-
 /** The Deployment, Service, Secret, NetworkPolicy, PodDisruptionBudget and HorizontalPodAutoscaler of a placement. */
 export function renderPlacement(placement: Placement, settings: KubernetesSettings): PlacementObjects {
   const { unit, user } = placement;
   const name = placementName(settings.owner, unit.name, user?.hash);
-  const selector = { ...ownerSelector(settings.owner), [LABELS.server]: unit.name, ...(user === undefined ? {} : { [LABELS.user]: user.hash }) };
+  const selector = { ...ownerLabels(settings.owner), [LABELS.server]: unit.name, ...(user === undefined ? {} : { [LABELS.user]: user.hash }) };
   // The spec hash labels only the Deployment and its pods: a change rewrites what must restart, nothing else.
   const labels = { ...selector, [LABELS.specHash]: unit.specHash };
   const meta = (): KubeObject['metadata'] => ({ name, namespace: settings.namespace, labels: selector });
   const pods = podSettingsFor(settings, unit.spec.kubernetes);
-  const workload = workloadOf(unit, settings);
+  const workload = workloadOf(unit.spec, settings.bridgeImage);
   const secretData = secretValues(unit, user?.env ?? {});
   const hasSecret = Object.keys(secretData).length > 0;
   const autoscale = unit.scope === 'shared' ? unit.spec.kubernetes?.autoscale : undefined;
@@ -99,8 +79,9 @@ export function renderPlacement(placement: Placement, settings: KubernetesSettin
   const container: V1Container = {
     name: 'server',
     image: workload.image,
-    ...(workload.command === undefined ? {} : { command: [...workload.command] }),
+    ...(workload.entrypoint === undefined ? {} : { command: [...workload.entrypoint] }),
     ...(workload.args.length === 0 ? {} : { args: [...workload.args] }),
+    ...(workload.workingDir === undefined ? {} : { workingDir: workload.workingDir }),
     ports: [{ name: 'mcp', containerPort: workload.port, protocol: 'TCP' }],
     env: envVars(unit, workload.env, name, secretData),
     ...resourcesOf(unit.spec.resources),
@@ -174,39 +155,6 @@ function withAppliedHash(object: KubeObject): KubeObject {
   return { ...object, metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [ANNOTATIONS.appliedHash]: appliedHash(object) } } };
 }
 
-interface Workload {
-  readonly image: string;
-  readonly command?: readonly string[];
-  readonly args: readonly string[];
-  readonly port: number;
-  readonly path: string;
-  readonly transport: 'streamable-http' | 'sse';
-  readonly env: Readonly<Record<string, string>>;
-}
-
-/** A container server runs as is; a stdio server runs in berth's image behind `berth bridge`. */
-function workloadOf(unit: Unit, settings: KubernetesSettings): Workload {
-  const spec = unit.spec;
-  if (spec.runtime === 'container') {
-    return { image: spec.image, args: spec.args, port: spec.port, path: spec.path, transport: spec.transport, env: {} };
-  }
-  if (spec.runtime === 'command' && spec.transport !== undefined) {
-    // A command that serves MCP over HTTP itself, on the port it is given in PORT, as on the local backend.
-    return { image: settings.bridgeImage, command: [spec.command, ...spec.args], args: [], port: BRIDGE_PORT, path: spec.path ?? '/mcp', transport: spec.transport, env: { HOME: '/tmp', PORT: String(BRIDGE_PORT) } };
-  }
-  const stdio = spec.runtime === 'command' ? [spec.command, ...spec.args] : spec.runtime === 'npx' ? ['npx', '-y', spec.package, ...spec.args] : ['uvx', spec.package, ...spec.args];
-  return {
-    image: settings.bridgeImage,
-    command: ['berth', 'bridge', '--port', String(BRIDGE_PORT), '--host', '0.0.0.0', '--', ...stdio],
-    args: [],
-    port: BRIDGE_PORT,
-    path: '/mcp',
-    transport: 'streamable-http',
-    // The root filesystem is read-only: npm and uv keep their caches under HOME.
-    env: { HOME: '/tmp' },
-  };
-}
-
 /** Sensitive config values and every per-user value: these live in the Secret, never in the pod template. */
 function secretValues(unit: Unit, userEnv: Readonly<Record<string, string>>): Record<string, string> {
   const { values, sensitive } = unit.spec.env;
@@ -218,7 +166,7 @@ function secretValues(unit: Unit, userEnv: Readonly<Record<string, string>>): Re
   return { ...data, ...userEnv };
 }
 
-function envVars(unit: Unit, base: Readonly<Record<string, string>>, secretName: string, secretData: Readonly<Record<string, string>>): V1EnvVar[] {
+function envVars(unit: Unit, base: Workload['env'], secretName: string, secretData: Readonly<Record<string, string>>): V1EnvVar[] {
   const plain = { ...base, ...unit.spec.env.values };
   const names = [...new Set([...Object.keys(plain), ...Object.keys(secretData)])].sort();
   return names.map((name) =>

@@ -4,7 +4,7 @@
 // visible, reported and removable. Pure: objects in, instances out.
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { FailureClass, InstanceState, ObservedInstance } from '../backend.ts';
-import { LABELS } from './objects.ts';
+import { LABELS } from '../labels.ts';
 
 /** Instance id of a replica that has no pod yet. */
 export function placeholderId(deployment: string, index: number): string {

@@ -4,7 +4,7 @@
 // and picks a pod per session itself. Pure: objects in, addresses out.
 import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import type { HttpTransport } from '../backend.ts';
-import { ANNOTATIONS, LABELS } from './objects.ts';
+import { ANNOTATIONS, LABELS } from '../labels.ts';
 
 /** Set by the EndpointSlice controller on every slice of a Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';

@@ -7,7 +7,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { Logger } from '../../observe/log.ts';
-import { childEnv } from './command.ts';
+import { childEnv } from './env.ts';
 import { LineSplitter } from './lines.ts';
 import { groupAlive, installExitHook, signalGroup, trackGroup, untrackGroup, waitUntil } from './process-group.ts';
 

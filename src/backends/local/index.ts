@@ -5,10 +5,10 @@ import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import type { Backend, InstanceEvent, InstanceState, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
 import { BackendError } from '../backend.ts';
+import { commandFor, httpCommandOf } from '../runtime.ts';
 import { stdioChannel } from './channel.ts';
 import type { ChildState } from './child.ts';
 import { StdioChild } from './child.ts';
-import { commandFor } from './command.ts';
 
 interface Instance {
   readonly id: string;
@@ -119,13 +119,9 @@ export class LocalBackend implements Backend {
 
   async #start(id: string, unit: Unit, replica: number, placement: Placement): Promise<void> {
     const spec = unit.spec;
-    let command: ReturnType<typeof commandFor>;
-    try {
-      command = commandFor(spec);
-    } catch (err) {
-      throw new BackendError('invalid_spec', (err as Error).message, { retryable: false });
-    }
-    const http = spec.runtime === 'command' && spec.transport !== undefined ? { transport: spec.transport, path: spec.path ?? '/mcp', port: await freeLoopbackPort() } : undefined;
+    const command = commandFor(spec);
+    const served = httpCommandOf(spec);
+    const http = served === undefined ? undefined : { ...served, port: await freeLoopbackPort() };
     const env = { ...spec.env.values, ...placement.user?.env, ...(http === undefined ? {} : { PORT: String(http.port) }) };
     const child = new StdioChild({
       id: placement.user === undefined ? unit.name : `${unit.name}/${placement.user.hash}`,
