@@ -4,6 +4,8 @@ import { exitCode } from './cli/output.ts';
 import { isBerthError } from './errors.ts';
 
 const VERSION = '0.1.0';
+/** `berth import --format` values; the table itself (src/clients/formats.ts) loads only when a command needs it. */
+const CLIENT_FORMATS = ['registry', 'vscode', 'codex', 'claude-desktop', 'claude-code', 'cursor', 'windsurf', 'gemini'];
 
 function program(setExit: (code: number) => void): Command {
   const cli = new Command('berth')
@@ -70,6 +72,18 @@ function program(setExit: (code: number) => void): Command {
     .action(async (file: string | undefined, opts: { url?: string; json?: boolean }) => {
       const { runStatus } = await import('./cli/status.ts');
       setExit(await runStatus(opts.url === undefined ? optionalConfigPath(file) : undefined, opts));
+    });
+
+  cli
+    .command('import')
+    .description("turn an MCP client's config (Claude, VS Code, Cursor, Windsurf, Codex, Gemini CLI, a registry server.json) into berth servers")
+    .argument('<file>', 'the client config to read')
+    .addOption(new Option('--format <format>', 'the file\'s format, when its name and shape do not tell').choices(CLIENT_FORMATS))
+    .option('--into <berth.yaml>', 'add the servers to this berth.yaml instead of printing them')
+    .addOption(new Option('--secrets <where>', 'secrets become: auto (prompts per user, others ${env:…}), env, or user').choices(['auto', 'env', 'user']).default('auto'))
+    .action(async (file: string, opts: { format?: string; into?: string; secrets: 'auto' | 'env' | 'user' }) => {
+      const { runImport } = await import('./cli/import.ts');
+      setExit(runImport(file, opts));
     });
 
   cli
