@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { ApiKey } from '../config/types.gen.ts';
 import type { Identity } from '../identity.ts';
+import { keyOf } from '../identity.ts';
 import type { Provider, Verdict } from './provider.ts';
 import { bearerToken, PASS } from './provider.ts';
 
@@ -23,10 +24,10 @@ export function newApiKey(): { key: string; sha256: string } {
  * are held; every presented key is compared with every hash in constant time,
  * so timing tells nothing about which key came close.
  */
-export function apiKeyProvider(keys: readonly ApiKey[]): Provider {
+export function apiKeyProvider(keys: readonly ApiKey[], usernamePrefix?: string): Provider {
   const entries = keys.map((k) => ({
     hash: Buffer.from(k.sha256 ?? sha256Hex(k.key ?? ''), 'hex'),
-    identity: Object.freeze({ user: k.user, groups: Object.freeze([...(k.groups ?? [])]), scopes: [], provider: 'apiKey' }) satisfies Identity,
+    identity: Object.freeze({ user: k.user, key: keyOf('apiKey:', k.user, usernamePrefix), groups: Object.freeze([...(k.groups ?? [])]), scopes: [], provider: 'apiKey' }) satisfies Identity,
   }));
   return {
     type: 'apiKey',
@@ -45,6 +46,6 @@ export function apiKeyProvider(keys: readonly ApiKey[]): Provider {
       return explicit !== undefined || key.startsWith(KEY_PREFIX) ? { kind: 'invalid', reason: 'unknown API key' } : PASS;
     },
     // A key of the same user with the same groups is left: the user's sessions stay.
-    vouches: (identity) => entries.some((e) => e.identity.user === identity.user && isDeepStrictEqual([...e.identity.groups].sort(), [...identity.groups].sort())),
+    vouches: (identity) => entries.some((e) => e.identity.key === identity.key && isDeepStrictEqual([...e.identity.groups].sort(), [...identity.groups].sort())),
   };
 }

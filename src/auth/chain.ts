@@ -72,7 +72,7 @@ function providerFor(settings: AuthProvider, options: AuthenticatorOptions): Pro
     case 'none':
       return NONE_PROVIDER;
     case 'apiKey':
-      return apiKeyProvider(settings.keys ?? []);
+      return apiKeyProvider(settings.keys ?? [], settings.usernamePrefix);
     case 'jwt':
       return jwtProvider(settings, { logger: options.logger, ...(options.jwksCooldownMs === undefined ? {} : { jwksCooldownMs: options.jwksCooldownMs }) });
     case 'header':

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { keyOf } from '../identity.ts';
 import type { Provider, Verdict } from './provider.ts';
 import { listOf, PASS } from './provider.ts';
 
@@ -6,6 +7,7 @@ export interface HeaderSettings {
   readonly userHeader?: string;
   readonly groupsHeader?: string;
   readonly trustedProxies?: readonly string[];
+  readonly usernamePrefix?: string;
 }
 
 const DEFAULT_TRUSTED = ['127.0.0.1/32', '::1/128'];
@@ -19,6 +21,7 @@ export function headerProvider(settings: HeaderSettings): Provider {
   const userHeader = (settings.userHeader ?? 'X-Forwarded-User').toLowerCase();
   const groupsHeader = (settings.groupsHeader ?? 'X-Forwarded-Groups').toLowerCase();
   const trusted = trustedList(settings.trustedProxies ?? DEFAULT_TRUSTED);
+  const realm = `header:${userHeader}:`;
   return {
     type: 'header',
     verify(request): Verdict {
@@ -26,7 +29,8 @@ export function headerProvider(settings: HeaderSettings): Provider {
       if (typeof user !== 'string' || user.trim() === '') return PASS;
       const address = normalizeAddress(request.remoteAddress);
       if (address === undefined || !trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) return PASS;
-      return { kind: 'identity', identity: { user: user.trim(), groups: listOf(request.headers[groupsHeader]), scopes: [], provider: 'header' } };
+      const name = user.trim();
+      return { kind: 'identity', identity: { user: name, key: keyOf(realm, name, settings.usernamePrefix), groups: listOf(request.headers[groupsHeader]), scopes: [], provider: 'header' } };
     },
   };
 }

@@ -4,6 +4,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 
 import type { AuthProvider } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Identity } from '../identity.ts';
+import { keyOf } from '../identity.ts';
 import type { AuthRequest, Provider, Verdict } from './provider.ts';
 import { bearerToken, listOf, PASS } from './provider.ts';
 
@@ -67,7 +68,7 @@ export function jwtProvider(settings: AuthProvider, options: JwtOptions): Provid
     const user = claims[userClaim] ?? (userClaim === 'sub' ? claims['client_id'] : undefined);
     if (typeof user !== 'string' || user === '') return { kind: 'invalid', reason: `the token has no ${userClaim} claim` };
     const scopes = claims['scope'] !== undefined ? listOf(claims['scope']) : listOf(claims['scp']);
-    const identity: Identity = { user, groups: listOf(claims[groupsClaim]), scopes, provider: 'jwt' };
+    const identity: Identity = { user, key: keyOf(`jwt:${issuer}#`, user, settings.usernamePrefix), groups: listOf(claims[groupsClaim]), scopes, provider: 'jwt' };
     return { kind: 'identity', identity, requiredScopes };
   };
 

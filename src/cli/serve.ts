@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mayAccess } from '../auth/access.ts';
@@ -67,7 +68,13 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const gates = new Gates(config.auth, { listen: config.listen, logger });
   const backend = await createBackend(initial, logger);
   // Per-user credentials live in the state file; the store opens even without a key (plain values only).
-  const credentials = new CredentialStore(await StateStore.open(stateOptionsOf(initial)), logger);
+  const state = await StateStore.open(stateOptionsOf(initial));
+  const credentials = new CredentialStore(state, logger);
+  const labelSecret = await state.labelSecret().catch((err: unknown) => {
+    // A read-only state directory still serves; per-user instances are then named anew after a restart.
+    logger.warn({ err: (err as Error).message, path: state.path }, 'cannot keep the user label secret in the state file; using one for this run');
+    return randomBytes(32).toString('base64url');
+  });
   const userHeaders = new UserHeaderResolver(credentials);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   // Read per forwarded request (its deadline) and per connection: indexed once per accepted config, not searched each time.
@@ -80,6 +87,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   };
   const pool = new UpstreamPool({
     backend,
+    labelSecret,
     logger,
     drainMs: DRAIN_MS,
     idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,

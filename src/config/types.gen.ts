@@ -86,6 +86,10 @@ export type AuthProvider = {
    */
   type: 'none' | 'apiKey' | 'jwt' | 'header';
   /**
+   * What stands before a user's name in the key berth keeps their instances, stored credentials, sessions and limits under. By default each provider has its own namespace (`apiKey:alice`, `jwt:<issuer>#alice`, `header:<userHeader>:alice`), so equal names from different providers are different people. Give providers the same prefix to make their equal names one person on purpose; `""` keeps the bare name, the key berth used before identities had a provider (credentials saved then are found again).
+   */
+  usernamePrefix?: string;
+  /**
    * apiKey: the accepted keys. Store only the SHA-256 of each key (hex), or load the key from a secret.
    *
    * @minItems 1

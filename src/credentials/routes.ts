@@ -43,7 +43,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
   const refused = (server: string, ctx: RequestContext): string | undefined => {
     if (fields(server) === undefined || options.mayUse === undefined || options.mayUse(server, ctx.identity)) return undefined;
     ctx.log.info({ server, user: ctx.user }, 'credentials refused: the server\'s access does not admit the user');
-    return `user ${ctx.user} may not use server ${server}`;
+    return `user ${ctx.identity.user} may not use server ${server}`;
   };
 
   async function connect(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, server: string): Promise<void> {
@@ -57,7 +57,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     const cookie: Record<string, string> = fresh ? { 'set-cookie': csrfCookie(token) } : {};
     const render = (status: number, notice?: { kind: 'ok' | 'error'; text: string }): void => {
       const saved = new Set(store.list(ctx.user)[server] ?? []);
-      sendPage(res, status, renderConnectPage({ server, user: ctx.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }) }), cookie);
+      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }) }), cookie);
     };
     if (req.method === 'GET' || req.method === 'HEAD') {
       const done = new URLSearchParams(req.url?.split('?')[1] ?? '').get('done');
@@ -95,7 +95,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     const [server, name, ...more] = rest === '' ? [] : rest.split('/');
     if (server === undefined) {
       if (req.method !== 'GET') return refuse(405, 'method_not_allowed', 'use GET to list your credentials', { allow: 'GET' });
-      return { status: 200, body: { user: ctx.user, servers: store.list(ctx.user) } };
+      return { status: 200, body: { user: ctx.identity.user, servers: store.list(ctx.user) } };
     }
     const declared = fields(server);
     if (declared === undefined || more.length > 0) return refuse(404, 'not_found', `no server named ${server}`);

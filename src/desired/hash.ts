@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 /** Canonical JSON (RFC 8785): key order and formatting never matter. */
@@ -12,9 +12,11 @@ export function hashSpec(value: unknown): string {
 }
 
 /**
- * The label-safe name of a user on backend objects: their identity never
- * appears in container labels, pod labels or instance ids, only this.
+ * The label-safe name of a user (their identity key) on backend objects:
+ * their identity never appears in container labels, pod labels or instance
+ * ids, only this. Keyed with the installation's secret, so a list of likely
+ * names does not reverse it.
  */
-export function hashUser(user: string): string {
-  return createHash('sha256').update(`berth-user:${user}`).digest('hex').slice(0, 16);
+export function hashUser(user: string, secret: string): string {
+  return createHmac('sha256', secret).update(`berth-user:${user}`).digest('hex').slice(0, 16);
 }

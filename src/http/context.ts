@@ -9,7 +9,7 @@ export interface RequestContext {
   readonly requestId: string;
   /** Who is calling, as the auth step established it. */
   readonly identity: Identity;
-  /** `identity.user`: the authenticated user, or `anonymous`. */
+  /** `identityKey(identity)`: what the caller's instances, credentials and sessions are kept under. */
   readonly user: string;
   /** Whose sessions count together against the per-client cap: the user, or `anonymous@<address>`. */
   readonly client: string;
@@ -49,7 +49,7 @@ export class Context implements RequestContext {
   }
 
   get user(): string {
-    return this.identity.user;
+    return this.identity.key;
   }
 
   get log(): Logger {

@@ -141,7 +141,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   if (identity === undefined) return;
   ctx.identity = identity;
   // Anonymous clients are told apart by address for the per-client session cap.
-  ctx.client = identity === ANONYMOUS ? `anonymous@${req.socket.remoteAddress ?? ''}` : `user:${identity.user}`;
+  ctx.client = identity === ANONYMOUS ? `anonymous@${req.socket.remoteAddress ?? ''}` : `user:${identity.key}`;
   const credentials = state.credentials?.();
   if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
   return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));

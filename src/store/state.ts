@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Low } from 'lowdb';
 import { BerthError } from '../errors.ts';
 import { AtomicJsonFile } from './file.ts';
@@ -11,6 +12,8 @@ export type CredentialsSection = Record<string, Record<string, Record<string, St
 export interface StateDocument {
   version: 1;
   credentials: CredentialsSection;
+  /** This installation's own secrets, made on first use. */
+  installation?: { labelSecret?: string };
 }
 
 export interface StateOptions {
@@ -72,6 +75,21 @@ export class StateStore {
     const next = this.#queue.then(run, run);
     this.#queue = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * The key of the HMAC that names users on backend objects (container and
+   * pod labels): made once per installation and kept here, so labels stay the
+   * same across restarts and cannot be reversed from a list of likely names.
+   */
+  labelSecret(): Promise<string> {
+    return this.update(async (data) => {
+      const existing = data.installation?.labelSecret;
+      if (typeof existing === 'string' && existing !== '') return { changed: false, value: existing };
+      const made = randomBytes(32).toString('base64url');
+      data.installation = { ...data.installation, labelSecret: made };
+      return { changed: true, value: made };
+    });
   }
 
   async #load(): Promise<void> {

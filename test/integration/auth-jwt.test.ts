@@ -30,7 +30,7 @@ describe('jwt provider against oidc-provider', () => {
   test('claims map to user, groups and scopes', async () => {
     const verdict = await check(authenticatorFor(), await issuer.token(RESOURCE, 'mcp:read'));
     assert.equal(verdict.kind, 'identity');
-    assert.deepEqual(verdict.kind === 'identity' && verdict.identity, { user: 'agent', groups: ['eng'], scopes: ['mcp:read'], provider: 'jwt' });
+    assert.deepEqual(verdict.kind === 'identity' && verdict.identity, { user: 'agent', key: `jwt:${issuer.issuer}#agent`, groups: ['eng'], scopes: ['mcp:read'], provider: 'jwt' });
   });
 
   test('after a key rotation the new kid is fetched, at most once per cooldown however many unknown kids arrive', async () => {

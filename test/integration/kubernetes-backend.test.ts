@@ -123,13 +123,13 @@ describe('convergence', () => {
     await backend.ensure(shared('sharedone'), signal);
     assert.equal(backend.apiWrites, before);
     const unit = units('  personal:\n    type: single-user\n    runtime: npx\n    package: some-mcp\n    env:\n      TOKEN: { fromUser: true, sensitive: true }\n')[0] as Unit;
-    await backend.ensure({ unit, user: { hash: hashUser('alice'), env: { TOKEN: 'a' } } }, signal);
+    await backend.ensure({ unit, user: { hash: hashUser('alice', 'test-label-secret'), env: { TOKEN: 'a' } } }, signal);
     const start = fake?.writes.length ?? 0;
-    await backend.ensure({ unit, user: { hash: hashUser('bob'), env: { TOKEN: 'b' } } }, signal);
-    const bob = `berth-personal-${hashUser('bob').slice(0, 10)}`;
+    await backend.ensure({ unit, user: { hash: hashUser('bob', 'test-label-secret'), env: { TOKEN: 'b' } } }, signal);
+    const bob = `berth-personal-${hashUser('bob', 'test-label-secret').slice(0, 10)}`;
     if (fake !== undefined) assert.ok(fake.writes.slice(start).every((w) => w.name === bob), 'only bob\'s objects written');
     const users = new Set((await ofUnit(backend, 'personal')).map((i) => i.userHash));
-    assert.deepEqual([...users].sort(), [hashUser('alice'), hashUser('bob')].sort());
+    assert.deepEqual([...users].sort(), [hashUser('alice', 'test-label-secret'), hashUser('bob', 'test-label-secret')].sort());
   });
 
   test('replace: a changed spec rewrites only the Deployment, one rollout, pods at the new spec', { skip: ONLY_FAKE }, async () => {
@@ -151,7 +151,7 @@ describe('convergence', () => {
   test('a changed secret is exactly one rollout: the Secret and the Deployment written once each', { skip: ONLY_FAKE }, async () => {
     const backend = newBackend();
     const unit = units('  vault:\n    type: single-user\n    runtime: npx\n    package: vault-mcp\n    env:\n      TOKEN: { fromUser: true, sensitive: true }\n')[0] as Unit;
-    const user = hashUser('carol');
+    const user = hashUser('carol', 'test-label-secret');
     await backend.ensure({ unit, user: { hash: user, env: { TOKEN: 'first' } } }, signal);
     await waitFor(async () => running(await ofUnit(backend, 'vault'), 1));
     const start = fake?.writes.length ?? 0;

@@ -14,7 +14,7 @@ import { audiencesOf, baseUrl, bearerChallenge, metadataTarget, metadataUrl, pro
 import { keyEntryYaml } from '../../src/cli/key.ts';
 import type { Access } from '../../src/desired/types.ts';
 
-const alice: Identity = { user: 'alice', groups: ['eng'], scopes: ['mcp:read'], provider: 'jwt' };
+const alice: Identity = { user: 'alice', key: 'jwt:https://idp.test#alice', groups: ['eng'], scopes: ['mcp:read'], provider: 'jwt' };
 
 describe('access rules', () => {
   const cases: { name: string; access: Access | undefined; allowed: boolean }[] = [
@@ -79,7 +79,7 @@ describe('providers', () => {
   test('apiKey: X-API-Key or bearer; a foreign bearer token passes on, a wrong X-API-Key does not', async () => {
     const { key, sha256 } = newApiKey();
     const provider = apiKeyProvider([{ user: 'alice', groups: ['eng'], sha256 }, { user: 'bob', key: 'bob-key-0123456789abcdef' }]);
-    assert.deepEqual(await provider.verify(request({ 'x-api-key': key })), { kind: 'identity', identity: { user: 'alice', groups: ['eng'], scopes: [], provider: 'apiKey' } });
+    assert.deepEqual(await provider.verify(request({ 'x-api-key': key })), { kind: 'identity', identity: { user: 'alice', key: 'apiKey:alice', groups: ['eng'], scopes: [], provider: 'apiKey' } });
     assert.equal(((await provider.verify(request({ authorization: 'Bearer bob-key-0123456789abcdef' }))) as { identity: Identity }).identity.user, 'bob');
     assert.equal((await provider.verify(request({ authorization: 'Bearer eyJhbGciOi.eyJzdWIi.sig' }))).kind, 'pass');
     assert.equal((await provider.verify(request({ authorization: `Bearer ${key}x` }))).kind, 'invalid', 'a berth_ key that is wrong');

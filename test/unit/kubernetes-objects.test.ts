@@ -34,7 +34,7 @@ test('every generated object passes the official API models', async () => {
   for (const name of ['kubernetes', 'kubernetes-pods']) {
     const { units, settings } = load(name);
     for (const unit of units) {
-      const placement = unit.scope === 'per-user' ? { unit, user: { hash: hashUser('alice@example.com'), env: { NOTES_TOKEN: 't0k', GITHUB_TOKEN: 'ghp' } } } : { unit };
+      const placement = unit.scope === 'per-user' ? { unit, user: { hash: hashUser('alice@example.com', 'test-label-secret'), env: { NOTES_TOKEN: 't0k', GITHUB_TOKEN: 'ghp' } } } : { unit };
       for (const object of renderPlacement(placement, settings).objects) assert.deepEqual(await checkKubeObject(object), [], `${name}: ${unit.name}`);
     }
   }
@@ -55,7 +55,7 @@ test('pods run with the security defaults and the pod settings', () => {
   assert.deepEqual(container.volumeMounts, [{ name: 'writable-0', mountPath: '/tmp' }]);
   assert.deepEqual(pod.volumes, [{ name: 'writable-0', emptyDir: {} }]);
   assert.deepEqual(container.resources, { requests: { cpu: '500m', memory: '256Mi' }, limits: { cpu: '500m', memory: '256Mi' } });
-  const github = deployment(renderPlacement({ unit: unitNamed(units, 'github'), user: { hash: hashUser('a'), env: { GITHUB_TOKEN: 'x' } } }, settings).objects).spec.template.spec;
+  const github = deployment(renderPlacement({ unit: unitNamed(units, 'github'), user: { hash: hashUser('a', 'test-label-secret'), env: { GITHUB_TOKEN: 'x' } } }, settings).objects).spec.template.spec;
   assert.equal(github.runtimeClassName, 'kata');
   assert.deepEqual((github.containers[0]?.securityContext as { readOnlyRootFilesystem: boolean }).readOnlyRootFilesystem, false);
   assert.deepEqual(github.volumes, [{ name: 'writable-0', emptyDir: {} }, { name: 'writable-1', emptyDir: {} }]);
@@ -76,7 +76,7 @@ test('labels carry owner, server, user hash and spec hash; a shared pod template
   const labels = deployment(shared.objects).spec.template.metadata.labels;
   assert.deepEqual(Object.keys(labels).sort(), [LABELS.managedBy, LABELS.owner, LABELS.server, LABELS.specHash].sort());
   const github = unitNamed(units, 'github');
-  const user = hashUser('alice@example.com');
+  const user = hashUser('alice@example.com', 'test-label-secret');
   const own = renderPlacement({ unit: github, user: { hash: user, env: { GITHUB_TOKEN: 'ghp_secret' } } }, settings);
   assert.equal(deployment(own.objects).spec.template.metadata.labels[LABELS.user], user);
   const text = JSON.stringify(own.objects.filter((o) => o.kind !== 'Secret'));
@@ -87,7 +87,7 @@ test('labels carry owner, server, user hash and spec hash; a shared pod template
 test('a changed secret changes only the Secret and the pod template checksum', () => {
   const { units, settings } = load('kubernetes-pods');
   const github = unitNamed(units, 'github');
-  const user = hashUser('bob');
+  const user = hashUser('bob', 'test-label-secret');
   const before = renderPlacement({ unit: github, user: { hash: user, env: { GITHUB_TOKEN: 'one' } } }, settings).objects;
   const after = renderPlacement({ unit: github, user: { hash: user, env: { GITHUB_TOKEN: 'two' } } }, settings).objects;
   const changed = before.filter((o, i) => JSON.stringify(o) !== JSON.stringify(after[i])).map((o) => o.kind);
@@ -104,7 +104,7 @@ test('a disruption budget only with replicas; under an autoscaler berth leaves r
   assert.equal(deployment(search).spec.replicas, 4);
   assert.ok(kind(search, 'PodDisruptionBudget'));
   assert.equal(kind(search, 'NetworkPolicy'), undefined, 'networkPolicy: false');
-  const notes = renderPlacement({ unit: unitNamed(units, 'notes'), user: { hash: hashUser('x'), env: {} } }, settings).objects;
+  const notes = renderPlacement({ unit: unitNamed(units, 'notes'), user: { hash: hashUser('x', 'test-label-secret'), env: {} } }, settings).objects;
   assert.equal(kind(notes, 'PodDisruptionBudget'), undefined);
   const pods = load('kubernetes-pods');
   const everything = renderPlacement({ unit: unitNamed(pods.units, 'everything') }, pods.settings).objects;
@@ -143,10 +143,10 @@ test('egress blocks cut refused ranges out of declared CIDRs unless declared the
 
 test('names are DNS labels and deterministic, however long the server name', () => {
   const long = 'a'.repeat(63);
-  const name = placementName('berth', long, hashUser('someone'));
+  const name = placementName('berth', long, hashUser('someone', 'test-label-secret'));
   assert.ok(name.length <= 63 && /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name), name);
-  assert.equal(name, placementName('berth', long, hashUser('someone')));
-  assert.notEqual(name, placementName('berth', long, hashUser('someone else')));
+  assert.equal(name, placementName('berth', long, hashUser('someone', 'test-label-secret')));
+  assert.notEqual(name, placementName('berth', long, hashUser('someone else', 'test-label-secret')));
   const { units, settings } = load('kubernetes');
   const unit = unitNamed(units, 'search');
   assert.deepEqual(renderPlacement({ unit }, settings), renderPlacement({ unit }, settings));

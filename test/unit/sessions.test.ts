@@ -10,7 +10,7 @@ function fakeTransport(closed: string[], id: string): Transport {
 }
 
 const owner = { server: 's', user: 'u', kind: 'streamable-http' } as const;
-const identity = (user: string, groups: string[] = []): Identity => ({ user, groups, scopes: [], provider: 'apiKey' });
+const identity = (user: string, groups: string[] = []): Identity => ({ user, key: user, groups, scopes: [], provider: 'apiKey' });
 
 function store(options: { idleTtlMs: number; maxSessions: number; maxSessionsPerClient?: number }) {
   let now = 0;

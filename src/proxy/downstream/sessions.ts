@@ -67,7 +67,7 @@ export class SessionStore {
    */
   touch(id: string, owner: Pick<SessionEntry, 'server' | 'kind'> & { readonly user: string }): SessionEntry | undefined {
     const entry = this.#sessions.get(id);
-    if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.identity.user !== owner.user) return undefined;
+    if (entry === undefined || entry.server !== owner.server || entry.kind !== owner.kind || entry.identity.key !== owner.user) return undefined;
     entry.lastSeen = this.#now();
     // Re-inserted to move it last, keeping its client's map: dropping and re-making that map cost a Map per request.
     this.#sessions.delete(id);
@@ -161,7 +161,7 @@ export class SessionStore {
 export function reportEvictions(logger: Logger, metrics: Pick<Metrics, 'sessionsEvicted'>): (entry: SessionEntry, reason: EvictionReason) => void {
   return (entry, reason) => {
     metrics.sessionsEvicted.inc({ reason });
-    const fields = { session: entry.id, server: entry.server, user: entry.identity.user, client: entry.client, reason };
+    const fields = { session: entry.id, server: entry.server, user: entry.identity.key, client: entry.client, reason };
     // Idle expiry is routine; a cap being hit is worth an operator's attention.
     if (reason === 'idle') logger.debug(fields, 'session evicted');
     else logger.warn(fields, 'session evicted');

@@ -206,7 +206,7 @@ export class Passthrough {
       if (!finish()) return;
       // The client's connection goes too: berth is going away, or this caller may no longer be served.
       if (res.headersSent) res.end(() => res.socket?.destroy());
-      else if (why === 'revoked') sendRpcError(res, 403, -32000, `Forbidden: user ${ctx.user} may no longer use server ${server}`, { connection: 'close' });
+      else if (why === 'revoked') sendRpcError(res, 403, -32000, `Forbidden: user ${ctx.identity.user} may no longer use server ${server}`, { connection: 'close' });
       else refuseClosing(res, server);
     };
     const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {

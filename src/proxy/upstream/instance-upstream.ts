@@ -3,7 +3,6 @@
 // pool decides which instances serve; this module knows how one is reached.
 import type { HttpTransport, ObservedInstance, UpstreamTransport } from '../../backends/backend.ts';
 import type { MessageChannel } from '../mux/channel.ts';
-import { hashUser } from '../../desired/hash.ts';
 import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import type { ConnectionStatus } from './http-upstream.ts';
@@ -63,6 +62,8 @@ export interface UpstreamSettings {
   readonly requestTimeoutMs: () => number;
   /** Whether users' own sessions carry their credentials as headers (then a 401/403 to berth means "up"). */
   readonly needsUserCredentials: () => boolean;
+  /** A user's label-safe name (see hashUser), for the names of their connections. */
+  readonly userHash: (user: string) => string;
 }
 
 /** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
@@ -80,7 +81,7 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const endpoint = transport === undefined ? settings.endpoint(stop.signal) : Promise.resolve(transport);
   const { channel, http } = lazyChannel(endpoint, name, logger, settings.headers, unit.startupTimeoutMs);
   const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs });
-  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${hashUser(owner)}`, endpoint, headers, settings, unit.startupTimeoutMs) });
+  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, endpoint, headers, settings, unit.startupTimeoutMs) });
   const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
   void http.then((c) => {
     upstream.channel = c;

@@ -2,6 +2,7 @@
 // instance, whatever backend runs it and whatever transport reaches it. The
 // pool initializes instances, watches readiness, hands sessions over when a
 // unit is replaced and drains instances before they are removed.
+import { randomBytes } from 'node:crypto';
 import type { Backend, HttpTransport, InstanceEvent, ObservedInstance, PlacementReplicas, ReadyReplica } from '../../backends/backend.ts';
 import { hashUser } from '../../desired/hash.ts';
 import type { Unit } from '../../desired/types.ts';
@@ -36,6 +37,8 @@ export interface PoolOptions {
   /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
   readonly requestTimeoutFor?: (unit: string) => number | undefined;
   readonly now?: () => number;
+  /** The installation's secret for user labels (see hashUser); without one, a random one of this pool. */
+  readonly labelSecret?: string;
 }
 
 interface UnitEntry {
@@ -64,6 +67,7 @@ export class UpstreamPool {
   readonly #waitingFor = new Map<string, Set<(entry: UnitEntry) => void>>();
   readonly #closing = new AbortController();
   readonly #now: () => number;
+  readonly #userHash: (user: string) => string;
   readonly #sweeper: NodeJS.Timeout;
   readonly #watching: Promise<void>;
   /**
@@ -77,6 +81,8 @@ export class UpstreamPool {
   constructor(options: PoolOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    const secret = options.labelSecret ?? randomBytes(32).toString('base64url');
+    this.#userHash = (user) => hashUser(user, secret);
     this.#sweeper = setInterval(() => void this.sweepIdle(), options.sweepIntervalMs ?? 5_000).unref();
     this.#watching = this.#watch();
     this.#routable = options.backend.replicas === undefined ? undefined : new ReadyReplicas();
@@ -178,7 +184,7 @@ export class UpstreamPool {
       pick.lastUsed = this.#now();
       return pick;
     }
-    const hash = hashUser(user);
+    const hash = this.#userHash(user);
     const existing = entry.perUser.get(hash);
     if (existing !== undefined && existing.instance.specHash === entry.unit.specHash) {
       existing.lastUsed = this.#now();
@@ -240,10 +246,10 @@ export class UpstreamPool {
     const entry = this.#units.get(unitName);
     if (entry === undefined) return;
     for (const u of [...entry.serving, ...entry.next, ...entry.perUser.values()]) u.links.drop(user);
-    const upstream = entry.perUser.get(hashUser(user));
+    const upstream = entry.perUser.get(this.#userHash(user));
     const inEnv = names === undefined || entry.unit.spec.env.fromUser.some((c) => names.includes(c.name));
     if (upstream === undefined || !inEnv) return;
-    entry.perUser.delete(hashUser(user));
+    entry.perUser.delete(this.#userHash(user));
     this.#o.logger.info({ server: unitName, instance: upstream.instance.id }, 'credentials changed; replacing the user\'s instance');
     await this.#drainAndRemove(upstream, AbortSignal.timeout(this.#drainMs()));
   }
@@ -343,6 +349,7 @@ export class UpstreamPool {
       headers: () => o.headersFor?.(unit.name) ?? {},
       requestTimeoutMs: () => o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS,
       needsUserCredentials: () => o.needsUserCredentials?.(unit.name) === true,
+      userHash: this.#userHash,
     }, user, transport);
     this.#byInstance.set(instance.id, upstream);
     this.#reportSlowStart(unit, upstream);
