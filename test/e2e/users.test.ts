@@ -52,7 +52,8 @@ describe('single-user servers with per-user credentials', () => {
     const root = { 'x-api-key': 'berth_root-0123456789abcdef-users' };
     const instances = async (): Promise<Record<string, string>> => {
       const report = (await (await fetch(`${b.url}/status`, { headers: root })).json()) as StatusReport;
-      return Object.fromEntries((report.servers[0]?.instances ?? []).filter((i) => i.state === 'ready').map((i) => [i.user ?? '', i.detail ?? '']));
+      // /status names a user by identity key: apiKey users are `apiKey:<name>`.
+      return Object.fromEntries((report.servers[0]?.instances ?? []).filter((i) => i.state === 'ready').map((i) => [i.user?.replace(/^apiKey:/, '') ?? '', i.detail ?? '']));
     };
     const before = await instances();
     assert.deepEqual(Object.keys(before).sort(), ['alice', 'bob']);
