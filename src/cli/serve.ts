@@ -98,6 +98,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       const route = hostedRoute(unit);
       return route !== undefined && needsUserCredentials(route);
     },
+    ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
     limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
@@ -112,6 +113,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     sessions,
     logger,
     maxBodyBytes: config.listen?.maxBodyBytes ?? 4 * 1024 * 1024,
+    ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
     keepAliveMs: KEEP_ALIVE_MS,
     userHeaders,
     ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }),

@@ -370,6 +370,10 @@ export interface Listen {
    */
   maxBodyBytes?: number;
   /**
+   * Largest answer berth takes from an HTTP server (hosted or remote), in bytes: a JSON answer, or one event of an SSE stream. A larger one fails its own request with an error; the connection and other requests go on. stdio servers have the same limit per line.
+   */
+  maxAnswerBytes?: number;
+  /**
    * With `auth` configured, only members of this group may read /status and /metrics.
    */
   adminGroup?: string;

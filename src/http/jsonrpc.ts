@@ -76,3 +76,17 @@ export function withIds(m: Request, id: RequestId, progressToken?: RequestId): R
   const params = m.params ?? {};
   return { ...m, id, params: { ...params, _meta: { ...(params['_meta'] as object), progressToken } } };
 }
+
+/**
+ * The id of a JSON-RPC response from the edges of its text: `"id"` as the
+ * first key (after `jsonrpc`) or as the last one, the two orders servers use.
+ * Never guessed from the middle, where a result may quote anything.
+ */
+export function responseIdOf(head: string, tail: string): string | number | undefined {
+  // A server's own request (it carries a method) is no answer to anything of berth's.
+  if (/^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*(?:-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*)?"method"\s*:/.test(head)) return undefined;
+  const match = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,/.exec(head) ?? /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/.exec(tail);
+  const raw = match?.[1];
+  if (raw === undefined) return undefined;
+  return raw.startsWith('"') ? (JSON.parse(raw) as string) : Number(raw);
+}

@@ -7,6 +7,8 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { Logger } from '../../observe/log.ts';
+import { responseIdOf } from '../../http/jsonrpc.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, tooLargeMessage } from '../../http/message-limit.ts';
 import { childEnv } from './env.ts';
 import { LineSplitter } from './lines.ts';
 import { groupAlive, installExitHook, signalGroup, trackGroup, untrackGroup, waitUntil } from './process-group.ts';
@@ -54,7 +56,6 @@ export interface ChildEvents {
   exit: [info: ChildExit];
 }
 
-export const DEFAULT_MAX_LINE_BYTES = 10 * 1024 * 1024;
 export const MAX_STDIN_QUEUE_BYTES = 64 * 1024 * 1024;
 export const STDERR_TAIL_LINES = 50;
 export const MAX_STDERR_LINE_BYTES = 4 * 1024;
@@ -239,10 +240,10 @@ export class StdioChild extends EventEmitter<ChildEvents> {
       this.#options.stdoutMessages === false
         ? new LineSplitter({ maxBytes: MAX_STDERR_LINE_BYTES, mode: 'truncate', onLine: (line, truncated) => this.#onStderrLine(proc, line, truncated) })
         : new LineSplitter({
-            maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+            maxBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
             mode: 'drop',
             onLine: (line) => this.#onStdoutLine(proc, line),
-            onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES }, 'server stdout line too long; dropped'),
+            onOverflow: () => this.#log.warn({ pid: proc.pid, limitBytes: this.#options.maxLineBytes ?? DEFAULT_MAX_MESSAGE_BYTES }, 'server stdout line too long; dropped'),
             onDropped: (head, tail) => this.#onDroppedLine(proc, head, tail),
           });
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -332,8 +333,8 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     if (this.#proc !== proc || proc.exited) return;
     const id = responseIdOf(head.toString('utf8'), tail.toString('utf8'));
     if (id === undefined) return;
-    const limit = this.#options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    this.#emit('message', { jsonrpc: '2.0', id, error: { code: -32603, message: `the server's response is larger than berth's limit of ${limit} bytes per message` } });
+    const limit = this.#options.maxLineBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#emit('message', { jsonrpc: '2.0', id, error: { code: -32603, message: tooLargeMessage(limit) } });
   }
 
   /** A throwing listener is a bug above this layer; it must not take the stream handlers (and berth) down. */
@@ -393,16 +394,3 @@ function describeFailure(failure: { description: string; proc: Proc }): string {
 }
 
 
-/**
- * The id of a JSON-RPC response from the edges of its text: `"id"` as the
- * first key (after `jsonrpc`) or as the last one, the two orders servers use.
- * Never guessed from the middle, where a result may quote anything.
- */
-export function responseIdOf(head: string, tail: string): string | number | undefined {
-  // A server's own request (it carries a method) is no answer to anything of berth's.
-  if (/^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*(?:-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*)?"method"\s*:/.test(head)) return undefined;
-  const match = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,/.exec(head) ?? /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/.exec(tail);
-  const raw = match?.[1];
-  if (raw === undefined) return undefined;
-  return raw.startsWith('"') ? (JSON.parse(raw) as string) : Number(raw);
-}

@@ -1,6 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Duplex } from 'node:stream';
 import type { Identity } from '../../identity.ts';
 import type { RequestContext } from '../../http/context.ts';
 import { endToEndHeaders } from '../../http/hop-headers.ts';
@@ -9,6 +10,7 @@ import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, sendMissingCrede
 import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, limitSseEvents, tooLargeMessage } from '../../http/message-limit.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
@@ -21,6 +23,12 @@ export interface PassthroughOptions {
   /** Added to every upstream request (config `headers`). */
   readonly headers: Readonly<Record<string, string>>;
   readonly maxBodyBytes: number;
+  /**
+   * The largest answer, or event of an SSE stream, taken from the upstream. A larger declared answer gets
+   * a 502; a larger SSE event is dropped (its request answered with an error); any other larger answer is cut.
+   * Default 10 MiB.
+   */
+  readonly maxMessageBytes?: number;
   /** An upstream that has not sent response headers this long after getting a connection gets a 504; started streams run on. Default 60 s. */
   readonly headersTimeoutMs?: number;
   /** Connections to the upstream at most; further requests wait for a free one. Default 256. */
@@ -44,7 +52,7 @@ export interface PassthroughOptions {
   readonly publicUrl?: string;
 }
 
-const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000 } as const;
+const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES } as const;
 
 type Settings = Required<Omit<PassthroughOptions, 'userHeaders' | 'publicUrl'>> & Pick<PassthroughOptions, 'userHeaders' | 'publicUrl'>;
 type Headers = Readonly<Record<string, string>>;
@@ -258,9 +266,27 @@ export class Passthrough {
         if (!upRes.complete) res.destroy();
       });
       if (finished) return void upRes.destroy();
+      const limit = this.#o.maxMessageBytes;
+      const sse = upRes.headers['content-type']?.startsWith('text/event-stream') === true;
+      if (!sse && Number(upRes.headers['content-length'] ?? 0) > limit) {
+        return fail(502, ErrorCode.internalError, 'upstream message too large', `upstream of ${server} failed: ${tooLargeMessage(limit)}`, { limitBytes: limit });
+      }
       res.writeHead(upRes.statusCode ?? 502, endToEndHeaders(upRes.headers, RESPONSE_DROPPED));
-      // A stream's headers go out now, not with its first event.
-      if (upRes.headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
+      if (sse) {
+        // A stream's headers go out now, not with its first event; each event is bounded, the stream goes on.
+        res.flushHeaders();
+        const dropped = (id: string | number | undefined): void => ctx.log.warn({ server, limitBytes: limit, id }, 'upstream message too large; dropped');
+        upRes.pipe(Duplex.fromWeb(limitSseEvents(limit, dropped))).pipe(res);
+        return;
+      }
+      // An answer without a declared length is counted as it goes; past the limit the client's is cut, so it knows.
+      let size = 0;
+      upRes.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= limit) return;
+        ctx.log.warn({ server, limitBytes: limit }, 'upstream message too large; cut');
+        upRes.destroy();
+      });
       upRes.pipe(res);
     }));
 

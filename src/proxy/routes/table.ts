@@ -67,6 +67,8 @@ export interface TableDeps {
   readonly sessions: SessionStore;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
+  /** The largest answer taken from a remote (listen.maxAnswerBytes); default 10 MiB. */
+  readonly maxMessageBytes?: number;
   readonly keepAliveMs: number;
   /** listen.publicUrl, for links berth gives out. */
   readonly publicUrl?: string;
@@ -185,7 +187,8 @@ function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promis
  * ones). With per-user headers each user gets an own connection.
  */
 function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, headersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
-  const remote = (headers: Readonly<Record<string, string>>): RemoteConnection => connectRemote({ name: route.server, url: route.url, transport: route.transport, headers: () => headers, logger: deps.logger });
+  const limit = deps.maxMessageBytes === undefined ? {} : { maxMessageBytes: deps.maxMessageBytes };
+  const remote = (headers: Readonly<Record<string, string>>): RemoteConnection => connectRemote({ name: route.server, url: route.url, transport: route.transport, headers: () => headers, logger: deps.logger, ...limit });
   // One connection for everyone (an SSE remote's at once, so status shows a remote that is down before
   // anyone asks; the legacy bridge of a streamable-HTTP one on first use); with per-user headers, one per user.
   let shared: RemoteConnection | undefined = route.transport === 'sse' && headersOf === undefined ? remote(route.headers.values) : undefined;
@@ -202,7 +205,7 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
   };
   if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
   const userHeaders = headersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: headersOf } };
-  const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes, ...userHeaders, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
+  const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes, ...limit, ...userHeaders, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
   return {
     kind: 'passthrough',
     route,

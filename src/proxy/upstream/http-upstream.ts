@@ -14,6 +14,7 @@ import type { Logger } from '../../observe/log.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLarge, limitBody, limitSseEvents } from '../../http/message-limit.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
 
 export interface HttpUpstreamOptions {
@@ -33,6 +34,8 @@ export interface HttpUpstreamOptions {
   readonly retry?: { readonly minMs: number; readonly maxMs: number };
   /** A hosted instance refuses connections while it starts: until the first connection, failed attempts log at debug only. */
   readonly quietUntilUp?: boolean;
+  /** The largest answer, or SSE event, berth takes from the server; a larger one fails its request alone. Default 10 MiB. */
+  readonly maxMessageBytes?: number;
 }
 
 /** Where a connection stands, for `/status`. */
@@ -63,7 +66,7 @@ export function summarizeConnections(statuses: readonly ConnectionStatus[]): Con
   return { total: statuses.length, connected: count('connected'), connecting: count('connecting'), down: count('down'), ...(lastDown?.lastError === undefined ? {} : { lastError: lastDown.lastError }) };
 }
 
-const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 } };
+const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 }, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
 
 /** One attempt: its transport, what aborts its fetches, and how far it got. */
 interface Attempt {
@@ -199,12 +202,23 @@ export class HttpUpstream implements MessageChannel {
   #transport(signal: AbortSignal): Transport {
     const url = new URL(this.#o.url);
     // Every fetch of the attempt, the SSE stream's included, carries the headers and ends when the attempt is dropped.
-    const fetchWith = (input: string | URL, init?: RequestInit): Promise<Response> => {
+    const fetchWith = async (input: string | URL, init?: RequestInit): Promise<Response> => {
       const headers = new Headers(init?.headers);
       for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
-      return fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+      const response = await fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+      return this.#bounded(response);
     };
     return this.#o.transport === 'sse' ? new SSEClientTransport(url, { fetch: fetchWith, eventSourceInit: { fetch: fetchWith } }) : new StreamableHTTPClientTransport(url, { fetch: fetchWith });
+  }
+
+  /** The response with its body counted: SSE event by event (an event too large is dropped and its request answered with an error), anything else whole. */
+  #bounded(response: Response): Response {
+    if (response.body === null) return response;
+    const limit = this.#o.maxMessageBytes;
+    const sse = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
+    const dropped = (id: string | number | undefined): void => this.#o.logger.warn({ server: this.#o.name, limitBytes: limit, id }, 'upstream message too large; dropped');
+    const body = response.body.pipeThrough(sse ? limitSseEvents(limit, dropped) : limitBody(limit));
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
   /** The server answered the handshake: with a result the connection is up; with an error the attempt failed. */
@@ -226,16 +240,19 @@ export class HttpUpstream implements MessageChannel {
     if (this.#attempt !== attempt) return;
     const status = statusOf(err);
     // Before the handshake any failure fails the attempt. After it, a lost session (404), credentials no longer
-    // accepted (401) or the network end the connection; any other refusal concerns only the message.
+    // accepted (401) or the network end the connection; any other refusal, or an unusable answer, concerns only the message.
+    const bad = isBadAnswer(err);
     const refusal = (status !== undefined && status !== 404 && status !== 401) || (err instanceof StreamableHTTPError && err.code === -1);
-    if (!attempt.connected || !refusal) {
+    if (!attempt.connected || !(refusal || bad)) {
       this.#lost(attempt, reasonOf(err), status);
       return;
     }
-    this.#o.logger.warn({ server: this.#o.name, err: reasonOf(err) }, 'upstream refused a message');
+    this.#o.logger.warn({ server: this.#o.name, err: reasonOf(err) }, bad ? 'upstream answer unusable' : 'upstream refused a message');
     // The caller learns it now rather than at its request's deadline.
     if (isRequest(message)) {
-      const answer = errorResponse(message.id, ErrorCode.upstreamUnavailable, `server ${this.#o.name} refused the request: ${reasonOf(err)}`);
+      const answer = bad
+        ? errorResponse(message.id, ErrorCode.internalError, `server ${this.#o.name} sent an unusable answer: ${reasonOf(err)}`)
+        : errorResponse(message.id, ErrorCode.upstreamUnavailable, `server ${this.#o.name} refused the request: ${reasonOf(err)}`);
       for (const h of this.#handlers.message) h(answer);
     }
   }
@@ -306,6 +323,11 @@ export function connectRemote(options: HttpUpstreamOptions): RemoteConnection {
 function backoff(failures: number, min: number, max: number): number {
   const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(failures - 1, 0), 30));
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/** The answer itself was unusable (too large, not JSON, not JSON-RPC): the connection is fine, the one request failed. */
+function isBadAnswer(err: unknown): boolean {
+  return err instanceof MessageTooLarge || err instanceof SyntaxError || (err as Error).name === 'ZodError';
 }
 
 /** The HTTP status the SDK keeps beside an error (its code), or that its message names. */

@@ -64,6 +64,8 @@ export interface UpstreamSettings {
   readonly needsUserCredentials: () => boolean;
   /** A user's label-safe name (see hashUser), for the names of their connections. */
   readonly userHash: (user: string) => string;
+  /** The largest answer taken from the instance (listen.maxAnswerBytes); default 10 MiB. */
+  readonly maxMessageBytes?: number;
 }
 
 /** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
@@ -79,7 +81,7 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const stop = new AbortController();
   const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
   const endpoint = transport === undefined ? settings.endpoint(stop.signal) : Promise.resolve(transport);
-  const { channel, http } = lazyChannel(endpoint, name, logger, settings.headers, unit.startupTimeoutMs);
+  const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs);
   const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs });
   const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, endpoint, headers, settings, unit.startupTimeoutMs) });
   const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
@@ -122,7 +124,7 @@ function openUserLink(name: string, endpoint: Promise<UpstreamTransport>, header
     if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
     return t;
   });
-  const { channel, http: closable } = lazyChannel(http, name, settings.logger, () => headers, connectTimeoutMs);
+  const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs);
   const mux = new Multiplexer({ name, channel, logger: settings.logger, now: settings.now, requestTimeoutMs: settings.requestTimeoutMs });
   http.catch((err: unknown) => mux.fail((err as Error).message));
   // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
@@ -145,9 +147,11 @@ function openUserLink(name: string, endpoint: Promise<UpstreamTransport>, header
  * looked up (a container's published port): handlers register now, the real
  * transport joins when known.
  */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, logger: Logger, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, settings: UpstreamSettings, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
+  const { logger, maxMessageBytes } = settings;
+  const limit = maxMessageBytes === undefined ? {} : { maxMessageBytes };
   const real = endpoint.then((t) =>
-    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true }),
+    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true, ...limit }),
   );
   let ready: MessageChannel | undefined;
   void real.then((c) => (ready = c), () => undefined);

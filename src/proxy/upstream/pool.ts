@@ -36,6 +36,8 @@ export interface PoolOptions {
   readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
   /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
   readonly requestTimeoutFor?: (unit: string) => number | undefined;
+  /** The largest answer taken from an HTTP instance; default 10 MiB. */
+  readonly maxMessageBytes?: number;
   readonly now?: () => number;
   /** The installation's secret for user labels (see hashUser); without one, a random one of this pool. */
   readonly labelSecret?: string;
@@ -350,6 +352,7 @@ export class UpstreamPool {
       requestTimeoutMs: () => o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS,
       needsUserCredentials: () => o.needsUserCredentials?.(unit.name) === true,
       userHash: this.#userHash,
+      ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }),
     }, user, transport);
     this.#byInstance.set(instance.id, upstream);
     this.#reportSlowStart(unit, upstream);
