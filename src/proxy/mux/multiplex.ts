@@ -189,7 +189,7 @@ export class Multiplexer {
     if (isRequest(message)) {
       this.#downstreamRequest(session, message);
     } else if (isResponse(message)) {
-      const pending = this.#requests.takeServerRequest(message.id);
+      const pending = this.#requests.takeServerRequest(message.id, session);
       if (pending !== undefined) this.#channel.send({ ...message, id: pending.upstreamId } as JSONRPCMessage);
     } else if (isNotification(message)) {
       this.#downstreamNotification(session, message);
@@ -373,7 +373,7 @@ export class Multiplexer {
     } else if (method === 'notifications/cancelled') {
       const requestId = notification.params?.['requestId'];
       for (const [downstreamId, r] of [...this.#requests.serverRequestsFor(requestId)]) {
-        this.#requests.takeServerRequest(downstreamId);
+        this.#requests.takeServerRequest(downstreamId, 'upstream');
         void this.#deliver(r.session, { ...notification, params: { ...notification.params, requestId: downstreamId } } as JSONRPCMessage);
       }
     } else if (method === 'notifications/resources/updated') {

@@ -1,6 +1,7 @@
 // The id tables of one multiplexed upstream: which downstream session and id
 // each forwarded request, progress token and server-initiated request belongs
 // to. Upstream ids are berth's own, so sessions can never collide.
+import { randomBytes } from 'node:crypto';
 import type { RequestId } from '../../http/jsonrpc.ts';
 
 /** The part of a downstream session the tables need to know. */
@@ -88,16 +89,25 @@ export class RequestTable<S extends SessionRef> {
     return this.#progress.get(String(token));
   }
 
-  /** Registers a server-initiated request sent to a session under a downstream id of berth's. */
+  /**
+   * Registers a server-initiated request sent to a session under a downstream
+   * id of berth's: random, so no other session can name it.
+   */
   trackServerRequest(session: S, upstreamId: RequestId): string {
-    const downstreamId = `berth-${this.#nextId++}`;
+    const downstreamId = `berth-${randomBytes(16).toString('base64url')}`;
     this.#serverRequests.set(downstreamId, { session, upstreamId });
     return downstreamId;
   }
 
-  takeServerRequest(downstreamId: unknown): ServerRequest<S> | undefined {
+  /**
+   * The server request an answer is for, taken only when `from` is the session
+   * it went to (`upstream`: the server itself cancelled it). An answer from any
+   * other session leaves it waiting for its own.
+   */
+  takeServerRequest(downstreamId: unknown, from: S | 'upstream'): ServerRequest<S> | undefined {
     if (typeof downstreamId !== 'string') return undefined;
     const r = this.#serverRequests.get(downstreamId);
+    if (r === undefined || (from !== 'upstream' && r.session !== from)) return undefined;
     this.#serverRequests.delete(downstreamId);
     return r;
   }
