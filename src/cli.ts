@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { configPath, optionalConfigPath } from './cli/config-path.ts';
 import { exitCode } from './cli/output.ts';
 import { isBerthError } from './errors.ts';
@@ -84,6 +84,18 @@ function program(setExit: (code: number) => void): Command {
     .action(async (file: string, opts: { format?: string; into?: string; secrets: 'auto' | 'env' | 'user' }) => {
       const { runImport } = await import('./cli/import.ts');
       setExit(runImport(file, opts));
+    });
+
+  cli
+    .command('connect')
+    .description("print what to paste into an MCP client to reach berth's /mcp/<server> routes, in that client's format")
+    .addArgument(new Argument('<client>', 'the client').choices(CLIENT_FORMATS.filter((f) => f !== 'registry')))
+    .argument('[servers...]', 'the servers to reach (default: all of them)')
+    .option('--config <file>', 'the berth config (default: $BERTH_CONFIG, then ./berth.yaml)')
+    .option('--url <url>', "berth's URL as clients reach it (default: listen.publicUrl, then the listen address)")
+    .action(async (client: string, servers: string[], opts: { config?: string; url?: string }) => {
+      const { runConnect } = await import('./cli/connect.ts');
+      setExit(runConnect(client, servers, { config: configPath(opts.config), ...(opts.url === undefined ? {} : { url: opts.url }) }));
     });
 
   cli

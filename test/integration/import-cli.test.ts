@@ -101,4 +101,18 @@ describe('berth import (CLI)', () => {
     assert.match(unknown.stderr, /cannot tell which client this file is for \(name it with --format: registry, vscode/);
     for (const r of [missing, broken, unknown]) assertNoStack(r);
   });
+
+  it('berth connect names an unknown server and the ones there are, and refuses a format that is not a client', async () => {
+    writeFileSync(path.join(dir, 'connect.yaml'), BERTH_YAML);
+    const unknown = await berth(['connect', 'cursor', 'nope', '--config', 'connect.yaml']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^berth: no server named nope in connect\.yaml; its servers are: everything$/m);
+    const registry = await berth(['connect', 'registry', '--config', 'connect.yaml']);
+    assert.notEqual(registry.code, 0);
+    assert.match(registry.stderr, /Allowed choices are claude-desktop|allowed choices/i);
+    const missing = await berth(['connect', 'cursor', '--config', 'absent.yaml']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^berth: cannot read absent\.yaml \(ENOENT\); name the config with --config$/m);
+    for (const r of [unknown, registry, missing]) assertNoStack(r);
+  });
 });
