@@ -341,6 +341,11 @@ describe('the remote passthrough', () => {
   test('each session’s requests reach the upstream in the order berth received them', async () => {
     const arrivals: string[] = [];
     const upstream = await startUpstream((req, res) => {
+      if (req.headers['mcp-session-id'] === undefined) {
+        // Opens the session the client names: berth serves a session only to the caller it was opened for.
+        req.resume();
+        return void res.writeHead(200, { 'mcp-session-id': String(req.headers['x-open']) }).end('{}');
+      }
       const session = String(req.headers['mcp-session-id']);
       arrivals.push(`${req.method} ${session}`);
       if (req.method === 'GET') {
@@ -356,6 +361,7 @@ describe('the remote passthrough', () => {
     });
     const front = await startFront(upstream.url);
     try {
+      for (const id of ['s1', 's2']) assert.equal((await send(front.url, { headers: { 'x-open': id }, body: '{}' })).status, 200);
       const abort = new AbortController();
       const stream = fetch(front.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': 's1' }, signal: AbortSignal.any([abort.signal, AbortSignal.timeout(5_000)]) });
       await waitFor(() => arrivals.includes('GET s1'), { message: 'the GET upstream' });

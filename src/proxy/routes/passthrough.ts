@@ -11,6 +11,7 @@ import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, limitSseEvents, tooLargeMessage } from '../../http/message-limit.ts';
+import { SessionOwners } from './session-owners.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
@@ -77,6 +78,7 @@ export class Passthrough {
   /** Stops each request in flight; for shutdown. */
   /** Requests in flight (open streams among them): how to end each, and whose it is. */
   readonly #open = new Map<(why: EndReason) => void, Identity>();
+  readonly #sessions = new SessionOwners();
   #closed = false;
 
   constructor(options: PassthroughOptions) {
@@ -100,6 +102,12 @@ export class Passthrough {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > this.#o.maxBodyBytes) {
       sendRpcError(res, 413, ErrorCode.invalidRequest, `request body over ${this.#o.maxBodyBytes} bytes`, { connection: 'close' });
+      return Promise.resolve();
+    }
+    const session = req.headers['mcp-session-id'];
+    if (typeof session === 'string' && !this.#sessions.owns(session, ctx.user)) {
+      // Another caller's session, or one berth never saw opened: the same answer as an expired one.
+      sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return Promise.resolve();
     }
     const userHeaders = this.#o.userHeaders;
@@ -160,6 +168,18 @@ export class Passthrough {
       ended++;
     }
     return ended;
+  }
+
+  /** Binds a session the upstream opened to its caller; forgets one it ended or no longer knows. */
+  #noteSession(req: IncomingMessage, upRes: IncomingMessage, owner: string): void {
+    const asked = req.headers['mcp-session-id'];
+    const status = upRes.statusCode ?? 0;
+    if (typeof asked === 'string') {
+      if (status === 404 || (req.method === 'DELETE' && status >= 200 && status < 300)) this.#sessions.forget(asked);
+      return;
+    }
+    const opened = upRes.headers['mcp-session-id'];
+    if (typeof opened === 'string' && opened !== '') this.#sessions.bind(opened, owner);
   }
 
   /** Queues a request behind its session's previous one; `done` lets the next one go. */
@@ -266,6 +286,7 @@ export class Passthrough {
         if (!upRes.complete) res.destroy();
       });
       if (finished) return void upRes.destroy();
+      this.#noteSession(req, upRes, ctx.user);
       const limit = this.#o.maxMessageBytes;
       const sse = upRes.headers['content-type']?.startsWith('text/event-stream') === true;
       if (!sse && Number(upRes.headers['content-length'] ?? 0) > limit) {
