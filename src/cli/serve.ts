@@ -10,6 +10,8 @@ import { createBackend } from '../backends/select.ts';
 import { userFieldsOf } from '../credentials/fields.ts';
 import { createCredentialRoutes } from '../credentials/routes.ts';
 import { CredentialStore } from '../store/credentials.ts';
+import { Authorizer, CALLBACK_PATH, CLIENT_METADATA_PATH, oauthTargetOf } from '../oauth/authorizer.ts';
+import { OAuthStore } from '../oauth/token-store.ts';
 import { stateOptionsOf } from '../store/options.ts';
 import { StateStore } from '../store/state.ts';
 import { loadConfigFile } from '../config/load.ts';
@@ -75,6 +77,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     logger.warn({ err: (err as Error).message, path: state.path }, 'cannot keep the user label secret in the state file; using one for this run');
     return randomBytes(32).toString('base64url');
   });
+  const publicUrl = config.listen?.publicUrl?.replace(/\/+$/, '');
+  const authorizer = new Authorizer({ store: new OAuthStore(state, logger), logger, ...(publicUrl === undefined ? {} : { publicUrl }) });
   const userHeaders = new UserHeaderResolver(credentials);
   // The pool reads the controller's current routes; it runs only after the controller exists.
   // Read per forwarded request (its deadline) and per connection: indexed once per accepted config, not searched each time.
@@ -116,6 +120,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
     keepAliveMs: KEEP_ALIVE_MS,
     userHeaders,
+    oauth: authorizer,
     ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }),
   });
   // Only the user whose values changed gets a new instance of that server, or new connections carrying their headers.
@@ -127,6 +132,12 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     store: credentials,
     fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)),
     mayUse: (server, identity) => mayAccess(routes.current.handlers.get(server)?.route.access, identity),
+    oauth: {
+      authorizer,
+      target: (server) => oauthTargetOf(routes.current.handlers.get(server)?.route),
+      mayManageShared: (identity) => identity.groups.includes(config.listen?.adminGroup ?? 'admin'),
+      ...(publicUrl === undefined ? {} : { publicUrl }),
+    },
   });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
@@ -140,6 +151,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       originPolicy: () => policy,
       gate: () => gates.current,
       credentials: () => credentialRoutes,
+      clientMetadata: () => (publicUrl?.startsWith('https://') === true ? authorizer.clientMetadata(`${publicUrl}${CLIENT_METADATA_PATH}`, `${publicUrl}${CALLBACK_PATH}`) : undefined),
       readiness: () => ({
         ready: ctl.lastReload !== undefined,
         notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),

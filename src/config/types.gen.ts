@@ -509,15 +509,15 @@ export interface UserCredential {
  */
 export interface Oauth {
   /**
-   * Scopes to request.
+   * Scopes to request when the upstream's 401 challenge names none (the challenge's scope wins); without them berth asks for the resource metadata's `scopes_supported`, else none.
    */
   scopes?: string[];
   /**
-   * Issuer URL of the authorization server, when it cannot be discovered from the upstream (RFC 9728).
+   * Issuer URL of the authorization server, when it cannot be discovered from the upstream (RFC 9728), or to pick one of several it names.
    */
   authorizationServer?: string;
   /**
-   * A pre-registered client ID. Without it berth uses a client ID metadata document or dynamic registration.
+   * A pre-registered client ID. Without it berth uses a client ID metadata document (when the authorization server supports them) or dynamic client registration, once per authorization server.
    */
   clientId?: string;
   /**
@@ -525,11 +525,19 @@ export interface Oauth {
    */
   clientSecret?: string;
   /**
-   * How berth authenticates at the token endpoint.
+   * How berth authenticates at the token endpoint with a pre-registered client. Default: client_secret_basic with a clientSecret, none without.
    */
   tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
   /**
-   * Each user authorizes separately (default). false: one token, obtained by an operator, shared by everyone.
+   * URL of a Client ID Metadata Document published elsewhere (its redirect_uris must hold <publicUrl>/oauth/callback), for when berth's own public URL is not https or not reachable by the authorization server.
+   */
+  clientMetadataUrl?: string;
+  /**
+   * Lets this server's discovery, registration, token and revocation requests reach loopback, private and link-local addresses, which berth refuses by default (SSRF guard). Only for authorization servers you run on your own network.
+   */
+  allowPrivateNetworks?: boolean;
+  /**
+   * Each user authorizes separately (default). false: one token, obtained once by a member of the admin group (`listen.adminGroup`), used for everyone.
    */
   perUser?: boolean;
 }

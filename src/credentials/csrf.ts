@@ -11,6 +11,8 @@ export const CSRF_COOKIE = '__Host-berth-csrf';
 // Form control names have a ':' so they never collide with a field: env and header names cannot hold one.
 export const CSRF_FIELD = 'berth:csrf';
 export const REMOVE_FIELD = 'berth:remove';
+/** `authorize` or `disconnect` a server's OAuth connection. */
+export const OAUTH_FIELD = 'berth:oauth';
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 

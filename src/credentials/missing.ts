@@ -25,21 +25,32 @@ export interface InputRequiredResult {
   readonly inputRequests: Readonly<Record<string, { readonly method: 'elicitation/create'; readonly params: { readonly mode: 'url'; readonly message: string; readonly url: string } }>>;
 }
 
+/** What a caller lacks for a server: values they supply on /connect, an authorization there, or both. */
+export interface Missing {
+  readonly server: string;
+  readonly names: readonly string[];
+  /** The server's OAuth authorization server must be asked (again) for a token. */
+  readonly authorization?: boolean;
+}
+
 /**
  * What a client gets when it calls a server whose required `fromUser`
- * credentials it has not supplied. The 2026 result has no `requestState`:
- * on the retry berth simply looks at the store again.
+ * credentials it has not supplied, or that needs the user's OAuth
+ * authorization. The 2026 result has no `requestState`: on the retry berth
+ * simply looks at the store again.
  */
-export function missingCredentialsError(server: string, names: readonly string[], connectUrl: string, prompt: CredentialPrompt): MissingCredentials {
-  const message = `server ${server} needs credentials you have not supplied (${names.join(', ')}): open ${connectUrl} to enter them, then try again`;
-  const ask = { mode: 'url', message: `Enter your credentials for ${server} (${names.join(', ')})`, url: connectUrl } as const;
+export function missingCredentialsError(missing: Missing, connectUrl: string, prompt: CredentialPrompt): MissingCredentials {
+  const { server, names } = missing;
+  const what = [...(names.length === 0 ? [] : [`credentials you have not supplied (${names.join(', ')})`]), ...(missing.authorization === true ? ['your authorization at its OAuth authorization server'] : [])].join(' and ');
+  const message = `server ${server} needs ${what}: open ${connectUrl} to ${missing.authorization === true ? 'authorize' : 'enter them'}, then try again`;
+  const ask = { mode: 'url', message: missing.authorization === true ? `Authorize berth to use ${server} for you` : `Enter your credentials for ${server} (${names.join(', ')})`, url: connectUrl } as const;
   switch (prompt) {
     case 'url-elicitation':
       return { kind: 'error', error: { code: URL_ELICITATION_REQUIRED, message, data: { elicitations: [{ ...ask, elicitationId: randomUUID() }] } } };
     case 'input-required':
       return { kind: 'result', result: { resultType: 'input_required', inputRequests: { [`berth-credentials-${server}`]: { method: 'elicitation/create', params: ask } } } };
     case 'message':
-      return { kind: 'error', error: { code: CREDENTIALS_MISSING, message, data: { server, missing: names, connectUrl } } };
+      return { kind: 'error', error: { code: CREDENTIALS_MISSING, message, data: { server, missing: names, ...(missing.authorization === true ? { authorization: true } : {}), connectUrl } } };
   }
 }
 
@@ -70,8 +81,8 @@ export function credentialPromptOf(message: unknown): CredentialPrompt {
 }
 
 /** Answers a request in-band (HTTP 200, the request's id) with a link to the page where the user supplies the values. */
-export function sendMissingCredentials(res: ServerResponse, id: string | number | null, missing: { readonly server: string; readonly names: readonly string[] }, connectUrl: string, prompt: CredentialPrompt): void {
-  const answer = missingCredentialsError(missing.server, missing.names, connectUrl, prompt);
+export function sendMissingCredentials(res: ServerResponse, id: string | number | null, missing: Missing, connectUrl: string, prompt: CredentialPrompt): void {
+  const answer = missingCredentialsError(missing, connectUrl, prompt);
   writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id, error: answer.error } : { jsonrpc: '2.0', id, result: answer.result });
 }
 

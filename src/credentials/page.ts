@@ -1,5 +1,5 @@
 import type { UserCredential } from '../desired/types.ts';
-import { CSRF_FIELD, REMOVE_FIELD } from './csrf.ts';
+import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD } from './csrf.ts';
 
 export interface ConnectPage {
   readonly server: string;
@@ -9,6 +9,17 @@ export interface ConnectPage {
   readonly saved: ReadonlySet<string>;
   readonly csrf: string;
   readonly notice?: { readonly kind: 'ok' | 'error'; readonly text: string };
+  /** The server takes an OAuth token berth obtains for the user: where that stands. */
+  readonly authorization?: AuthorizationView;
+}
+
+export interface AuthorizationView {
+  readonly connected: boolean;
+  /** e.g. "scopes repo read:org, expires 14:05 UTC" */
+  readonly detail?: string;
+  /** The token is shared by everyone (`perUser: false`); only the admin group manages it. */
+  readonly shared: boolean;
+  readonly mayManage: boolean;
 }
 
 /** Response headers of every HTML answer: nothing runs, nothing frames it, nothing is cached. */
@@ -34,20 +45,36 @@ export function renderConnectPage(page: ConnectPage): string {
   const fields = page.fields.map((f) => renderField(f, page.saved.has(f.name))).join('\n');
   const csrf = `<input type="hidden" name="${CSRF_FIELD}" value="${escapeHtml(page.csrf)}">`;
   const notice = page.notice === undefined ? '' : `<p class="notice ${page.notice.kind}" role="status">${escapeHtml(page.notice.text)}</p>`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Connect ${escapeHtml(page.server)} · berth</title><style>${STYLE}</style></head>
-<body><h1>Credentials for ${escapeHtml(page.server)}</h1>
-<p>Signed in as <strong>${escapeHtml(page.user)}</strong>. Values you save are stored for you only and never shown again; leave a field empty to keep its saved value.</p>
-${notice}
+  const values =
+    page.fields.length === 0
+      ? ''
+      : `<p>Values you save are stored for you only and never shown again; leave a field empty to keep its saved value.</p>
 <form id="save" method="post" autocomplete="off">
 ${csrf}
 ${fields}
 <button type="submit">Save</button>
 </form>
 <form id="forget" method="post">${csrf}</form>
-</body></html>
 `;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Connect ${escapeHtml(page.server)} · berth</title><style>${STYLE}</style></head>
+<body><h1>Connect ${escapeHtml(page.server)}</h1>
+<p>Signed in as <strong>${escapeHtml(page.user)}</strong>.</p>
+${notice}
+${page.authorization === undefined ? '' : renderAuthorization(page.authorization, csrf)}${values}</body></html>
+`;
+}
+
+function renderAuthorization(view: AuthorizationView, csrf: string): string {
+  const whose = view.shared ? 'berth\'s shared connection (used for everyone)' : 'your connection';
+  const state = view.connected ? `<p id="oauth-state" class="saved">Connected${view.detail === undefined ? '' : ` (${escapeHtml(view.detail)})`}.</p>` : '<p id="oauth-state" class="missing">Not connected.</p>';
+  const button = !view.mayManage
+    ? '<p>Only a member of the admin group can change it.</p>'
+    : view.connected
+      ? `<form id="oauth" method="post">${csrf}<button type="submit" name="${OAUTH_FIELD}" value="disconnect">Disconnect</button> <button type="submit" name="${OAUTH_FIELD}" value="authorize">Authorize again</button></form>`
+      : `<form id="oauth" method="post">${csrf}<button type="submit" name="${OAUTH_FIELD}" value="authorize">Authorize</button></form>`;
+  return `<h2>Authorization</h2>\n<p>This server asks for an OAuth authorization; berth keeps the token, encrypted, as ${whose}, and never shows it to your MCP client.</p>\n${state}\n${button}\n`;
 }
 
 function renderField(field: UserCredential, saved: boolean): string {

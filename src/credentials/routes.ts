@@ -6,7 +6,12 @@ import type { RequestContext } from '../http/context.ts';
 import { isJsonContentType, readJsonBody, writeJson } from '../http/json-io.ts';
 import type { CredentialInput, CredentialStore } from '../store/credentials.ts';
 import { putEntry } from '../store/state.ts';
-import { CSRF_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf } from './csrf.ts';
+import { baseUrl } from '../auth/resource.ts';
+import type { Authorizer, OAuthTarget } from '../oauth/authorizer.ts';
+import { CALLBACK_PATH } from '../oauth/authorizer.ts';
+import { ownerOf } from '../oauth/owner.ts';
+import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf } from './csrf.ts';
+import type { AuthorizationView } from './page.ts';
 import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
 
 export const CONNECT_PREFIX = '/connect/';
@@ -23,6 +28,18 @@ export interface CredentialRoutesOptions {
   readonly fields: (server: string) => readonly UserCredential[] | undefined;
   /** Whether the caller may use a server the config has (its `access`): nobody else sees its page or stores values for it. */
   readonly mayUse?: (server: string, identity: Identity) => boolean;
+  /** Upstream OAuth: "authorize" and "disconnect" on the page, and the callback. */
+  readonly oauth?: OAuthPages;
+}
+
+export interface OAuthPages {
+  readonly authorizer: Authorizer;
+  /** A server's OAuth target in the config in force; undefined for a server that cannot take a token from berth. */
+  target(server: string): OAuthTarget | undefined;
+  /** Whether the caller manages shared (`perUser: false`) tokens: a member of the admin group. */
+  mayManageShared(identity: Identity): boolean;
+  /** listen.publicUrl: the base of the callback berth registers. */
+  readonly publicUrl?: string;
 }
 
 /** How users supply credentials: the /connect page for people, /api/credentials for scripts. */
@@ -31,7 +48,7 @@ export interface CredentialRoutes {
 }
 
 export function isCredentialPath(pathname: string): boolean {
-  return pathname.startsWith(CONNECT_PREFIX) || pathname === API_PATH || pathname.startsWith(`${API_PATH}/`);
+  return pathname.startsWith(CONNECT_PREFIX) || pathname === API_PATH || pathname.startsWith(`${API_PATH}/`) || pathname === CALLBACK_PATH;
 }
 
 type Answer = { readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> };
@@ -50,18 +67,23 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     const declared = fields(server);
     const forbidden = refused(server, ctx);
     if (forbidden !== undefined) return sendPage(res, 403, simplePage('Forbidden', `${forbidden}.`));
-    if (declared === undefined || declared.length === 0) {
+    const target = declared === undefined ? undefined : options.oauth?.target(server);
+    const authorizer = target !== undefined && options.oauth?.authorizer.applies(target) === true ? options.oauth.authorizer : undefined;
+    if (declared === undefined || (declared.length === 0 && authorizer === undefined)) {
       return sendPage(res, 404, simplePage('Not found', declared === undefined ? `There is no server named ${server}.` : `Server ${server} needs no credentials from you.`));
     }
     const { token, fresh } = csrfTokenOf(req);
     const cookie: Record<string, string> = fresh ? { 'set-cookie': csrfCookie(token) } : {};
-    const render = (status: number, notice?: { kind: 'ok' | 'error'; text: string }): void => {
+    const shared = target?.oauth?.perUser === false;
+    const mayManage = !shared || options.oauth?.mayManageShared(ctx.identity) === true;
+    const render = async (status: number, notice?: { kind: 'ok' | 'error'; text: string }): Promise<void> => {
       const saved = new Set(store.list(ctx.user)[server] ?? []);
-      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }) }), cookie);
+      const authorization = authorizer === undefined || target === undefined ? undefined : await authorizationView(authorizer, ownerOf(ctx.identity), target, shared, mayManage);
+      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }), ...(authorization === undefined ? {} : { authorization }) }), cookie);
     };
     if (req.method === 'GET' || req.method === 'HEAD') {
       const done = new URLSearchParams(req.url?.split('?')[1] ?? '').get('done');
-      return render(200, done === 'saved' ? { kind: 'ok', text: 'Saved.' } : done === 'removed' ? { kind: 'ok', text: 'Removed.' } : undefined);
+      return render(200, done === null ? undefined : NOTICES[done]);
     }
     if (req.method !== 'POST') return sendPage(res, 405, simplePage('Method not allowed', 'Use GET or POST.'), { allow: 'GET, HEAD, POST' });
     if (req.headers['content-type']?.split(';')[0]?.trim().toLowerCase() !== 'application/x-www-form-urlencoded') {
@@ -74,6 +96,18 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
       return sendPage(res, 403, simplePage('Forbidden', 'The form expired or came from another site. Reload the page and submit it again.'), cookie);
     }
     try {
+      const action = form.get(OAUTH_FIELD);
+      if (action !== null && authorizer !== undefined && target !== undefined) {
+        if (!mayManage) return render(403, { kind: 'error', text: 'Only a member of the admin group can change the shared connection.' });
+        if (action === 'disconnect') {
+          await authorizer.disconnect(ownerOf(ctx.identity), target);
+          return redirect(res, server, 'disconnected');
+        }
+        const location = await authorizer.begin(ownerOf(ctx.identity), target, baseUrl(options.oauth?.publicUrl, req));
+        res.writeHead(303, { location, 'cache-control': 'no-store' });
+        res.end();
+        return;
+      }
       const remove = form.get(REMOVE_FIELD);
       if (remove !== null) {
         if (declared.some((f) => f.name === remove)) await store.delete(ctx.user, server, remove);
@@ -87,7 +121,23 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
       return redirect(res, server, 'saved');
     } catch (err) {
       if (!isBerthError(err)) throw err;
-      return render(500, { kind: 'error', text: err.message });
+      ctx.log.warn({ server, user: ctx.user, code: err.code }, 'connect action failed');
+      return render(err.code.startsWith('oauth_') ? 502 : 500, { kind: 'error', text: err.message });
+    }
+  }
+
+  /** The authorization server sent the user back: the token is obtained for the user who started, or nothing is. */
+  async function callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    const authorizer = options.oauth?.authorizer;
+    if (authorizer === undefined) return sendPage(res, 404, simplePage('Not found', 'This berth obtains no OAuth tokens.'));
+    if (req.method !== 'GET') return sendPage(res, 405, simplePage('Method not allowed', 'Use GET.'), { allow: 'GET' });
+    try {
+      const { server } = await authorizer.complete(ownerOf(ctx.identity), new URLSearchParams(req.url?.split('?')[1] ?? ''));
+      return redirect(res, server, 'connected');
+    } catch (err) {
+      if (!isBerthError(err)) throw err;
+      ctx.log.warn({ user: ctx.user, code: err.code }, 'OAuth callback refused');
+      return sendPage(res, err.code === 'oauth_token_failed' ? 502 : 400, simplePage('Not connected', err.message));
     }
   }
 
@@ -140,6 +190,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
 
   return {
     async handle(req, res, ctx, pathname) {
+      if (pathname === CALLBACK_PATH) return callback(req, res, ctx);
       if (pathname.startsWith(CONNECT_PREFIX)) {
         const server = pathname.slice(CONNECT_PREFIX.length);
         if (server === '' || server.includes('/')) return sendPage(res, 404, simplePage('Not found', 'Credentials are supplied at /connect/<server>.'));
@@ -192,8 +243,21 @@ function refuse(status: number, code: string, message: string, headers?: Readonl
   return { status, body: { error: { code, message } }, ...(headers === undefined ? {} : { headers }) };
 }
 
+const NOTICES: Readonly<Record<string, { readonly kind: 'ok'; readonly text: string }>> = {
+  saved: { kind: 'ok', text: 'Saved.' },
+  removed: { kind: 'ok', text: 'Removed.' },
+  connected: { kind: 'ok', text: 'Connected.' },
+  disconnected: { kind: 'ok', text: 'Disconnected.' },
+};
+
+async function authorizationView(authorizer: Authorizer, user: string, target: OAuthTarget, shared: boolean, mayManage: boolean): Promise<AuthorizationView> {
+  const status = await authorizer.status(user, target);
+  const detail = [...(status.scope === undefined ? [] : [`scopes ${status.scope}`]), ...(status.issuer === undefined ? [] : [`at ${status.issuer}`])].join(', ');
+  return { connected: status.connected, ...(detail === '' ? {} : { detail }), shared, mayManage };
+}
+
 /** Post/redirect/get: a reload never re-submits the form. */
-function redirect(res: ServerResponse, server: string, done: 'saved' | 'removed'): void {
+function redirect(res: ServerResponse, server: string, done: 'saved' | 'removed' | 'connected' | 'disconnected'): void {
   res.writeHead(303, { location: `${CONNECT_PREFIX}${encodeURIComponent(server)}?done=${done}`, 'cache-control': 'no-store' });
   res.end();
 }

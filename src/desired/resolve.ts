@@ -157,10 +157,12 @@ function optionalOAuth(server: Server): { oauth?: OAuthSettings } {
     oauth: {
       scopes: o.scopes ?? [],
       perUser: o.perUser ?? true,
+      allowPrivateNetworks: o.allowPrivateNetworks ?? false,
       ...(o.authorizationServer === undefined ? {} : { authorizationServer: o.authorizationServer }),
       ...(o.clientId === undefined ? {} : { clientId: o.clientId }),
       ...(o.clientSecret === undefined ? {} : { clientSecret: o.clientSecret }),
       ...(o.tokenEndpointAuthMethod === undefined ? {} : { tokenEndpointAuthMethod: o.tokenEndpointAuthMethod }),
+      ...(o.clientMetadataUrl === undefined ? {} : { clientMetadataUrl: o.clientMetadataUrl }),
     },
   };
 }

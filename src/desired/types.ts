@@ -102,7 +102,10 @@ export interface OAuthSettings {
   readonly clientId?: string;
   readonly clientSecret?: string;
   readonly tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
+  readonly clientMetadataUrl?: string;
   readonly perUser: boolean;
+  /** Discovery, registration and token requests may reach loopback and private addresses. */
+  readonly allowPrivateNetworks: boolean;
 }
 
 /**

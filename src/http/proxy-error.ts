@@ -4,7 +4,7 @@
 import { BerthError } from '../errors.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
-export type ProxyErrorCode = 'upstream_unavailable' | 'remote_unavailable' | 'credentials_missing' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
+export type ProxyErrorCode = 'upstream_unavailable' | 'remote_unavailable' | 'credentials_missing' | 'authorization_required' | 'upstream_closed' | 'upstream_timeout' | 'start_aborted' | 'server_not_running' | 'instance_limit';
 
 const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonly rpc: number }>> = {
   upstream_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
@@ -12,6 +12,7 @@ const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonl
   remote_unavailable: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   // Answered in-band (HTTP 200) with the request's id: see McpEndpoint.
   credentials_missing: { status: 200, rpc: -32000 },
+  authorization_required: { status: 200, rpc: -32000 },
   upstream_timeout: { status: 504, rpc: ErrorCode.requestTimeout },
   start_aborted: { status: 503, rpc: ErrorCode.upstreamUnavailable },
   server_not_running: { status: 503, rpc: ErrorCode.upstreamUnavailable },
@@ -21,10 +22,10 @@ const ANSWER: Readonly<Record<ProxyErrorCode, { readonly status: number; readonl
 export class ProxyError extends BerthError {
   readonly status: number;
   readonly rpcCode: number;
-  /** credentials_missing: which server needs which of the user's values. */
-  readonly missing?: { readonly server: string; readonly names: readonly string[] };
+  /** credentials_missing, authorization_required: which server needs which of the user's values, or their authorization. */
+  readonly missing?: { readonly server: string; readonly names: readonly string[]; readonly authorization?: boolean };
 
-  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown; missing?: { server: string; names: readonly string[] } }) {
+  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown; missing?: { server: string; names: readonly string[]; authorization?: boolean } }) {
     super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     if (options?.missing !== undefined) this.missing = options.missing;
     this.name = 'ProxyError';

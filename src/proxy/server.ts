@@ -12,6 +12,7 @@ import { requestContext } from '../http/context.ts';
 import type { OriginPolicy } from '../http/guard.ts';
 import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from '../http/guard.ts';
 import { sendJson, sendRpcError } from '../http/json-io.ts';
+import { CLIENT_METADATA_PATH } from '../oauth/authorizer.ts';
 import type { RouteTable } from './routes/table.ts';
 
 /** What the HTTP front needs from the rest of berth; read per request, so swaps apply at once. */
@@ -30,6 +31,8 @@ export interface ProxyState {
   status(): Promise<unknown>;
   /** /connect/<server> and /api/credentials, when berth has a state file to keep them in. */
   credentials?(): CredentialRoutes | undefined;
+  /** berth's OAuth Client ID Metadata Document, public (authorization servers fetch it); undefined where berth serves none. */
+  clientMetadata?(): Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface ProxyServerOptions {
@@ -126,6 +129,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   }
   if (!frontDoor(req, res, state.originPolicy())) return;
   switch (pathname) {
+    case CLIENT_METADATA_PATH: {
+      const doc = state.clientMetadata?.();
+      if (doc === undefined) break;
+      if (readOnly(req, res)) sendJson(res, 200, doc);
+      return;
+    }
     case '/metrics': {
       if (!readOnly(req, res) || !(await state.gate().admitOperator(req, res))) return;
       const body = await metrics.registry.metrics();

@@ -8,12 +8,22 @@ import { deriveKeyring } from './seal.ts';
 /** Per-user credentials: user → server → name → value. */
 export type CredentialsSection = Record<string, Record<string, Record<string, StoredValue>>>;
 
+/**
+ * Upstream OAuth: each owner's token set per server, and berth's own client
+ * registrations per server and authorization server (issuer). Every value sealed.
+ */
+export interface OAuthSection {
+  tokens?: Record<string, Record<string, StoredValue>>;
+  clients?: Record<string, Record<string, StoredValue>>;
+}
+
 /** The whole state file. Sections other parts of berth add go beside `credentials`. */
 export interface StateDocument {
   version: 1;
   credentials: CredentialsSection;
   /** This installation's own secrets, made on first use. */
   installation?: { labelSecret?: string };
+  oauth?: OAuthSection;
 }
 
 export interface StateOptions {

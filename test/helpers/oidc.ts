@@ -5,7 +5,7 @@
 // login and consent pages, which `signIn` fills in the way a person would.
 
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -36,6 +36,14 @@ export async function signingKey(kid: string): Promise<JWK> {
 export interface IssuerOptions {
   /** Dynamic client registration and the dev login/consent pages, for the authorization-code flow. */
   readonly interactive?: boolean;
+  /** Lifetime of access tokens for resources, in seconds (default 600). */
+  readonly accessTokenTtl?: number;
+  /** Refresh tokens for clients that may use them, rotated on each use; revocation. */
+  readonly refresh?: boolean;
+  /** Pre-registered authorization-code clients (berth's static client). */
+  readonly clients?: readonly Record<string, unknown>[];
+  /** Rewrites the discovery document before it is served (e.g. to drop S256). */
+  readonly metadata?: (doc: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssuer> {
@@ -45,8 +53,15 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     hits.set(path, (hits.get(path) ?? 0) + 1);
+    if (options.metadata !== undefined && path.startsWith('/.well-known/') && req.headers['x-test-inner'] === undefined) return void rewriteMetadata(path, res, options.metadata);
     void provider!.callback()(req, res);
   });
+  // The provider's own discovery document, edited by the test.
+  const rewriteMetadata = async (path: string, res: ServerResponse, edit: (doc: Record<string, unknown>) => Record<string, unknown>): Promise<void> => {
+    const inner = await fetch(`${issuer}${path}`, { headers: { 'x-test-inner': '1' } }).catch(() => undefined);
+    if (inner === undefined || !inner.ok) return void res.writeHead(inner?.status ?? 502).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(edit((await inner.json()) as Record<string, unknown>)));
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const keys = [await signingKey('key-1')];
@@ -56,7 +71,9 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
         { client_id: CLIENT.id, client_secret: CLIENT.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: SCOPES.join(' ') },
         // berth itself, for introspection.
         { client_id: INTROSPECTOR.id, client_secret: INTROSPECTOR.secret, grant_types: [], redirect_uris: [], response_types: [] },
+        ...((options.clients ?? []) as never[]),
       ],
+      ...(options.refresh === true ? { issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed('refresh_token'), rotateRefreshToken: true } : {}),
       scopes: SCOPES,
       ttl: { ClientCredentials: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
       // Whoever signs in at the dev pages is the account named by the login.
@@ -70,13 +87,14 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
         registration: { enabled: interactive },
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
+        revocation: { enabled: options.refresh === true },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => undefined as never,
           useGrantedResource: () => true,
           // Resources whose path names `opaque` get opaque tokens, checked by introspection.
           getResourceServerInfo: (_ctx, resource) =>
-            resource.includes('opaque') ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 } : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } },
+            resource.includes('opaque') ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 } : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtl ?? 600, jwt: { sign: { alg: 'RS256' } } },
         },
       },
     });

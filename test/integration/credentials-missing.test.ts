@@ -19,7 +19,7 @@ const URL_ = connectUrlOf('https://mcp.example.com/', 'github');
 async function callWithoutCredentials(prompt: CredentialPrompt): Promise<unknown> {
   const server = new Server({ name: 'needs-credentials', version: '1.0.0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(CallToolRequestSchema, () => {
-    const missing = missingCredentialsError('github', ['GITHUB_TOKEN'], URL_, prompt);
+    const missing = missingCredentialsError({ server: 'github', names: ['GITHUB_TOKEN'] }, URL_, prompt);
     assert.equal(missing.kind, 'error');
     throw new McpError(missing.error.code, missing.error.message, missing.error.data);
   });
@@ -51,7 +51,7 @@ describe('missing credentials', () => {
   });
 
   it('2025-11-25 with URL elicitation: -32042 that the SDK client reads as UrlElicitationRequiredError', async () => {
-    const missing = missingCredentialsError('github', ['GITHUB_TOKEN'], URL_, 'url-elicitation');
+    const missing = missingCredentialsError({ server: 'github', names: ['GITHUB_TOKEN'] }, URL_, 'url-elicitation');
     assert.equal(missing.kind, 'error');
     assert.ok(JSONRPCErrorSchema.safeParse({ jsonrpc: '2.0', id: 1, error: missing.error }).success);
     const err = await callWithoutCredentials('url-elicitation');
@@ -73,7 +73,7 @@ describe('missing credentials', () => {
   });
 
   it('2026-07-28: an input_required result the v2 client fulfils with a URL elicitation, then retries', async () => {
-    const missing = missingCredentialsError('github', ['GITHUB_TOKEN'], URL_, 'input-required');
+    const missing = missingCredentialsError({ server: 'github', names: ['GITHUB_TOKEN'] }, URL_, 'input-required');
     assert.equal(missing.kind, 'result');
     const [key = ''] = Object.keys(missing.result.inputRequests);
     let calls = 0;

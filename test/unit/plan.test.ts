@@ -312,6 +312,7 @@ const cases: readonly Case[] = [
       routes: ['change linear'],
       routeChanges: {
         linear: [
+          { path: 'oauth.allowPrivateNetworks', to: 'false' },
           { path: 'oauth.clientId', to: 'berth' },
           { path: 'oauth.clientSecret', secret: true, to: '(secret)' },
           { path: 'oauth.perUser', to: 'true' },

@@ -6,7 +6,8 @@ import type { Identity } from '../../identity.ts';
 import type { RequestContext } from '../../http/context.ts';
 import { endToEndHeaders } from '../../http/hop-headers.ts';
 import { baseUrl } from '../../auth/resource.ts';
-import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../../credentials/missing.ts';
+import type { Missing } from '../../credentials/missing.ts';
+import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, sendMissingCredentials } from '../../credentials/missing.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
@@ -51,11 +52,25 @@ export interface PassthroughOptions {
   readonly userHeaders?: { readonly names: readonly string[]; readonly headersFor: (user: string) => Promise<Readonly<Record<string, string>>> };
   /** listen.publicUrl: the base of the /connect link. */
   readonly publicUrl?: string;
+  /**
+   * berth as the caller's OAuth client towards the upstream: their token goes
+   * upstream as `Authorization`; an upstream's 401 Bearer challenge (or no
+   * token where one is needed) sends the client to /connect to authorize.
+   */
+  readonly authorization?: UpstreamAuthorization;
+}
+
+/** What the passthrough needs of berth's OAuth client. */
+export interface UpstreamAuthorization {
+  /** The caller's access token; undefined when none is needed yet. Fails with `authorization_required`. */
+  tokenFor(identity: Identity): Promise<string | undefined>;
+  /** The upstream answered 401 with this `WWW-Authenticate: Bearer …` after `sent` (or no token). */
+  challenged(identity: Identity, challenge: string, sent: string | undefined): Promise<void>;
 }
 
 const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES } as const;
 
-type Settings = Required<Omit<PassthroughOptions, 'userHeaders' | 'publicUrl'>> & Pick<PassthroughOptions, 'userHeaders' | 'publicUrl'>;
+type Settings = Required<Omit<PassthroughOptions, 'userHeaders' | 'publicUrl' | 'authorization'>> & Pick<PassthroughOptions, 'userHeaders' | 'publicUrl' | 'authorization'>;
 type Headers = Readonly<Record<string, string>>;
 
 /**
@@ -110,10 +125,10 @@ export class Passthrough {
       sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return Promise.resolve();
     }
-    const userHeaders = this.#o.userHeaders;
-    if (userHeaders === undefined) return this.#queue(req, res, ctx, {});
-    return userHeaders.headersFor(ctx.user).then(
-      (headers) => this.#queue(req, res, ctx, headers),
+    const { userHeaders, authorization } = this.#o;
+    if (userHeaders === undefined && authorization === undefined) return this.#queue(req, res, ctx, {});
+    return Promise.all([userHeaders?.headersFor(ctx.user), authorization?.tokenFor(ctx.identity)]).then(
+      ([headers = {}, token]) => this.#queue(req, res, ctx, token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` }),
       (err: unknown) => this.#refuse(req, res, ctx, err),
     );
   }
@@ -140,16 +155,43 @@ export class Passthrough {
       return sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
     }
     if (err.missing === undefined) return sendRpcError(res, err.status, err.rpcCode, err.message);
-    ctx.log.info({ server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
-    const connectUrl = connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server);
-    if (req.method !== 'POST') {
-      // A stream or a session's end: there is no request to answer, only the HTTP exchange.
-      return sendRpcError(res, 403, CREDENTIALS_MISSING, `server ${server} needs credentials you have not supplied (${err.missing.names.join(', ')}): open ${connectUrl} to enter them, then try again`);
-    }
+    if (req.method !== 'POST') return this.#sendMissing(req, res, ctx, err.missing, undefined);
     const body = await readJsonBody(req, this.#o.maxBodyBytes);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
-    const message = Array.isArray(body.value) ? body.value[0] : body.value;
-    sendMissingCredentials(res, isRequest(message) ? message.id : null, err.missing, connectUrl, credentialPromptOf(message));
+    this.#sendMissing(req, res, ctx, err.missing, body.value);
+  }
+
+  /** Sends the client to /connect: in-band for a request (its body given), as a plain error for a stream or a session's end. */
+  #sendMissing(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, missing: Missing, body: unknown): void {
+    ctx.log.info({ server: this.#o.server, missing: missing.names, authorization: missing.authorization === true }, 'credentials missing; client sent to /connect');
+    const connectUrl = connectUrlOf(baseUrl(this.#o.publicUrl, req), missing.server);
+    if (req.method !== 'POST') {
+      // There is no request to answer, only the HTTP exchange.
+      const answer = missingCredentialsError(missing, connectUrl, 'message');
+      return sendRpcError(res, 403, CREDENTIALS_MISSING, answer.kind === 'error' ? answer.error.message : `open ${connectUrl}`);
+    }
+    const message = Array.isArray(body) ? body[0] : body;
+    sendMissingCredentials(res, isRequest(message) ? message.id : null, missing, connectUrl, credentialPromptOf(message));
+  }
+
+  /**
+   * The upstream wants a (new) token: berth notes the challenge and answers
+   * the client in-band, once its whole request body is in (for the id).
+   */
+  #askAuthorization(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, challenge: string, sent: string | undefined, body: Promise<Buffer | undefined>): void {
+    const authorization = this.#o.authorization;
+    if (authorization === undefined) return;
+    const missing: Missing = { server: this.#o.server, names: [], authorization: true };
+    void Promise.all([authorization.challenged(ctx.identity, challenge, sent).catch((err: unknown) => ctx.log.warn({ err }, 'recording the upstream challenge failed')), body]).then(([, raw]) => {
+      if (res.destroyed || res.writableEnded) return;
+      let parsed: unknown;
+      try {
+        parsed = raw === undefined ? undefined : JSON.parse(raw.toString('utf8'));
+      } catch {
+        parsed = undefined;
+      }
+      this.#sendMissing(req, res, ctx, missing, parsed);
+    });
   }
 
   /** Ends every request in flight (open streams end cleanly) and drops kept-alive connections. */
@@ -286,6 +328,14 @@ export class Passthrough {
         if (!upRes.complete) res.destroy();
       });
       if (finished) return void upRes.destroy();
+      const challenge = upRes.headers['www-authenticate'];
+      if (upRes.statusCode === 401 && this.#o.authorization !== undefined && typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge)) {
+        // The upstream's challenge is berth's to answer, never the client's: it would send the client's own token.
+        upRes.resume();
+        finish();
+        const sent = userHeaders.authorization?.slice('Bearer '.length);
+        return this.#askAuthorization(req, res, ctx, challenge, sent, body);
+      }
       this.#noteSession(req, upRes, ctx.user);
       const limit = this.#o.maxMessageBytes;
       const sse = upRes.headers['content-type']?.startsWith('text/event-stream') === true;
@@ -312,8 +362,15 @@ export class Passthrough {
     }));
 
     let size = 0;
+    // Kept only where an upstream may ask for authorization: its 401 is answered in-band, with the request's id.
+    const kept: Buffer[] | undefined = this.#o.authorization === undefined ? undefined : [];
+    const body = kept === undefined ? Promise.resolve(undefined) : new Promise<Buffer | undefined>((resolve) => {
+      req.once('end', () => resolve(Buffer.concat(kept)));
+      req.once('close', () => resolve(req.complete ? Buffer.concat(kept) : undefined));
+    });
     const onData = guard((chunk: Buffer) => {
       size += chunk.length;
+      kept?.push(chunk);
       if (size > maxBodyBytes) {
         req.off('data', onData);
         req.resume();

@@ -10,7 +10,12 @@ import { createCompositeChannel } from './composite.ts';
 import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from '../downstream/mcp-endpoint.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
+import type { Authorizer } from '../../oauth/authorizer.ts';
+import { oauthTargetOf } from '../../oauth/authorizer.ts';
+import { parseBearerChallenge } from '../../oauth/discovery.ts';
+import { ownerOf } from '../../oauth/owner.ts';
 import { Passthrough } from './passthrough.ts';
+import type { UpstreamAuthorization } from './passthrough.ts';
 import type { ConnectionStatus, ConnectionSummary, RemoteConnection } from '../upstream/http-upstream.ts';
 import { connectRemote, summarizeConnections } from '../upstream/http-upstream.ts';
 import type { SessionStore } from '../downstream/sessions.ts';
@@ -74,6 +79,8 @@ export interface TableDeps {
   readonly publicUrl?: string;
   /** Each caller's headers for routes that use `${user.credentials.…}`. */
   readonly userHeaders?: UserHeaderSource;
+  /** berth as each user's OAuth client towards remotes that ask for a token. */
+  readonly oauth?: Authorizer;
   /**
    * The handler serving `server` in the current route table (not the one
    * being built): composites reach their components through it, at connect time.
@@ -205,7 +212,17 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
   };
   if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
   const userHeaders = headersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: headersOf } };
-  const passthrough = new Passthrough({ server: route.server, url: route.url, headers: route.headers.values, maxBodyBytes: deps.maxBodyBytes, ...limit, ...userHeaders, ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }) });
+  const authorization = upstreamAuthorizationOf(route, deps.oauth);
+  const passthrough = new Passthrough({
+    server: route.server,
+    url: route.url,
+    headers: route.headers.values,
+    maxBodyBytes: deps.maxBodyBytes,
+    ...limit,
+    ...userHeaders,
+    ...(authorization === undefined ? {} : { authorization }),
+    ...(deps.publicUrl === undefined ? {} : { publicUrl: deps.publicUrl }),
+  });
   return {
     kind: 'passthrough',
     route,
@@ -217,6 +234,23 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
       passthrough.close();
       close();
     },
+  };
+}
+
+/**
+ * A remote's OAuth: with an `oauth` block always; without one (discovery is
+ * the default) unless the operator configured its Authorization header, whose
+ * 401 means that header is wrong, not that the user must authorize.
+ */
+function upstreamAuthorizationOf(route: Route & { kind: 'remote' }, oauth: Authorizer | undefined): UpstreamAuthorization | undefined {
+  if (oauth === undefined) return undefined;
+  const headers = [...Object.keys(route.headers.values), ...route.headers.fromUser.map((f) => f.name), ...Object.keys(route.userHeaders ?? {})];
+  if (route.oauth === undefined && headers.some((h) => h.toLowerCase() === 'authorization')) return undefined;
+  const target = oauthTargetOf(route);
+  if (target === undefined) return undefined;
+  return {
+    tokenFor: (identity) => oauth.tokenFor(ownerOf(identity), target),
+    challenged: (identity, header, sent) => oauth.challenged(ownerOf(identity), target, parseBearerChallenge(header) ?? {}, sent),
   };
 }
 
