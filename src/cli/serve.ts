@@ -22,6 +22,8 @@ import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
 import { createMetrics } from '../observe/metrics.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import { startTelemetry } from '../observe/trace/start.ts';
+import { useTelemetry } from '../observe/trace/telemetry.ts';
 import { originPolicy } from '../http/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
 import { UpstreamPool } from '../proxy/upstream/pool.ts';
@@ -59,6 +61,8 @@ const SESSION_IDLE_TTL_MS = 30 * 60_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
 const DEFAULT_INSTANCES_PER_USER = 10;
+/** service.version on telemetry. */
+const BERTH_VERSION = '0.1.0';
 
 /** Starts berth on a config file: the effectful shell around the pure pipeline. */
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
@@ -66,6 +70,10 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   const config = initial.config;
   const authProblem = checkAuthConfig(config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
+  // Before anything that carries MCP traffic exists; off, it loads nothing.
+  const telemetry = await startTelemetry(config.telemetry, BERTH_VERSION);
+  useTelemetry(telemetry);
+  if (telemetry !== undefined) logger.info({ sampling: config.telemetry?.sampling, capture: config.telemetry?.capture }, 'telemetry on');
   // Rebuilt on every accepted reload; listen settings (publicUrl, adminGroup) stay as they started.
   const gates = new Gates(config.auth, { listen: config.listen, logger });
   const backend = await createBackend(initial, logger);
@@ -189,6 +197,9 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       await routes.close();
       await pool.close();
       await backend.close(AbortSignal.timeout(DRAIN_MS));
+      // Last: the spans and durations of everything that just ended go out.
+      await telemetry?.shutdown();
+      useTelemetry(undefined);
       logger.info('stopped');
     })();
     return stopping;

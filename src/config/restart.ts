@@ -3,7 +3,7 @@ import { configSchema } from './schema.ts';
 import type { BerthConfiguration } from './types.gen.ts';
 
 /** The sections berth reads once, at start-up: a change to them is applied only by a restart. */
-const AT_START_UP = ['listen', 'backend'] as const;
+const AT_START_UP = ['listen', 'backend', 'telemetry'] as const;
 
 /**
  * The fields whose change between two configs needs a restart of berth, as
@@ -11,7 +11,7 @@ const AT_START_UP = ['listen', 'backend'] as const;
  * differs (`listen.allowedOrigins`) is one path. Values are never returned,
  * so secrets cannot leak through it.
  */
-export function restartRequired(previous: Pick<BerthConfiguration, 'listen' | 'backend'>, next: Pick<BerthConfiguration, 'listen' | 'backend'>): string[] {
+export function restartRequired(previous: Pick<BerthConfiguration, Section>, next: Pick<BerthConfiguration, Section>): string[] {
   const changed: string[] = [];
   for (const section of AT_START_UP) {
     const before = withDefaults(section, previous[section]);

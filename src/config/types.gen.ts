@@ -334,6 +334,7 @@ export interface BerthConfiguration {
   backend?: Backend;
   state?: State;
   limits?: Limits;
+  telemetry?: Telemetry;
   /**
    * Downstream authentication: how clients of berth prove who they are. Providers are tried in order; the first that recognises the request decides. Without this key berth accepts anonymous clients on loopback only.
    */
@@ -486,6 +487,27 @@ export interface Limits {
    * At most this many single-user instances per user, over all servers. A user at the cap gets a clear error (HTTP 429) until one of their instances stops after its idle timeout.
    */
   instancesPerUser?: number;
+}
+/**
+ * OpenTelemetry traces and metrics by the MCP semantic conventions, exported over OTLP. Where they go (endpoint, protocol, headers), the service name and resource attributes come from the standard OTEL_* environment variables; this block says what the file should. Read at start-up: a change applies on restart. See docs/telemetry.md.
+ */
+export interface Telemetry {
+  /**
+   * Whether berth exports telemetry. Without this block it is on when an OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_/_METRICS_ENDPOINT) variable is set; OTEL_SDK_DISABLED=true always turns it off.
+   */
+  enabled?: boolean;
+  /**
+   * The share of new traces recorded, 0 to 1. Parent-based: a caller's sampled trace is followed. OTEL_TRACES_SAMPLER, when set, wins. Default 1.
+   */
+  sampling?: number;
+  /**
+   * Servers whose tool-call arguments and results are recorded on spans (gen_ai.tool.call.arguments, gen_ai.tool.call.result). They may hold personal data; no other server's ever are.
+   */
+  capture?: string[];
+  /**
+   * Key of the HMAC that turns user names into the pseudonyms spans carry (berth.user.hash): the same key gives the same pseudonym across restarts and replicas. Default: a random key per process. Use ${env:…} or ${file:…}.
+   */
+  userHashKey?: string;
 }
 /**
  * A value each user supplies for themselves.

@@ -13,7 +13,7 @@ import type { Refusal } from '../../http/json-io.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from '../../http/json-io.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
-import type { Multiplexer } from '../mux/multiplex.ts';
+import type { Multiplexer, SessionPeer } from '../mux/multiplex.ts';
 import { checkMessages, isInitialize, SessionTransport } from './session-transport.ts';
 import { exceedsQueue } from '../../http/write-queue.ts';
 import type { SessionStore } from './sessions.ts';
@@ -104,7 +104,7 @@ export class McpEndpoint {
     const transport = new SessionTransport({ sessionId: id, logger: this.#o.logger, keepAliveMs: this.#o.keepAliveMs });
     transport.onclose = () => sessions.delete(id);
     sessions.add({ id, server, identity: ctx.identity, client: ctx.client, kind: 'streamable-http', transport });
-    mux.attach(transport, ctx.user);
+    mux.attach(transport, ctx.user, {}, peerOf(req));
     transport.handlePost(req, res, messages, true);
   }
 
@@ -116,7 +116,7 @@ export class McpEndpoint {
       const transport = new BoundedSseTransport(messagePath, res, ctx.log);
       const { server, sessions } = this.#o;
       transport.onclose = () => sessions.delete(transport.sessionId);
-      mux.attach(transport, ctx.user);
+      mux.attach(transport, ctx.user, {}, peerOf(req));
       await transport.start();
       sessions.add({ id: transport.sessionId, server, identity: ctx.identity, client: ctx.client, kind: 'sse', transport });
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
@@ -192,6 +192,11 @@ class BoundedSseTransport extends SSEServerTransport {
     if (exceedsQueue(this.#res, this.#log)) return;
     return super.send(message);
   }
+}
+
+/** The client as spans describe it. */
+function peerOf(req: IncomingMessage): SessionPeer {
+  return req.socket.remoteAddress === undefined ? {} : { address: req.socket.remoteAddress };
 }
 
 function idOf(value: unknown): string | number | null {

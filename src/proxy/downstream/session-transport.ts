@@ -105,9 +105,11 @@ export class SessionTransport implements Transport {
     }
     let requests = 0;
     for (const m of messages) if ('method' in m && 'id' in m) requests++;
+    // The request's headers go along: a traceparent there is the parent of spans whose message carries none.
+    const extra = { requestInfo: { headers: req.headers } };
     if (requests === 0) {
       res.writeHead(202).end();
-      for (const m of messages) this.onmessage?.(m);
+      for (const m of messages) this.onmessage?.(m, extra);
       return;
     }
     const sseAt = this.#now() + this.#o.keepAliveMs;
@@ -115,7 +117,7 @@ export class SessionTransport implements Transport {
     for (const m of messages) if ('method' in m && 'id' in m) this.#byRequest.set(m.id, exchange);
     (this.#longWait ??= new EarliestTimer(this.#now, (now) => this.#longWaits(now))).atLatest(sseAt);
     res.once('close', () => this.#left(exchange, res));
-    for (const m of messages) this.onmessage?.(m);
+    for (const m of messages) this.onmessage?.(m, extra);
   }
 
   /** GET: the session's standalone stream, or the resumption of a broken one (`Last-Event-ID`). */

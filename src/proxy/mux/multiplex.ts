@@ -10,6 +10,8 @@ import { RequestTable } from './request-table.ts';
 import { EarliestTimer } from './earliest-timer.ts';
 import type { UpstreamInfo } from './upstream-link.ts';
 import { UpstreamLink } from './upstream-link.ts';
+import type { Callee, Caller, Operation } from '../../observe/trace/telemetry.ts';
+import { endRelay, failRelay, telemetry } from '../../observe/trace/telemetry.ts';
 
 export type { UpstreamInfo } from './upstream-link.ts';
 
@@ -23,6 +25,15 @@ interface Session {
   lastActive: number;
   /** The transport's own close handler, kept when berth takes `onclose` over. */
   readonly previousClose: (() => void) | undefined;
+  /** What spans say of the client: its address and protocol version. */
+  readonly peer: SessionPeer;
+  readonly startedAt: number;
+}
+
+/** A downstream client as telemetry describes it. */
+export interface SessionPeer {
+  address?: string;
+  protocolVersion?: string;
 }
 
 export interface MultiplexerOptions {
@@ -34,6 +45,8 @@ export interface MultiplexerOptions {
   readonly requestTimeoutMs?: () => number;
   /** How long a request arriving while the upstream starts waits for it. */
   readonly readyWaitMs?: number;
+  /** The upstream as spans describe it; read per traced request, as the transport may be known only once connected. */
+  readonly callee?: () => Callee;
 }
 
 const BROADCAST = new Set([
@@ -66,6 +79,9 @@ export class Multiplexer {
   readonly #now: () => number;
   readonly #requestTimeoutMs: () => number;
   readonly #readyWaitMs: number;
+  readonly #callee: () => Callee;
+  /** When the upstream session began, for its duration. */
+  #upstreamSince: number | undefined;
   readonly #sessions = new Set<Session>();
   readonly #requests = new RequestTable<Session>();
   readonly #link: UpstreamLink;
@@ -81,9 +97,18 @@ export class Multiplexer {
     this.#now = options.now ?? Date.now;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? (() => DEFAULT_REQUEST_TIMEOUT_MS);
     this.#readyWaitMs = options.readyWaitMs ?? DEFAULT_READY_WAIT_MS;
+    this.#callee = options.callee ?? (() => ({ server: this.#name, transport: 'pipe' }));
     this.#deadlines = new EarliestTimer(this.#now, (now) => this.#expire(now));
     // A restarted server may offer different tools; clients should look again.
-    this.#link = new UpstreamLink({ name: this.#name, channel: this.#channel, logger: this.#log, onReady: (restarted) => restarted && this.broadcast('notifications/tools/list_changed') });
+    this.#link = new UpstreamLink({
+      name: this.#name,
+      channel: this.#channel,
+      logger: this.#log,
+      onReady: (restarted) => {
+        this.#upstreamSince = Date.now();
+        if (restarted) this.broadcast('notifications/tools/list_changed');
+      },
+    });
     this.#channel.onMessage((m) => this.#fromUpstream(m));
     this.#channel.onStop((reason) => this.#upstreamStopped(reason));
   }
@@ -128,8 +153,8 @@ export class Multiplexer {
    * declare their capabilities in `initialize`; stateless ones per request,
    * given here.
    */
-  attach(transport: Transport, user: string, capabilities: Record<string, unknown> = {}): void {
-    const session: Session = { id: this.#nextSession++, transport, user, capabilities, subscriptions: new Set(), lastActive: this.#now(), previousClose: transport.onclose };
+  attach(transport: Transport, user: string, capabilities: Record<string, unknown> = {}, peer: SessionPeer = {}): void {
+    const session: Session = { id: this.#nextSession++, transport, user, capabilities, subscriptions: new Set(), lastActive: this.#now(), previousClose: transport.onclose, peer, startedAt: Date.now() };
     this.#adopt(session);
   }
 
@@ -163,7 +188,7 @@ export class Multiplexer {
 
   #adopt(session: Session): void {
     this.#sessions.add(session);
-    session.transport.onmessage = (message) => this.#fromDownstream(session, message);
+    session.transport.onmessage = (message, extra) => this.#fromDownstream(session, message, extra?.requestInfo?.headers);
     session.transport.onclose = () => {
       this.#detach(session);
       session.previousClose?.();
@@ -177,19 +202,23 @@ export class Multiplexer {
 
   #detach(session: Session): void {
     if (!this.#sessions.delete(session)) return;
+    const tel = telemetry();
+    if (tel.on && session.transport.sessionId !== undefined) tel.sessionEnded('server', session.startedAt, { transport: 'tcp', ...(session.peer.protocolVersion === undefined ? {} : { protocolVersion: session.peer.protocolVersion }) });
     const { requests, serverRequests } = this.#requests.dropSession(session);
+    for (const r of [...requests, ...serverRequests]) failRelay(r.trace, 'client_disconnected', 'client disconnected');
     // The client is gone: tell the upstream to stop working on its behalf.
     for (const p of requests) this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: p.upstreamId, reason: 'client disconnected' } } as JSONRPCMessage);
     for (const r of serverRequests) this.#channel.send(errorResponse(r.upstreamId, ErrorCode.internalError, 'client disconnected'));
     this.#checkDrained();
   }
 
-  #fromDownstream(session: Session, message: unknown): void {
+  #fromDownstream(session: Session, message: unknown, headers?: Caller['headers']): void {
     session.lastActive = this.#now();
     if (isRequest(message)) {
-      this.#downstreamRequest(session, message);
+      this.#downstreamRequest(session, message, headers);
     } else if (isResponse(message)) {
       const pending = this.#requests.takeServerRequest(message.id, session);
+      endRelay(pending?.trace, message);
       if (pending !== undefined) this.#channel.send({ ...message, id: pending.upstreamId } as JSONRPCMessage);
     } else if (isNotification(message)) {
       this.#downstreamNotification(session, message);
@@ -197,13 +226,15 @@ export class Multiplexer {
   }
 
   /** Forwards a request in the tick it arrived: no promise unless the upstream is still starting. */
-  #downstreamRequest(session: Session, request: Request): void {
+  #downstreamRequest(session: Session, request: Request, headers?: Caller['headers']): void {
+    const tel = telemetry();
+    const received = tel.on ? tel.received(request, this.#caller(session, headers)) : undefined;
     switch (request.method) {
       case 'initialize':
-        void this.#answerInitialize(session, request);
+        void this.#answerInitialize(session, request, received);
         return;
       case 'ping':
-        void this.#deliver(session, resultResponse(request.id, {}), request.id);
+        void this.#reply(session, resultResponse(request.id, {}), received);
         return;
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
@@ -216,28 +247,56 @@ export class Multiplexer {
       }
     }
     if (this.#link.info === undefined) {
-      void this.#forwardWhenReady(session, request);
+      void this.#forwardWhenReady(session, request, received);
       return;
     }
-    this.#forward(session, request);
+    this.#forward(session, request, received);
   }
 
-  async #forwardWhenReady(session: Session, request: Request): Promise<void> {
+  async #forwardWhenReady(session: Session, request: Request, received: Operation | undefined): Promise<void> {
     try {
       await this.#link.ready(AbortSignal.timeout(this.#readyWaitMs));
     } catch (err) {
-      return this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, (err as Error).message), request.id);
+      return this.#reply(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, (err as Error).message), received);
     }
-    this.#forward(session, request);
+    this.#forward(session, request, received);
   }
 
-  #forward(session: Session, request: Request): void {
+  #forward(session: Session, request: Request, received: Operation | undefined): void {
     const pending = this.#requests.track(session, request.id, request.method, progressTokenOf(request));
     this.#arm(pending);
-    if (!this.#channel.send(withIds(request, pending.upstreamId, pending.progressToken) as JSONRPCMessage)) {
+    let message = withIds(request, pending.upstreamId, pending.progressToken);
+    const tel = telemetry();
+    if (tel.on) {
+      const sent = tel.send(message, received, { ...this.#callee(), ...(this.#link.info === undefined ? {} : { protocolVersion: this.#link.info.protocolVersion }) });
+      message = sent.request;
+      pending.trace = { received, sent: sent.op };
+    }
+    if (!this.#channel.send(message as JSONRPCMessage)) {
       this.#requests.settle(pending.upstreamId);
+      failRelay(pending.trace, 'upstream_unavailable', `server ${this.#name} is not running`);
       void this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, `server ${this.#name} is not running`), request.id);
     }
+  }
+
+  /** Answers a request berth serves itself (or could not forward), ending its span. */
+  #reply(session: Session, response: JSONRPCMessage, received: Operation | undefined): Promise<void> {
+    received?.end(response);
+    return this.#deliver(session, response, (response as Response).id);
+  }
+
+  /** The client of a session as spans describe it. */
+  #caller(session: Session, headers: Caller['headers']): Caller {
+    const { address, protocolVersion } = session.peer;
+    const sessionId = session.transport.sessionId;
+    return {
+      server: this.#callee().server,
+      user: session.user,
+      ...(sessionId === undefined ? {} : { sessionId }),
+      ...(protocolVersion === undefined ? {} : { protocolVersion }),
+      ...(address === undefined ? {} : { address }),
+      ...(headers === undefined ? {} : { headers }),
+    };
   }
 
   /**
@@ -266,6 +325,7 @@ export class Multiplexer {
   #timedOut(pending: Pending<Session>): void {
     if (this.#requests.settle(pending.upstreamId) === undefined) return;
     const timeoutMs = pending.timeoutMs;
+    failRelay(pending.trace, 'timeout', `timed out after ${timeoutMs} ms`);
     this.#log.warn({ server: this.#name, method: pending.method, timeoutMs }, 'upstream request timed out');
     this.#channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: pending.upstreamId, reason: 'timed out' } } as JSONRPCMessage);
     const message = `server ${this.#name} did not answer ${pending.method} within ${formatSeconds(timeoutMs)}`;
@@ -273,20 +333,21 @@ export class Multiplexer {
     this.#checkDrained();
   }
 
-  #answerInitialize(session: Session, request: Request): Promise<void> {
+  #answerInitialize(session: Session, request: Request, received: Operation | undefined): Promise<void> {
     const params = request.params ?? {};
     session.capabilities = (params['capabilities'] as Record<string, unknown> | undefined) ?? {};
     const requested = typeof params['protocolVersion'] === 'string' ? params['protocolVersion'] : LATEST_PROTOCOL_VERSION;
     const protocolVersion = SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+    session.peer.protocolVersion = protocolVersion;
     return this.#link.ready(AbortSignal.timeout(this.#readyWaitMs)).then(
       (info) =>
-        this.#deliver(session, resultResponse(request.id, {
+        this.#reply(session, resultResponse(request.id, {
           protocolVersion,
           capabilities: info.capabilities,
           serverInfo: info.serverInfo,
           ...(info.instructions === undefined ? {} : { instructions: info.instructions }),
-        }), request.id),
-      (err: Error) => this.#deliver(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, err.message), request.id),
+        }), received),
+      (err: Error) => this.#reply(session, errorResponse(request.id, ErrorCode.upstreamUnavailable, err.message), received),
     );
   }
 
@@ -299,6 +360,7 @@ export class Multiplexer {
         for (const p of [...this.#requests.pending()]) {
           if (p.session !== session || p.id !== requestId) continue;
           this.#requests.settle(p.upstreamId);
+          failRelay(p.trace, 'cancelled', 'cancelled by the client');
           this.#channel.send({ ...notification, params: { ...notification.params, requestId: p.upstreamId } } as JSONRPCMessage);
         }
         this.#checkDrained();
@@ -325,6 +387,7 @@ export class Multiplexer {
     const pending = this.#requests.get(message.id);
     if (pending === undefined) return; // cancelled, timed out or from before a restart
     this.#requests.settle(pending.upstreamId);
+    endRelay(pending.trace, message);
     void this.#deliver(pending.session, { ...message, id: pending.id } as JSONRPCMessage, pending.id);
     this.#checkDrained();
   }
@@ -341,8 +404,19 @@ export class Multiplexer {
       this.#channel.send(errorResponse(request.id, ErrorCode.methodNotFound, `berth cannot forward ${request.method}: ${why}`));
       return;
     }
-    const downstreamId = this.#requests.trackServerRequest(target.session, request.id);
-    void this.#deliver(target.session, { ...request, id: downstreamId } as JSONRPCMessage, this.#requests.newestOf(target.session)?.id);
+    const entry = this.#requests.trackServerRequest(target.session, request.id);
+    let message: Request = { ...request, id: entry.downstreamId };
+    const tel = telemetry();
+    if (tel.on) {
+      // berth serves the upstream's request by asking the client: a SERVER span, then a CLIENT one.
+      const callee = this.#callee();
+      const received = tel.received(request, { server: callee.server, transport: callee.transport });
+      const { sessionId } = target.session.transport;
+      const sent = tel.send(message, received, { server: callee.server, transport: 'tcp', ...(sessionId === undefined ? {} : { sessionId }) });
+      message = sent.request;
+      entry.trace = { received, sent: sent.op };
+    }
+    void this.#deliver(target.session, message as JSONRPCMessage, this.#requests.newestOf(target.session)?.id);
   }
 
   /**
@@ -403,7 +477,14 @@ export class Multiplexer {
 
   #upstreamStopped(reason: string): void {
     this.#link.stopped(reason);
+    const tel = telemetry();
+    if (tel.on && this.#upstreamSince !== undefined) {
+      const { transport, address, port } = this.#callee();
+      tel.sessionEnded('client', this.#upstreamSince, { transport, errorType: 'upstream_stopped', ...(address === undefined ? {} : { address }), ...(port === undefined ? {} : { port }) });
+    }
+    this.#upstreamSince = undefined;
     for (const pending of this.#requests.clear()) {
+      failRelay(pending.trace, 'upstream_unavailable', reason);
       void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.upstreamUnavailable, `server ${this.#name} stopped: ${reason}`), pending.id);
     }
     this.#checkDrained();

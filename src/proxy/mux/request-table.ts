@@ -3,6 +3,7 @@
 // to. Upstream ids are berth's own, so sessions can never collide.
 import { randomBytes } from 'node:crypto';
 import type { RequestId } from '../../http/jsonrpc.ts';
+import type { Relay } from '../../observe/trace/telemetry.ts';
 
 /** The part of a downstream session the tables need to know. */
 export interface SessionRef {
@@ -18,6 +19,8 @@ export interface Pending<S extends SessionRef> {
   /** When the request times out (the multiplexer's clock), and the timeout that set it. */
   deadline: number;
   timeoutMs: number;
+  /** Its spans, while telemetry is on. */
+  trace?: Relay;
 }
 
 /** Where an upstream progress token leads: the session, its own token, and the request it belongs to. */
@@ -31,6 +34,9 @@ export interface ProgressTarget<S extends SessionRef> {
 export interface ServerRequest<S extends SessionRef> {
   readonly session: S;
   readonly upstreamId: RequestId;
+  readonly downstreamId: string;
+  /** Its spans, while telemetry is on. */
+  trace?: Relay;
 }
 
 export class RequestTable<S extends SessionRef> {
@@ -93,10 +99,11 @@ export class RequestTable<S extends SessionRef> {
    * Registers a server-initiated request sent to a session under a downstream
    * id of berth's: random, so no other session can name it.
    */
-  trackServerRequest(session: S, upstreamId: RequestId): string {
+  trackServerRequest(session: S, upstreamId: RequestId): ServerRequest<S> {
     const downstreamId = `berth-${randomBytes(16).toString('base64url')}`;
-    this.#serverRequests.set(downstreamId, { session, upstreamId });
-    return downstreamId;
+    const entry: ServerRequest<S> = { session, upstreamId, downstreamId };
+    this.#serverRequests.set(downstreamId, entry);
+    return entry;
   }
 
   /**

@@ -13,6 +13,10 @@ import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, limitSseEvents, tooLargeMessage } from '../../http/message-limit.ts';
 import { SessionOwners } from './session-owners.ts';
+import type { Callee } from '../../observe/trace/telemetry.ts';
+import { httpCallee, telemetry } from '../../observe/trace/telemetry.ts';
+import type { TracedBody } from './passthrough-trace.ts';
+import { traceBody } from './passthrough-trace.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
@@ -94,6 +98,7 @@ export class Passthrough {
   /** Requests in flight (open streams among them): how to end each, and whose it is. */
   readonly #open = new Map<(why: EndReason) => void, Identity>();
   readonly #sessions = new SessionOwners();
+  readonly #callee: Callee;
   #closed = false;
 
   constructor(options: PassthroughOptions) {
@@ -105,6 +110,7 @@ export class Passthrough {
     this.#agent = https ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
     this.#request = https ? httpsRequest : httpRequest;
     this.#configured = lowerCased(options.headers);
+    this.#callee = { server: options.server, ...httpCallee(options.url) };
     this.#dropped = new Set([...STRIPPED, 'host', ...Object.keys(this.#configured), ...(options.userHeaders?.names ?? []).map((n) => n.toLowerCase())]);
   }
 
@@ -125,30 +131,45 @@ export class Passthrough {
       sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return Promise.resolve();
     }
+    const tel = telemetry();
+    if (tel.on && req.method === 'POST') {
+      // Traced, the body is read whole: its requests' `_meta` carries berth's spans upstream.
+      return readJsonBody(req, this.#o.maxBodyBytes).then((body) => {
+        if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
+        return this.#route(req, res, ctx, traceBody(tel, body.value, req, ctx, this.#callee));
+      });
+    }
+    return this.#route(req, res, ctx, undefined);
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, traced: TracedBody | undefined): Promise<void> {
     const { userHeaders, authorization } = this.#o;
-    if (userHeaders === undefined && authorization === undefined) return this.#queue(req, res, ctx, {});
+    if (userHeaders === undefined && authorization === undefined) return this.#queue(req, res, ctx, {}, traced);
     return Promise.all([userHeaders?.headersFor(ctx.user), authorization?.tokenFor(ctx.identity)]).then(
-      ([headers = {}, token]) => this.#queue(req, res, ctx, token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` }),
-      (err: unknown) => this.#refuse(req, res, ctx, err),
+      ([headers = {}, token]) => this.#queue(req, res, ctx, token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` }, traced),
+      (err: unknown) => {
+        traced?.fail('credentials_missing', 'credentials missing');
+        return this.#refuse(req, res, ctx, err, traced);
+      },
     );
   }
 
   /** Forwards a request once its session's previous one has its answer's headers. */
-  #queue(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, headers: Headers): Promise<void> {
+  #queue(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, headers: Headers, traced: TracedBody | undefined): Promise<void> {
     return new Promise((resolve) => {
       res.once('close', resolve);
       const session = req.headers['mcp-session-id'];
       const turn = typeof session === 'string' ? this.#takeTurn(session) : undefined;
-      if (turn?.previous === undefined) return this.#forward(req, res, ctx, headers, turn?.done ?? noop);
+      if (turn?.previous === undefined) return this.#forward(req, res, ctx, headers, turn?.done ?? noop, traced);
       void waitTurn(turn.previous, this.#o.orderWaitMs, ctx.signal).then(() => {
         if (ctx.signal.aborted) return turn.done();
-        this.#forward(req, res, ctx, headers, turn.done);
+        this.#forward(req, res, ctx, headers, turn.done, traced);
       });
     });
   }
 
   /** The caller's headers could not be made: missing credentials get the MCP error naming /connect, in-band. */
-  async #refuse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown): Promise<void> {
+  async #refuse(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, err: unknown, traced: TracedBody | undefined): Promise<void> {
     const server = this.#o.server;
     if (!(err instanceof ProxyError)) {
       ctx.log.error({ server, err }, 'reading the caller\'s credentials failed');
@@ -156,7 +177,8 @@ export class Passthrough {
     }
     if (err.missing === undefined) return sendRpcError(res, err.status, err.rpcCode, err.message);
     if (req.method !== 'POST') return this.#sendMissing(req, res, ctx, err.missing, undefined);
-    const body = await readJsonBody(req, this.#o.maxBodyBytes);
+    // A traced body was read already.
+    const body = traced === undefined ? await readJsonBody(req, this.#o.maxBodyBytes) : ({ ok: true, value: JSON.parse(traced.body.toString('utf8')) as unknown } as const);
     if (!body.ok) return sendRpcError(res, body.status, body.code, body.message);
     this.#sendMissing(req, res, ctx, err.missing, body.value);
   }
@@ -243,9 +265,10 @@ export class Passthrough {
    * `finish`, which lets the session's next request go; nothing here throws
    * out of an event handler, so one request's failure ends that request alone.
    */
-  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, userHeaders: Headers, done: () => void): void {
+  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, userHeaders: Headers, done: () => void, traced: TracedBody | undefined): void {
     if (this.#closed) {
       done();
+      traced?.fail('upstream_closed', 'shutting down');
       refuseClosing(res, this.#o.server);
       return;
     }
@@ -267,6 +290,7 @@ export class Passthrough {
       answer?.destroy();
       up?.destroy();
       if (!finish()) return;
+      traced?.fail(String(status), message);
       ctx.log.warn({ server, status, ...fields }, logMessage);
       if (!res.destroyed && !res.writableEnded) sendRpcError(res, status, code, message, status === 413 ? { connection: 'close' } : {});
     };
@@ -274,6 +298,7 @@ export class Passthrough {
       answer?.destroy();
       up?.destroy();
       if (!finish()) return;
+      traced?.fail(why, `request ended: ${why}`);
       // The client's connection goes too: berth is going away, or this caller may no longer be served.
       if (res.headersSent) res.end(() => res.socket?.destroy());
       else if (why === 'revoked') sendRpcError(res, 403, -32000, `Forbidden: user ${ctx.identity.user} may no longer use server ${server}`, { connection: 'close' });
@@ -291,15 +316,17 @@ export class Passthrough {
     res.once('close', () => {
       const left = !res.writableFinished;
       if (!finish() || !left) return;
+      traced?.fail('client_disconnected', 'client left');
       answer?.destroy();
       up?.destroy();
       ctx.log.debug({ server }, 'client left; upstream request aborted');
     });
     res.on('error', noop);
     guard(() => {
-      const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, ...lowerCased(userHeaders), host: this.#target.host };
-      // A body without a length keeps its framing; anything else goes as the client sent it.
-      if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+      const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, ...lowerCased(userHeaders), host: this.#target.host, ...traced?.headers };
+      // A body without a length keeps its framing; anything else goes as the client sent it. A traced body was rewritten.
+      if (traced !== undefined) headers['content-length'] = traced.body.length;
+      else if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
       up = this.#request(this.#target, { method: req.method, headers, agent: this.#agent });
     })();
     if (up === undefined) return;
@@ -342,6 +369,7 @@ export class Passthrough {
       if (!sse && Number(upRes.headers['content-length'] ?? 0) > limit) {
         return fail(502, ErrorCode.internalError, 'upstream message too large', `upstream of ${server} failed: ${tooLargeMessage(limit)}`, { limitBytes: limit });
       }
+      traced?.watch(upRes, limit);
       res.writeHead(upRes.statusCode ?? 502, endToEndHeaders(upRes.headers, RESPONSE_DROPPED));
       if (sse) {
         // A stream's headers go out now, not with its first event; each event is bounded, the stream goes on.
@@ -361,6 +389,10 @@ export class Passthrough {
       upRes.pipe(res);
     }));
 
+    if (traced !== undefined) {
+      upstream.end(traced.body);
+      return;
+    }
     let size = 0;
     // Kept only where an upstream may ask for authorization: its 401 is answered in-band, with the request's id.
     const kept: Buffer[] | undefined = this.#o.authorization === undefined ? undefined : [];

@@ -283,7 +283,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
         reachable: (component) => mayAccess(component.access, self.identity) && mayAccess(deps.lookup(component.server)?.route.access, self.identity),
         logger: deps.logger,
       });
-      entry = Object.assign(self, { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger }), channel, lastUsed: now });
+      entry = Object.assign(self, { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger, callee: () => ({ server: route.server, transport: 'inproc' }) }), channel, lastUsed: now });
       perUser.set(user, entry);
     }
     if (identity !== undefined) entry.identity = identity;

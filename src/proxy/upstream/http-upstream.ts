@@ -5,12 +5,14 @@
 // clients of streamable-HTTP ones). One attempt at a time, each bounded;
 // failed attempts are retried with capped, jittered backoff; a status says
 // where the connection stands; close() ends everything it started.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { MessageChannel } from '../mux/channel.ts';
 import type { Logger } from '../../observe/log.ts';
+import { httpCallee, telemetry } from '../../observe/trace/telemetry.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
@@ -65,6 +67,9 @@ export function summarizeConnections(statuses: readonly ConnectionStatus[]): Con
   const lastDown = statuses.filter((s) => s.state === 'down').sort((a, b) => a.since.localeCompare(b.since)).at(-1);
   return { total: statuses.length, connected: count('connected'), connecting: count('connecting'), down: count('down'), ...(lastDown?.lastError === undefined ? {} : { lastError: lastDown.lastError }) };
 }
+
+/** The trace headers of the message being sent, for the fetch the SDK transport makes for it. */
+const traceHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
 
 const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 }, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
 
@@ -128,7 +133,10 @@ export class HttpUpstream implements MessageChannel {
     const attempt = this.#attempt;
     if (attempt?.started !== true) return false;
     if (!attempt.connected && attempt.handshake === undefined && isRequest(message)) attempt.handshake = message.id;
-    attempt.transport.send(message).catch((err: unknown) => this.#sendFailed(attempt, message, err));
+    const send = (): Promise<void> => attempt.transport.send(message).catch((err: unknown) => this.#sendFailed(attempt, message, err));
+    // The message's trace context goes in the HTTP headers too, for tracers that read only those.
+    const headers = telemetry().headersOf(message);
+    void (headers === undefined ? send() : traceHeaders.run(headers, send));
     return true;
   }
 
@@ -205,6 +213,7 @@ export class HttpUpstream implements MessageChannel {
     const fetchWith = async (input: string | URL, init?: RequestInit): Promise<Response> => {
       const headers = new Headers(init?.headers);
       for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
+      for (const [name, value] of Object.entries(traceHeaders.getStore() ?? {})) headers.set(name, value);
       const response = await fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
       return this.#bounded(response);
     };
@@ -304,7 +313,8 @@ export interface RemoteConnection {
 
 export function connectRemote(options: HttpUpstreamOptions): RemoteConnection {
   const upstream = new HttpUpstream(options);
-  const mux = new Multiplexer({ name: options.name, channel: upstream, logger: options.logger });
+  const callee = { server: options.name, ...httpCallee(options.url) };
+  const mux = new Multiplexer({ name: options.name, channel: upstream, logger: options.logger, callee: () => callee });
   return {
     mux,
     acquire: async (signal) => {

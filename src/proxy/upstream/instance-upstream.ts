@@ -5,6 +5,8 @@ import type { HttpTransport, ObservedInstance, UpstreamTransport } from '../../b
 import type { MessageChannel } from '../mux/channel.ts';
 import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
+import type { Callee } from '../../observe/trace/telemetry.ts';
+import { httpCallee } from '../../observe/trace/telemetry.ts';
 import type { ConnectionStatus } from './http-upstream.ts';
 import { HttpUpstream } from './http-upstream.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
@@ -66,6 +68,8 @@ export interface UpstreamSettings {
   readonly userHash: (user: string) => string;
   /** The largest answer taken from the instance (listen.maxAnswerBytes); default 10 MiB. */
   readonly maxMessageBytes?: number;
+  /** The backend's name, for spans. */
+  readonly backend?: string;
 }
 
 /** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
@@ -82,8 +86,9 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
   const endpoint = transport === undefined ? settings.endpoint(stop.signal) : Promise.resolve(transport);
   const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs);
-  const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs });
-  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, endpoint, headers, settings, unit.startupTimeoutMs) });
+  const callee = calleeOf(unit.name, endpoint, settings.backend, instance.id);
+  const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs, callee });
+  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs) });
   const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
   void http.then((c) => {
     upstream.channel = c;
@@ -119,13 +124,13 @@ function watchRefusal(upstream: Upstream, status: ConnectionStatus, settings: Up
 }
 
 /** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
-function openUserLink(name: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number): UserLink {
+function openUserLink(name: string, server: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number): UserLink {
   const http = endpoint.then((t) => {
     if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
     return t;
   });
   const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs);
-  const mux = new Multiplexer({ name, channel, logger: settings.logger, now: settings.now, requestTimeoutMs: settings.requestTimeoutMs });
+  const mux = new Multiplexer({ name, channel, logger: settings.logger, now: settings.now, requestTimeoutMs: settings.requestTimeoutMs, callee: calleeOf(server, http, settings.backend) });
   http.catch((err: unknown) => mux.fail((err as Error).message));
   // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
   void closable.then((c) =>
@@ -140,6 +145,13 @@ function openUserLink(name: string, endpoint: Promise<UpstreamTransport>, header
       void closable.then((c) => c?.close());
     },
   };
+}
+
+/** How spans describe an instance: known fully once its endpoint is. */
+function calleeOf(server: string, endpoint: Promise<UpstreamTransport>, backend: string | undefined, instance?: string): () => Callee {
+  let callee: Callee = { server, transport: 'pipe', ...(backend === undefined ? {} : { backend }), ...(instance === undefined ? {} : { instance }) };
+  void endpoint.then((t) => (callee = t.kind === 'stdio' ? callee : { ...callee, ...httpCallee(t.url) }), () => undefined);
+  return () => callee;
 }
 
 /**

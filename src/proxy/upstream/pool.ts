@@ -353,6 +353,7 @@ export class UpstreamPool {
       needsUserCredentials: () => o.needsUserCredentials?.(unit.name) === true,
       userHash: this.#userHash,
       ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }),
+      backend: o.backend.name,
     }, user, transport);
     this.#byInstance.set(instance.id, upstream);
     this.#reportSlowStart(unit, upstream);
