@@ -146,6 +146,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       mayManageShared: (identity) => identity.groups.includes(config.listen?.adminGroup ?? 'admin'),
       ...(publicUrl === undefined ? {} : { publicUrl }),
     },
+    ...(publicUrl === undefined ? {} : { publicUrl }),
   });
   const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
   const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };

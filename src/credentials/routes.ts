@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UserCredential } from '../desired/types.ts';
 import { isBerthError } from '../errors.ts';
@@ -10,7 +11,7 @@ import { baseUrl } from '../auth/resource.ts';
 import type { Authorizer, OAuthTarget } from '../oauth/authorizer.ts';
 import { CALLBACK_PATH } from '../oauth/authorizer.ts';
 import { ownerOf } from '../oauth/owner.ts';
-import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf } from './csrf.ts';
+import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf, foreignOrigin, formToken } from './csrf.ts';
 import type { AuthorizationView } from './page.ts';
 import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
 
@@ -28,6 +29,8 @@ export interface CredentialRoutesOptions {
   readonly fields: (server: string) => readonly UserCredential[] | undefined;
   /** Whether the caller may use a server the config has (its `access`): nobody else sees its page or stores values for it. */
   readonly mayUse?: (server: string, identity: Identity) => boolean;
+  /** listen.publicUrl: its origin is berth's own too. */
+  readonly publicUrl?: string;
   /** Upstream OAuth: "authorize" and "disconnect" on the page, and the callback. */
   readonly oauth?: OAuthPages;
 }
@@ -56,6 +59,8 @@ type Answer = { readonly status: number; readonly body: unknown; readonly header
 /** Every operation is on the caller's own credentials (`ctx.user`); nobody reaches another user's. */
 export function createCredentialRoutes(options: CredentialRoutesOptions): CredentialRoutes {
   const { store, fields } = options;
+  // Signs the form tokens; a restart makes open forms expire, which they say.
+  const secret = randomBytes(32);
   // The same answer as /mcp/<server> gives: a known server is refused by name, an unknown one is 404.
   const refused = (server: string, ctx: RequestContext): string | undefined => {
     if (fields(server) === undefined || options.mayUse === undefined || options.mayUse(server, ctx.identity)) return undefined;
@@ -79,7 +84,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     const render = async (status: number, notice?: { kind: 'ok' | 'error'; text: string }): Promise<void> => {
       const saved = new Set(store.list(ctx.user)[server] ?? []);
       const authorization = authorizer === undefined || target === undefined ? undefined : await authorizationView(authorizer, ownerOf(ctx.identity), target, shared, mayManage);
-      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: token, ...(notice === undefined ? {} : { notice }), ...(authorization === undefined ? {} : { authorization }) }), cookie);
+      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: formToken(secret, token, ctx.user, server), ...(notice === undefined ? {} : { notice }), ...(authorization === undefined ? {} : { authorization }) }), cookie);
     };
     if (req.method === 'GET' || req.method === 'HEAD') {
       const done = new URLSearchParams(req.url?.split('?')[1] ?? '').get('done');
@@ -91,8 +96,9 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     }
     const form = await readForm(req);
     if (form === undefined) return sendPage(res, 413, simplePage('Too large', `The form is over ${BODY_LIMIT} bytes.`), { connection: 'close' });
-    if (!checkCsrf(req, form.get(CSRF_FIELD))) {
-      ctx.log.warn({ server, user: ctx.user }, 'credentials form refused: CSRF token missing or wrong');
+    const foreign = foreignOrigin(req, options.publicUrl);
+    if (foreign !== undefined || !checkCsrf(req, form.get(CSRF_FIELD), secret, ctx.user, server)) {
+      ctx.log.warn({ server, user: ctx.user, reason: foreign ?? 'token missing or wrong' }, 'credentials form refused: not from berth\'s own page');
       return sendPage(res, 403, simplePage('Forbidden', 'The form expired or came from another site. Reload the page and submit it again.'), cookie);
     }
     try {
@@ -196,7 +202,8 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
         if (server === '' || server.includes('/')) return sendPage(res, 404, simplePage('Not found', 'Credentials are supplied at /connect/<server>.'));
         return connect(req, res, ctx, server);
       }
-      const answer = await api(req, ctx, pathname.slice(API_PATH.length + 1));
+      const foreign = req.method === 'GET' || req.method === 'HEAD' ? undefined : foreignOrigin(req, options.publicUrl);
+      const answer = foreign === undefined ? await api(req, ctx, pathname.slice(API_PATH.length + 1)) : refuse(403, 'foreign_origin', `credentials change only from berth's own pages or from scripts: ${foreign}`);
       if (answer.body === undefined) {
         res.writeHead(answer.status, { 'cache-control': 'no-store', ...answer.headers });
         res.end();

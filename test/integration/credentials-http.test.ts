@@ -3,6 +3,7 @@
 // page, and fetch plays the script and the attacker.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -122,8 +123,9 @@ describe('the /connect page', () => {
   it('refuses a POST without the cookie, without the token, or with a token that does not match', async () => {
     const page = await fetch(`${base}/connect/github`);
     const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    const token = cookie.split('=')[1] ?? '';
-    const other = 'A'.repeat(43);
+    const token = /name="berth:csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+    assert.ok(token.startsWith(`${cookie.split('=')[1] ?? ''}.`), 'the form carries the cookie\'s nonce, signed');
+    const other = `${'A'.repeat(43)}.${token.split('.')[1] ?? ''}`;
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
     const cases = [
       { name: 'no cookie', headers: form, body: `berth%3Acsrf=${token}&GITHUB_TOKEN=forged` },
@@ -140,6 +142,30 @@ describe('the /connect page', () => {
     assert.deepEqual(await store.get('anonymous', 'github'), { GITHUB_TOKEN: 'real' });
     await store.delete('anonymous', 'github');
   });
+
+  it('refuses a valid token posted from another origin: another loopback port, or a cross-site fetch', async () => {
+    const page = await fetch(`${base}/connect/github`);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const token = /name="berth:csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+    const form = { 'content-type': 'application/x-www-form-urlencoded', cookie };
+    const port = Number(new URL(base).port);
+    const cases = [
+      { name: 'another loopback port', headers: { ...form, origin: `http://127.0.0.1:${port + 1}` } },
+      { name: 'another scheme-less loopback name', headers: { ...form, origin: `http://localhost:${port + 1}` } },
+      { name: 'Sec-Fetch-Site same-site', headers: { ...form, 'sec-fetch-site': 'same-site' } },
+    ];
+    for (const c of cases) {
+      const res = await fetch(`${base}/connect/github`, { method: 'POST', headers: c.headers, body: `berth%3Acsrf=${token}&GITHUB_TOKEN=forged`, redirect: 'manual' });
+      assert.equal(res.status, 403, c.name);
+    }
+    const api = await fetch(`${base}/api/credentials/github`, { method: 'PUT', headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port + 1}` }, body: '{"GITHUB_TOKEN":"forged"}' });
+    assert.equal(api.status, 403);
+    assert.equal(((await api.json()) as { error: { code: string } }).error.code, 'foreign_origin');
+    assert.deepEqual(await store.get('anonymous', 'github'), {});
+    const own = await fetch(`${base}/connect/github`, { method: 'POST', headers: { ...form, origin: base, 'sec-fetch-site': 'same-origin' }, body: `berth%3Acsrf=${token}&GITHUB_TOKEN=mine`, redirect: 'manual' });
+    assert.equal(own.status, 303);
+    await store.delete('anonymous', 'github');
+  });
 });
 
 // Loopback only: no background or component traffic to any other host.
@@ -147,6 +173,31 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
 const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with apt-get install -y chromium`;
 
 describe('the /connect page in headless Chromium', { skip: browserSkip }, () => {
+  it('a page on another loopback port that plants the cookie and posts a matching token is refused', async () => {
+    await store.set('anonymous', 'github', { GITHUB_TOKEN: { value: 'victim-secret', sensitive: true } });
+    // Cookies ignore ports: a page on 127.0.0.1:<other> can set berth's cookie, and its posts are same-site.
+    const nonce = 'B'.repeat(43);
+    const evil = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html', 'set-cookie': `__Host-berth-csrf=${nonce}; Path=/; Secure; SameSite=Lax` });
+      res.end(`<!doctype html><form method="post" action="${base}/connect/github"><input name="berth:csrf" value="${nonce}"><input name="GITHUB_TOKEN" value="planted"></form>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+      const planted = await page.context().cookies(base);
+      assert.ok(planted.some((c) => c.name === '__Host-berth-csrf' && c.value === nonce), 'the other port planted the cookie for berth');
+      const [answer] = await Promise.all([page.waitForResponse(`${base}/connect/github`), page.evaluate('document.forms[0].submit()')]);
+      assert.equal(answer.status(), 403);
+      assert.deepEqual(await store.get('anonymous', 'github'), { GITHUB_TOKEN: 'victim-secret' });
+    } finally {
+      await browser.close();
+      evil.close();
+      await store.delete('anonymous', 'github');
+    }
+  });
+
   it('renders the fields, saves a credential the API then lists, never shows it again, and refuses a cross-site post', async () => {
     const shots = mkdtempSync(path.join(tmpdir(), 'berth-connect-shots-'));
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
