@@ -169,6 +169,22 @@ describe('the remote passthrough', () => {
     }
   });
 
+  test('a remote\'s cookies never reach the client: they would land on berth\'s origin, beside berth\'s own', async () => {
+    const upstream = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['__Host-berth-csrf=planted; Path=/; Secure', 'session=upstream; Path=/'] }).end('{}'));
+    });
+    const front = await startFront(upstream.url);
+    try {
+      const reply = await send(front.url, { headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers['set-cookie'], undefined);
+    } finally {
+      await front.stop();
+      await upstream.stop();
+    }
+  });
+
   test('a chunked body over maxBodyBytes gets 413 and the upstream never gets a whole request', async () => {
     let received = 0;
     let complete = 0;

@@ -20,8 +20,12 @@ import { traceBody } from './passthrough-trace.ts';
 
 /** Request headers that belong to the client's hop with berth and never go upstream. */
 const STRIPPED = ['authorization', 'cookie', 'proxy-authorization', 'origin', 'x-request-id', 'x-api-key'];
-/** berth answers with its own request id, the one in its logs. */
-const RESPONSE_DROPPED: ReadonlySet<string> = new Set(['x-request-id']);
+/**
+ * berth answers with its own request id, the one in its logs. A remote's
+ * cookies would be set on berth's origin, beside berth's own (its CSRF
+ * cookie): they never reach the client.
+ */
+const RESPONSE_DROPPED: ReadonlySet<string> = new Set(['x-request-id', 'set-cookie']);
 
 export interface PassthroughOptions {
   readonly server: string;
