@@ -383,7 +383,7 @@ export interface Listen {
    */
   maxSessions?: number;
   /**
-   * Most sessions one client may hold (a user, or an anonymous client's address); its next session closes its own least recently used one, never another client's.
+   * Most sessions one client (one identity: a user, or all anonymous loopback clients together) may hold; its next session closes its own least recently used one not in use (no open stream), never another client's.
    */
   maxSessionsPerClient?: number;
 }

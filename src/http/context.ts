@@ -11,7 +11,7 @@ export interface RequestContext {
   readonly identity: Identity;
   /** `identityKey(identity)`: what the caller's instances, credentials and sessions are kept under. */
   readonly user: string;
-  /** Whose sessions count together against the per-client cap: the user, or `anonymous@<address>`. */
+  /** Whose sessions count together against the per-client cap: `user:<identity key>`, whatever address it comes from. */
   readonly client: string;
   readonly log: Logger;
   /** Aborted when the client goes away. */

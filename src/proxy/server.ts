@@ -2,7 +2,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Gate } from '../auth/gate.ts';
-import { ANONYMOUS } from '../identity.ts';
 import type { CredentialRoutes } from '../credentials/routes.ts';
 import { isCredentialPath } from '../credentials/routes.ts';
 import type { Logger } from '../observe/log.ts';
@@ -150,7 +149,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   if (identity === undefined) return;
   ctx.identity = identity;
   // Anonymous clients are told apart by address for the per-client session cap.
-  ctx.client = identity === ANONYMOUS ? `anonymous@${req.socket.remoteAddress ?? ''}` : `user:${identity.key}`;
+  // Per identity, not per address: anonymous loopback clients are one identity, whatever address they come from.
+  ctx.client = `user:${identity.key}`;
   const credentials = state.credentials?.();
   if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
   return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { sha256Hex } from '../../src/auth/api-key.ts';
 import type { Logger } from '../../src/observe/log.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import { MAX_QUEUED_BYTES } from '../../src/http/write-queue.ts';
@@ -38,6 +39,7 @@ function send(base: string, path: string, options: { method?: string; headers?: 
 
 const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'front-door-test', version: '1' } } });
 const MCP_POST = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const ALICE_KEY = 'berth_alice-front-door-0123456789abcdef';
 
 describe('operations endpoints', () => {
   let b: TestBerth;
@@ -156,31 +158,34 @@ describe('CORS for listen.allowedOrigins', () => {
 describe('session caps', () => {
   let b: TestBerth;
   before(async () => {
-    b = await startTestBerth(everythingYaml(), 'listen: { host: 127.0.0.1, port: 0, maxSessions: 4, maxSessionsPerClient: 2 }\n');
+    // A client is an identity: alice with her key, or anonymous, whatever loopback address it comes from.
+    b = await startTestBerth(everythingYaml(), `listen: { host: 127.0.0.1, port: 0, maxSessions: 4, maxSessionsPerClient: 2 }\nauth:\n  - type: apiKey\n    keys: [{ user: alice, groups: [admin], sha256: "${sha256Hex(ALICE_KEY)}" }]\n  - type: none\n`);
   });
   after(() => b.stop());
 
-  /** Opens a session from `localAddress` (another loopback address is another anonymous client). */
-  async function open(localAddress: string): Promise<string> {
-    const answer = await send(b.url, '/mcp/everything', { method: 'POST', headers: MCP_POST, body: INITIALIZE, localAddress });
+  /** Opens a session from `localAddress`, as alice with `headers` or else anonymously. */
+  async function open(localAddress: string, headers: Record<string, string> = {}): Promise<string> {
+    const answer = await send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, ...headers }, body: INITIALIZE, localAddress });
     assert.equal(answer.status, 200, answer.body);
     return String(answer.headers['mcp-session-id']);
   }
 
-  function ping(session: string, localAddress: string): Promise<number> {
+  function ping(session: string, localAddress: string, headers: Record<string, string> = {}): Promise<number> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' });
-    return send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body, localAddress }).then((a) => a.status);
+    return send(b.url, '/mcp/everything', { method: 'POST', headers: { ...MCP_POST, ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body, localAddress }).then((a) => a.status);
   }
 
   it('one client opening many sessions evicts only its own, logged and counted', async () => {
-    const victim = await open('127.0.0.1');
+    const alice = { 'x-api-key': ALICE_KEY };
+    const victim = await open('127.0.0.1', alice);
     const hoarded: string[] = [];
-    for (let i = 0; i < 10; i++) hoarded.push(await open('127.0.0.3'));
-    assert.equal(await ping(victim, '127.0.0.1'), 200, 'the other client\'s session is alive');
+    // Anonymous from ten loopback addresses: still one client.
+    for (let i = 0; i < 10; i++) hoarded.push(await open(`127.0.0.${3 + i}`));
+    assert.equal(await ping(victim, '127.0.0.1', alice), 200, 'the other client\'s session is alive');
     assert.equal(await ping(hoarded[0] ?? '', '127.0.0.3'), 404, 'the hoarder\'s oldest session was closed');
-    assert.equal(await ping(hoarded[9] ?? '', '127.0.0.3'), 200);
+    assert.equal(await ping(hoarded[9] ?? '', '127.0.0.12'), 200);
     assert.equal(b.berth.sessions.size, 3);
-    const metrics = (await send(b.url, '/metrics')).body;
+    const metrics = (await send(b.url, '/metrics', { headers: alice })).body;
     assert.match(metrics, /berth_sessions_evicted_total\{reason="client-limit"\} 8/);
   });
 });

@@ -17,7 +17,7 @@ function store(options: { idleTtlMs: number; maxSessions: number; maxSessionsPer
   const closed: string[] = [];
   const evicted: string[] = [];
   const sessions = new SessionStore({ ...options, now: () => now, onEvict: (entry, reason) => evicted.push(`${entry.id} ${reason}`) });
-  const add = (id: string, client = 'c', who = identity(owner.user)): void => sessions.add({ id, server: owner.server, kind: owner.kind, identity: who, client, transport: fakeTransport(closed, id) });
+  const add = (id: string, client = 'c', who = identity(owner.user)) => sessions.add({ id, server: owner.server, kind: owner.kind, identity: who, client, transport: fakeTransport(closed, id) });
   return { sessions, closed, evicted, add, advance: (ms: number) => (now += ms) };
 }
 
@@ -94,4 +94,22 @@ test('revoke closes the sessions a reloaded config no longer admits, and says wh
   assert.deepEqual(s.evicted, ['bob-1 access-revoked']);
   assert.equal(s.sessions.size, 2);
   assert.equal(s.sessions.touch('bob-1', { ...owner, user: 'bob' }), undefined, 'a revoked id is unknown (404)');
+});
+
+test('a session in use (holding a GET stream) is never idle, and the last its client\'s cap gives up', () => {
+  const s = store({ idleTtlMs: 1_000, maxSessions: 10, maxSessionsPerClient: 2 });
+  const streaming = s.add('stream');
+  const release = s.sessions.hold(streaming);
+  s.add('idle');
+  s.advance(5_000);
+  assert.equal(s.sessions.expire(), 1, 'only the session without a stream idled out');
+  assert.deepEqual(s.evicted, ['idle idle']);
+  s.add('b');
+  s.add('c');
+  assert.deepEqual(s.evicted, ['idle idle', 'b client-limit'], 'the cap takes the idle session, not the older one holding a stream');
+  release();
+  s.advance(500);
+  assert.equal(s.sessions.expire(), 0, 'the stream\'s end counts as its last use');
+  s.advance(600);
+  assert.equal(s.sessions.expire(), 2);
 });

@@ -118,7 +118,8 @@ export class McpEndpoint {
       transport.onclose = () => sessions.delete(transport.sessionId);
       mux.attach(transport, ctx.user, {}, peerOf(req));
       await transport.start();
-      sessions.add({ id: transport.sessionId, server, identity: ctx.identity, client: ctx.client, kind: 'sse', transport });
+      // The stream is the session: in use for as long as it is open.
+      res.once('close', sessions.hold(sessions.add({ id: transport.sessionId, server, identity: ctx.identity, client: ctx.client, kind: 'sse', transport })));
       const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), this.#o.keepAliveMs).unref();
       res.on('close', () => clearInterval(keepAlive));
       return;
@@ -152,6 +153,8 @@ export class McpEndpoint {
       sendRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new one');
       return undefined;
     }
+    // In use until the answer ends: a GET stream holds it for as long as it is open.
+    res.once('close', this.#o.sessions.hold(entry));
     return entry;
   }
 

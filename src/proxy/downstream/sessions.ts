@@ -14,6 +14,8 @@ export interface SessionEntry {
   readonly kind: 'streamable-http' | 'sse';
   readonly transport: Transport;
   lastSeen: number;
+  /** Requests of the session in progress, its open GET stream among them: while any is, the session is in use. */
+  active: number;
 }
 
 /** Why berth closed a session its client had not closed. */
@@ -79,12 +81,29 @@ export class SessionStore {
   }
 
   /** Registers a new session, used as of now. */
-  add(session: Omit<SessionEntry, 'lastSeen'>): void {
-    const entry: SessionEntry = { ...session, lastSeen: this.#now() };
+  add(session: Omit<SessionEntry, 'lastSeen' | 'active'>): SessionEntry {
+    const entry: SessionEntry = { ...session, lastSeen: this.#now(), active: 0 };
     const own = this.#byClient.get(entry.client);
-    while (own !== undefined && own.size >= this.#maxPerClient) this.#evict(own.values().next().value, 'client-limit');
+    while (own !== undefined && own.size >= this.#maxPerClient) this.#evict(leastRecentlyUsed(own), 'client-limit');
     this.#insert(entry);
-    while (this.#sessions.size > this.#maxSessions) this.#evict(this.#sessions.values().next().value, 'total-limit');
+    while (this.#sessions.size > this.#maxSessions) this.#evict(leastRecentlyUsed(this.#sessions), 'total-limit');
+    return entry;
+  }
+
+  /**
+   * Marks the session in use until the returned function is called (when the
+   * request's answer, or its stream, ends): a session holding a stream is
+   * never idle, and is the last its client or the total cap gives up.
+   */
+  hold(entry: SessionEntry): () => void {
+    entry.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.active--;
+      if (this.#sessions.get(entry.id) === entry) this.touch(entry.id, { server: entry.server, kind: entry.kind, user: entry.identity.key });
+    };
   }
 
   delete(id: string): void {
@@ -104,6 +123,7 @@ export class SessionStore {
     const cutoff = this.#now() - this.#options.idleTtlMs;
     let closed = 0;
     for (const entry of [...this.#sessions.values()]) {
+      if (entry.active > 0) continue;
       if (entry.lastSeen >= cutoff) break; // the rest were used more recently
       this.#evict(entry, 'idle');
       closed++;
@@ -155,6 +175,16 @@ export class SessionStore {
     own?.delete(entry.id);
     if (own?.size === 0) this.#byClient.delete(entry.client);
   }
+}
+
+/** The least recently used session not in use, or the least recently used one when all are. */
+function leastRecentlyUsed(sessions: ReadonlyMap<string, SessionEntry>): SessionEntry | undefined {
+  let first: SessionEntry | undefined;
+  for (const entry of sessions.values()) {
+    if (entry.active === 0) return entry;
+    first ??= entry;
+  }
+  return first;
 }
 
 /** Logs and counts evictions: a client whose session vanished can be told why. */
