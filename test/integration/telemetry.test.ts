@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -14,7 +16,7 @@ import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/cl
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { DURATION_BUCKETS } from '../../src/observe/trace/attributes.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import { configText, connectClient, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import type { OtlpReceiver, ReceivedSpan } from '../helpers/otlp.ts';
 import { startOtlpReceiver } from '../helpers/otlp.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -80,6 +82,18 @@ describe('telemetry: one trace from the client through berth to the upstream', (
   far:
     type: remote
     url: ${remote.url}
+  hosted:
+    type: multi-user
+    runtime: command
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(metaServer)}, http]
+    transport: streamable-http
+    path: /mcp
+  combo:
+    type: composite
+    components:
+      - server: piped
+        prefix: p_
 `;
     berth = await startTestBerth(servers, 'telemetry: { sampling: 1, capture: [piped] }\n');
   });
@@ -179,6 +193,51 @@ describe('telemetry: one trace from the client through berth to the upstream', (
     await client.close();
   });
 
+  test('hosted HTTP: the instance gets the context in _meta and in the traceparent header', async () => {
+    const client = await connectClient(berth.url, 'hosted');
+    const caller = callerContext();
+    const seen = await callMeta(client, caller.traceparent);
+    assert.equal(seen.meta['traceparent']?.split('-')[1], caller.traceId);
+    assert.equal(seen.traceparent, seen.meta['traceparent'], 'the header carries the same context as _meta');
+    const { serverSpan, clientSpan } = await spansOf(caller.traceId, 'tools/call meta', 'hosted');
+    assert.equal(serverSpan.parentSpanId, caller.spanId);
+    assert.equal(spanIdOf(seen.meta['traceparent'] ?? ''), clientSpan.spanId);
+    assert.equal(clientSpan.attributes['network.transport'], 'tcp');
+    assert.equal(clientSpan.attributes['server.address'], '127.0.0.1');
+    assert.equal(clientSpan.attributes['berth.backend'], 'local');
+    assert.equal(typeof clientSpan.attributes['berth.instance'], 'string');
+    await client.close();
+  });
+
+  test('composite: the composite\'s spans, then the component\'s, then the upstream, in one trace', async () => {
+    const client = await connectClient(berth.url, 'combo');
+    const caller = callerContext();
+    const seen = await callMeta(client, caller.traceparent, 'p_meta');
+    assert.equal(seen.meta['traceparent']?.split('-')[1], caller.traceId);
+    const outer = await spansOf(caller.traceId, 'tools/call p_meta', 'combo');
+    assert.equal(outer.serverSpan.parentSpanId, caller.spanId);
+    assert.equal(outer.clientSpan.attributes['network.transport'], 'inproc');
+    const inner = await spansOf(caller.traceId, 'tools/call meta', 'piped');
+    assert.equal(inner.serverSpan.parentSpanId, outer.clientSpan.spanId, 'the component\'s SERVER span is the composite\'s CLIENT span\'s child');
+    assert.equal(spanIdOf(seen.meta['traceparent'] ?? ''), inner.clientSpan.spanId, 'the upstream\'s parent is the component\'s CLIENT span');
+    await client.close();
+  });
+
+  test('a traceparent header alone parents the SERVER span; beside a different _meta one it is a link', async () => {
+    const header = callerContext();
+    const client = await connectClient(berth.url, 'piped', {}, { traceparent: header.traceparent });
+    const byHeader = await client.callTool({ name: 'meta', arguments: {} });
+    assert.notEqual(byHeader.isError, true);
+    const alone = await spansOf(header.traceId, 'tools/call meta', 'piped');
+    assert.equal(alone.serverSpan.parentSpanId, header.spanId);
+    const caller = callerContext();
+    await callMeta(client, caller.traceparent);
+    const both = await spansOf(caller.traceId, 'tools/call meta', 'piped');
+    assert.equal(both.serverSpan.parentSpanId, caller.spanId, '_meta wins');
+    assert.deepEqual(both.serverSpan.links, [{ traceId: header.traceId, spanId: header.spanId }], 'the header\'s context is a link');
+    await client.close();
+  });
+
   test('metrics: the four MCP durations, with the conventions\' buckets', async () => {
     // A session that ends (DELETE) has its duration; berth's own upstream sessions end when it stops.
     const client = await connectClient(berth.url, 'piped');
@@ -193,5 +252,44 @@ describe('telemetry: one trace from the client through berth to the upstream', (
     assert.equal(call.attributes['error.type'], 'tool_error');
     assert.equal(call.attributes['mcp.method.name'], 'tools/call');
     assert.deepEqual(receiver.rejected, []);
+  });
+});
+
+describe('telemetry off loads no OpenTelemetry code', () => {
+  const script = path.join(repoRoot, 'test/fixtures/children/telemetry-modules.ts');
+
+  /** The @opentelemetry modules a berth resolves while serving one call, with `head` in its config and `env` set. */
+  async function modulesLoaded(head: string, env: Record<string, string>): Promise<string[]> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-telemetry-'));
+    const file = path.join(dir, 'berth.yaml');
+    writeFileSync(file, configText(`  piped:\n    type: multi-user\n    runtime: command\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(metaServer)}]\n`, head));
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+    const child = spawn(process.execPath, [script, file, 'piped'], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(code, 0);
+    // prom-client (berth's /metrics) loads the OpenTelemetry API for its exemplars, telemetry on or off.
+    return (JSON.parse(out.trim().split('\n').at(-1) ?? '[]') as string[]).filter((s) => !(s.startsWith('@opentelemetry/api from ') && s.includes('/node_modules/prom-client/')));
+  }
+
+  test('without a telemetry block or an OTLP endpoint nothing of OpenTelemetry is resolved', async () => {
+    assert.deepEqual(await modulesLoaded('', {}), []);
+  });
+
+  test('OTEL_SDK_DISABLED=true wins over the block', async () => {
+    assert.deepEqual(await modulesLoaded('telemetry: { sampling: 1 }\n', { OTEL_SDK_DISABLED: 'true' }), []);
+  });
+
+  test('on, the SDK and the exporter are loaded (the check above can fail)', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const loaded = await modulesLoaded('telemetry: { sampling: 1 }\n', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+      assert.ok(loaded.some((s) => s.startsWith('@opentelemetry/sdk-trace-base from ')), loaded.join(', '));
+      assert.ok(loaded.some((s) => s.startsWith('@opentelemetry/exporter-trace-otlp-proto from ')), loaded.join(', '));
+    } finally {
+      await receiver.close();
+    }
   });
 });
