@@ -90,6 +90,17 @@ export interface PlacementReplicas {
   readonly ready: readonly ReadyReplica[];
 }
 
+/** Where a backend's own event stream stands, for status: a lost one is re-subscribed with backoff. */
+export interface EventStreamStatus {
+  readonly state: 'watching' | 'reconnecting';
+  /** Times the stream was lost since berth started. */
+  readonly reconnects: number;
+  /** Why the stream was last lost. */
+  readonly lastError?: string;
+  /** ISO time of the last change of state. */
+  readonly since: string;
+}
+
 export type InstanceEvent =
   | { readonly kind: 'changed'; readonly instance: ObservedInstance }
   | { readonly kind: 'removed'; readonly id: string; readonly unit: string };
@@ -126,6 +137,8 @@ export interface Backend {
   logs(instanceId: string, tail: number, signal: AbortSignal): Promise<readonly string[]>;
   /** Instance changes as they happen, until the signal aborts. Level-based consumers may merge or miss some: `list` is the truth. */
   events(signal: AbortSignal): AsyncIterable<InstanceEvent>;
+  /** Optional: where the event stream stands, for backends whose stream can be lost (a daemon restart). */
+  eventStatus?(): EventStreamStatus;
   /**
    * Releases what the backend holds (watches, sockets). The local backend
    * also stops its children, which cannot outlive berth; container backends

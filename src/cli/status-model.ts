@@ -1,4 +1,4 @@
-import type { Backend, ObservedInstance } from '../backends/backend.ts';
+import type { Backend, EventStreamStatus, ObservedInstance } from '../backends/backend.ts';
 import { hashSpec } from '../desired/hash.ts';
 import type { Route } from '../desired/types.ts';
 import { redactUrls } from '../observe/redact.ts';
@@ -42,6 +42,8 @@ export interface StatusReport {
   readonly generation: number;
   readonly lastReload: ReloadResult | undefined;
   readonly backend: string;
+  /** The backend's event stream, when it has one that can be lost (Docker's). */
+  readonly backendEvents?: EventStreamStatus;
   readonly units: readonly { readonly name: string; readonly specHash: string; readonly replicas: number }[];
   readonly backendType?: string;
   /** The routes as served, secrets redacted. */
@@ -119,6 +121,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
     generation,
     lastReload: controller.lastReload,
     backend: backend.name,
+    ...(backend.eventStatus === undefined ? {} : { backendEvents: backend.eventStatus() }),
     units: desired === undefined ? [] : observedUnits(observed, desired, controller.units).map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
     routes: (desired?.routes ?? []).map(redactRoute),
     routeHashes: Object.fromEntries((desired?.routes ?? []).map((r) => [r.server, routeHash(r)])),

@@ -47,6 +47,8 @@ export async function runStatus(file: string | undefined, options: { url?: strin
   const out = process.stdout;
   const reload = report.lastReload;
   out.write(`config ${report.config ?? '-'}  generation ${report.generation}  backend ${report.backend}\n`);
+  const events = report.backendEvents;
+  if (events?.state === 'reconnecting') out.write(`${paint(out, 'red', 'backend events lost')} since ${events.since}, re-subscribing: ${events.lastError ?? 'unknown error'}\n`);
   if (reload !== undefined) {
     out.write(`last reload ${reload.at} (${reload.reason}): ${reload.ok ? paint(out, 'green', 'ok') : paint(out, 'red', 'failed')}\n`);
     for (const e of reload.errors) out.write(`  ${paint(out, 'red', 'error')} ${e}\n`);

@@ -252,7 +252,12 @@ export class Controller {
 export function observedUnits(instances: readonly ObservedInstance[], desired: DesiredState, status: ReadonlyMap<string, UnitStatus>): ObservedUnit[] {
   const wanted = new Map<string, Unit>(desired.units.map((u) => [u.name, u]));
   const byUnit = new Map<string, ObservedInstance[]>();
-  for (const i of instances) if (i.userHash === undefined) byUnit.set(i.unit, [...(byUnit.get(i.unit) ?? []), i]);
+  for (const i of instances) {
+    // An exited instance of a wanted unit runs nothing: counted, a resync would keep a unit whose container stopped
+    // behind berth's back. An unwanted unit's counts whatever its state, so that it is removed.
+    if (i.userHash !== undefined || (i.state === 'exited' && wanted.has(i.unit))) continue;
+    byUnit.set(i.unit, [...(byUnit.get(i.unit) ?? []), i]);
+  }
   const out: ObservedUnit[] = [];
   for (const [name, list] of byUnit) {
     const hash = list.some((i) => i.specHash === wanted.get(name)?.specHash) ? wanted.get(name)?.specHash : list[0]?.specHash;

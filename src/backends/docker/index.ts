@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../observe/log.ts';
-import type { Backend, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
+import type { Backend, EventStreamStatus, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
+import { backoff } from '../backoff.ts';
 import { BackendError } from '../backend.ts';
 import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
 import { DEFAULT_MCP_PATH, workloadOf } from '../runtime.ts';
@@ -22,6 +23,8 @@ export interface DockerBackendOptions {
 const TWIN_ATTEMPTS = 20;
 const TWIN_POLL_MS = 100;
 const WATCHED = new Set(['create', 'start', 'die', 'oom', 'stop', 'kill', 'pause', 'unpause', 'restart', 'destroy']);
+/** A lost event stream is subscribed again after 500 ms, doubling to 30 s. */
+const RESUBSCRIBE = { minMs: 500, maxMs: 30_000 };
 
 /**
  * Sibling containers through the Docker daemon. Everything berth needs to
@@ -39,6 +42,7 @@ export class DockerBackend implements Backend {
   readonly #unmade = new Map<string, ObservedInstance>();
   readonly #closed = new AbortController();
   #network: Promise<void> | undefined;
+  #events: EventStreamStatus = { state: 'watching', reconnects: 0, since: new Date().toISOString() };
 
   constructor(options: DockerBackendOptions) {
     this.#daemon = options.daemon;
@@ -96,15 +100,57 @@ export class DockerBackend implements Backend {
     return logLines(await this.#daemon.logs(info.Id, tail, signal));
   }
 
+  eventStatus(): EventStreamStatus {
+    return this.#events;
+  }
+
+  /**
+   * The daemon's events, for as long as the signal lets: a stream that ends
+   * or fails (the daemon restarted, its socket went) is subscribed again with
+   * backoff, and then every container is reported as it is now, since
+   * events in the gap are lost.
+   */
   async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
     const stop = AbortSignal.any([signal, this.#closed.signal]);
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = await this.#daemon.events([`${LABELS.owner}=${this.#settings.owner}`], stop);
-    } catch (err) {
+    let failures = 0;
+    while (!stop.aborted) {
+      let reason = 'the daemon ended the event stream';
+      try {
+        const stream = await this.#daemon.events([`${LABELS.owner}=${this.#settings.owner}`], stop);
+        if (this.#events.state === 'reconnecting') {
+          this.#setEvents('watching');
+          this.#log.info({ reconnects: this.#events.reconnects }, 'docker events re-subscribed');
+          failures = 0;
+          for (const instance of await this.list(stop)) yield { kind: 'changed', instance };
+        }
+        yield* this.#read(stream, stop);
+      } catch (err) {
+        reason = (err as Error).message;
+      }
       if (stop.aborted) return;
-      throw err;
+      const delay = backoff(++failures, RESUBSCRIBE.minMs, RESUBSCRIBE.maxMs);
+      if (this.#events.state === 'watching') this.#setEvents('reconnecting', reason);
+      this.#log[failures === 1 ? 'warn' : 'debug']({ reason, retryInMs: delay }, 'docker events lost; re-subscribing');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, delay);
+        stop.addEventListener('abort', done, { once: true });
+        function done(): void {
+          clearTimeout(timer);
+          stop.removeEventListener('abort', done);
+          resolve();
+        }
+      });
     }
+  }
+
+  #setEvents(state: EventStreamStatus['state'], lastError?: string): void {
+    const reconnects = this.#events.reconnects + (state === 'reconnecting' ? 1 : 0);
+    const kept = lastError ?? this.#events.lastError;
+    this.#events = { state, reconnects, since: new Date().toISOString(), ...(kept === undefined ? {} : { lastError: kept }) };
+  }
+
+  /** One subscription's events, until its stream ends or fails. */
+  async *#read(stream: NodeJS.ReadableStream, stop: AbortSignal): AsyncIterable<InstanceEvent> {
     const lines = createInterface({ input: stream, crlfDelay: Infinity });
     stop.addEventListener('abort', () => lines.close(), { once: true });
     try {
@@ -120,8 +166,6 @@ export class DockerBackend implements Backend {
         if (info === undefined) yield { kind: 'removed', id: event.id, unit: event.unit };
         else yield { kind: 'changed', instance: this.#observe(info) };
       }
-    } catch (err) {
-      if (!stop.aborted) throw err;
     } finally {
       lines.close();
     }

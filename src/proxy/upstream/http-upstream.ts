@@ -18,6 +18,7 @@ import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLarge, limitBody, limitSseEvents } from '../../http/message-limit.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
+import { backoff } from '../../backends/backoff.ts';
 
 export interface HttpUpstreamOptions {
   /** The server (and instance or user) in logs and errors. */
@@ -36,6 +37,12 @@ export interface HttpUpstreamOptions {
   readonly retry?: { readonly minMs: number; readonly maxMs: number };
   /** A hosted instance refuses connections while it starts: until the first connection, failed attempts log at debug only. */
   readonly quietUntilUp?: boolean;
+  /**
+   * Where the server is now, asked again before each attempt that follows a failed one or a lost
+   * connection: a container restarted behind berth's back listens on another host port. Without
+   * it `url` holds for good.
+   */
+  readonly locate?: (signal: AbortSignal) => Promise<string>;
   /** The largest answer, or SSE event, berth takes from the server; a larger one fails its request alone. Default 10 MiB. */
   readonly maxMessageBytes?: number;
 }
@@ -101,9 +108,15 @@ export class HttpUpstream implements MessageChannel {
   #timer: NodeJS.Timeout | undefined;
   #everUp = false;
   #warned = false;
+  #url: string;
+  /** Set once an attempt failed or a connection was lost: the next attempt asks `locate` first. */
+  #stale = false;
+  /** Stops a `locate` in progress. */
+  #locating: AbortController | undefined;
 
   constructor(options: HttpUpstreamOptions) {
     this.#o = { ...DEFAULTS, ...options };
+    this.#url = options.url;
     // The next turn: whoever holds the channel registers its handlers first.
     this.#timer = setTimeout(() => this.#connect(), 0);
   }
@@ -165,10 +178,17 @@ export class HttpUpstream implements MessageChannel {
     }
   }
 
+  /** Drops the connection, or the attempt in flight, and connects again at once, asking where the server is first. */
+  reconnect(reason: string): void {
+    const attempt = this.#attempt;
+    if (attempt !== undefined) this.#lost(attempt, reason, undefined, 0);
+  }
+
   /** Stops everything: the retry timer, the connection and its fetches. Idempotent. */
   close(): void {
     if (this.#status.state === 'closed') return;
     clearTimeout(this.#timer);
+    this.#locating?.abort();
     const attempt = this.#attempt;
     this.#attempt = undefined;
     this.#setStatus('closed', this.#status.lastError, this.#status.httpStatus);
@@ -181,6 +201,28 @@ export class HttpUpstream implements MessageChannel {
   #connect(): void {
     this.#timer = undefined;
     if (this.#status.state === 'closed') return;
+    const locate = this.#o.locate;
+    if (!this.#stale || locate === undefined) return this.#open();
+    const locating = new AbortController();
+    this.#locating = locating;
+    locate(AbortSignal.any([locating.signal, AbortSignal.timeout(this.#o.connectTimeoutMs)])).then(
+      (url) => {
+        if (this.#locating !== locating) return;
+        this.#locating = undefined;
+        if (url !== this.#url) this.#o.logger.info({ server: this.#o.name, url }, 'upstream moved; connecting at its new address');
+        this.#url = url;
+        this.#stale = false;
+        this.#open();
+      },
+      (err: unknown) => {
+        if (this.#locating !== locating) return;
+        this.#locating = undefined;
+        this.#failed(false, `cannot locate the server: ${(err as Error).message}`, undefined);
+      },
+    );
+  }
+
+  #open(): void {
     const abort = new AbortController();
     const transport = this.#transport(abort.signal);
     const deadline = setTimeout(() => this.#lost(attempt, `no connection within ${this.#o.connectTimeoutMs} ms`), this.#o.connectTimeoutMs).unref();
@@ -208,7 +250,7 @@ export class HttpUpstream implements MessageChannel {
   }
 
   #transport(signal: AbortSignal): Transport {
-    const url = new URL(this.#o.url);
+    const url = new URL(this.#url);
     // Every fetch of the attempt, the SSE stream's included, carries the headers and ends when the attempt is dropped.
     const fetchWith = async (input: string | URL, init?: RequestInit): Promise<Response> => {
       const headers = new Headers(init?.headers);
@@ -266,8 +308,8 @@ export class HttpUpstream implements MessageChannel {
     }
   }
 
-  /** Ends an attempt or connection once, whichever way it failed, and schedules the next attempt. */
-  #lost(attempt: Attempt, reason: string, httpStatus?: number): void {
+  /** Ends an attempt or connection once, whichever way it failed, and schedules the next attempt (after `delayMs` when given). */
+  #lost(attempt: Attempt, reason: string, httpStatus?: number, delayMs?: number): void {
     if (this.#attempt !== attempt) return;
     this.#attempt = undefined;
     clearTimeout(attempt.deadline);
@@ -276,15 +318,21 @@ export class HttpUpstream implements MessageChannel {
     queueMicrotask(() => void attempt.transport.close().catch(() => undefined));
     // The multiplexer fails requests in flight and keeps the reason for readiness errors.
     for (const h of this.#handlers.stop) h(reason);
-    const failures = attempt.connected ? 0 : this.#status.attempts + 1;
-    const delay = backoff(failures, this.#o.retry.minMs, this.#o.retry.maxMs);
+    this.#failed(attempt.connected, reason, httpStatus, delayMs);
+  }
+
+  /** An attempt failed, or a connection that was up was lost: says so and schedules the next attempt, which first asks where the server is. */
+  #failed(wasConnected: boolean, reason: string, httpStatus: number | undefined, delayMs?: number): void {
+    this.#stale = true;
+    const failures = wasConnected ? 0 : this.#status.attempts + 1;
+    const delay = delayMs ?? backoff(failures, this.#o.retry.minMs, this.#o.retry.maxMs);
     // A connection that was up gets one quiet attempt (callers wait for it); a failed attempt means down.
-    const state = attempt.connected ? 'connecting' : 'down';
+    const state = wasConnected ? 'connecting' : 'down';
     const warn = this.#status.state !== state && (this.#everUp || this.#o.quietUntilUp !== true);
     this.#warned ||= warn;
     this.#setStatus(state, reason, httpStatus, failures);
     // A change is worth a warning; the same failure again only at debug, so a server that is down does not flood the log.
-    const message = attempt.connected ? 'upstream connection lost' : 'upstream unreachable';
+    const message = wasConnected ? 'upstream connection lost' : 'upstream unreachable';
     this.#o.logger[warn ? 'warn' : 'debug']({ server: this.#o.name, reason, retryInMs: delay }, message);
     this.#timer = setTimeout(() => this.#connect(), delay).unref();
   }
@@ -327,12 +375,6 @@ export function connectRemote(options: HttpUpstreamOptions): RemoteConnection {
       mux.close();
     },
   };
-}
-
-/** Exponential backoff with jitter: between half and all of min·2^(failures-1), capped; the first retry after a drop waits about min. */
-function backoff(failures: number, min: number, max: number): number {
-  const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(failures - 1, 0), 30));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
 /** The answer itself was unusable (too large, not JSON, not JSON-RPC): the connection is fine, the one request failed. */

@@ -72,6 +72,14 @@ export interface UpstreamSettings {
   readonly backend?: string;
 }
 
+/** Where an HTTP instance is now. */
+type Locate = (signal: AbortSignal) => Promise<string>;
+
+function httpUrlOf(transport: UpstreamTransport): string {
+  if (transport.kind !== 'http') throw new Error('the instance no longer serves HTTP');
+  return transport.url;
+}
+
 /** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
 const HOSTED_RETRY = { minMs: 200, maxMs: 5_000 };
 
@@ -85,10 +93,12 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const stop = new AbortController();
   const name = instance.userHash === undefined ? unit.name : `${unit.name}/${instance.userHash}`;
   const endpoint = transport === undefined ? settings.endpoint(stop.signal) : Promise.resolve(transport);
-  const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs);
+  // A backend's endpoint may move (a restarted container's host port): asked again after a failure. A routed replica's is the platform's to change.
+  const locate = transport === undefined ? (signal: AbortSignal) => settings.endpoint(AbortSignal.any([signal, stop.signal])).then(httpUrlOf) : undefined;
+  const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs, locate);
   const callee = calleeOf(unit.name, endpoint, settings.backend, instance.id);
   const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs, callee });
-  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs) });
+  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs, locate) });
   const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
   void http.then((c) => {
     upstream.channel = c;
@@ -124,12 +134,12 @@ function watchRefusal(upstream: Upstream, status: ConnectionStatus, settings: Up
 }
 
 /** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
-function openUserLink(name: string, server: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number): UserLink {
+function openUserLink(name: string, server: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number, locate: Locate | undefined): UserLink {
   const http = endpoint.then((t) => {
     if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
     return t;
   });
-  const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs);
+  const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs, locate);
   const mux = new Multiplexer({ name, channel, logger: settings.logger, now: settings.now, requestTimeoutMs: settings.requestTimeoutMs, callee: calleeOf(server, http, settings.backend) });
   http.catch((err: unknown) => mux.fail((err as Error).message));
   // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
@@ -159,11 +169,11 @@ function calleeOf(server: string, endpoint: Promise<UpstreamTransport>, backend:
  * looked up (a container's published port): handlers register now, the real
  * transport joins when known.
  */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, settings: UpstreamSettings, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, settings: UpstreamSettings, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number, locate: Locate | undefined): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
   const { logger, maxMessageBytes } = settings;
   const limit = maxMessageBytes === undefined ? {} : { maxMessageBytes };
   const real = endpoint.then((t) =>
-    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true, ...limit }),
+    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true, ...limit, ...(locate === undefined ? {} : { locate }) }),
   );
   let ready: MessageChannel | undefined;
   void real.then((c) => (ready = c), () => undefined);

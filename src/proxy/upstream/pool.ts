@@ -444,7 +444,10 @@ export class UpstreamPool {
     // A start waiting for a pod that keeps failing gets the reason now, not at its deadline.
     if (isFailing(event.instance)) this.#routable?.fail(event.instance, clientReason(event.instance));
     if (upstream === undefined) return;
+    // Started again behind berth's back (docker restart): its address may have changed, and the old connection is dead.
+    const restarted = event.instance.state === 'running' && upstream.instance.state !== 'creating' && event.instance.startedAt !== upstream.instance.startedAt;
     upstream.instance = event.instance;
+    if (restarted) upstream.channel?.reconnect('the instance restarted');
     // Waiting on a server that keeps dying only delays the answer.
     if (isFailing(event.instance)) upstream.mux.fail(clientReason(event.instance));
   }
