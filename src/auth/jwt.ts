@@ -140,6 +140,7 @@ export function jwtProvider(settings: AuthProvider, options: JwtOptions): Provid
     if (typeof claims.exp === 'number' && claims.exp * 1000 + clockTolerance * 1000 < now()) return { kind: 'invalid', reason: 'the token expired' };
     const aud = listOf(claims.aud);
     const accepted = audiencesFor(settings, request);
+    if (aud.length === 0 && settings.introspection?.allowMissingAudience !== true) return { kind: 'invalid', reason: 'the token names no audience (aud); the issuer must mint it for this resource' };
     if (aud.length > 0 && !aud.some((a) => accepted.includes(a))) return { kind: 'invalid', reason: 'the token is for another resource (aud)' };
     return identityOf(claims);
   };

@@ -145,6 +145,10 @@ export type AuthProvider = {
      * Client secret; use ${env:NAME} or ${file:path}.
      */
     clientSecret: string;
+    /**
+     * Accept an introspected token whose answer names no audience (aud). Such a token says nothing about which resource it is for, so it would be good for every route: only for issuers that cannot name one.
+     */
+    allowMissingAudience?: boolean;
   };
   /**
    * header: request header carrying the user name.

@@ -8,7 +8,7 @@ import { createAuthenticator } from '../../src/auth/chain.ts';
 import type { Verdict } from '../../src/auth/provider.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { INTROSPECTOR, startIssuer } from '../helpers/oidc.ts';
+import { CLIENT, INTROSPECTOR, startIssuer } from '../helpers/oidc.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const RESOURCE = 'http://127.0.0.1:8080/mcp/everything';
@@ -61,6 +61,20 @@ describe('jwt provider against oidc-provider', () => {
     assert.deepEqual(verdict.kind === 'identity' && verdict.identity.scopes, ['mcp:read']);
     assert.equal((await check(auth, token, RESOURCE)).kind, 'invalid', 'the opaque token is for another resource');
     assert.equal((await check(auth, 'not-a-token-the-issuer-knows')).kind, 'invalid');
+  });
+
+  test('an introspected token whose answer names no audience is refused unless allowMissingAudience', async () => {
+    // A client-credentials token asked without a resource: the issuer mints it opaque and for no audience.
+    const response = await fetch(`${issuer.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'mcp:read' }),
+    });
+    const token = ((await response.json()) as { access_token: string }).access_token;
+    const introspection = { clientId: INTROSPECTOR.id, clientSecret: INTROSPECTOR.secret };
+    const refused = await check(authenticatorFor({ introspection }), token);
+    assert.deepEqual(refused, { kind: 'invalid', reason: 'the token names no audience (aud); the issuer must mint it for this resource' });
+    assert.equal((await check(authenticatorFor({ introspection: { ...introspection, allowMissingAudience: true } }), token)).kind, 'identity');
   });
 
   test('an unreachable issuer is unavailable (503), not the client\'s fault', async () => {
