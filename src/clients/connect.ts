@@ -1,4 +1,5 @@
 import type { ClientFormat } from './formats.ts';
+import { FORMATS } from './formats.ts';
 import type { HttpServer, Reference } from './model.ts';
 import { envName } from './model.ts';
 
@@ -32,4 +33,12 @@ export function connectServers(target: ConnectTarget): HttpServer[] {
 /** What a user pastes into the client, in its own format. */
 export function connectSnippet(format: ClientFormat, target: ConnectTarget): string | undefined {
   return format.write?.(connectServers(target));
+}
+
+/** The snippet for every client, for the /connect page: its label, where the file is, and the text. */
+export function connectSnippets(target: ConnectTarget): { label: string; where: string; text: string }[] {
+  return FORMATS.flatMap((format) => {
+    const text = connectSnippet(format, target);
+    return text === undefined ? [] : [{ label: format.label, where: format.where, text }];
+  });
 }

@@ -1,6 +1,14 @@
 import type { UserCredential } from '../desired/types.ts';
 import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD } from './csrf.ts';
 
+/** What to paste into one MCP client to reach this server (see `berth connect`). */
+export interface ClientSnippet {
+  readonly label: string;
+  /** Where the client keeps the file. */
+  readonly where: string;
+  readonly text: string;
+}
+
 export interface ConnectPage {
   readonly server: string;
   readonly user: string;
@@ -11,6 +19,8 @@ export interface ConnectPage {
   readonly notice?: { readonly kind: 'ok' | 'error'; readonly text: string };
   /** The server takes an OAuth token berth obtains for the user: where that stands. */
   readonly authorization?: AuthorizationView;
+  /** Client snippets shown at the end, when the server offers them. */
+  readonly snippets?: readonly ClientSnippet[];
 }
 
 export interface AuthorizationView {
@@ -38,7 +48,8 @@ h1{font-size:1.4rem}.field{margin-bottom:.4rem}label{display:block;font-weight:6
 .desc{color:#57606a;font-size:.9rem;margin:.1rem 0 .3rem}input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.45rem;font:inherit;border:1px solid #8c959f;border-radius:4px}
 .state{font-size:.85rem;margin-left:.5rem;font-weight:400}.saved{color:#1a7f37}.missing{color:#9a6700}
 .notice{padding:.6rem .8rem;border-radius:4px}.ok{background:#dafbe1}.error{background:#ffebe9}
-button{margin-top:1.4rem;padding:.45rem 1rem;font:inherit}button.remove{margin:.3rem 0 0;padding:.1rem .5rem;font-size:.85rem}`;
+button{margin-top:1.4rem;padding:.45rem 1rem;font:inherit}button.remove{margin:.3rem 0 0;padding:.1rem .5rem;font-size:.85rem}
+h2{font-size:1.1rem;margin-top:2rem}summary{cursor:pointer;margin:.3rem 0}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.85rem}`;
 
 /** The /connect/<server> page: one input per field, a saved marker instead of saved values. */
 export function renderConnectPage(page: ConnectPage): string {
@@ -62,8 +73,15 @@ ${fields}
 <body><h1>Connect ${escapeHtml(page.server)}</h1>
 <p>Signed in as <strong>${escapeHtml(page.user)}</strong>.</p>
 ${notice}
-${page.authorization === undefined ? '' : renderAuthorization(page.authorization, csrf)}${values}</body></html>
+${page.authorization === undefined ? '' : renderAuthorization(page.authorization, csrf)}${values}${renderSnippets(page.snippets ?? [])}</body></html>
 `;
+}
+
+/** One collapsed block per client: its label, where the file is, and the text to paste. */
+function renderSnippets(snippets: readonly ClientSnippet[]): string {
+  if (snippets.length === 0) return '';
+  const blocks = snippets.map((s) => `<details><summary>${escapeHtml(s.label)}: ${escapeHtml(s.where)}</summary><pre>${escapeHtml(s.text)}</pre></details>`);
+  return `<h2>Connect a client</h2>\n<p>Paste one of these into your MCP client. Your API key is never part of it: the client asks for it or reads it from BERTH_API_KEY.</p>\n${blocks.join('\n')}\n`;
 }
 
 function renderAuthorization(view: AuthorizationView, csrf: string): string {

@@ -12,7 +12,7 @@ import type { Authorizer, OAuthTarget } from '../oauth/authorizer.ts';
 import { CALLBACK_PATH } from '../oauth/authorizer.ts';
 import { ownerOf } from '../oauth/owner.ts';
 import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf, foreignOrigin, formToken } from './csrf.ts';
-import type { AuthorizationView } from './page.ts';
+import type { AuthorizationView, ClientSnippet } from './page.ts';
 import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
 
 export const CONNECT_PREFIX = '/connect/';
@@ -33,6 +33,8 @@ export interface CredentialRoutesOptions {
   readonly publicUrl?: string;
   /** Upstream OAuth: "authorize" and "disconnect" on the page, and the callback. */
   readonly oauth?: OAuthPages;
+  /** What to paste into each MCP client to reach a server (`connectSnippets` of src/clients/connect.ts), shown on its page. */
+  readonly snippets?: (server: string) => readonly ClientSnippet[];
 }
 
 export interface OAuthPages {
@@ -84,7 +86,8 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     const render = async (status: number, notice?: { kind: 'ok' | 'error'; text: string }): Promise<void> => {
       const saved = new Set(store.list(ctx.user)[server] ?? []);
       const authorization = authorizer === undefined || target === undefined ? undefined : await authorizationView(authorizer, ownerOf(ctx.identity), target, shared, mayManage);
-      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: formToken(secret, token, ctx.user, server), ...(notice === undefined ? {} : { notice }), ...(authorization === undefined ? {} : { authorization }) }), cookie);
+      const snippets = options.snippets?.(server) ?? [];
+      sendPage(res, status, renderConnectPage({ server, user: ctx.identity.user, fields: declared, saved, csrf: formToken(secret, token, ctx.user, server), snippets, ...(notice === undefined ? {} : { notice }), ...(authorization === undefined ? {} : { authorization }) }), cookie);
     };
     if (req.method === 'GET' || req.method === 'HEAD') {
       const done = new URLSearchParams(req.url?.split('?')[1] ?? '').get('done');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connectSnippet } from '../../src/clients/connect.ts';
+import { connectSnippet, connectSnippets } from '../../src/clients/connect.ts';
+import { escapeHtml, renderConnectPage } from '../../src/credentials/page.ts';
 import { FORMATS } from '../../src/clients/formats.ts';
 import { importClientConfig } from '../../src/clients/import.ts';
 import { renderFragment } from '../../src/clients/render.ts';
@@ -53,5 +54,17 @@ describe('berth connect: snippets', () => {
     const vscode = clients.find((f) => f.id === 'vscode');
     const snippet = JSON.parse(connectSnippet(vscode ?? clients[0]!, { base: BASE, servers: ['a', 'b', 'c'], apiKey: true }) ?? '{}') as { inputs: { id: string; password: boolean }[] };
     assert.deepEqual(snippet.inputs.map((i) => [i.id, i.password]), [['berth-api-key', true]]);
+  });
+});
+
+describe('the /connect page', () => {
+  it('offers every client\'s snippet for its server, escaped', () => {
+    const snippets = connectSnippets({ base: BASE, servers: ['github'], apiKey: true });
+    assert.deepEqual(snippets.map((s) => s.label), clients.map((f) => f.label));
+    const html = renderConnectPage({ server: 'github', user: 'alice', fields: [], saved: new Set(), csrf: 't', snippets });
+    assert.ok(html.indexOf('<h2>Connect a client</h2>') > html.indexOf('<h1>'));
+    for (const snippet of snippets) assert.ok(html.includes(`<pre>${escapeHtml(snippet.text)}</pre>`), snippet.label);
+    assert.ok(html.includes(escapeHtml(`${BASE}/mcp/github`)));
+    assert.ok(!renderConnectPage({ server: 'github', user: 'alice', fields: [], saved: new Set(), csrf: 't' }).includes('Connect a client'));
   });
 });
