@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importClientConfig } from '../src/clients/import.ts';
 import { renderFragment } from '../src/clients/render.ts';
+import type { Spread } from './validate.ts';
+import { measure } from './validate.ts';
 
 const BIN = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 
@@ -43,11 +45,7 @@ export function registryDump(count: number): string {
   return JSON.stringify({ servers, metadata: { count } }, null, 2);
 }
 
-function spread(samples: readonly number[]): string {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-  return `${median.toFixed(1)} (${(sorted[0] ?? 0).toFixed(1)}–${(sorted.at(-1) ?? 0).toFixed(1)})`;
-}
+const show = (s: Spread): string => `${s.median.toFixed(1)} (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
 
 function main(): void {
   const { values, positionals } = parseArgs({ options: { runs: { type: 'string' } }, allowPositionals: true });
@@ -65,17 +63,7 @@ function main(): void {
         const outcome = importClientConfig(file, text, { secrets: 'auto' });
         return { outcome, fragment: renderFragment(outcome.imported, 'dump.json', 'MCP Registry server.json') };
       };
-      once();
-      const cpu: number[] = [];
-      const wall: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const c = process.threadCpuUsage();
-        const w = performance.now();
-        once();
-        wall.push(performance.now() - w);
-        const used = process.threadCpuUsage(c);
-        cpu.push((used.user + used.system) / 1000);
-      }
+      const { cpu, wall } = measure(once, runs);
       globalThis.gc?.();
       const heapBefore = process.memoryUsage().heapUsed;
       const kept = once();
@@ -86,7 +74,7 @@ function main(): void {
       const imported = `${kept.outcome.imported.servers.length}/${size}`;
       const heap = globalThis.gc === undefined ? 'n/a (--expose-gc)' : heapKept.toFixed(1);
       console.log(
-        `${String(size).padStart(7)} ${(text.length / 1024).toFixed(0).padStart(6)}   ${imported.padStart(8)}   ${spread(cpu).padEnd(20)} ${spread(wall).padEnd(20)} ${heap.padStart(12)}   ${(Number(cliWall) * 1000).toFixed(0).padStart(11)}   ${(Number(cliRss) / 1024).toFixed(0).padStart(15)}`,
+        `${String(size).padStart(7)} ${(text.length / 1024).toFixed(0).padStart(6)}   ${imported.padStart(8)}   ${show(cpu).padEnd(20)} ${show(wall).padEnd(20)} ${heap.padStart(12)}   ${(Number(cliWall) * 1000).toFixed(0).padStart(11)}   ${(Number(cliRss) / 1024).toFixed(0).padStart(15)}`,
       );
     }
   } finally {

@@ -21,7 +21,7 @@ const DEFAULT_SIZES = [1_000, 10_000, 50_000] as const;
 const ENV = { BERTH_CONFIG_MAX_BYTES: String(64 * 1024 * 1024) };
 
 /** Median, fastest and slowest of some samples, in milliseconds. */
-interface Spread {
+export interface Spread {
   readonly median: number;
   readonly min: number;
   readonly max: number;
@@ -33,7 +33,7 @@ function spread(samples: readonly number[]): Spread {
 }
 
 /** This thread's CPU time and the wall time of `runs` calls of `fn`, after one warm-up call. */
-function measure(fn: () => unknown, runs: number): { cpu: Spread; wall: Spread } {
+export function measure(fn: () => unknown, runs: number): { cpu: Spread; wall: Spread } {
   fn();
   const cpu: number[] = [];
   const wall: number[] = [];
