@@ -75,7 +75,7 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
       ],
       ...(options.refresh === true ? { issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed('refresh_token'), rotateRefreshToken: true } : {}),
       scopes: SCOPES,
-      ttl: { ClientCredentials: 600, AccessToken: 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
+      ttl: { ClientCredentials: 600, AccessToken: options.accessTokenTtl ?? 600, AuthorizationCode: 60, Interaction: 600, Session: 600, Grant: 600 },
       // Whoever signs in at the dev pages is the account named by the login.
       findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
       // Group membership for berth's groups claim.

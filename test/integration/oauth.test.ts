@@ -8,8 +8,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { decodeJwt } from 'jose';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { silentLogger } from '../../src/observe/log.ts';
+import { OAuthStore } from '../../src/oauth/token-store.ts';
+import type { TokenSet } from '../../src/oauth/token-store.ts';
+import { StateStore } from '../../src/store/state.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
@@ -48,6 +55,18 @@ export async function authorize(base: string, server: string, user: User, login:
   const back = await signIn(new URL(to), login, `${base}/oauth/callback`);
   const done = await fetch(back, { headers: auth, redirect: 'manual' });
   return { status: done.status, location: done.headers.get('location'), page: await done.text() };
+}
+
+/** What berth holds for a user, read from the state file the way berth reads it. */
+async function storedToken(stateDir: string, user: User, server: string): Promise<TokenSet | undefined> {
+  const state = await StateStore.open({ path: path.join(stateDir, 'state.json'), keys: [STATE_KEY] });
+  return new OAuthStore(state, silentLogger()).token(`apiKey:${user}`, server);
+}
+
+/** Waits until the access token berth holds for a user has expired (its `exp` is in the past). */
+async function untilExpired(stateDir: string, user: User, server: string): Promise<void> {
+  const exp = decodeJwt((await storedToken(stateDir, user, server))?.accessToken ?? assert.fail(`no token stored for ${user}`)).exp ?? assert.fail('a token without exp');
+  await waitFor(() => Date.now() / 1000 > exp + 0.2, { timeoutMs: 15_000, message: `the token of ${user} to expire` });
 }
 
 async function whoami(base: string, server: string, user: User): Promise<string> {
@@ -100,5 +119,106 @@ describe('upstream OAuth: discovery, registration, PKCE, callback, token injecti
     assert.equal((await authorize(b.url, 'notes', 'bob')).status, 303);
     assert.equal(await whoami(b.url, 'notes', 'bob'), `sub=bob aud=${upstream.url}`);
     assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+  });
+});
+
+describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, restarts', () => {
+  let issuer: TestIssuer;
+  let upstream: ProtectedServer;
+  let b: TestBerth;
+  let stateDir: string;
+  const refreshes = (): number => issuer.hits.get('/token') ?? 0;
+
+  before(async () => {
+    issuer = await startIssuer({ interactive: true, refresh: true, accessTokenTtl: 2 });
+    upstream = await startProtectedServer(issuer.issuer);
+    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
+    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
+  });
+  after(async () => {
+    await b?.stop();
+    await upstream?.stop();
+    await issuer?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('20 concurrent calls on an expired token make one refresh grant, and all succeed with the new token', async () => {
+    await untilExpired(stateDir, 'ada', 'notes');
+    const before = refreshes();
+    const old = (await storedToken(stateDir, 'ada', 'notes'))?.accessToken;
+    const seen = upstream.accepted.length;
+    const results = await Promise.all(Array.from({ length: 20 }, () => whoami(b.url, 'notes', 'ada')));
+    for (const r of results) assert.equal(r, `sub=ada aud=${upstream.url}`);
+    assert.equal(refreshes() - before, 1, 'one grant for twenty callers');
+    const now = await storedToken(stateDir, 'ada', 'notes');
+    assert.notEqual(now?.accessToken, old, 'the new token is stored');
+    assert.ok(upstream.accepted.slice(seen).every((c) => c.exp !== undefined && c.exp * 1000 > Date.now() - 5_000), 'only fresh tokens reached the upstream');
+  });
+
+  test('the rotated refresh token is the one kept: the next expiry refreshes again', async () => {
+    const first = (await storedToken(stateDir, 'ada', 'notes'))?.refreshToken;
+    await untilExpired(stateDir, 'ada', 'notes');
+    const before = refreshes();
+    assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+    assert.equal(refreshes() - before, 1);
+    const second = (await storedToken(stateDir, 'ada', 'notes'))?.refreshToken;
+    assert.ok(first !== undefined && second !== undefined && first !== second, 'the authorization server rotated the refresh token and berth kept the new one');
+  });
+
+  test('tokens survive a restart of berth', async () => {
+    await b.stop();
+    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+  });
+
+  test('a refresh token revoked at the authorization server: the user is asked again, never a 401 loop', async () => {
+    const set = (await storedToken(stateDir, 'ada', 'notes')) ?? assert.fail('no token stored');
+    const revoked = await fetch(`${issuer.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: set.refreshToken ?? '', token_type_hint: 'refresh_token', client_id: set.client.clientId }),
+    });
+    assert.equal(revoked.status, 200);
+    await untilExpired(stateDir, 'ada', 'notes');
+    const calls = upstream.authorizations.length;
+    await assert.rejects(connectClient(b.url, 'notes', {}, { 'x-api-key': KEYS.ada }), /open .*\/connect\/notes to authorize/);
+    assert.equal(upstream.authorizations.length, calls, 'nothing went upstream with a dead token');
+    assert.equal(await storedToken(stateDir, 'ada', 'notes'), undefined, 'the dead token set is deleted');
+    assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
+    assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+  });
+
+  test('a flipped byte in the sealed token reads as "authorize again", not a 500', async () => {
+    await b.stop();
+    const file = path.join(stateDir, 'state.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { oauth: { tokens: Record<string, Record<string, { sealed: string }>> } };
+    const sealed = doc.oauth.tokens['apiKey:ada']?.notes ?? assert.fail('no sealed token');
+    const parts = sealed.sealed.split('.');
+    const cipher = parts[3] ?? '';
+    parts[3] = `${cipher[0] === 'A' ? 'B' : 'A'}${cipher.slice(1)}`;
+    sealed.sealed = parts.join('.');
+    writeFileSync(file, JSON.stringify(doc));
+    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    await assert.rejects(connectClient(b.url, 'notes', {}, { 'x-api-key': KEYS.ada }), /open .*\/connect\/notes to authorize/);
+    assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
+    assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+  });
+
+  test('disconnect revokes at the authorization server and forgets the token', async () => {
+    const set = (await storedToken(stateDir, 'ada', 'notes')) ?? assert.fail('no token stored');
+    const page = await fetch(`${b.url}/connect/notes`, { headers: { 'x-api-key': KEYS.ada } });
+    const html = await page.text();
+    assert.match(html, /Connected \(scopes [^)]*at http:\/\/127\.0\.0\.1/);
+    const csrf = /name="berth:csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const revocations = issuer.hits.get('/token/revocation') ?? 0;
+    const res = await fetch(`${b.url}/connect/notes`, { method: 'POST', redirect: 'manual', headers: { 'x-api-key': KEYS.ada, cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ 'berth:csrf': csrf, 'berth:oauth': 'disconnect' }) });
+    assert.equal(res.status, 303);
+    assert.equal(issuer.hits.get('/token/revocation'), revocations + 1, 'revoked at the authorization server');
+    assert.equal(await storedToken(stateDir, 'ada', 'notes'), undefined);
+    const refresh = await fetch(`${issuer.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: set.refreshToken ?? '', client_id: set.client.clientId }) });
+    assert.equal(((await refresh.json()) as { error?: string }).error, 'invalid_grant', 'the revoked refresh token is dead at the authorization server');
+    assert.match(await (await fetch(`${b.url}/connect/notes`, { headers: { 'x-api-key': KEYS.ada } })).text(), /Not connected/);
   });
 });

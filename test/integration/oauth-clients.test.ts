@@ -1,0 +1,171 @@
+// berth's client identity towards an authorization server (static clients
+// with client_secret_basic and client_secret_post), the checks that refuse an
+// authorization (no PKCE S256, a mismatched `iss`, a private address without
+// allowPrivateNetworks), an upstream's 401 challenge as the trigger, and the
+// URL elicitation a 2025-11-25 client gets. Real oidc-provider, real SDK parts.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { TestBerth } from '../helpers/berth.ts';
+import { connectClient, startTestBerth } from '../helpers/berth.ts';
+import type { TestIssuer } from '../helpers/oidc.ts';
+import { signIn, startIssuer } from '../helpers/oidc.ts';
+import type { ProtectedServer } from '../helpers/protected-server.ts';
+import { startProtectedServer } from '../helpers/protected-server.ts';
+
+const KEY = 'berth_ada-0123456789abcdef-oauth-clients';
+const AUTH = { 'x-api-key': KEY };
+/** berth's public URL: the authorization servers send the browser there; the test carries it on to berth's real address. */
+const PUBLIC = 'http://berth.test';
+const CALLBACK = `${PUBLIC}/oauth/callback`;
+const SECRET = 'static-secret-static-secret-0000';
+
+function staticClient(id: string, method: string): Record<string, unknown> {
+  return { client_id: id, client_secret: SECRET, redirect_uris: [CALLBACK], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: method };
+}
+
+/** Presses "Authorize" on /connect/<server>: berth's answer (303 to the authorization server, or a page). */
+async function pressAuthorize(base: string, server: string): Promise<Response> {
+  const page = await fetch(`${base}/connect/${server}`, { headers: AUTH });
+  const html = await page.text();
+  assert.equal(page.status, 200, html);
+  const csrf = /name="berth:csrf" value="([^"]+)"/.exec(html)?.[1] ?? assert.fail(`no Authorize form in ${html}`);
+  const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  return fetch(`${base}/connect/${server}`, { method: 'POST', redirect: 'manual', headers: { ...AUTH, cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ 'berth:csrf': csrf, 'berth:oauth': 'authorize' }) });
+}
+
+/** Signs in at the authorization server; returns the callback URL (on berth's public URL) with code, state and iss. */
+async function consent(base: string, server: string): Promise<URL> {
+  const start = await pressAuthorize(base, server);
+  assert.equal(start.status, 303, await start.text());
+  return signIn(new URL(start.headers.get('location') ?? ''), 'ada', CALLBACK);
+}
+
+/** The browser arrives at berth's callback (through the public URL, which leads to berth). */
+function arrive(base: string, callback: URL): Promise<Response> {
+  return fetch(`${base}${callback.pathname}${callback.search}`, { headers: AUTH, redirect: 'manual' });
+}
+
+async function whoami(base: string, server: string): Promise<string> {
+  const client = await connectClient(base, server, {}, AUTH);
+  try {
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return (result.content as { text: string }[])[0]?.text ?? '';
+  } finally {
+    await client.close();
+  }
+}
+
+describe('upstream OAuth: client identities and the checks that refuse an authorization', () => {
+  let issuer: TestIssuer;
+  let plainIssuer: TestIssuer;
+  let upstream: ProtectedServer;
+  let plainUpstream: ProtectedServer;
+  let b: TestBerth;
+  let stateDir: string;
+
+  before(async () => {
+    issuer = await startIssuer({ interactive: true, refresh: true, clients: [staticClient('berth-basic', 'client_secret_basic'), staticClient('berth-post', 'client_secret_post')] });
+    // An authorization server whose metadata leaves PKCE out.
+    plainIssuer = await startIssuer({ interactive: true, metadata: (doc) => ({ ...doc, code_challenge_methods_supported: undefined }) });
+    upstream = await startProtectedServer(issuer.issuer);
+    plainUpstream = await startProtectedServer(plainIssuer.issuer);
+    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
+    const oauth = (extra: string): string => `{ allowPrivateNetworks: true${extra} }`;
+    const servers = [
+      ['basic', upstream.url, oauth(`, clientId: berth-basic, clientSecret: ${SECRET}, tokenEndpointAuthMethod: client_secret_basic`)],
+      ['post', upstream.url, oauth(`, clientId: berth-post, clientSecret: ${SECRET}, tokenEndpointAuthMethod: client_secret_post`)],
+      ['registered', upstream.url, oauth('')],
+      ['nopkce', plainUpstream.url, oauth('')],
+    ]
+      .map(([name, url, o]) => `  ${name}:\n    type: remote\n    url: ${url}\n    oauth: ${o}\n`)
+      .join('');
+    // No oauth block: discovery only after the upstream's 401, and no private addresses.
+    const open = `  open:\n    type: remote\n    url: ${upstream.url}\n`;
+    b = await startTestBerth(
+      servers + open,
+      `listen: { host: 127.0.0.1, port: 0, publicUrl: ${PUBLIC} }\nstate: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-clients" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n`,
+    );
+  });
+  after(async () => {
+    await b?.stop();
+    await upstream?.stop();
+    await plainUpstream?.stop();
+    await issuer?.stop();
+    await plainIssuer?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  for (const server of ['basic', 'post']) {
+    test(`a static client with client_secret_${server} gets a token the server accepts`, async () => {
+      const callback = await consent(b.url, server);
+      assert.equal(callback.searchParams.get('iss'), issuer.issuer, 'the authorization server sends iss (RFC 9207)');
+      const done = await arrive(b.url, callback);
+      assert.equal(done.status, 303, await done.text());
+      assert.equal(await whoami(b.url, server), `sub=ada aud=${upstream.url}`);
+    });
+  }
+
+  test('the authorization request carries PKCE S256, state, resource and the exact redirect URI; one registration serves repeated authorizations', async () => {
+    const registrations = (): number => issuer.hits.get('/reg') ?? 0;
+    const before = registrations();
+    const first = await pressAuthorize(b.url, 'registered');
+    const second = await pressAuthorize(b.url, 'registered');
+    assert.equal(registrations() - before, 1, 'registered once per (server, issuer)');
+    const url = new URL(first.headers.get('location') ?? '');
+    assert.equal(url.origin, issuer.issuer);
+    assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
+    assert.match(url.searchParams.get('code_challenge') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(url.searchParams.get('resource'), upstream.url);
+    assert.equal(url.searchParams.get('redirect_uri'), CALLBACK);
+    assert.equal(url.searchParams.get('scope'), 'mcp:read', 'the resource metadata\'s scopes_supported');
+    assert.notEqual(url.searchParams.get('state'), new URL(second.headers.get('location') ?? '').searchParams.get('state'));
+  });
+
+  test('a callback whose iss names another issuer, or leaves it out, is refused and stores nothing', async () => {
+    for (const edit of [(u: URL) => u.searchParams.set('iss', 'http://127.0.0.1:1'), (u: URL) => u.searchParams.delete('iss')]) {
+      const callback = await consent(b.url, 'registered');
+      edit(callback);
+      const res = await arrive(b.url, callback);
+      assert.equal(res.status, 400);
+      assert.match(await res.text(), /did not come from/);
+    }
+    await assert.rejects(connectClient(b.url, 'registered', {}, AUTH), /connect\/registered to authorize/);
+  });
+
+  test('a callback replayed, or for a state berth never issued, is refused', async () => {
+    const callback = await consent(b.url, 'registered');
+    assert.equal((await arrive(b.url, callback)).status, 303);
+    const again = await arrive(b.url, callback);
+    assert.equal(again.status, 400);
+    assert.match(await again.text(), /unknown or expired/);
+  });
+
+  test('an authorization server that does not advertise S256 is refused before the user is sent anywhere', async () => {
+    const res = await pressAuthorize(b.url, 'nopkce');
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /does not advertise PKCE with S256/);
+    assert.equal(plainIssuer.hits.get('/auth') ?? 0, 0);
+  });
+
+  test('an upstream 401 Bearer challenge starts the flow for a server without an oauth block; its loopback authorization server is refused by the SSRF guard', async () => {
+    await assert.rejects(connectClient(b.url, 'open', {}, AUTH), /open http:\/\/berth\.test\/connect\/open to authorize/);
+    const res = await pressAuthorize(b.url, 'open');
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /refused to fetch http:\/\/127\.0\.0\.1:\d+: OAuth endpoints must be https/);
+  });
+
+  test('a 2025-11-25 client that declares URL elicitation is asked with -32042 naming the /connect page', async () => {
+    await assert.rejects(connectClient(b.url, 'nopkce', { elicitation: { url: {} } }, AUTH), (err: unknown) => {
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, -32042);
+      const data = err.data as { elicitations?: { mode: string; url: string }[] };
+      assert.equal(data.elicitations?.[0]?.mode, 'url');
+      assert.equal(data.elicitations?.[0]?.url, `${PUBLIC}/connect/nopkce`);
+      return true;
+    });
+  });
+});
