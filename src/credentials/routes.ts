@@ -113,9 +113,8 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
           return redirect(res, server, 'disconnected');
         }
         const location = await authorizer.begin(ownerOf(ctx.identity), target, baseUrl(options.oauth?.publicUrl, req));
-        res.writeHead(303, { location, 'cache-control': 'no-store' });
-        res.end();
-        return;
+        // Not a redirect: the page's `form-action 'self'` would stop a browser following one to another origin.
+        return sendPage(res, 200, continuePage(server, location));
       }
       const remove = form.get(REMOVE_FIELD);
       if (remove !== null) {
@@ -275,6 +274,12 @@ function redirect(res: ServerResponse, server: string, done: 'saved' | 'removed'
 function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>> = {}): void {
   res.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
   res.end(html);
+}
+
+/** Sends the browser on to the authorization server, by a refresh the page's CSP allows, with a link for when it does not go. */
+function continuePage(server: string, url: string): string {
+  const href = escapeHtml(url);
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>Authorize ${escapeHtml(server)} · berth</title></head><body><h1>Authorize ${escapeHtml(server)}</h1><p><a id="continue" href="${href}">Continue to ${escapeHtml(new URL(url).origin)}</a> to sign in and allow berth to use ${escapeHtml(server)} for you.</p></body></html>\n`;
 }
 
 function simplePage(title: string, text: string): string {

@@ -138,7 +138,7 @@ export class Authorizer {
     }
     const scopes = challenge?.scope ?? (settings?.scopes.length ? settings.scopes.join(' ') : undefined) ?? discovery.scopesSupported?.join(' ');
     const redirectUri = `${baseUrl}${CALLBACK_PATH}`;
-    const client = await this.#clientFor(target, as, redirectUri, scopes, policy);
+    const client = await this.#clientFor(target, as, redirectUri, policy);
     const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(32).toString('base64url');
     this.#sweep();
@@ -292,7 +292,7 @@ export class Authorizer {
   }
 
   /** Static client, else a Client ID Metadata Document, else the registration made once per (server, issuer). */
-  async #clientFor(target: OAuthTarget, as: AuthServerMetadata, redirectUri: string, scope: string | undefined, policy: FetchPolicy): Promise<ClientIdentity> {
+  async #clientFor(target: OAuthTarget, as: AuthServerMetadata, redirectUri: string, policy: FetchPolicy): Promise<ClientIdentity> {
     const settings = target.oauth;
     if (settings?.clientId !== undefined) {
       const secret = settings.clientSecret;
@@ -307,7 +307,7 @@ export class Authorizer {
         const stored = await this.#o.store.client(target.server, as.issuer);
         // A registration names its redirect URI: one made for another public URL is made again.
         if (stored?.redirectUri === redirectUri) return stored;
-        const registered = { ...(await registerClient(as, redirectUri, scope, policy)), redirectUri };
+        const registered = { ...(await registerClient(as, redirectUri, policy)), redirectUri };
         await this.#o.store.saveClient(target.server, as.issuer, registered);
         this.#o.logger.info({ server: target.server, issuer: as.issuer }, 'OAuth client registered');
         return registered;

@@ -46,8 +46,12 @@ export async function requestToken(endpoint: string, client: ClientIdentity, par
   };
 }
 
-/** Dynamic client registration: a public client (or a confidential one if the server insists) with berth's callback. */
-export async function registerClient(as: AuthServerMetadata, redirectUri: string, scope: string | undefined, policy: FetchPolicy): Promise<ClientIdentity> {
+/**
+ * Dynamic client registration: a public client (or a confidential one if the
+ * server insists) with berth's callback. No `scope`: it would cap every later
+ * authorization of this one registration, a step-up's wider scope included.
+ */
+export async function registerClient(as: AuthServerMetadata, redirectUri: string, policy: FetchPolicy): Promise<ClientIdentity> {
   if (as.registration_endpoint === undefined) throw new BerthError('oauth_registration_failed', `the authorization server ${as.issuer} offers no dynamic client registration; configure oauth.clientId`);
   const metadata = {
     client_name: 'berth',
@@ -55,7 +59,6 @@ export async function registerClient(as: AuthServerMetadata, redirectUri: string
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'none',
-    ...(scope === undefined ? {} : { scope }),
   };
   const res = await guardedFetch(as.registration_endpoint, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(metadata) }, policy);
   const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;

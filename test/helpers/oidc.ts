@@ -131,6 +131,12 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
 
 const MAX_HOPS = 20;
 
+/** The authorization URL on berth's "continue to the authorization server" page (its link, HTML-escaped). */
+export function continueUrl(page: string): string | undefined {
+  const href = /<a id="continue" href="([^"]+)"/.exec(page)?.[1];
+  return href?.replace(/&#(\d+);/g, (_m, code: string) => String.fromCharCode(Number(code)));
+}
+
 /**
  * Plays the person at the authorization server's dev pages: follows its
  * redirects with a cookie jar, signs in as `login` (any password), consents,

@@ -24,6 +24,8 @@ export interface ProtectedOptions {
   /** The metadata's `resource`, when a test wants it to name another. */
   readonly resource?: string;
   readonly scopes?: readonly string[];
+  /** A scope every token must carry; others get 403 insufficient_scope naming it (step-up). */
+  readonly requireScope?: string;
 }
 
 export async function startProtectedServer(issuer: string, options: ProtectedOptions = {}): Promise<ProtectedServer> {
@@ -48,6 +50,12 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
     } catch (err) {
       const challenge = options.metadata === false ? 'Bearer' : `Bearer resource_metadata="${new URL(url).origin}${metadataPath}"${header === undefined ? '' : `, error="invalid_token", error_description="${(err as Error).message.replace(/"/g, '')}"`}`;
       res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_token' }));
+      return;
+    }
+    const granted = String(claims.scope ?? '').split(' ');
+    if (options.requireScope !== undefined && !granted.includes(options.requireScope)) {
+      const scope = [...new Set([...(options.scopes ?? ['mcp:read']), options.requireScope])].join(' ');
+      res.writeHead(403, { 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}", resource_metadata="${new URL(url).origin}${metadataPath}"`, 'content-type': 'application/json' }).end('{"error":"insufficient_scope"}');
       return;
     }
     accepted.push(claims);

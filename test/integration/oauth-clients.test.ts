@@ -12,7 +12,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { signIn, startIssuer } from '../helpers/oidc.ts';
+import { continueUrl, signIn, startIssuer } from '../helpers/oidc.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
@@ -27,7 +27,7 @@ function staticClient(id: string, method: string): Record<string, unknown> {
   return { client_id: id, client_secret: SECRET, redirect_uris: [CALLBACK], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: method };
 }
 
-/** Presses "Authorize" on /connect/<server>: berth's answer (303 to the authorization server, or a page). */
+/** Presses "Authorize" on /connect/<server>: berth's answer (a page leading on to the authorization server, or one saying why not). */
 async function pressAuthorize(base: string, server: string): Promise<Response> {
   const page = await fetch(`${base}/connect/${server}`, { headers: AUTH });
   const html = await page.text();
@@ -40,8 +40,9 @@ async function pressAuthorize(base: string, server: string): Promise<Response> {
 /** Signs in at the authorization server; returns the callback URL (on berth's public URL) with code, state and iss. */
 async function consent(base: string, server: string): Promise<URL> {
   const start = await pressAuthorize(base, server);
-  assert.equal(start.status, 303, await start.text());
-  return signIn(new URL(start.headers.get('location') ?? ''), 'ada', CALLBACK);
+  const page = await start.text();
+  assert.equal(start.status, 200, page);
+  return signIn(new URL(continueUrl(page) ?? assert.fail(`no link onwards in ${page}`)), 'ada', CALLBACK);
 }
 
 /** The browser arrives at berth's callback (through the public URL, which leads to berth). */
@@ -64,6 +65,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
   let plainIssuer: TestIssuer;
   let upstream: ProtectedServer;
   let plainUpstream: ProtectedServer;
+  let writeUpstream: ProtectedServer;
   let b: TestBerth;
   let stateDir: string;
 
@@ -73,6 +75,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     plainIssuer = await startIssuer({ interactive: true, metadata: (doc) => ({ ...doc, code_challenge_methods_supported: undefined }) });
     upstream = await startProtectedServer(issuer.issuer);
     plainUpstream = await startProtectedServer(plainIssuer.issuer);
+    writeUpstream = await startProtectedServer(issuer.issuer, { requireScope: 'mcp:write' });
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
     const oauth = (extra: string): string => `{ allowPrivateNetworks: true${extra} }`;
     const servers = [
@@ -80,6 +83,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
       ['post', upstream.url, oauth(`, clientId: berth-post, clientSecret: ${SECRET}, tokenEndpointAuthMethod: client_secret_post`)],
       ['registered', upstream.url, oauth('')],
       ['nopkce', plainUpstream.url, oauth('')],
+      ['wide', writeUpstream.url, oauth('')],
     ]
       .map(([name, url, o]) => `  ${name}:\n    type: remote\n    url: ${url}\n    oauth: ${o}\n`)
       .join('');
@@ -94,6 +98,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     await b?.stop();
     await upstream?.stop();
     await plainUpstream?.stop();
+    await writeUpstream?.stop();
     await issuer?.stop();
     await plainIssuer?.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -115,14 +120,14 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     const first = await pressAuthorize(b.url, 'registered');
     const second = await pressAuthorize(b.url, 'registered');
     assert.equal(registrations() - before, 1, 'registered once per (server, issuer)');
-    const url = new URL(first.headers.get('location') ?? '');
+    const url = new URL(continueUrl(await first.text()) ?? '');
     assert.equal(url.origin, issuer.issuer);
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
     assert.match(url.searchParams.get('code_challenge') ?? '', /^[A-Za-z0-9_-]{43}$/);
     assert.equal(url.searchParams.get('resource'), upstream.url);
     assert.equal(url.searchParams.get('redirect_uri'), CALLBACK);
     assert.equal(url.searchParams.get('scope'), 'mcp:read', 'the resource metadata\'s scopes_supported');
-    assert.notEqual(url.searchParams.get('state'), new URL(second.headers.get('location') ?? '').searchParams.get('state'));
+    assert.notEqual(url.searchParams.get('state'), new URL(continueUrl(await second.text()) ?? '').searchParams.get('state'));
   });
 
   test('a callback whose iss names another issuer, or leaves it out, is refused and stores nothing', async () => {
@@ -156,6 +161,18 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     const res = await pressAuthorize(b.url, 'open');
     assert.equal(res.status, 502);
     assert.match(await res.text(), /refused to fetch http:\/\/127\.0\.0\.1:\d+: OAuth endpoints must be https/);
+  });
+
+  test('a 403 insufficient_scope asks the user again, and the new authorization asks for the challenge\'s scope (step-up)', async () => {
+    const first = await arrive(b.url, await consent(b.url, 'wide'));
+    assert.equal(first.status, 303, await first.text());
+    await assert.rejects(whoami(b.url, 'wide'), /open http:\/\/berth\.test\/connect\/wide to authorize/);
+    const start = await pressAuthorize(b.url, 'wide');
+    const asked = new URL(continueUrl(await start.text()) ?? '');
+    assert.equal(asked.searchParams.get('scope'), 'mcp:read mcp:write');
+    const callback = await signIn(asked, 'ada', CALLBACK);
+    assert.equal((await arrive(b.url, callback)).status, 303);
+    assert.equal(await whoami(b.url, 'wide'), `sub=ada aud=${writeUpstream.url}`);
   });
 
   test('a 2025-11-25 client that declares URL elicitation is asked with -32042 naming the /connect page', async () => {

@@ -20,7 +20,7 @@ import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { signIn, startIssuer } from '../helpers/oidc.ts';
+import { continueUrl, signIn, startIssuer } from '../helpers/oidc.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
@@ -50,8 +50,9 @@ export async function authorize(base: string, server: string, user: User, login:
     body: new URLSearchParams({ 'berth:csrf': csrf, 'berth:oauth': 'authorize' }),
     redirect: 'manual',
   });
-  const to = start.headers.get('location');
-  if (start.status !== 303 || to === null) return { status: start.status, location: to, page: await start.text() };
+  const body = await start.text();
+  const to = continueUrl(body);
+  if (start.status !== 200 || to === undefined) return { status: start.status, location: null, page: body };
   const back = await signIn(new URL(to), login, `${base}/oauth/callback`);
   const done = await fetch(back, { headers: auth, redirect: 'manual' });
   return { status: done.status, location: done.headers.get('location'), page: await done.text() };

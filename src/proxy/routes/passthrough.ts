@@ -360,11 +360,12 @@ export class Passthrough {
       });
       if (finished) return void upRes.destroy();
       const challenge = upRes.headers['www-authenticate'];
-      if (upRes.statusCode === 401 && this.#o.authorization !== undefined && typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge)) {
+      if (this.#o.authorization !== undefined && typeof challenge === 'string' && isAuthorizationChallenge(upRes.statusCode, challenge)) {
         // The upstream's challenge is berth's to answer, never the client's: it would send the client's own token.
         upRes.resume();
         finish();
-        const sent = userHeaders.authorization?.slice('Bearer '.length);
+        // A 401 spends the token sent; a 403 insufficient_scope (step-up) keeps it until the user authorizes the wider scope.
+        const sent = upRes.statusCode === 401 ? userHeaders.authorization?.slice('Bearer '.length) : undefined;
         return this.#askAuthorization(req, res, ctx, challenge, sent, body);
       }
       this.#noteSession(req, upRes, ctx.user);
@@ -427,6 +428,12 @@ export class Passthrough {
 type EndReason = 'closing' | 'revoked';
 
 function noop(): void {}
+
+/** A Bearer challenge berth answers by asking the user to authorize: a 401, or a 403 `insufficient_scope` (step-up). */
+function isAuthorizationChallenge(status: number | undefined, challenge: string): boolean {
+  if (!/^\s*bearer\b/i.test(challenge)) return false;
+  return status === 401 || (status === 403 && /\berror\s*=\s*"?insufficient_scope\b/i.test(challenge));
+}
 
 /** Header names lower-cased, so that one replaces another of the same name instead of both being sent. */
 function lowerCased(headers: Headers): Headers {

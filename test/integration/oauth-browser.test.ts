@@ -1,0 +1,70 @@
+// The person's side of upstream OAuth in a real browser: headless Chromium
+// opens /connect/<server>, presses Authorize, signs in and consents at the
+// authorization server's own pages (oidc-provider's), comes back through
+// berth's callback and sees "Connected"; the SDK client's next call carries a
+// token the upstream accepts.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import type { TestBerth } from '../helpers/berth.ts';
+import { connectClient, startTestBerth } from '../helpers/berth.ts';
+import type { TestIssuer } from '../helpers/oidc.ts';
+import { startIssuer } from '../helpers/oidc.ts';
+import type { ProtectedServer } from '../helpers/protected-server.ts';
+import { startProtectedServer } from '../helpers/protected-server.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+// Loopback only: no background or component traffic to any other host.
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with bash scripts/chromium.sh`;
+
+describe('upstream OAuth in headless Chromium: /connect → Authorize → login and consent → callback → Connected', { skip: browserSkip }, () => {
+  let issuer: TestIssuer;
+  let upstream: ProtectedServer;
+  let b: TestBerth;
+  let stateDir: string;
+
+  before(async () => {
+    issuer = await startIssuer({ interactive: true, refresh: true });
+    upstream = await startProtectedServer(issuer.issuer);
+    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
+    // No auth: loopback callers are `anonymous`, as in a default berth.
+    b = await startTestBerth(`  notes:\n    type: remote\n    url: ${upstream.url}\n    oauth: { allowPrivateNetworks: true }\n`, `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-browser" }\n`);
+  });
+  after(async () => {
+    await b?.stop();
+    await upstream?.stop();
+    await issuer?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('the person authorizes in the browser and the client\'s next call carries their token', async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${b.url}/connect/notes`);
+      assert.match((await page.textContent('#oauth-state')) ?? '', /Not connected/);
+      await page.click('button[value=authorize]');
+      await page.waitForURL((url) => url.origin === issuer.issuer, { timeout: 10_000 });
+      await page.fill('input[name=login]', 'ada');
+      await page.fill('input[name=password]', 'any password');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('text=Authorize', { timeout: 10_000 });
+      await page.click('button[type=submit]');
+      await page.waitForURL(`${b.url}/connect/notes?done=connected`, { timeout: 10_000 });
+      assert.match((await page.textContent('#oauth-state')) ?? '', /^Connected \(scopes mcp:read, at http:\/\/127\.0\.0\.1:\d+\)\.$/);
+    } finally {
+      await browser.close();
+    }
+    const client = await connectClient(b.url, 'notes');
+    try {
+      const result = await client.callTool({ name: 'whoami', arguments: {} });
+      assert.equal((result.content as { text: string }[])[0]?.text, `sub=ada aud=${upstream.url}`);
+    } finally {
+      await client.close();
+    }
+  });
+});
