@@ -21,5 +21,5 @@ export function userFieldsOf(desired: DesiredState, server: string): readonly Us
 
 /** The values users supply that a route sends as headers: its `fromUser` headers and its `credentials`. */
 export function headerFieldsOf(route: Route & { kind: 'hosted' | 'remote' }): readonly UserCredential[] {
-  return [...route.headers.fromUser, ...(route.credentials ?? [])];
+  return [...route.headers.fromUser, ...(route.credentials ?? [])].map((f) => ({ ...f, header: true }));
 }

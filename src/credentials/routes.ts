@@ -227,9 +227,21 @@ function inputsOf(declared: readonly UserCredential[], valueOf: (name: string) =
     if (typeof value !== 'string') return `${field.name} must be a string`;
     if (value === '') continue;
     if (value.length > VALUE_LIMIT) return `${field.name} is longer than ${VALUE_LIMIT} characters`;
+    // A name may be declared twice (an env variable and a header): any header use counts.
+    const unfit = declared.some((f) => f.name === field.name && f.header === true) ? unfitForHeader(value) : undefined;
+    if (unfit !== undefined) return `${field.name} contains ${unfit}; it is sent as an HTTP header, which carries only printable ASCII`;
     putEntry(values, field.name, { value, sensitive: field.sensitive });
   }
   return values;
+}
+
+/** The first character an HTTP header value cannot carry, described, or undefined. */
+function unfitForHeader(value: string): string | undefined {
+  const at = value.search(/[^\t\x20-\x7e]/);
+  if (at < 0) return undefined;
+  const code = value.codePointAt(at) ?? 0;
+  const name = code === 0x0a ? 'a line feed' : code === 0x0d ? 'a carriage return' : code < 0x20 || code === 0x7f ? 'a control character' : 'a non-ASCII character';
+  return `${name} (U+${code.toString(16).toUpperCase().padStart(4, '0')}) at position ${at + 1}`;
 }
 
 function missingOf(declared: readonly UserCredential[], have: ReadonlySet<string>): string[] {

@@ -12,6 +12,8 @@ export interface UserCredential {
   readonly required: boolean;
   readonly sensitive: boolean;
   readonly description?: string;
+  /** Sent in an HTTP header (for /connect: the value must be one a header can carry). */
+  readonly header?: boolean;
 }
 
 /** Values given in the config plus declarations of what users supply. */

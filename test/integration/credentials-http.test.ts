@@ -30,6 +30,7 @@ const FIELDS: Readonly<Record<string, readonly UserCredential[]>> = {
     { name: 'GITHUB_ORG', required: false, sensitive: false, description: 'Organisation to work in' },
   ],
   plain: [],
+  api: [{ name: 'API_TOKEN', required: true, sensitive: true, header: true }],
 };
 
 let dir = '';
@@ -100,6 +101,26 @@ describe('the API for scripts', () => {
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, c.code);
     });
   }
+
+  it('refuses a value a header cannot carry (CR, LF, non-ASCII) at PUT, naming the character', async () => {
+    const cases = [
+      { value: 'abc\r\nX-Injected: 1', says: 'API_TOKEN contains a carriage return (U+000D) at position 4' },
+      { value: 'tok\nen', says: 'API_TOKEN contains a line feed (U+000A) at position 4' },
+      { value: 'tökén', says: 'API_TOKEN contains a non-ASCII character (U+00F6) at position 2' },
+    ];
+    for (const c of cases) {
+      const res = await fetch(`${base}/api/credentials/api`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ API_TOKEN: c.value }) });
+      assert.equal(res.status, 400, c.value);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'invalid_value');
+      assert.ok(error.message.startsWith(c.says), error.message);
+    }
+    assert.deepEqual(await store.get('anonymous', 'api'), {});
+    // An environment value may hold any text.
+    const env = await fetch(`${base}/api/credentials/github`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ GITHUB_TOKEN: 'tökén' }) });
+    assert.equal(env.status, 200);
+    await store.delete('anonymous', 'github');
+  });
 
   it('refuses a foreign Origin before anything else', async () => {
     const res = await fetch(`${base}/api/credentials/github`, { method: 'PUT', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{"GITHUB_TOKEN":"x"}' });
