@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseCidr } from './cidr.ts';
+import { linkLocalHostOf } from './link-local.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';
@@ -16,7 +17,7 @@ const COMMON: readonly ServerKey[] = ['type', 'description', 'access'];
 const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
   'single-user': ['runtime', 'resources', 'kubernetes', 'idleTimeout', 'startupTimeout', 'requestTimeout', 'maxInstances', 'credentials'],
   'multi-user': ['runtime', 'resources', 'kubernetes', 'autoscale', 'replicas', 'startupTimeout', 'requestTimeout', 'credentials'],
-  remote: ['url', 'transport', 'headers', 'oauth', 'credentials'],
+  remote: ['url', 'transport', 'headers', 'oauth', 'credentials', 'allowLinkLocal'],
   composite: ['components'],
 };
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
@@ -67,6 +68,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
   checkCompositeCycles(servers, report);
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
+  checkLinkLocal(config, servers, report);
   return issues;
 }
 
@@ -274,6 +276,21 @@ function checkPublishedPorts(config: BerthConfiguration, servers: readonly [stri
     else if (port === config.listen?.port) report(['servers', name, 'publishPort'], 'port_conflict', `port ${port} is berth's own listen.port`);
     else claimed.set(port, name);
   }
+}
+
+/** URLs berth fetches that point at link-local or metadata addresses, unless allowed where they are given. */
+function checkLinkLocal(config: BerthConfiguration, servers: readonly [string, Server][], report: Report): void {
+  const check = (url: string | undefined, path: KeyPath, allowed: boolean | undefined, allowAt: string): void => {
+    const host = url === undefined || allowed === true ? undefined : linkLocalHostOf(url);
+    if (host !== undefined) report(path, 'link_local_url', `${host} is a link-local or cloud metadata address, where the host's cloud credentials are served`, `set \`allowLinkLocal: true\` on ${allowAt} if it is really meant`);
+  };
+  for (const [name, server] of servers) if (server.type === 'remote') check(server.url, ['servers', name, 'url'], server.allowLinkLocal, `servers.${name}`);
+  (config.auth ?? []).forEach((provider, p) => {
+    if (provider.type !== 'jwt') return;
+    check(provider.issuer, ['auth', p, 'issuer'], provider.allowLinkLocal, `auth[${p}]`);
+    check(provider.jwksUri, ['auth', p, 'jwksUri'], provider.allowLinkLocal, `auth[${p}]`);
+    check(provider.introspection?.endpoint, ['auth', p, 'introspection', 'endpoint'], provider.allowLinkLocal, `auth[${p}]`);
+  });
 }
 
 function checkApiKeys(config: BerthConfiguration, report: Report): void {

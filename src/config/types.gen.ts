@@ -86,6 +86,10 @@ export type AuthProvider = {
    */
   type: 'none' | 'apiKey' | 'jwt' | 'header';
   /**
+   * jwt: let `issuer`, `jwksUri` or the introspection endpoint point at a link-local or cloud metadata address, which berth refuses by default.
+   */
+  allowLinkLocal?: boolean;
+  /**
    * What stands before a user's name in the key berth keeps their instances, stored credentials, sessions and limits under. By default each provider has its own namespace (`apiKey:alice`, `jwt:<issuer>#alice`, `header:<userHeader>:alice`), so equal names from different providers are different people. Give providers the same prefix to make their equal names one person on purpose; `""` keeps the bare name, the key berth used before identities had a provider (credentials saved then are found again).
    */
   usernamePrefix?: string;
@@ -246,6 +250,10 @@ export type Server = {
    * remote: the upstream MCP URL.
    */
   url?: string;
+  /**
+   * remote: let `url` point at a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254, metadata.google.internal), which berth refuses by default: they hand out the host's cloud credentials.
+   */
+  allowLinkLocal?: boolean;
   /**
    * Environment of the server process. A value is a string, or an object describing a credential.
    */
