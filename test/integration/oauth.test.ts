@@ -64,10 +64,12 @@ async function storedToken(stateDir: string, user: User, server: string): Promis
   return new OAuthStore(state, silentLogger()).token(`apiKey:${user}`, server);
 }
 
-/** Waits until the access token berth holds for a user has expired (its `exp` is in the past). */
+/** Waits until the access token berth holds for a user is both expired (its `exp` passed) and due for refresh by berth's own clock. */
 async function untilExpired(stateDir: string, user: User, server: string): Promise<void> {
-  const exp = decodeJwt((await storedToken(stateDir, user, server))?.accessToken ?? assert.fail(`no token stored for ${user}`)).exp ?? assert.fail('a token without exp');
-  await waitFor(() => Date.now() / 1000 > exp + 0.2, { timeoutMs: 15_000, message: `the token of ${user} to expire` });
+  const set = (await storedToken(stateDir, user, server)) ?? assert.fail(`no token stored for ${user}`);
+  const exp = decodeJwt(set.accessToken).exp ?? assert.fail('a token without exp');
+  const due = Math.max(exp * 1000, set.refreshAt ?? 0) + 100;
+  await waitFor(() => Date.now() > due, { timeoutMs: 15_000, message: `the token of ${user} to expire` });
 }
 
 async function whoami(base: string, server: string, user: User): Promise<string> {
