@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { mayAccess } from '../auth/access.ts';
 import type { Identity } from '../identity.ts';
 import type { Authenticator } from '../auth/chain.ts';
 import { checkAuthConfig } from '../auth/chain.ts';
 import { Gates } from '../auth/gates.ts';
+import type { Backend } from '../backends/backend.ts';
 import { createBackend } from '../backends/select.ts';
 import { userFieldsOf } from '../credentials/fields.ts';
 import { createCredentialRoutes } from '../credentials/routes.ts';
@@ -14,7 +16,8 @@ import { Authorizer, CALLBACK_PATH, CLIENT_METADATA_PATH, oauthTargetOf } from '
 import { OAuthStore } from '../oauth/token-store.ts';
 import { stateOptionsOf } from '../store/options.ts';
 import { StateStore } from '../store/state.ts';
-import { loadConfigFile } from '../config/load.ts';
+import type { LoadedConfig, ReadResult } from '../config/load.ts';
+import { readConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
 import type { DesiredState, Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
@@ -23,6 +26,7 @@ import { createLogger } from '../observe/log.ts';
 import { createMetrics } from '../observe/metrics.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { startTelemetry } from '../observe/trace/start.ts';
+import type { Telemetry } from '../observe/trace/telemetry.ts';
 import { useTelemetry } from '../observe/trace/telemetry.ts';
 import { originPolicy } from '../http/guard.ts';
 import { createProxyServer } from '../proxy/server.ts';
@@ -31,7 +35,9 @@ import { reportEvictions, SessionStore } from '../proxy/downstream/sessions.ts';
 import type { RouteTable } from '../proxy/routes/table.ts';
 import { RouteTables } from '../proxy/routes/table.ts';
 import { needsUserCredentials, UserHeaderResolver } from '../proxy/upstream/user-headers.ts';
+import type { UpstreamStatus } from '../proxy/upstream/instance-upstream.ts';
 import { Controller } from '../reconcile/controller.ts';
+import { ConfigWatcher } from '../reconcile/watch.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
 import { printIssues } from './validate.ts';
@@ -64,12 +70,68 @@ const DEFAULT_INSTANCES_PER_USER = 10;
 /** service.version on telemetry. */
 const BERTH_VERSION = '0.1.0';
 
-/** Starts berth on a config file: the effectful shell around the pure pipeline. */
+/** Where berth listens: listen.host and listen.port, or the port the caller chose. */
+interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Starts berth on a config file, the way Caddy loads one: arm the watch, read
+ * the file, build every part, apply the config (routes go live once their
+ * units are provisioned), and only then listen. The first request berth
+ * answers meets the first route table, never an empty one; an edit made at
+ * any moment after the read is applied. On failure, what was built is closed.
+ */
 export async function startBerth(file: string, options: ServeOptions = {}, logger: Logger = createLogger({ format: options.logFormat ?? 'json', ...(options.logLevel === undefined ? {} : { level: options.logLevel }) })): Promise<Berth> {
-  const initial = loadConfigFile(file);
-  const config = initial.config;
-  const authProblem = checkAuthConfig(config)[0];
+  // Armed before the first read: a change after that read is seen whenever it lands.
+  const watcher = new ConfigWatcher({ file, logger });
+  watcher.start();
+  let parts: Parts | undefined;
+  try {
+    const first = readFirstConfig(file);
+    const config = first.value.config;
+    const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
+    // A taken port fails here, before any backend is touched.
+    await probePort(listen);
+    parts = await buildParts(file, first.value, watcher, options, logger);
+    const applied = await parts.controller.start(first);
+    if (!applied.ok && applied.generation === 0) throw new BerthError('config_invalid', applied.errors.join('\n'));
+    const url = await listenOn(parts.server, listen);
+    logger.info({ url, config: file }, 'berth listening');
+    const { controller, pool, routes, server, metrics, sessions } = parts;
+    return { url, controller, pool, routes, server, metrics, sessions, stop: stopping(parts, logger) };
+  } catch (err) {
+    if (parts === undefined) await watcher.close();
+    else await stopping(parts, logger)();
+    throw err;
+  }
+}
+
+/** The config berth starts with; its problems end the start, with every issue. */
+function readFirstConfig(file: string): ReadResult & { ok: true } {
+  const first = readConfigFile(file);
+  if (!first.ok) throw new ConfigError(first.issues);
+  const authProblem = checkAuthConfig(first.value.config)[0];
   if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
+  return first;
+}
+
+/** Everything a running berth is made of, built before it listens. */
+interface Parts {
+  readonly controller: Controller;
+  readonly backend: Backend;
+  readonly pool: UpstreamPool;
+  readonly routes: RouteTables;
+  readonly server: Server;
+  readonly metrics: Metrics;
+  readonly sessions: SessionStore;
+  readonly sweep: NodeJS.Timeout;
+  readonly telemetry: Telemetry | undefined;
+}
+
+async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWatcher, options: ServeOptions, logger: Logger): Promise<Parts> {
+  const config = initial.config;
   // Before anything that carries MCP traffic exists; off, it loads nothing.
   const telemetry = await startTelemetry(config.telemetry, BERTH_VERSION);
   useTelemetry(telemetry);
@@ -92,7 +154,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   // Read per forwarded request (its deadline) and per connection: indexed once per accepted config, not searched each time.
   let hosted: { readonly desired: DesiredState; readonly byUnit: ReadonlyMap<string, Route & { kind: 'hosted' }> } | undefined;
   const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => {
-    const desired = ctl.desired;
+    const desired = controller.desired;
     if (desired === undefined) return undefined;
     if (hosted?.desired !== desired) hosted = { desired, byUnit: new Map(desired.routes.filter((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted').map((r) => [r.unit, r])) };
     return hosted.byUnit.get(unit);
@@ -111,7 +173,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       return route !== undefined && needsUserCredentials(route);
     },
     ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
-    limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => ctl.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
+    limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => controller.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
   const sessions = new SessionStore({
@@ -138,7 +200,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
   });
   const credentialRoutes = createCredentialRoutes({
     store: credentials,
-    fields: (server) => (ctl.desired === undefined ? undefined : userFieldsOf(ctl.desired, server)),
+    fields: (server) => (controller.desired === undefined ? undefined : userFieldsOf(controller.desired, server)),
     mayUse: (server, identity) => mayAccess(routes.current.handlers.get(server)?.route.access, identity),
     oauth: {
       authorizer,
@@ -148,9 +210,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     },
     ...(publicUrl === undefined ? {} : { publicUrl }),
   });
-  const ctl: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
-  const listen = { host: config.listen?.host ?? '127.0.0.1', port: options.port ?? config.listen?.port ?? 8080 };
-  const policy = originPolicy({ host: listen.host, ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
+  const controller: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, watcher, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
+  const policy = originPolicy({ host: config.listen?.host ?? '127.0.0.1', ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
     logger,
     metrics,
@@ -161,32 +222,55 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       gate: () => gates.current,
       credentials: () => credentialRoutes,
       clientMetadata: () => (publicUrl?.startsWith('https://') === true ? authorizer.clientMetadata(`${publicUrl}${CLIENT_METADATA_PATH}`, `${publicUrl}${CALLBACK_PATH}`) : undefined),
-      readiness: () => ({
-        ready: ctl.lastReload !== undefined,
-        notReady: [...new Set(pool.status().filter((u) => u.user === undefined && u.state !== 'ready').map((u) => u.unit))].sort(),
-      }),
-      status: () => buildStatusReport(ctl, pool, backend, sessions, routes.current),
+      readiness: () => ({ ready: controller.lastReload !== undefined, notReady: notReadyServers(controller.desired, pool.status()) }),
+      status: () => buildStatusReport(controller, pool, backend, sessions, routes.current),
     },
   });
   const sweep = setInterval(() => sessions.expire(), 60_000).unref();
+  return { controller, backend, pool, routes, server, metrics, sessions, sweep, telemetry };
+}
 
+/**
+ * Shared servers not ready to serve: those with an instance that is not
+ * ready, and those with none yet (a unit still converging, or failing to).
+ */
+function notReadyServers(desired: DesiredState | undefined, upstreams: readonly UpstreamStatus[]): string[] {
+  const shared = upstreams.filter((u) => u.user === undefined);
+  const notReady = new Set(shared.filter((u) => u.state !== 'ready').map((u) => u.unit));
+  for (const unit of desired?.units ?? []) if (unit.scope === 'shared' && !shared.some((u) => u.unit === unit.name)) notReady.add(unit.name);
+  return [...notReady].sort();
+}
+
+/** Fails with the listener's error when the address is taken; port 0 always binds. */
+async function probePort(listen: ListenAddress): Promise<void> {
+  if (listen.port === 0) return;
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(listen.port, listen.host, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
+async function listenOn(server: Server, listen: ListenAddress): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
-  logger.info({ url, config: file }, 'berth listening');
-  await ctl.reload('start');
-  ctl.watch();
+  return `http://${host}:${address.port}`;
+}
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
+/** Drains requests, then closes every part; once, however often it is called. */
+function stopping(parts: Parts, logger: Logger): () => Promise<void> {
+  const { controller, backend, pool, routes, server, sessions, sweep, telemetry } = parts;
+  let stopped: Promise<void> | undefined;
+  return () => {
+    stopped ??= (async () => {
       logger.info('shutting down: draining requests');
       clearInterval(sweep);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
       server.closeIdleConnections();
       sessions.closeAll();
       // Passed-through streams hold their connections open; ending them lets the drain finish now.
@@ -194,7 +278,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
       server.closeAllConnections();
       // Bounded: a unit stuck in its backend never holds shutdown.
-      await ctl.close();
+      await controller.close();
       await routes.close();
       await pool.close();
       await backend.close(AbortSignal.timeout(DRAIN_MS));
@@ -203,9 +287,8 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
       useTelemetry(undefined);
       logger.info('stopped');
     })();
-    return stopping;
+    return stopped;
   };
-  return { url, controller: ctl, pool, routes, server, metrics, sessions, stop };
 }
 
 /** `berth serve [FILE]`: runs until SIGTERM/SIGINT; SIGHUP reloads. */

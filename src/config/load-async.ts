@@ -1,9 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ConfigIssue } from './issues.ts';
-import { ConfigError } from './issues.ts';
-import type { LoadedConfig } from './load.ts';
+import type { ReadResult } from './load.ts';
 import { deepFreeze } from './load.ts';
 
 /** What the loading thread is given. */
@@ -12,25 +10,22 @@ export interface WorkerRequest {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-/** What it answers: the config, its issues, or an error that is not about the config. */
-export type WorkerReply =
-  | { readonly kind: 'loaded'; readonly loaded: LoadedConfig }
-  | { readonly kind: 'invalid'; readonly issues: readonly ConfigIssue[] }
-  | { readonly kind: 'crashed'; readonly message: string };
+/** What it answers: what the read gave, or an error that is not about the config. */
+export type WorkerReply = { readonly kind: 'read'; readonly result: ReadResult } | { readonly kind: 'crashed'; readonly message: string };
 
 // The worker module sits beside this one, as .ts in a checkout and .js once compiled.
 const here = fileURLToPath(import.meta.url);
 const workerFile = path.join(path.dirname(here), `load-worker${path.extname(here)}`);
 
 /**
- * loadConfigFile on a worker thread, so a reload of a large file never stalls
- * the proxy's event loop. Same result, same ConfigError with every issue;
+ * readConfigFile on a worker thread, so a reload of a large file never stalls
+ * the proxy's event loop. Same result, every issue and the versions read;
  * aborting the signal stops the thread and rejects with the signal's reason.
  */
-export function loadConfigFileAsync(file: string, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<LoadedConfig> {
+export function readConfigFileAsync(file: string, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<ReadResult> {
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   const request: WorkerRequest = { file, env: { ...env } };
-  return new Promise<LoadedConfig>((resolve, reject) => {
+  return new Promise<ReadResult>((resolve, reject) => {
     const worker = new Worker(workerFile, { workerData: request, env: {} });
     let settled = false;
     const settle = (outcome: () => void): void => {
@@ -44,9 +39,10 @@ export function loadConfigFileAsync(file: string, env: NodeJS.ProcessEnv = proce
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', (reply: WorkerReply) => {
       settle(() => {
-        if (reply.kind === 'loaded') resolve({ file: reply.loaded.file, config: deepFreeze(reply.loaded.config) });
-        else if (reply.kind === 'invalid') reject(new ConfigError(reply.issues));
-        else reject(new Error(`loading ${file} failed: ${reply.message}`));
+        if (reply.kind === 'crashed') return reject(new Error(`loading ${file} failed: ${reply.message}`));
+        const { result } = reply;
+        // Structured cloning thaws what the thread froze.
+        resolve(result.ok ? { ...result, value: { ...result.value, config: deepFreeze(result.value.config) } } : result);
       });
     });
     worker.once('error', (err) => settle(() => reject(err)));

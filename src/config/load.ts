@@ -10,6 +10,8 @@ import { parseFast } from './fast-parse.ts';
 import type { Positions } from './source.ts';
 import { parseSource } from './source.ts';
 import type { BerthConfiguration } from './types.gen.ts';
+import type { SourceVersion } from './version.ts';
+import { MISSING, versionOfStats } from './version.ts';
 
 const MAX_ALIAS_COUNT = 100;
 const VALUE_CODES: ReadonlySet<string> = new Set(['wrong_type', 'invalid_value', 'not_allowed', 'out_of_range']);
@@ -18,6 +20,8 @@ const VALUE_CODES: ReadonlySet<string> = new Set(['wrong_type', 'invalid_value',
 export interface LoadedConfig {
   readonly file: string;
   readonly config: Readonly<BerthConfiguration>;
+  /** The files it was read from, as they were read (absent for text that came from no file). */
+  readonly sources?: readonly SourceVersion[];
 }
 
 export type ParseResult = { readonly ok: true; readonly value: LoadedConfig } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
@@ -120,11 +124,20 @@ class TooLarge extends Error {
  * checked before reading; a device or pipe (`/dev/zero`, `<(…)`) has no size,
  * so it is read in chunks and given up on one byte past the limit.
  */
-function readBounded(file: string, limit: number): string {
-  const fd = openSync(file, 'r');
+function readBounded(file: string, limit: number, sources: SourceVersion[]): string {
+  let fd: number;
   try {
-    const stat = fstatSync(fd);
-    if (stat.isFile() && stat.size > limit) throw new TooLarge(stat.size);
+    fd = openSync(file, 'r');
+  } catch (err) {
+    sources.push({ path: file, version: MISSING });
+    throw err;
+  }
+  try {
+    // The version of what is read, not of the path: a rename right after the open is a change still to read.
+    const big = fstatSync(fd, { bigint: true });
+    sources.push({ path: file, version: versionOfStats(big) });
+    const stat = { isFile: big.isFile(), size: Number(big.size) };
+    if (stat.isFile && stat.size > limit) throw new TooLarge(stat.size);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -133,7 +146,7 @@ function readBounded(file: string, limit: number): string {
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
       total += n;
-      if (total > limit) throw new TooLarge(stat.isFile() ? stat.size : undefined);
+      if (total > limit) throw new TooLarge(stat.isFile ? stat.size : undefined);
     }
     return Buffer.concat(chunks, total).toString('utf8');
   } finally {
@@ -151,29 +164,39 @@ function formatBytes(bytes: number): string {
   return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
 }
 
-/** Reads and checks a config file; throws ConfigError with every issue. */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+/** What one read of a config file gave: the config or every issue, and the files read, as they were. */
+export type ReadResult = ParseResult & { readonly sources: readonly SourceVersion[] };
+
+/** Reads and checks a config file; config problems are issues in the result, never thrown. */
+export function readConfigFile(file: string, env: Readonly<Record<string, string | undefined>> = process.env): ReadResult {
   const limit = maxConfigBytes(env);
+  const sources: SourceVersion[] = [];
   let text: string;
   try {
-    text = readBounded(file, limit);
+    text = readBounded(file, limit, sources);
   } catch (err) {
     if (err instanceof TooLarge) {
       const size = err.size === undefined ? `is not a regular file and goes on past ${limit.toLocaleString('en-US')} bytes` : `is ${err.size.toLocaleString('en-US')} bytes`;
-      throw new ConfigError([{ code: 'config_too_large', file, line: 1, col: 1, path: '', message: `file ${size}; the limit is ${formatBytes(limit)}`, hint: 'is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one' }]);
+      return { ok: false, sources, issues: [{ code: 'config_too_large', file, line: 1, col: 1, path: '', message: `file ${size}; the limit is ${formatBytes(limit)}`, hint: 'is this the config file? set BERTH_CONFIG_MAX_BYTES to allow a larger one' }] };
     }
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError([{ code: 'config_unreadable', file, line: 1, col: 1, path: '', message: `cannot read the config file (${code})`, hint: 'pass its path as the first argument, or set BERTH_CONFIG' }]);
+    return { ok: false, sources, issues: [{ code: 'config_unreadable', file, line: 1, col: 1, path: '', message: `cannot read the config file (${code})`, hint: 'pass its path as the first argument, or set BERTH_CONFIG' }] };
   }
-  const result = parseConfig(file, text, { env, readFile: (p) => readReferenced(p, limit), baseDir: path.dirname(path.resolve(file)) });
+  const result = parseConfig(file, text, { env, readFile: (p) => readReferenced(p, limit, sources), baseDir: path.dirname(path.resolve(file)) });
+  return result.ok ? { ok: true, sources, value: { ...result.value, sources } } : { ...result, sources };
+}
+
+/** Reads and checks a config file; throws ConfigError with every issue. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const result = readConfigFile(file, env);
   if (!result.ok) throw new ConfigError(result.issues);
   return result.value;
 }
 
 /** A `${file:…}` read: the same limit; over it, an error whose code interpolation reports. */
-function readReferenced(file: string, limit: number): string {
+function readReferenced(file: string, limit: number, sources: SourceVersion[]): string {
   try {
-    return readBounded(file, limit);
+    return readBounded(file, limit, sources);
   } catch (err) {
     if (err instanceof TooLarge) throw Object.assign(new Error(`over ${formatBytes(limit)}`), { code: `larger than ${formatBytes(limit)}` });
     throw err;

@@ -12,6 +12,7 @@ import type { OriginPolicy } from '../http/guard.ts';
 import { checkHost, checkOrigin, corsHeaders, isLoopbackAddress, isPreflight, PREFLIGHT_HEADERS } from '../http/guard.ts';
 import { sendJson, sendRpcError } from '../http/json-io.ts';
 import { CLIENT_METADATA_PATH } from '../oauth/authorizer.ts';
+import { targetOf } from '../auth/resource.ts';
 import type { RouteTable } from './routes/table.ts';
 
 /** What the HTTP front needs from the rest of berth; read per request, so swaps apply at once. */
@@ -145,7 +146,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
       if (readOnly(req, res) && (await state.gate().admitOperator(req, res))) sendJson(res, 200, await state.status());
       return;
   }
-  const identity = await state.gate().admit(req, res, pathname, (name) => state.table().handlers.get(name)?.route);
+  // One route table per request: the gate checks access on the table the request is then served from.
+  const table = state.table();
+  const gate = state.gate();
+  // An unknown server is not found, whoever asks: no challenge points at metadata that does not exist.
+  const target = targetOf(pathname);
+  if (target !== undefined && !table.handlers.has(target.server)) return notFound(res, target.server, table, !gate.configured && isLoopbackAddress(req.socket.remoteAddress));
+  const identity = await gate.admit(req, res, pathname, (name) => table.handlers.get(name)?.route);
   if (identity === undefined) return;
   ctx.identity = identity;
   // Anonymous clients are told apart by address for the per-client session cap.
@@ -153,7 +160,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   ctx.client = `user:${identity.key}`;
   const credentials = state.credentials?.();
   if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
-  return routeMcp(req, res, ctx, state, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
+  return routeMcp(req, res, ctx, table, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
+}
+
+/** 404 for a server the table does not hold; the servers it does are named only to callers served without credentials. */
+function notFound(res: ServerResponse, name: string, table: RouteTable, nameServers: boolean): void {
+  const known = nameServers ? [...table.handlers.keys()].sort().join(', ') : '';
+  sendRpcError(res, 404, -32000, `Not Found: no server named "${name}"${known === '' ? '' : `; servers: ${known}`}`);
 }
 
 /**
@@ -194,7 +207,7 @@ function warnIfExposed(server: Server, logger: Logger): void {
   );
 }
 
-async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, pathname: string, query: string): Promise<void> {
+async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context, table: RouteTable, pathname: string, query: string): Promise<void> {
   const isSse = pathname.startsWith(SSE_PREFIX);
   if (!pathname.startsWith(MCP_PREFIX) && !isSse) {
     return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
@@ -202,12 +215,8 @@ async function routeMcp(req: IncomingMessage, res: ServerResponse, ctx: Context,
   const rest = pathname.slice(isSse ? SSE_PREFIX.length : MCP_PREFIX.length);
   const [name = '', sub, ...more] = rest.split('/');
   if (more.length > 0) return sendRpcError(res, 404, -32000, `Not Found: MCP servers are served at ${MCP_PREFIX}<server>`);
-  const table = state.table();
   const handler = table.handlers.get(name);
-  if (handler === undefined) {
-    const known = [...table.handlers.keys()].sort().join(', ');
-    return sendRpcError(res, 404, -32000, `Not Found: no server named "${name}"${known === '' ? '' : `; servers: ${known}`}`);
-  }
+  if (handler === undefined) return notFound(res, name, table, true);
   ctx.server = name;
   if (!isSse) {
     // `/mcp/<server>/mcp` too: some clients insist that an endpoint path ends in /mcp.

@@ -1,10 +1,11 @@
 import type { Backend, ObservedInstance } from '../backends/backend.ts';
-import type { LoadedConfig } from '../config/load.ts';
-import { loadConfigFileAsync } from '../config/load-async.ts';
+import type { LoadedConfig, ReadResult } from '../config/load.ts';
+import { readConfigFileAsync } from '../config/load-async.ts';
 import { restartRequired } from '../config/restart.ts';
-import type { ConfigIssue } from '../config/issues.ts';
 import type { BerthConfiguration } from '../config/types.gen.ts';
-import { ConfigError, formatIssue } from '../config/issues.ts';
+import { formatIssue } from '../config/issues.ts';
+import type { SourceVersion } from '../config/version.ts';
+import { changedSince } from '../config/version.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { DesiredState, Unit } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
@@ -56,11 +57,15 @@ export interface ControllerOptions {
   readonly auth?: AuthSink;
   /** Called in the turn an accepted config's routes and auth took effect (for sessions it no longer admits). */
   readonly onApplied?: () => void;
+  /** The file watch, armed before the first read; without one, `start` arms its own before reading. */
+  readonly watcher?: ConfigWatcher;
   readonly debounceMs?: number;
-  /** Period of the level-based resync that repairs drift. */
+  /** Period of the level-based resync that repairs drift and reads the file again when it changed. */
   readonly resyncMs?: number;
   /** Bound of one backend list; a daemon that does not answer fails the reload, not berth. */
   readonly listTimeoutMs?: number;
+  /** Bound of the wait for new units' first attempt before their routes go live (then requests wait in the pool). */
+  readonly provisionTimeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -77,6 +82,8 @@ export class Controller {
   readonly #watcher: ConfigWatcher;
   readonly #closing = new AbortController();
   #loaded: LoadedConfig | undefined;
+  /** The files the last read used, as read, accepted or not: what the watch and the resync compare. */
+  #read: readonly SourceVersion[] = [];
   #desired: DesiredState | undefined;
   #generation = 0;
   #lastReload: ReloadResult | undefined;
@@ -87,7 +94,7 @@ export class Controller {
   constructor(options: ControllerOptions) {
     this.#o = options;
     this.#units = new UnitReconciler({ backend: options.backend, upstreams: options.upstreams, logger: options.logger });
-    this.#watcher = new ConfigWatcher({ file: options.file, logger: options.logger, ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }) });
+    this.#watcher = options.watcher ?? new ConfigWatcher({ file: options.file, logger: options.logger, ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }) });
   }
 
   get config(): LoadedConfig | undefined {
@@ -117,11 +124,17 @@ export class Controller {
     return this.#serially(() => this.#reload(reason)).catch((err: unknown) => this.#fail(reason, err));
   }
 
-  /** Re-plans against what the backend reports and repairs drift, without re-reading the file. Never rejects. */
+  /**
+   * Reads the file again when it is no longer the version last read, then
+   * re-plans against what the backend reports and repairs drift. Level-based:
+   * a file event the watch lost is found here. Never rejects.
+   */
   resync(reason = 'resync'): Promise<void> {
     return this.#serially(async () => {
+      if (this.#closing.signal.aborted) return;
+      if (changedSince(this.#read)) await this.#reload(`${reason}: file changed`).catch((err: unknown) => this.#fail(reason, err));
       const desired = this.#desired;
-      if (desired === undefined || this.#closing.signal.aborted) return;
+      if (desired === undefined) return;
       const snapshot = await this.#list();
       const plan = planChanges(desired, { units: observedUnits(snapshot, desired, this.#units.status()), routes: desired.routes });
       const retrying = [...this.#units.status()].filter(([, s]) => s.outcome.kind === 'failed').map(([name]) => name);
@@ -134,11 +147,20 @@ export class Controller {
     });
   }
 
-  /** Starts the file watch, the periodic resync and the backend event feed. */
-  watch(): void {
-    this.#watcher.start(() => this.reload('file changed'));
+  /**
+   * Applies the first config, then follows the file and the backend: the
+   * watch (armed before `first` was read, so nothing changed since goes
+   * unseen), the periodic resync and the backend's events. Without `first`
+   * it arms its own watch and reads the file. Never rejects.
+   */
+  async start(first?: ReadResult): Promise<ReloadResult> {
+    if (this.#o.watcher === undefined) this.#watcher.start();
+    const result = await this.#serially(() => (first === undefined ? this.#reload('start') : this.#apply('start', first))).catch((err: unknown) => this.#fail('start', err));
+    this.#watcher.onChange(() => void this.#reloadIfChanged('file changed'));
+    void this.#reloadIfChanged('file changed');
     this.#resync = setInterval(() => void this.resync(), this.#o.resyncMs ?? 60_000).unref();
     this.#events = this.#followEvents();
+    return result;
   }
 
   async close(): Promise<void> {
@@ -155,16 +177,28 @@ export class Controller {
     return run;
   }
 
+  /** Reads the file when it is no longer the version last read; a watch event that says too much costs a stat. */
+  #reloadIfChanged(reason: string): Promise<unknown> {
+    return this.#serially(() => (changedSince(this.#read) ? this.#reload(reason) : Promise.resolve(undefined))).catch((err: unknown) => this.#fail(reason, err));
+  }
+
   async #reload(reason: string): Promise<ReloadResult> {
-    const log = this.#o.logger.child({ reloadId: this.#generation + 1, reason });
-    let loaded: LoadedConfig;
+    let read: ReadResult;
     try {
       // Parsed off the event loop: a large file never stalls the proxy.
-      loaded = await loadConfigFileAsync(this.#o.file, this.#o.env, this.#closing.signal);
+      read = await readConfigFileAsync(this.#o.file, this.#o.env, this.#closing.signal);
     } catch (err) {
-      const issues: readonly ConfigIssue[] = err instanceof ConfigError ? err.issues : [];
-      return this.#reject(log, reason, issues.length > 0 ? issues.map(formatIssue) : [(err as Error).message]);
+      return this.#reject(this.#o.logger.child({ reloadId: this.#generation + 1, reason }), reason, [(err as Error).message]);
     }
+    return this.#apply(reason, read);
+  }
+
+  async #apply(reason: string, read: ReadResult): Promise<ReloadResult> {
+    const log = this.#o.logger.child({ reloadId: this.#generation + 1, reason });
+    this.#read = read.sources;
+    this.#watcher.follow(read.sources.map((s) => s.path));
+    if (!read.ok) return this.#reject(log, reason, read.issues.map(formatIssue));
+    const loaded = read.value;
     const previous = this.#loaded;
     const needsRestart = previous === undefined ? [] : restartRequired(previous.config, loaded.config);
     const backendType = loaded.config.backend?.type ?? 'local';
@@ -196,6 +230,9 @@ export class Controller {
     const changed = [...new Set([...names, ...unknown])];
     if (changed.length > 0) log.info({ units: changed }, 'applying plan');
     this.#units.enqueue(desired.units, changed, snapshot);
+    // Routes go live once their units are provisioned (see attempted), so a request never waits for a unit that was never started.
+    const provisioning = changed.filter((name) => desired.units.some((u) => u.name === name));
+    await this.#units.attempted(provisioning, AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#o.provisionTimeoutMs ?? 30_000)]));
     // Last: once the routes change nothing above can fail any more.
     const generation = ++this.#generation;
     this.#o.routes.swap(desired, generation);
@@ -233,10 +270,8 @@ export class Controller {
   async #followEvents(): Promise<void> {
     try {
       for await (const event of this.#o.backend.events(this.#closing.signal)) {
-        const desired = this.#desired;
-        if (desired === undefined) continue;
         const gone = event.kind === 'removed' || event.instance.state === 'exited';
-        if (gone) this.#units.enqueue(desired.units, [event.kind === 'removed' ? event.unit : event.instance.unit]);
+        if (gone) this.#units.requeue([event.kind === 'removed' ? event.unit : event.instance.unit]);
       }
     } catch (err) {
       if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'backend events ended; the periodic resync still repairs drift');

@@ -39,6 +39,8 @@ export class UnitReconciler {
   readonly #closing = new AbortController();
   #snapshot: readonly ObservedInstance[] | undefined;
   #idle: (() => void)[] = [];
+  /** Waiters of `attempted`, each with the units it still waits for. */
+  readonly #attempts = new Set<{ readonly names: Set<string>; readonly resolve: () => void }>();
 
   constructor(options: UnitReconcilerOptions) {
     this.#o = options;
@@ -57,11 +59,50 @@ export class UnitReconciler {
       const slot = this.#slot(name);
       // New intent: forget the old backoff.
       clearTimeout(slot.timer);
+      slot.timer = undefined;
       slot.failures = 0;
       slot.outcome = { kind: 'pending' };
       this.#queue.add(name);
     }
     this.#pump();
+  }
+
+  /**
+   * Queues units again toward what they should already be (a backend event,
+   * drift found by a resync): level-based, without new intent. A unit waiting
+   * on its backoff keeps waiting, and one that failed terminally stays
+   * failed until the config changes.
+   */
+  requeue(names: Iterable<string>, snapshot?: readonly ObservedInstance[]): void {
+    this.#snapshot = snapshot;
+    for (const name of names) {
+      const slot = this.#slots.get(name);
+      if (slot?.timer !== undefined || slot?.outcome.kind === 'failed') continue;
+      this.#queue.add(name);
+    }
+    this.#pump();
+  }
+
+  /**
+   * Resolves once each named unit has had an attempt since it was queued
+   * (converged, retrying or failed: provisioned as far as it will be soon),
+   * or when `signal` aborts. The controller swaps routes after it.
+   */
+  attempted(names: Iterable<string>, signal: AbortSignal): Promise<void> {
+    const waiting = new Set([...names].filter((name) => this.#slots.get(name)?.outcome.kind === 'pending'));
+    if (waiting.size === 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        names: waiting,
+        resolve: () => {
+          this.#attempts.delete(waiter);
+          signal.removeEventListener('abort', waiter.resolve);
+          resolve();
+        },
+      };
+      this.#attempts.add(waiter);
+      signal.addEventListener('abort', waiter.resolve, { once: true });
+    });
   }
 
   status(): ReadonlyMap<string, UnitStatus> {
@@ -128,6 +169,7 @@ export class UnitReconciler {
       if (outcome.kind === 'retry') {
         log.warn({ reason: outcome.reason, retryInMs: outcome.afterMs, failures: slot.failures }, 'unit failed to converge; retrying');
         slot.timer = setTimeout(() => {
+          slot.timer = undefined;
           this.#queue.add(name);
           this.#pump();
         }, outcome.afterMs);
@@ -137,6 +179,7 @@ export class UnitReconciler {
       }
     } finally {
       slot.at = new Date().toISOString();
+      for (const waiter of this.#attempts) if (waiter.names.delete(name) && waiter.names.size === 0) waiter.resolve();
     }
   }
 }

@@ -2,7 +2,7 @@
 // that must not grow faster than the file, and loading on a worker thread
 // without stalling the caller.
 import assert from 'node:assert/strict';
-import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -10,8 +10,10 @@ import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { buildConfig } from '../../bench/plan.ts';
 import { ConfigError, formatIssue } from '../../src/config/issues.ts';
-import { DEFAULT_MAX_CONFIG_BYTES, loadConfigFile, parseConfig } from '../../src/config/load.ts';
-import { loadConfigFileAsync } from '../../src/config/load-async.ts';
+import type { LoadedConfig } from '../../src/config/load.ts';
+import { DEFAULT_MAX_CONFIG_BYTES, loadConfigFile, parseConfig, readConfigFile } from '../../src/config/load.ts';
+import { readConfigFileAsync } from '../../src/config/load-async.ts';
+import { changedSince } from '../../src/config/version.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'berth-load-'));
 const ENV = { HOME: '/root' };
@@ -112,38 +114,42 @@ describe('checks that once grew faster than the file', () => {
   });
 });
 
-describe('loadConfigFileAsync', () => {
+/** The config a read gave; fails the test with the issues when there are any. */
+async function loadedBy(read: Promise<ReturnType<typeof readConfigFile>>): Promise<LoadedConfig> {
+  const result = await read;
+  assert.ok(result.ok, JSON.stringify(result));
+  return result.value;
+}
+
+describe('readConfigFileAsync', () => {
   test('loads the same config as loadConfigFile, frozen', async () => {
     const file = write('async.yaml', SMALL);
-    const loaded = await loadConfigFileAsync(file, ENV);
+    const loaded = await loadedBy(readConfigFileAsync(file, ENV));
     assert.deepEqual(loaded, loadConfigFile(file, ENV));
     assert.ok(Object.isFrozen(loaded.config.servers['everything']));
   });
 
-  test('throws the same ConfigError, with every issue and its position', async () => {
+  test('gives the same issues as loadConfigFile, every one with its position', async () => {
     const file = write('bad.yaml', 'version: 1\nservers:\n  a:\n    type: remote\n    url: https://x.example/mcp\n    runtme: npx\n  b:\n    type: multi-user\n');
     const expected = issuesOf(() => loadConfigFile(file, ENV));
     assert.equal(expected.length, 2);
-    await assert.rejects(loadConfigFileAsync(file, ENV), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.equal(err.code, 'config_invalid');
-      assert.deepEqual(err.issues.map(formatIssue), expected);
-      return true;
-    });
+    const result = await readConfigFileAsync(file, ENV);
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.ok ? [] : result.issues.map(formatIssue), expected);
   });
 
   test('reads ${env:…} from the env it is given, not the process', async () => {
     const file = write('env.yaml', 'version: 1\nlisten:\n  port: ${env:BERTH_TEST_ASYNC_PORT}\nservers: {}\n');
-    assert.equal((await loadConfigFileAsync(file, { BERTH_TEST_ASYNC_PORT: '9123' })).config.listen?.port, 9123);
+    assert.equal((await loadedBy(readConfigFileAsync(file, { BERTH_TEST_ASYNC_PORT: '9123' }))).config.listen?.port, 9123);
   });
 
   test('an aborted load rejects with the reason', async () => {
     const file = write('abort.yaml', stringify(buildConfig(2_000)));
     const controller = new AbortController();
-    const loading = loadConfigFileAsync(file, ENV, controller.signal);
+    const loading = readConfigFileAsync(file, ENV, controller.signal);
     controller.abort(new Error('superseded'));
     await assert.rejects(loading, /superseded/);
-    await assert.rejects(loadConfigFileAsync(file, ENV, controller.signal), /superseded/, 'an already aborted signal starts nothing');
+    await assert.rejects(readConfigFileAsync(file, ENV, controller.signal), /superseded/, 'an already aborted signal starts nothing');
   });
 
   test('the event loop keeps running while 10,000 servers parse', { timeout: 60_000 }, async () => {
@@ -159,7 +165,7 @@ describe('loadConfigFileAsync', () => {
     }, 5);
     const start = performance.now();
     try {
-      const loaded = await loadConfigFileAsync(file, ENV);
+      const loaded = await loadedBy(readConfigFileAsync(file, ENV));
       assert.equal(Object.keys(loaded.config.servers).length, 10_000);
     } finally {
       clearInterval(timer);
@@ -168,5 +174,31 @@ describe('loadConfigFileAsync', () => {
     // Parsing on this thread would block it for the whole load: one gap as long as the load.
     assert.ok(maxGap < asyncMs / 3, `the longest stall was ${maxGap.toFixed(0)} ms of a ${asyncMs.toFixed(0)} ms load`);
     assert.ok(ticks >= 5, `only ${ticks} timer ticks in ${asyncMs.toFixed(0)} ms`);
+  });
+});
+
+describe('the versions a read carries', () => {
+  test('name the config and every ${file:…} it read, as read; any later write is a change', () => {
+    const secret = write('version-secret.txt', 's1\n');
+    const file = write('version.yaml', `version: 1\nservers:\n  a:\n    type: remote\n    url: https://x.example/mcp\n    headers: { X-Key: "\${file:${path.basename(secret)}}" }\n`);
+    const read = readConfigFile(file, ENV);
+    assert.deepEqual(read.sources.map((s) => s.path), [file, secret]);
+    assert.equal(changedSince(read.sources), false);
+    writeFileSync(secret, 's2\n');
+    assert.equal(changedSince(read.sources), true, 'an edit of a referenced file');
+    const again = readConfigFile(file, ENV);
+    assert.equal(changedSince(again.sources), false);
+    const tmp = write('version.yaml.tmp', readFileSync(file, 'utf8'));
+    renameSync(tmp, file);
+    assert.equal(changedSince(again.sources), true, 'the same text renamed over the config');
+  });
+
+  test('a file that could not be read counts as missing, so its appearance is a change', () => {
+    const file = path.join(dir, 'not-yet.yaml');
+    const read = readConfigFile(file, ENV);
+    assert.equal(read.ok, false);
+    assert.equal(changedSince(read.sources), false);
+    writeFileSync(file, SMALL);
+    assert.equal(changedSince(read.sources), true);
   });
 });
