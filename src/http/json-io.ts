@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { redactUrls } from '../observe/redact.ts';
 import type { RequestId } from './jsonrpc.ts';
 import { ErrorCode } from './jsonrpc.ts';
 
@@ -24,7 +25,8 @@ export function sendRefusal(res: ServerResponse, id: RequestId | null, refusal: 
     res.destroy();
     return;
   }
-  const error = { code: refusal.code, message: refusal.message, ...(refusal.data === undefined ? {} : { data: refusal.data }) };
+  // A message may quote an upstream's error, which may quote its URL with credentials in it.
+  const error = { code: refusal.code, message: redactUrls(refusal.message), ...(refusal.data === undefined ? {} : { data: refusal.data }) };
   writeJson(res, refusal.status, { jsonrpc: '2.0', id, error }, refusal.headers);
 }
 

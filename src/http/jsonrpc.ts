@@ -1,3 +1,4 @@
+import { redactUrls } from '../observe/redact.ts';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 // Structural checks for the hot path: the SDK's type guards run a full zod
@@ -55,7 +56,7 @@ export const ErrorCode = {
 } as const;
 
 export function errorResponse(id: RequestId | null, code: number, message: string, data?: unknown): JSONRPCMessage {
-  return { jsonrpc: '2.0', id, error: { code, message, ...(data === undefined ? {} : { data }) } } as JSONRPCMessage;
+  return { jsonrpc: '2.0', id, error: { code, message: redactUrls(message), ...(data === undefined ? {} : { data }) } } as JSONRPCMessage;
 }
 
 export function resultResponse(id: RequestId, result: Record<string, unknown>): JSONRPCMessage {

@@ -1,6 +1,6 @@
 // URL credentials: remote servers are often configured with a token in the
 // URL (`https://user:pass@host/`, `?apikey=…`). Anything that shows a URL to a
-// person (plan, status, logs) shows it through here.
+// person (plan, status, every log line, every JSON-RPC error) shows it through here.
 
 export const REDACTED = 'REDACTED';
 
