@@ -11,6 +11,8 @@ import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { silentLogger } from '../../src/observe/log.ts';
 import { OAuthStore } from '../../src/oauth/token-store.ts';
@@ -122,6 +124,19 @@ describe('upstream OAuth: discovery, registration, PKCE, callback, token injecti
     assert.equal((await authorize(b.url, 'notes', 'bob')).status, 303);
     assert.equal(await whoami(b.url, 'notes', 'bob'), `sub=bob aud=${upstream.url}`);
     assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
+  });
+
+  test('a legacy SSE client gets the bridge to the remote with its own user\'s token', async () => {
+    const headers = { 'x-api-key': KEYS.bob };
+    const transport = new SSEClientTransport(new URL(`${b.url}/sse/notes`), { requestInit: { headers }, eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...init?.headers, ...headers } }) } });
+    const client = new Client({ name: 'legacy', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const result = await client.callTool({ name: 'whoami', arguments: {} });
+      assert.equal((result.content as { text: string }[])[0]?.text, `sub=bob aud=${upstream.url}`);
+    } finally {
+      await client.close();
+    }
   });
 });
 

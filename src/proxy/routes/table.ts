@@ -193,7 +193,8 @@ function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promis
  * berth multiplexes (SSE remotes, and legacy SSE clients of streamable-HTTP
  * ones). With per-user headers each user gets an own connection.
  */
-function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, headersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
+function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, userHeadersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
+  const headersOf = withOAuthToken(route, deps.oauth, userHeadersOf);
   const limit = deps.maxMessageBytes === undefined ? {} : { maxMessageBytes: deps.maxMessageBytes };
   const remote = (headers: Readonly<Record<string, string>>): RemoteConnection => connectRemote({ name: route.server, url: route.url, transport: route.transport, headers: () => headers, logger: deps.logger, ...limit });
   // One connection for everyone (an SSE remote's at once, so status shows a remote that is down before
@@ -211,7 +212,7 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
     links.close();
   };
   if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
-  const userHeaders = headersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: headersOf } };
+  const userHeaders = userHeadersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: userHeadersOf } };
   const authorization = upstreamAuthorizationOf(route, deps.oauth);
   const passthrough = new Passthrough({
     server: route.server,
@@ -251,6 +252,22 @@ function upstreamAuthorizationOf(route: Route & { kind: 'remote' }, oauth: Autho
   return {
     tokenFor: (identity) => oauth.tokenFor(ownerOf(identity), target),
     challenged: (identity, header, sent) => oauth.challenged(ownerOf(identity), target, parseBearerChallenge(header) ?? {}, sent),
+  };
+}
+
+/**
+ * The headers of a user's own connection to a remote with an `oauth` block
+ * (SSE remotes, and the bridge legacy SSE clients and composites use): their
+ * per-user headers plus their token. A refreshed token is a changed header,
+ * so the user's link is replaced (UserLinks). `user` is the caller's
+ * identity key, the same key `ownerOf` gives.
+ */
+function withOAuthToken(route: Route & { kind: 'remote' }, oauth: Authorizer | undefined, userHeadersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined {
+  const target = oauthTargetOf(route);
+  if (oauth === undefined || route.oauth === undefined || target === undefined) return userHeadersOf;
+  return async (user) => {
+    const [headers, token] = await Promise.all([userHeadersOf?.(user) ?? route.headers.values, oauth.tokenFor(user, target)]);
+    return token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` };
   };
 }
 
