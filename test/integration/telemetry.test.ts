@@ -61,16 +61,18 @@ describe('telemetry: one trace from the client through berth to the upstream', (
   let berth: TestBerth;
   let remote: { url: string; child: ChildProcess };
   const saved: Record<string, string | undefined> = {};
-  const env = (name: string, value: string): void => {
+  const env = (name: string, value: string | undefined): void => {
     saved[name] = process.env[name];
-    process.env[name] = value;
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
   };
 
   before(async () => {
     receiver = await startOtlpReceiver();
     remote = await httpFixture();
     env('OTEL_EXPORTER_OTLP_ENDPOINT', receiver.url);
-    env('OTEL_EXPORTER_OTLP_PROTOCOL', 'http/json');
+    // The default protocol, http/protobuf: the receiver decodes real OTLP protobuf.
+    env('OTEL_EXPORTER_OTLP_PROTOCOL', undefined);
     env('OTEL_BSP_SCHEDULE_DELAY', '20');
     env('OTEL_METRIC_EXPORT_INTERVAL', '100');
     env('OTEL_SERVICE_NAME', 'berth-under-test');
@@ -252,6 +254,15 @@ describe('telemetry: one trace from the client through berth to the upstream', (
     assert.equal(call.attributes['error.type'], 'tool_error');
     assert.equal(call.attributes['mcp.method.name'], 'tools/call');
     assert.deepEqual(receiver.rejected, []);
+    assert.deepEqual([...new Set(receiver.encodings)], ['application/x-protobuf']);
+  });
+
+  test('metrics: berth\'s sessions with its upstreams end when it stops, with their duration', async () => {
+    await berth.berth.stop();
+    const point = await waitFor(() => receiver.points.find((p) => p.metric === 'mcp.client.session.duration' && p.attributes['network.transport'] === 'pipe'), { message: 'a mcp.client.session.duration point' });
+    assert.deepEqual(point.explicitBounds, DURATION_BUCKETS);
+    assert.equal(point.attributes['error.type'], undefined, 'a session berth ended on purpose ended without an error');
+    assert.equal(typeof point.attributes['mcp.protocol.version'], 'string');
   });
 });
 
@@ -282,12 +293,15 @@ describe('telemetry off loads no OpenTelemetry code', () => {
     assert.deepEqual(await modulesLoaded('telemetry: { sampling: 1 }\n', { OTEL_SDK_DISABLED: 'true' }), []);
   });
 
-  test('on, the SDK and the exporter are loaded (the check above can fail)', async () => {
+  test('on, the SDK and the exporter are loaded (the check above can fail); http/json exports OTLP/JSON', async () => {
     const receiver = await startOtlpReceiver();
     try {
-      const loaded = await modulesLoaded('telemetry: { sampling: 1 }\n', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+      const loaded = await modulesLoaded('telemetry: { sampling: 1 }\n', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
       assert.ok(loaded.some((s) => s.startsWith('@opentelemetry/sdk-trace-base from ')), loaded.join(', '));
-      assert.ok(loaded.some((s) => s.startsWith('@opentelemetry/exporter-trace-otlp-proto from ')), loaded.join(', '));
+      assert.ok(loaded.some((s) => s.startsWith('@opentelemetry/exporter-trace-otlp-http from ')), loaded.join(', '));
+      // The child flushed at its stop: its tools/list went out as OTLP/JSON.
+      assert.ok(receiver.spans.some((s) => s.name === 'tools/list' && s.kind === SERVER), receiver.spans.map((s) => s.name).join(', '));
+      assert.deepEqual([...new Set(receiver.encodings)], ['application/json']);
     } finally {
       await receiver.close();
     }

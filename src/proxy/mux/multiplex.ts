@@ -475,13 +475,15 @@ export class Multiplexer {
     });
   }
 
-  #upstreamStopped(reason: string): void {
-    this.#link.stopped(reason);
+  /** The upstream went away, or (`closing`) berth ends its session on purpose, which is no error. */
+  #upstreamStopped(reason: string, closing = false): void {
     const tel = telemetry();
     if (tel.on && this.#upstreamSince !== undefined) {
       const { transport, address, port } = this.#callee();
-      tel.sessionEnded('client', this.#upstreamSince, { transport, errorType: 'upstream_stopped', ...(address === undefined ? {} : { address }), ...(port === undefined ? {} : { port }) });
+      const protocolVersion = this.#link.info?.protocolVersion;
+      tel.sessionEnded('client', this.#upstreamSince, { transport, ...(closing ? {} : { errorType: 'upstream_stopped' }), ...(protocolVersion === undefined ? {} : { protocolVersion }), ...(address === undefined ? {} : { address }), ...(port === undefined ? {} : { port }) });
     }
+    this.#link.stopped(reason);
     this.#upstreamSince = undefined;
     for (const pending of this.#requests.clear()) {
       failRelay(pending.trace, 'upstream_unavailable', reason);
@@ -494,7 +496,7 @@ export class Multiplexer {
   close(): void {
     this.#deadlines.stop();
     this.#link.close();
-    this.#upstreamStopped('shutting down');
+    this.#upstreamStopped('shutting down', true);
     for (const session of [...this.#sessions]) void session.transport.close().catch(() => undefined);
   }
 }
