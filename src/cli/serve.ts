@@ -140,7 +140,7 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
   const gates = new Gates(config.auth, { listen: config.listen, logger });
   const backend = await createBackend(initial, logger);
   // Per-user credentials live in the state file; the store opens even without a key (plain values only).
-  const state = await StateStore.open(stateOptionsOf(initial));
+  const state = await StateStore.open({ ...stateOptionsOf(initial), onMissing: (problem) => logger.error({ problem }, 'state file removed while serving; changes refused') });
   const credentials = new CredentialStore(state, logger);
   const labelSecret = await state.labelSecret().catch((err: unknown) => {
     // A read-only state directory still serves; per-user instances are then named anew after a restart.
@@ -223,7 +223,10 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
       credentials: () => credentialRoutes,
       clientMetadata: () => (publicUrl?.startsWith('https://') === true ? authorizer.clientMetadata(`${publicUrl}${CLIENT_METADATA_PATH}`, `${publicUrl}${CALLBACK_PATH}`) : undefined),
       readiness: () => ({ ready: controller.lastReload !== undefined, notReady: notReadyServers(controller.desired, pool.status()) }),
-      status: () => buildStatusReport(controller, pool, backend, sessions, routes.current),
+      status: async () => {
+        const missing = await state.check();
+        return { ...buildStatusReport(controller, pool, backend, sessions, routes.current), ...(missing === undefined ? {} : { stateFile: { problem: missing } }) };
+      },
     },
   });
   const sweep = setInterval(() => sessions.expire(), 60_000).unref();

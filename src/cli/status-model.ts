@@ -53,6 +53,8 @@ export interface StatusReport {
   /** Hash of each auth provider in effect, by position, so a plan can tell which ones a reload changes. */
   readonly authHashes?: readonly string[];
   readonly servers: readonly ServerStatus[];
+  /** Present when the state file cannot take changes (it was removed while berth served). */
+  readonly stateFile?: { readonly problem: string };
 }
 
 export interface ServerStatus {

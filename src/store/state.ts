@@ -31,6 +31,8 @@ export interface StateOptions {
   readonly path: string;
   /** Configured secrets, current first; empty when no key is configured. */
   readonly keys: readonly string[];
+  /** Told when the file berth read or wrote is gone: every write is refused until it is back. */
+  readonly onMissing?: (message: string) => void;
 }
 
 /**
@@ -43,13 +45,30 @@ export class StateStore {
   readonly path: string;
   readonly #db: Low<StateDocument>;
   readonly #file: AtomicJsonFile<StateDocument>;
+  readonly #onMissing: ((message: string) => void) | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Whether the file existed: read at open or written since. A known file that is gone is an alarm, never an empty state. */
+  #known = false;
+  #missing: string | undefined;
 
   private constructor(options: StateOptions) {
     this.path = options.path;
     this.keyring = deriveKeyring(options.keys);
     this.#file = new AtomicJsonFile<StateDocument>(options.path);
     this.#db = new Low(this.#file, emptyState());
+    this.#onMissing = options.onMissing;
+  }
+
+  /** Why the state file cannot be written (it was removed while berth served), or undefined. */
+  get missing(): string | undefined {
+    return this.#missing;
+  }
+
+  /** Looks for the file now (for /status): a removed file raises the alarm before anyone writes. */
+  async check(): Promise<string | undefined> {
+    await this.#queue;
+    if (this.#known) await this.#load().catch(() => undefined);
+    return this.#missing;
   }
 
   static async open(options: StateOptions): Promise<StateStore> {
@@ -75,6 +94,7 @@ export class StateStore {
       if (!outcome.changed) return outcome.value;
       try {
         await this.#db.write();
+        this.#known = true;
       } catch (err) {
         // Readers must not see a change that is not on disk.
         await this.#load().catch(() => undefined);
@@ -103,8 +123,20 @@ export class StateStore {
   }
 
   async #load(): Promise<void> {
-    // Not Low.read(): a missing file must reset to empty, not keep a change whose write failed.
-    const data = ((await this.#file.read()) ?? emptyState()) as Partial<StateDocument>;
+    // Not Low.read(): a file never written starts empty, and a change whose write failed is not kept.
+    const read = await this.#file.read();
+    if (read === null && this.#known) {
+      // Removed while berth serves: an empty state now would overwrite everyone's credentials with one user's.
+      const message = `the state file ${this.path} was removed while berth was serving; berth keeps serving what it read and refuses every change until the file is back (restore it from a backup) or berth is restarted (which starts with an empty state)`;
+      if (this.#missing === undefined) this.#onMissing?.(message);
+      this.#missing = message;
+      throw new BerthError('state_missing', message);
+    }
+    if (read !== null) {
+      this.#known = true;
+      this.#missing = undefined;
+    }
+    const data = (read ?? emptyState()) as Partial<StateDocument>;
     if (data.version !== 1 || typeof data.credentials !== 'object' || data.credentials === null) {
       throw new BerthError('state_unreadable', `the state file ${this.path} is not a berth state file (version 1 with \`credentials\`)`);
     }
