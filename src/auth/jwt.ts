@@ -184,6 +184,10 @@ function refusalOf(err: unknown): Verdict {
       return { kind: 'invalid', reason: 'the token signature is invalid' };
     case 'ERR_JWKS_TIMEOUT':
       return { kind: 'unavailable', reason: 'the issuer did not answer for its signing keys' };
+    // The key set answered with an error status, not JSON, or not a key set: the issuer's fault, not the token's.
+    case 'ERR_JOSE_GENERIC':
+    case 'ERR_JWKS_INVALID':
+      return { kind: 'unavailable', reason: `cannot fetch the issuer's signing keys: ${(err as Error).message}` };
     default:
       if (code === undefined) return { kind: 'unavailable', reason: `cannot fetch the issuer's signing keys: ${(err as Error).message}` };
       return { kind: 'invalid', reason: 'the token is not valid' };

@@ -2,6 +2,8 @@
 // a rate-limited refetch for unknown key ids, and opaque tokens checked by
 // RFC 7662 introspection.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
 import { createAuthenticator } from '../../src/auth/chain.ts';
@@ -76,6 +78,26 @@ describe('jwt provider against oidc-provider', () => {
     assert.deepEqual(refused, { kind: 'invalid', reason: 'the token names no audience (aud); the issuer must mint it for this resource' });
     assert.equal((await check(authenticatorFor({ introspection: { ...introspection, allowMissingAudience: true } }), token)).kind, 'identity');
   });
+
+  for (const [what, status, body] of [
+    ['answers 500', 500, '{"keys":[]}'],
+    ['answers with invalid JSON', 200, '{"keys": ['],
+    ['answers with no key set', 200, '{"keys": 5}'],
+  ] as const) {
+    test(`a JWKS endpoint that ${what} makes the token unavailable (503), not invalid (401)`, async () => {
+      const jwks = createServer((_req, res) => res.writeHead(status, { 'content-type': 'application/json' }).end(body));
+      await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+      try {
+        const jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+        const auth = createAuthenticator([{ type: 'jwt', issuer: issuer.issuer, jwksUri }], { logger: silentLogger() });
+        const token = await new SignJWT({ sub: 'x', aud: RESOURCE }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuer(issuer.issuer).setExpirationTime('5m').sign(await importJWK(issuer.keys[0]!, 'RS256'));
+        const verdict = await check(auth, token);
+        assert.equal(verdict.kind, 'unavailable', JSON.stringify(verdict));
+      } finally {
+        jwks.close();
+      }
+    });
+  }
 
   test('an unreachable issuer is unavailable (503), not the client\'s fault', async () => {
     const auth = createAuthenticator([{ type: 'jwt', issuer: 'http://127.0.0.1:1' }], { logger: silentLogger() });
