@@ -2,7 +2,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { AuthProvider } from '../config/types.gen.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
-import { restartRequired } from '../config/restart.ts';
+import { restartRequired, restartRequiredByHash } from '../config/restart.ts';
 import { resolveDesiredState } from '../desired/resolve.ts';
 import type { DesiredState, Unit } from '../desired/types.ts';
 import type { Action, FieldChange, ObservedState, Plan, RouteChange } from '../reconcile/plan.ts';
@@ -44,8 +44,11 @@ export async function runPlan(file: string, options: PlanOptions): Promise<numbe
     const url = berthUrl(file, options.running === true ? undefined : options.running);
     const report = await fetchStatus(url);
     plan = planAgainstRunning(desired, report);
-    // Of the start-up settings, /status tells only the backend.
-    needsRestart = restartRequired({ backend: { type: report.backend as DesiredState['backend'] } }, { backend: { type: desired.backend } });
+    // /status hashes every start-up setting; a berth from before that tells only its backend.
+    needsRestart =
+      report.startUpHashes === undefined
+        ? restartRequired({ backend: { type: report.backend as DesiredState['backend'] } }, { backend: { type: desired.backend } })
+        : restartRequiredByHash(report.startUpHashes, next.config);
     // A berth from before authHashes says nothing about its auth.
     if (report.authHashes !== undefined) auth = authChanges(report.authHashes, next.config.auth);
     source = `running berth at ${url}`;

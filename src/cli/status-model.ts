@@ -1,4 +1,5 @@
 import type { Backend, EventStreamStatus, ObservedInstance } from '../backends/backend.ts';
+import { startUpHashes } from '../config/restart.ts';
 import { hashSpec } from '../desired/hash.ts';
 import type { Route } from '../desired/types.ts';
 import { redactUrls } from '../observe/redact.ts';
@@ -42,6 +43,8 @@ export interface StatusReport {
   readonly generation: number;
   readonly lastReload: ReloadResult | undefined;
   readonly backend: string;
+  /** A hash of each start-up setting (`listen.port`, …) the berth runs with, so a plan can tell which a config changes. */
+  readonly startUpHashes?: Readonly<Record<string, string>>;
   /** The backend's event stream, when it has one that can be lost (Docker's). */
   readonly backendEvents?: EventStreamStatus;
   readonly units: readonly { readonly name: string; readonly specHash: string; readonly replicas: number }[];
@@ -124,6 +127,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
     lastReload: controller.lastReload,
     backend: backend.name,
     ...(backend.eventStatus === undefined ? {} : { backendEvents: backend.eventStatus() }),
+    ...(controller.config === undefined ? {} : { startUpHashes: startUpHashes(controller.config.config) }),
     units: desired === undefined ? [] : observedUnits(observed, desired, controller.units).map((u) => ({ name: u.name, specHash: u.specHash, replicas: u.replicas })),
     routes: (desired?.routes ?? []).map(redactRoute),
     routeHashes: Object.fromEntries((desired?.routes ?? []).map((r) => [r.server, routeHash(r)])),

@@ -206,11 +206,13 @@ describe('per-user instances', () => {
 });
 
 describe('a berth process', () => {
-  test('status and plan --running read it; SIGHUP reloads; SIGTERM drains, stops every child and leaves no orphan process', async () => {
+  test('status and plan --running read it; SIGHUP reloads; SIGTERM drains, stops every child and leaves no orphan process', async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-sigterm-'));
     const file = path.join(dir, 'berth.yaml');
     writeFileSync(file, configText(everythingYaml() + everythingYaml('second')));
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin/berth.js'), 'serve', file, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A failed assertion must not leave berth running (the runner would wait for it).
+    t.after(() => void (child.exitCode === null && child.kill('SIGKILL')));
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const url = await waitFor(() => /serving .* at (http:\/\/\S+)\/mcp/.exec(stderr)?.[1], { timeoutMs: 30_000, message: 'berth serving' });
@@ -231,6 +233,11 @@ describe('a berth process', () => {
     const same = await cli('plan', file, '--running', url);
     assert.equal(same.code, 0, same.stdout);
     assert.match(same.stdout, /no changes/);
+    // A start-up setting the running berth would need a restart for: its listen port.
+    writeFileSync(path.join(dir, 'port.yaml'), configText(everythingYaml() + everythingYaml('second'), 'listen: { host: 127.0.0.1, port: 18089 }\n'));
+    const port = await cli('plan', path.join(dir, 'port.yaml'), '--running', url);
+    assert.equal(port.code, 2, port.stdout);
+    assert.match(port.stdout, /listen\.port/);
     writeFileSync(path.join(dir, 'next.yaml'), configText(everythingYaml()));
     const fewer = await cli('plan', path.join(dir, 'next.yaml'), '--running', url);
     assert.equal(fewer.code, 2);
