@@ -79,7 +79,7 @@ fi
 
 # 3. Test images on top of berth's.
 fixtures="$root/test/fixtures/docker"
-test_hash="$( { echo "$berth"; sha256sum "$fixtures/Dockerfile" "$fixtures/mcp-server.mjs"; } | hash_of)"
+test_hash="$( { echo "$berth"; sha256sum "$fixtures/Dockerfile" "$fixtures/mcp-server.mjs" "$fixtures/npx" "$fixtures/uvx"; } | hash_of)"
 for target in runtime http; do
   tag="berth-test-$target:$test_hash"
   if ! have_image "$tag"; then

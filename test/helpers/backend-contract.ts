@@ -7,9 +7,10 @@ import { after, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Backend, InstanceEvent, ObservedInstance, UpstreamTransport } from '../../src/backends/backend.ts';
+import type { Backend, BackendErrorCode, InstanceEvent, ObservedInstance, PlacementReplicas, UpstreamTransport } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
-import type { Unit } from '../../src/desired/types.ts';
+import { hashSpec } from '../../src/desired/hash.ts';
+import type { Unit, UnitSpec } from '../../src/desired/types.ts';
 import { waitFor } from './wait.ts';
 
 export interface ContractBackend {
@@ -24,13 +25,34 @@ export interface ContractBackend {
  */
 export type UnitKind = 'ok' | 'ok-v2' | 'failing' | 'crashing';
 
+/** Every runtime × transport a unit can have: stdio runtimes, and the two HTTP transports of `command` and `container`. */
+export const COMBINATIONS = ['npx stdio', 'uvx stdio', 'command stdio', 'command streamable-http', 'command sse', 'container streamable-http', 'container sse'] as const;
+export type Combination = (typeof COMBINATIONS)[number];
+
+/** What a backend does where backends differ; the suite asserts each choice, never skips it. */
+export interface Capabilities {
+  /**
+   * Instances outlive the backend: a new backend with the same owner adopts
+   * them, and close() leaves them running (containers, pods). Otherwise they
+   * are this backend's alone and close() stops them (local children).
+   */
+  readonly outlivesBerth: boolean;
+  /** A new specHash starts `beside` the old instance (the pool hands over, then removes it) or the platform rolls it `in-place`. */
+  readonly replace: 'beside' | 'in-place';
+  /** A start that cannot happen: ensure `rejects` (retryable), or accepts and the instance is `reported` failed in list(). */
+  readonly startFailure: 'rejects' | 'reported';
+  /** The backend publishes its ready replicas through replicas(). */
+  readonly replicas: boolean;
+  /** Per combination: a unit of it that serves a tool named `echo`, or the code ensure refuses it with (not retryable). */
+  readonly runtimes: { readonly [C in Combination]: ((name: string) => Unit) | { readonly refused: BackendErrorCode } };
+}
+
 export interface ContractOptions {
+  readonly capabilities: Capabilities;
   /** Why the suite cannot run here; it is then skipped with this reason. */
   readonly skip?: string;
   /** How long an instance may take to serve MCP. */
   readonly readyTimeoutMs?: number;
-  /** Cases this backend does not meet yet, by name, with why: reported as todo, not failing. */
-  readonly known?: Readonly<Record<string, string>>;
 }
 
 /** Tool names an instance serves, over the transport the backend hands out; retried until it answers. */
@@ -43,8 +65,9 @@ async function listTools(transport: UpstreamTransport): Promise<string[]> {
   const url = new URL(transport.url);
   const client = new Client({ name: 'berth-contract', version: '1.0.0' });
   const opts = { requestInit: { headers: { ...transport.headers } } };
-  await client.connect(transport.transport === 'sse' ? new SSEClientTransport(url, opts) : new StreamableHTTPClientTransport(url, opts));
   try {
+    // Inside the try: a failed connect must close too, or an SSE transport keeps reconnecting.
+    await client.connect(transport.transport === 'sse' ? new SSEClientTransport(url, opts) : new StreamableHTTPClientTransport(url, opts));
     return (await client.listTools()).tools.map((t) => t.name);
   } finally {
     await client.close();
@@ -70,6 +93,15 @@ async function listToolsOnChannel(transport: UpstreamTransport & { kind: 'stdio'
   return (result['tools'] as { name: string }[]).map((t) => t.name);
 }
 
+/** A spec of the combination for a backend that refuses it: what it runs never matters. */
+function refusedSpec(combination: Combination): UnitSpec {
+  const env = { values: {}, sensitive: [], fromUser: [] };
+  const [runtime, transport] = combination.split(' ') as [UnitSpec['runtime'], 'stdio' | 'streamable-http' | 'sse'];
+  if (runtime === 'container') return { runtime, image: 'example.invalid/refused:1', port: 8080, path: '/mcp', transport: transport === 'sse' ? 'sse' : 'streamable-http', args: [], env };
+  if (runtime === 'command') return { runtime, command: 'refused', args: [], env, ...(transport === 'stdio' ? {} : { transport, path: '/mcp' }) };
+  return { runtime, package: 'refused', args: [], env };
+}
+
 function signal(): AbortSignal {
   return AbortSignal.timeout(60_000);
 }
@@ -88,12 +120,9 @@ function collectEvents(backend: Backend): { events: InstanceEvent[]; stop: () =>
   return { events, stop: () => abort.abort() };
 }
 
-export function backendContract(name: string, makeBackend: (owner: string) => ContractBackend, makeUnit: (name: string, kind: UnitKind) => Unit, options: ContractOptions = {}): void {
+export function backendContract(name: string, makeBackend: (owner: string) => ContractBackend, makeUnit: (name: string, kind: UnitKind) => Unit, options: ContractOptions): void {
   const readyMs = options.readyTimeoutMs ?? 30_000;
-  const contractTest = (title: string, fn: () => Promise<void>): void => {
-    const known = options.known?.[title];
-    test(title, known === undefined ? {} : { todo: known }, fn);
-  };
+  const can = options.capabilities;
   describe(`backend contract: ${name}`, { ...(options.skip === undefined ? {} : { skip: options.skip }) }, () => {
     const owner = `c${randomBytes(4).toString('hex')}`;
     const made: ContractBackend[] = [];
@@ -110,7 +139,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       await Promise.all(made.map((b) => b.backend.close(signal())));
     });
 
-    contractTest('create: ensure makes the instance, which serves MCP at its endpoint', async () => {
+    test('create: ensure makes the instance, which serves MCP at its endpoint', async () => {
       const { backend } = make();
       const unit = makeUnit('create', 'ok');
       const ensured = await backend.ensure({ unit }, signal());
@@ -124,7 +153,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       assert.ok((await toolsOf(backend, instance.id, readyMs)).includes('echo'));
     });
 
-    contractTest('replicas and users: one instance per replica, one per user, each with its own id', async () => {
+    test('replicas and users: one instance per replica, one per user, each with its own id', async () => {
       const { backend } = make();
       const shared: Unit = { ...makeUnit('replicas', 'ok'), replicas: 2 };
       const replicas = await backend.ensure({ unit: shared }, signal());
@@ -142,7 +171,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       assert.equal(ofUnit(await backend.list(signal()), shared).length, 1, 'the surplus replica is gone');
     });
 
-    contractTest('adopt: a new backend with the same owner lists the instances and ensure changes nothing', async () => {
+    test(`adopt: a new backend with the same owner ${can.outlivesBerth ? 'lists the instances and ensure changes nothing' : 'finds none of them and starts its own'}`, async () => {
       const first = make();
       const unit = makeUnit('adopt', 'ok');
       const [instance] = await first.backend.ensure({ unit }, signal());
@@ -151,9 +180,18 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
 
       const second = make();
       const listed = ofUnit(await second.backend.list(signal()), unit);
-      assert.deepEqual(listed.map((i) => i.id), [instance.id]);
       const before = second.writes();
       const adopted = await second.backend.ensure({ unit }, signal());
+      if (!can.outlivesBerth) {
+        // Its instances are its own processes: another backend neither sees nor shares them.
+        assert.deepEqual(listed, []);
+        assert.ok(second.writes() - before > 0, 'ensure started an instance of its own');
+        assert.equal(adopted.length, 1);
+        assert.ok((await toolsOf(second.backend, adopted[0]?.id ?? '', readyMs)).includes('echo'));
+        assert.ok((await toolsOf(first.backend, instance.id, readyMs)).includes('echo'), 'the first backend’s instance is untouched');
+        return;
+      }
+      assert.deepEqual(listed.map((i) => i.id), [instance.id]);
       assert.equal(second.writes() - before, 0, 'ensure of an unchanged, running placement makes no writes');
       assert.deepEqual(adopted.map((i) => i.id), [instance.id]);
       assert.equal(adopted[0]?.startedAt, running.startedAt, 'not restarted');
@@ -161,23 +199,33 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       assert.ok((await toolsOf(second.backend, instance.id, readyMs)).includes('echo'));
     });
 
-    contractTest('replace: a new specHash starts beside the old one; removing the old leaves the new', async () => {
+    test(`replace: a new specHash ${can.replace === 'beside' ? 'starts beside the old one; removing the old leaves the new' : 'rolls the instance in place: the old one leaves by itself once the new one runs'}`, async () => {
       const { backend } = make();
       const v1 = makeUnit('replace', 'ok');
       const v2 = makeUnit('replace', 'ok-v2');
       assert.notEqual(v1.specHash, v2.specHash);
       const [old] = await backend.ensure({ unit: v1 }, signal());
-      const [next] = await backend.ensure({ unit: v2 }, signal());
-      assert.ok(old !== undefined && next !== undefined);
-      assert.notEqual(old.id, next.id);
-      const both = ofUnit(await backend.list(signal()), v1);
-      assert.deepEqual(both.map((i) => i.specHash).sort(), [v1.specHash, v2.specHash].sort());
-      await backend.remove(old.id, signal());
-      assert.deepEqual(ofUnit(await backend.list(signal()), v1).map((i) => i.id), [next.id]);
+      assert.ok(old !== undefined);
+      if (can.replace === 'in-place') await waitFor(async () => ofUnit(await backend.list(signal()), v1).find((i) => i.id === old.id && i.state === 'running'), { timeoutMs: readyMs, message: 'the old instance running' });
+      await backend.ensure({ unit: v2 }, signal());
+      if (can.replace === 'beside') {
+        const both = ofUnit(await backend.list(signal()), v1);
+        assert.deepEqual(both.map((i) => i.specHash).sort(), [v1.specHash, v2.specHash].sort());
+        await backend.remove(old.id, signal());
+      }
+      // In place, the platform removes the old instance only after the new one runs; nobody calls remove.
+      const next = await waitFor(
+        async () => {
+          const listed = ofUnit(await backend.list(signal()), v1);
+          return listed.length === 1 && listed[0]?.specHash === v2.specHash && listed[0].state === 'running' ? listed[0] : undefined;
+        },
+        { timeoutMs: readyMs, message: 'only the new spec’s instance, running' },
+      );
+      assert.notEqual(next.id, old.id);
       assert.ok((await toolsOf(backend, next.id, readyMs)).includes('echo'));
     });
 
-    contractTest('remove: the instance goes; removing it again is not an error', async () => {
+    test('remove: the instance goes; removing it again is not an error', async () => {
       const { backend } = make();
       const unit = makeUnit('remove', 'ok');
       const [instance] = await backend.ensure({ unit }, signal());
@@ -188,7 +236,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       await assert.rejects(backend.endpoint(instance.id, signal()), (err: unknown) => err instanceof BackendError);
     });
 
-    contractTest('orphans: instances of units no longer desired are listed and removed; other owners are never touched', async () => {
+    test('orphans: instances of units no longer desired are listed and removed; other owners are never touched', async () => {
       const mine = make();
       const theirs = make(`${owner}x`);
       const orphan = makeUnit('orphan', 'ok');
@@ -210,7 +258,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       assert.deepEqual(ofUnit(await theirs.backend.list(signal()), foreign).map((i) => i.id), [other.id]);
     });
 
-    contractTest('events: a created instance is reported running, a removed one removed', async () => {
+    test('events: a created instance is reported running, a removed one removed', async () => {
       const { backend } = make();
       const watch = collectEvents(backend);
       try {
@@ -225,7 +273,7 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       }
     });
 
-    contractTest('abort: an aborted ensure writes nothing; one aborted mid-start leaves nothing a later ensure cannot converge', async () => {
+    test('abort: an aborted ensure writes nothing; one aborted mid-start leaves nothing a later ensure cannot converge', async () => {
       const b = make();
       const unit = makeUnit('abort', 'ok');
       const before = b.writes();
@@ -245,16 +293,16 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       }, { timeoutMs: readyMs, message: 'exactly two running replicas' });
     });
 
-    contractTest('a start that cannot happen: a retryable BackendError, and the instance listed with a failure class', async () => {
+    test(`a start that cannot happen: ${can.startFailure === 'rejects' ? 'a retryable BackendError' : 'ensure accepts it'}, and the instance listed with a failure class`, async () => {
       const { backend } = make();
       const unit = makeUnit('failing', 'failing');
-      await assert.rejects(backend.ensure({ unit }, signal()), (err: unknown) => err instanceof BackendError && err.retryable);
-      const [listed] = ofUnit(await backend.list(signal()), unit);
-      assert.ok(listed !== undefined, 'the failing instance is listed');
-      assert.ok(listed.failure !== undefined && listed.lastError !== undefined, JSON.stringify(listed));
+      if (can.startFailure === 'rejects') await assert.rejects(backend.ensure({ unit }, signal()), (err: unknown) => err instanceof BackendError && err.retryable);
+      else assert.equal((await backend.ensure({ unit }, signal())).length, 1);
+      const listed = await waitFor(async () => ofUnit(await backend.list(signal()), unit).find((i) => i.failure !== undefined), { timeoutMs: readyMs, message: 'the failing instance listed with a failure' });
+      assert.ok(listed.lastError !== undefined, JSON.stringify(listed));
     });
 
-    contractTest('a server that exits at once: reported exited with its last words in logs', async () => {
+    test('a server that exits at once: reported exited with its last words in logs', async () => {
       const { backend } = make();
       const unit = makeUnit('crashing', 'crashing');
       const [instance] = await backend.ensure({ unit }, signal());
@@ -263,6 +311,93 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       assert.ok(['exited', 'crash-loop'].includes(failed.failure ?? ''), failed.failure);
       assert.match(failed.lastError ?? '', /exit/);
       assert.ok((await backend.logs(instance.id, 10, signal())).length > 0, 'the logs hold its output');
+    });
+
+    test(`replicas(): ${can.replicas ? 'each ready replica with its transport; a removed one leaves the snapshot' : 'not offered; the pool reaches instances through endpoint()'}`, async () => {
+      const { backend } = make();
+      if (!can.replicas) {
+        assert.equal(backend.replicas, undefined);
+        return;
+      }
+      assert.ok(backend.replicas !== undefined);
+      const unit: Unit = { ...makeUnit('replicas-feed', 'ok'), replicas: 2 };
+      const abort = new AbortController();
+      const snapshots: PlacementReplicas[] = [];
+      void (async () => {
+        for await (const snapshot of backend.replicas?.(abort.signal) ?? []) snapshots.push(snapshot);
+      })().catch(() => undefined);
+      try {
+        await backend.ensure({ unit }, signal());
+        const latest = (): PlacementReplicas | undefined => snapshots.findLast((r) => r.unit === unit.name && r.userHash === undefined);
+        const two = await waitFor(() => (latest()?.ready.length === 2 ? latest() : undefined), { timeoutMs: readyMs, message: 'a snapshot with both replicas ready' });
+        assert.ok(two.ready.every((r) => r.specHash === unit.specHash && r.transport.kind === 'http'));
+        const [gone, kept] = two.ready;
+        assert.ok(gone !== undefined && kept !== undefined);
+        assert.ok((await toolsOf(backend, kept.instanceId, readyMs)).includes('echo'));
+        await backend.ensure({ unit: { ...unit, replicas: 1 } }, signal());
+        await waitFor(() => latest()?.ready.length === 1, { timeoutMs: readyMs, message: 'a snapshot with one replica after scaling down' });
+      } finally {
+        abort.abort();
+      }
+    });
+
+    test(`close(): idempotent, ends event streams, and ${can.outlivesBerth ? 'leaves instances running for the next berth' : 'stops its instances'}`, async () => {
+      const own = makeBackend(`${owner}c`);
+      made.push(own);
+      const unit = makeUnit('close', 'ok');
+      const [instance] = await own.backend.ensure({ unit }, signal());
+      assert.ok(instance !== undefined);
+      await waitFor(async () => ofUnit(await own.backend.list(signal()), unit).find((i) => i.state === 'running'), { timeoutMs: readyMs, message: 'running' });
+      let ended = false;
+      const watching = (async () => {
+        for await (const _ of own.backend.events(signal())) {
+          // Only the end of the stream matters here.
+        }
+        ended = true;
+      })();
+      await own.backend.close(signal());
+      await own.backend.close(signal());
+      await Promise.race([watching, new Promise((_, reject) => setTimeout(() => reject(new Error('events() did not end on close()')), readyMs).unref())]);
+      assert.ok(ended);
+      const next = make(`${owner}c`);
+      const listed = ofUnit(await next.backend.list(signal()), unit);
+      if (can.outlivesBerth) {
+        assert.deepEqual(listed.map((i) => [i.id, i.state]), [[instance.id, 'running']]);
+        assert.ok((await toolsOf(next.backend, instance.id, readyMs)).includes('echo'));
+      } else {
+        assert.deepEqual(listed, []);
+        assert.deepEqual(ofUnit(await own.backend.list(signal()), unit), [], 'the closed backend holds nothing');
+      }
+    });
+
+    describe('every runtime × transport', () => {
+      for (const combination of COMBINATIONS) {
+        const runtime = can.runtimes[combination];
+        const transport = combination.split(' ')[1];
+        if (typeof runtime !== 'function') {
+          test(`${combination}: refused before anything starts (${runtime.refused})`, async () => {
+            const b = make();
+            const spec = refusedSpec(combination);
+            const unit: Unit = { name: combination.replace(' ', '-'), scope: 'shared', spec, specHash: hashSpec(spec), replicas: 1, startupTimeoutMs: readyMs };
+            const before = b.writes();
+            await assert.rejects(b.backend.ensure({ unit }, signal()), (err: unknown) => err instanceof BackendError && err.code === runtime.refused && !err.retryable);
+            assert.equal(b.writes() - before, 0);
+          });
+          continue;
+        }
+        test(`${combination}: served, reached over ${transport === 'stdio' ? 'stdio or a bridge' : transport}`, async () => {
+          const { backend } = make();
+          const unit = runtime(combination.replace(' ', '-'));
+          assert.equal(`${unit.spec.runtime} ${'transport' in unit.spec ? (unit.spec.transport ?? 'stdio') : 'stdio'}`, combination, 'the unit is of its combination');
+          const [instance] = await backend.ensure({ unit }, signal());
+          assert.ok(instance !== undefined);
+          const endpoint = await waitFor(() => backend.endpoint(instance.id, signal()).catch(() => undefined), { timeoutMs: readyMs, message: 'an endpoint' });
+          if (transport === 'stdio') assert.ok(endpoint.kind === 'stdio' || endpoint.transport === 'streamable-http', JSON.stringify(endpoint));
+          else assert.ok(endpoint.kind === 'http' && endpoint.transport === transport, JSON.stringify(endpoint));
+          assert.ok((await toolsOf(backend, instance.id, readyMs)).includes('echo'));
+          await backend.remove(instance.id, signal());
+        });
+      }
     });
   });
 }

@@ -10,7 +10,7 @@ import { DockerBackend } from '../../src/backends/docker/index.ts';
 import type { DockerSettings } from '../../src/backends/docker/spec.ts';
 import { LABELS } from '../../src/backends/labels.ts';
 import { hashSpec } from '../../src/desired/hash.ts';
-import type { Unit, UnitSpec } from '../../src/desired/types.ts';
+import type { Transport, Unit, UnitSpec } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { repoRoot } from './berth.ts';
 
@@ -77,17 +77,18 @@ export function testUnit(name: string, spec: UnitSpec, options: { scope?: 'share
   return { name, scope, spec, specHash: hashSpec({ spec, scope, backend: 'docker' }), replicas: options.replicas ?? 1, startupTimeoutMs: 30_000 };
 }
 
-/** The fixture served over streamable HTTP by its own image. */
-export function httpServerSpec(env: Record<string, string> = {}, options: { resources?: { cpu?: string; memory?: string }; image?: string } = {}): UnitSpec {
-  const { resources, image } = options;
+/** The fixture served over streamable HTTP (or legacy SSE at /sse) by its own image. */
+export function httpServerSpec(env: Record<string, string> = {}, options: { resources?: { cpu?: string; memory?: string }; image?: string; transport?: Transport } = {}): UnitSpec {
+  const { resources, image, transport = 'streamable-http' } = options;
+  const path = transport === 'sse' ? '/sse' : '/mcp';
   return {
     runtime: 'container',
     image: image ?? testImages().TEST_HTTP_IMAGE,
     port: 8080,
-    path: '/mcp',
-    transport: 'streamable-http',
+    path,
+    transport,
     args: [],
-    env: { values: env, sensitive: [], fromUser: [] },
+    env: { values: { ...(transport === 'sse' ? fixtureListener(path, transport) : {}), ...env }, sensitive: [], fromUser: [] },
     ...(resources === undefined ? {} : { resources }),
   };
 }
@@ -98,8 +99,13 @@ export function stdioServerSpec(env: Record<string, string> = {}): UnitSpec {
 }
 
 /** The fixture serving streamable HTTP itself at `path`, run directly in the runtime image (runtime command). */
-export function httpCommandSpec(path: string): UnitSpec {
-  return { runtime: 'command', command: 'node', args: ['/app/fixtures/mcp-server.mjs'], transport: 'streamable-http', path, env: { values: { MCP_PATH: path }, sensitive: [], fromUser: [] } };
+export function httpCommandSpec(path: string, transport: Transport = 'streamable-http'): UnitSpec {
+  return { runtime: 'command', command: 'node', args: ['/app/fixtures/mcp-server.mjs'], transport, path, env: { values: fixtureListener(path, transport), sensitive: [], fromUser: [] } };
+}
+
+/** The fixture's environment for serving `transport` at `path`. */
+function fixtureListener(path: string, transport: Transport): Record<string, string> {
+  return { MCP_PATH: path, ...(transport === 'sse' ? { TRANSPORT: 'sse' } : {}) };
 }
 
 export const docker = new Docker();

@@ -1,8 +1,9 @@
 // The backend contract suite on a real Docker daemon.
 import { after, before } from 'node:test';
 import { backendContract } from '../helpers/backend-contract.ts';
-import type { UnitKind } from '../helpers/backend-contract.ts';
-import { dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testSettings, testUnit } from '../helpers/docker.ts';
+import type { Capabilities, UnitKind } from '../helpers/backend-contract.ts';
+import type { UnitSpec } from '../../src/desired/types.ts';
+import { dockerBackend, dockerUnavailable, httpCommandSpec, httpServerSpec, removeOwned, stdioServerSpec, testImages, testSettings, testUnit } from '../helpers/docker.ts';
 
 const unavailable = dockerUnavailable();
 const owners = new Set<string>();
@@ -27,6 +28,24 @@ function makeUnit(name: string, kind: UnitKind) {
   }
 }
 
+/** The runtime image has stand-ins for npx and uvx that run the fixture on stdio (test/fixtures/docker). */
+const stdio = (runtime: 'npx' | 'uvx'): UnitSpec => ({ runtime, package: 'any-mcp-server', args: [], env: { values: {}, sensitive: [], fromUser: [] } });
+const capabilities: Capabilities = {
+  outlivesBerth: true,
+  replace: 'beside',
+  startFailure: 'rejects',
+  replicas: false,
+  runtimes: {
+    'npx stdio': (name) => testUnit(name, stdio('npx')),
+    'uvx stdio': (name) => testUnit(name, stdio('uvx')),
+    'command stdio': (name) => testUnit(name, stdioServerSpec()),
+    'command streamable-http': (name) => testUnit(name, httpCommandSpec('/mcp')),
+    'command sse': (name) => testUnit(name, httpCommandSpec('/sse', 'sse')),
+    'container streamable-http': (name) => testUnit(name, httpServerSpec()),
+    'container sse': (name) => testUnit(name, httpServerSpec({}, { transport: 'sse' })),
+  },
+};
+
 backendContract(
   'docker',
   (owner) => {
@@ -35,5 +54,5 @@ backendContract(
     return { backend, writes: () => daemon.writes };
   },
   makeUnit,
-  { ...(unavailable === undefined ? {} : { skip: unavailable }) },
+  { capabilities, ...(unavailable === undefined ? {} : { skip: unavailable }) },
 );

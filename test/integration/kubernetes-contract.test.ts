@@ -10,7 +10,7 @@ import { hashSpec } from '../../src/desired/hash.ts';
 import type { Unit, UnitSpec } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { backendContract } from '../helpers/backend-contract.ts';
-import type { UnitKind } from '../helpers/backend-contract.ts';
+import type { Capabilities, UnitKind } from '../helpers/backend-contract.ts';
 import { everythingServer, freePort } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -19,6 +19,8 @@ const fake = new FakeKube();
 const config = new k8s.KubeConfig();
 let port = 0;
 let upstream: ChildProcess | undefined;
+let ssePort = 0;
+let sseUpstream: ChildProcess | undefined;
 
 before(async () => {
   // The fake first: a port picked before it binds could be the one it takes.
@@ -27,18 +29,68 @@ before(async () => {
   config.loadFromOptions(fake.kubeconfig());
   fake.kubelet.behave(({ image }) => (image.includes('crashing') ? 'crash-loop' : image.includes('failing') ? 'invalid-image' : 'run'));
   upstream = spawn(process.execPath, [everythingServer, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+  ssePort = await freePort();
+  sseUpstream = spawn(process.execPath, [everythingServer, 'sse'], { env: { ...process.env, PORT: String(ssePort) }, stdio: 'ignore' });
+  fake.kubelet.portOf = ({ deployment }) => {
+    const transport = [...servedBy].find(([name]) => deployment.endsWith(`-${name}`))?.[1];
+    return transport === undefined ? undefined : transport === 'sse' ? ssePort : port;
+  };
   // Any answer but 404 is server-everything's own (a GET without a session is refused, not unknown).
   await waitFor(() => fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' }).then((r) => r.status !== 404, () => false), { timeoutMs: 20_000 });
+  // The SSE server answers an open stream; the headers are enough.
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${ssePort}/sse`, { signal: AbortSignal.timeout(2_000) }).then(
+        async (r) => {
+          await r.body?.cancel();
+          return r.ok;
+        },
+        () => false,
+      ),
+    { timeoutMs: 20_000 },
+  );
 });
 after(async () => {
   await fake.close();
   upstream?.kill();
+  sseUpstream?.kill();
 });
 
-function makeUnit(name: string, kind: UnitKind): Unit {
-  const spec: UnitSpec = { runtime: 'container', image: `example.com/${kind}:1`, port, path: '/mcp', transport: 'streamable-http', args: [], env: { values: kind === 'ok-v2' ? { VERSION: '2' } : {}, sensitive: [], fromUser: [] } };
+function unitOf(name: string, spec: UnitSpec): Unit {
   return { name, scope: 'shared', spec, specHash: hashSpec({ backend: 'kubernetes', scope: 'shared', spec }), replicas: 1, startupTimeoutMs: 30_000 };
 }
+
+function makeUnit(name: string, kind: UnitKind): Unit {
+  return unitOf(name, { runtime: 'container', image: `example.com/${kind}:1`, port, path: '/mcp', transport: 'streamable-http', args: [], env: { values: kind === 'ok-v2' ? { VERSION: '2' } : {}, sensitive: [], fromUser: [] } });
+}
+
+/**
+ * Nothing runs in the fake cluster: a pod of a runtime berth runs in its own
+ * image (behind `berth bridge`, or a command serving HTTP itself on 8080)
+ * is answered by the real server of its transport, through the kubelet's
+ * port mapping; a container pod names that server's port itself.
+ */
+const env = { values: {}, sensitive: [], fromUser: [] };
+const served = (name: string, spec: UnitSpec, transport: 'streamable-http' | 'sse'): Unit => {
+  servedBy.set(name, transport);
+  return unitOf(name, spec);
+};
+const servedBy = new Map<string, 'streamable-http' | 'sse'>();
+const capabilities: Capabilities = {
+  outlivesBerth: true,
+  replace: 'in-place',
+  startFailure: 'reported',
+  replicas: true,
+  runtimes: {
+    'npx stdio': (name) => served(name, { runtime: 'npx', package: '@modelcontextprotocol/server-everything', args: ['stdio'], env }, 'streamable-http'),
+    'uvx stdio': (name) => served(name, { runtime: 'uvx', package: 'berth-echo-server', args: [], env }, 'streamable-http'),
+    'command stdio': (name) => served(name, { runtime: 'command', command: 'node', args: ['server.js', 'stdio'], env }, 'streamable-http'),
+    'command streamable-http': (name) => served(name, { runtime: 'command', command: 'node', args: ['server.js'], transport: 'streamable-http', path: '/mcp', env }, 'streamable-http'),
+    'command sse': (name) => served(name, { runtime: 'command', command: 'node', args: ['server.js'], transport: 'sse', path: '/sse', env }, 'sse'),
+    'container streamable-http': (name) => unitOf(name, { runtime: 'container', image: 'example.com/http:1', port, path: '/mcp', transport: 'streamable-http', args: [], env }),
+    'container sse': (name) => unitOf(name, { runtime: 'container', image: 'example.com/sse:1', port: ssePort, path: '/sse', transport: 'sse', args: [], env }),
+  },
+};
 
 backendContract(
   'kubernetes (fake API server)',
@@ -47,12 +99,5 @@ backendContract(
     return { backend, writes: () => backend.apiWrites };
   },
   makeUnit,
-  {
-    known: {
-      'replace: a new specHash starts beside the old one; removing the old leaves the new':
-        'a new spec rolls the Deployment in place: Kubernetes keeps old pods until new ones are ready, then removes them (docs/kubernetes.md)',
-      'a start that cannot happen: a retryable BackendError, and the instance listed with a failure class':
-        'ensure returns once the API accepted the objects; an invalid image shows later, on the pod (failure image-missing), not as a rejection',
-    },
-  },
+  { capabilities },
 );

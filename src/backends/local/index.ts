@@ -52,6 +52,7 @@ export class LocalBackend implements Backend {
   readonly #baseDir: string;
   readonly #owner: string;
   readonly #backoff: LocalBackendOptions['backoff'];
+  readonly #closed = new AbortController();
   #writes = 0;
 
   constructor(options: LocalBackendOptions) {
@@ -103,15 +104,17 @@ export class LocalBackend implements Backend {
   }
 
   async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
+    const stop = AbortSignal.any([signal, this.#closed.signal]);
     try {
-      for await (const [event] of on(this.#events, 'event', { signal })) yield event as InstanceEvent;
+      for await (const [event] of on(this.#events, 'event', { signal: stop })) yield event as InstanceEvent;
     } catch (err) {
-      if (!signal.aborted) throw err;
+      if (!stop.aborted) throw err;
     }
   }
 
-  /** Children cannot outlive berth: they are stopped here. */
+  /** Children cannot outlive berth: they are stopped here, and event streams end. */
   async close(): Promise<void> {
+    this.#closed.abort();
     const instances = [...this.#instances.values()];
     this.#instances.clear();
     await Promise.all(instances.map((i) => i.child.stop()));
