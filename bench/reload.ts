@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     const running = await runningCount();
     const failed = [...controller.units].filter(([, s]) => s.outcome.kind !== 'ok').length;
     console.log(`cpu: ${os.cpus()[0]?.model ?? 'unknown'} (${os.cpus().length} cores), node ${process.version}`);
-    console.log(`servers: ${count} (one never becomes ready); reload ok: ${result.ok}; route swaps: ${swapped}`);
+    console.log(`servers: ${count} (one never becomes ready); reload: ${result.kind}; route swaps: ${swapped}`);
     console.log(`reload() returned (routes swapped) after ${returned.toFixed(0)} ms`);
     console.log(`every unit ensured after ${settled.toFixed(0)} ms; units not ok: ${failed}`);
     console.log(`${running} processes running after ${allRunning.toFixed(0)} ms`);

@@ -96,7 +96,7 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
     await probePort(listen);
     parts = await buildParts(file, first.value, watcher, options, logger);
     const applied = await parts.controller.start(first);
-    if (!applied.ok && applied.generation === 0) throw new BerthError('config_invalid', applied.errors.join('\n'));
+    if (applied.kind === 'rejected') throw new BerthError('config_invalid', applied.errors.join('\n'));
     const url = await listenOn(parts.server, listen);
     logger.info({ url, config: file }, 'berth listening');
     const { controller, pool, routes, server, metrics, sessions } = parts;

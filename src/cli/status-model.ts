@@ -41,7 +41,7 @@ export interface InstanceStatus {
 export interface StatusReport {
   readonly config: string | undefined;
   readonly generation: number;
-  readonly lastReload: ReloadResult | undefined;
+  readonly lastReload: ReloadReport | undefined;
   readonly backend: string;
   /** A hash of each start-up setting (`listen.port`, …) the berth runs with, so a plan can tell which a config changes. */
   readonly startUpHashes?: Readonly<Record<string, string>>;
@@ -73,6 +73,22 @@ export interface ServerStatus {
   readonly connection?: ConnectionStatus;
   /** A remote that each user reaches over an own connection (per-user headers): those connections by state. */
   readonly userConnections?: ConnectionSummary;
+}
+
+/** The last reload as /status shows it: its outcome, with `ok` and `errors` always there for scripts. */
+export interface ReloadReport {
+  readonly result: ReloadResult['kind'];
+  readonly ok: boolean;
+  readonly at: string;
+  readonly reason: string;
+  readonly generation: number;
+  readonly errors: readonly string[];
+  readonly needsRestart?: readonly string[];
+}
+
+export function reloadReport(reload: ReloadResult): ReloadReport {
+  const { kind, ...rest } = reload;
+  return { result: kind, ok: kind === 'applied', errors: [], ...rest };
 }
 
 export function routeHash(route: unknown): string {
@@ -124,7 +140,7 @@ export async function buildStatusReport(controller: Controller, pool: UpstreamPo
   return {
     config: controller.config?.file,
     generation,
-    lastReload: controller.lastReload,
+    lastReload: controller.lastReload === undefined ? undefined : reloadReport(controller.lastReload),
     backend: backend.name,
     ...(backend.eventStatus === undefined ? {} : { backendEvents: backend.eventStatus() }),
     ...(controller.config === undefined ? {} : { startUpHashes: startUpHashes(controller.config.config) }),

@@ -50,7 +50,7 @@ export async function runStatus(file: string | undefined, options: { url?: strin
   const events = report.backendEvents;
   if (events?.state === 'reconnecting') out.write(`${paint(out, 'red', 'backend events lost')} since ${events.since}, re-subscribing: ${events.lastError ?? 'unknown error'}\n`);
   if (reload !== undefined) {
-    out.write(`last reload ${reload.at} (${reload.reason}): ${reload.ok ? paint(out, 'green', 'ok') : paint(out, 'red', 'failed')}\n`);
+    out.write(`last reload ${reload.at} (${reload.reason}): ${reload.ok ? paint(out, 'green', 'ok') : paint(out, 'red', reload.result)}\n`);
     for (const e of reload.errors) out.write(`  ${paint(out, 'red', 'error')} ${e}\n`);
   }
   const rows = statusRows(report);

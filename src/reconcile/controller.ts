@@ -17,15 +17,26 @@ import type { UnitStatus } from './units.ts';
 import { UnitReconciler } from './units.ts';
 import { ConfigWatcher } from './watch.ts';
 
-export interface ReloadResult {
-  readonly ok: boolean;
+/** What every reload outcome says: when, why, and the generation serving after it. */
+interface ReloadBase {
   readonly at: string;
   readonly reason: string;
   readonly generation: number;
-  readonly errors: readonly string[];
-  /** Settings that changed in the file but apply only after a restart. */
-  readonly needsRestart?: readonly string[];
 }
+
+/**
+ * How a reload ended: the candidate was applied; applied while something
+ * else went wrong (the backend could not list: every unit converges on its
+ * own); or rejected whole, the last good config still serving.
+ */
+export type ReloadResult =
+  | (ReloadBase & {
+      readonly kind: 'applied';
+      /** Settings that changed in the file but apply only after a restart. */
+      readonly needsRestart?: readonly string[];
+    })
+  | (ReloadBase & { readonly kind: 'applied-with-errors'; readonly errors: readonly string[]; readonly needsRestart?: readonly string[] })
+  | (ReloadBase & { readonly kind: 'rejected'; readonly errors: readonly string[] });
 
 /** Where the controller publishes the routes of each accepted config; the proxy holds the table. */
 export interface RouteSink {
@@ -70,10 +81,11 @@ export interface ControllerOptions {
 }
 
 /**
- * Plans and applies: on start, on file change, on SIGHUP, periodically and on
- * backend events. A candidate that fails validation is rejected whole and the
- * last good one keeps serving; an accepted one queues its unit changes with
- * the unit reconciler and swaps the route table last. Nothing it meets, a
+ * Plans and applies: on start, when a file it read changed, on SIGHUP,
+ * periodically and on backend events. A candidate that fails validation is
+ * rejected whole and the last good one keeps serving; an accepted one queues
+ * its unit changes with the unit reconciler, waits (bounded) for new units'
+ * first attempts and swaps the route table and gate last. Nothing it meets, a
  * broken file or a backend that throws, ends berth.
  */
 export class Controller {
@@ -137,11 +149,11 @@ export class Controller {
       if (desired === undefined) return;
       const snapshot = await this.#list();
       const plan = planChanges(desired, { units: observedUnits(snapshot, desired, this.#units.status()), routes: desired.routes });
-      const retrying = [...this.#units.status()].filter(([, s]) => s.outcome.kind === 'failed').map(([name]) => name);
-      const drifted = plan.actions.filter((a) => a.kind !== 'keep').map((a) => a.unit.name);
-      if (drifted.length === 0 && retrying.length === 0) return;
-      this.#o.logger.info({ reason, drifted, retrying }, 'resync found drift; converging');
-      this.#units.enqueue(desired.units, [...drifted, ...retrying], snapshot);
+      // Repair keeps each unit's backoff, and a unit that failed terminally waits for a config change.
+      const drifted = plan.actions.filter((a) => a.kind !== 'keep' && this.#units.status().get(a.unit.name)?.outcome.kind !== 'failed').map((a) => a.unit.name);
+      if (drifted.length === 0) return;
+      this.#o.logger.info({ reason, drifted }, 'resync found drift; converging');
+      this.#units.requeue(drifted, snapshot);
     }).catch((err: unknown) => {
       this.#o.logger.warn({ reason, err: (err as Error).message }, 'resync failed; trying again at the next one');
     });
@@ -245,21 +257,23 @@ export class Controller {
     this.#o.metrics.generation.set(generation);
     this.#o.metrics.reloads.inc({ result: errors.length === 0 ? 'applied' : 'failed' });
     log.info({ generation, errors: errors.length }, 'config applied');
-    return (this.#lastReload = { ok: errors.length === 0, at: new Date().toISOString(), reason, generation, errors, ...(needsRestart.length === 0 ? {} : { needsRestart }) });
+    const restart = needsRestart.length === 0 ? {} : { needsRestart };
+    const at = new Date().toISOString();
+    return (this.#lastReload = errors.length === 0 ? { kind: 'applied', at, reason, generation, ...restart } : { kind: 'applied-with-errors', at, reason, generation, errors, ...restart });
   }
 
   /** A candidate config refused whole: the last good one keeps serving. */
   #reject(log: Logger, reason: string, errors: readonly string[]): ReloadResult {
     log.error({ errors }, 'config rejected; the last good config keeps serving');
     this.#o.metrics.reloads.inc({ result: 'rejected' });
-    return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors });
+    return (this.#lastReload = { kind: 'rejected', at: new Date().toISOString(), reason, generation: this.#generation, errors });
   }
 
   /** A bug in a reload: logged and reported, never fatal. */
   #fail(reason: string, err: unknown): ReloadResult {
     this.#o.logger.error({ reason, err }, 'reload failed unexpectedly; the last good config keeps serving');
     this.#o.metrics.reloads.inc({ result: 'failed' });
-    return (this.#lastReload = { ok: false, at: new Date().toISOString(), reason, generation: this.#generation, errors: [`internal error: ${(err as Error).message}`] });
+    return (this.#lastReload = { kind: 'rejected', at: new Date().toISOString(), reason, generation: this.#generation, errors: [`internal error: ${(err as Error).message}`] });
   }
 
   #list(): Promise<readonly ObservedInstance[]> {
