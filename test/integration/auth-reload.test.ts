@@ -182,5 +182,5 @@ describe('a reload that takes access away ends what the caller holds open', () =
 async function reloadIn(b: TestBerth, servers: string, head: string): Promise<ReloadResult> {
   const before = b.berth.controller.lastReload;
   b.writeConfig(servers, head);
-  return waitFor(() => (b.berth.controller.lastReload !== before ? b.berth.controller.lastReload : undefined), { message: 'the reload of the edited file' });
+  return waitFor(() => (b.berth.controller.lastReload !== before ? b.berth.controller.lastReload : undefined), { timeoutMs: 20_000, message: 'the reload of the edited file' });
 }
