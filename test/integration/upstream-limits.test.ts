@@ -2,13 +2,16 @@
 // size limit (JSON, an SSE event, an endless body) or one that is not JSON
 // fails its own request with an error; the connection and every other request
 // in flight go on. Against hand-written servers, whose answers are the test's
-// choice, behind berth's real HTTP upstream and passthrough.
+// choice, behind berth's real HTTP upstream and passthrough. And an SSE remote
+// whose URL carries credentials.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { silentLogger } from '../../src/observe/log.ts';
 import { connectRemote } from '../../src/proxy/upstream/http-upstream.ts';
 import type { RemoteConnection } from '../../src/proxy/upstream/http-upstream.ts';
@@ -196,5 +199,36 @@ describe('the passthrough and a large answer', () => {
     assert.equal(data.length, 1);
     assert.equal(data[0]?.id, 7);
     assert.match(data[0]?.error?.message ?? '', /larger than berth's limit of 65536 bytes/);
+  });
+});
+
+describe('an SSE remote whose URL carries credentials', () => {
+  test('connects, sending them as Basic authorization on the stream and every message', async () => {
+    const seen: string[] = [];
+    const transports = new Map<string, SSEServerTransport>();
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization ?? '');
+      if (req.method === 'GET') {
+        const transport = new SSEServerTransport('/messages', res);
+        transports.set(transport.sessionId, transport);
+        void new McpServer({ name: 'sse', version: '1' }).connect(transport);
+        return;
+      }
+      const session = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('sessionId') ?? '';
+      void transports.get(session)?.handlePostMessage(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://alice:s%40cret@127.0.0.1:${(server.address() as { port: number }).port}/sse`;
+    const remote = connectRemote({ name: 'legacy', url, transport: 'sse', headers: () => ({}), logger: silentLogger() });
+    try {
+      const mux = await remote.acquire(AbortSignal.timeout(10_000));
+      assert.equal((await mux.ready(AbortSignal.timeout(5_000))).serverInfo['name'], 'sse');
+      assert.ok(seen.length >= 2, 'the stream and at least the initialize');
+      assert.deepEqual(new Set(seen), new Set([`Basic ${Buffer.from('alice:s@cret').toString('base64')}`]));
+    } finally {
+      remote.close();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

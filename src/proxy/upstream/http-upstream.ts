@@ -251,9 +251,14 @@ export class HttpUpstream implements MessageChannel {
 
   #transport(signal: AbortSignal): Transport {
     const url = new URL(this.#url);
+    // fetch refuses a URL with credentials: they go as Basic authorization, as the passthrough sends them (configured headers win).
+    const basic = url.username === '' && url.password === '' ? undefined : `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    url.username = '';
+    url.password = '';
     // Every fetch of the attempt, the SSE stream's included, carries the headers and ends when the attempt is dropped.
     const fetchWith = async (input: string | URL, init?: RequestInit): Promise<Response> => {
       const headers = new Headers(init?.headers);
+      if (basic !== undefined) headers.set('authorization', basic);
       for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
       for (const [name, value] of Object.entries(traceHeaders.getStore() ?? {})) headers.set(name, value);
       const response = await fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
