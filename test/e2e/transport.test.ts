@@ -101,6 +101,28 @@ describe('transport rules', () => {
     assert.equal(again.status, 404);
   });
 
+  test('a request id used twice in a batch, or while its first request is in flight, gets 400 at once; the first still answers', async () => {
+    const init = await post(mcp, INIT);
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.body?.cancel();
+    const headers = { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+    await (await post(mcp, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).body?.cancel();
+    const send = (body: unknown): Promise<Response> => fetch(mcp, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+
+    const batch = await send([{ jsonrpc: '2.0', id: 9, method: 'tools/list' }, { jsonrpc: '2.0', id: 9, method: 'ping' }]);
+    assert.equal(batch.status, 400);
+    assert.match(((await batch.json()) as { error: { message: string } }).error.message, /request id 9 is used twice in this batch/);
+
+    // The first answers with progress first: its headers arrive while it is still in flight.
+    const first = await send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'p' } } });
+    const second = await send({ jsonrpc: '2.0', id: 7, method: 'tools/list' });
+    assert.equal(second.status, 400);
+    const refused = (await second.json()) as { error: { code: number; message: string } };
+    assert.equal(refused.error.code, -32600);
+    assert.match(refused.error.message, /request id 7 is used by a request of this session still in flight/);
+    assert.match(await first.text(), /"id":7,"result"|"result":.*"id":7/);
+  });
+
   test('a broken stream resumes with Last-Event-ID and loses nothing', async () => {
     const init = await post(mcp, INIT);
     const session = init.headers.get('mcp-session-id') ?? '';

@@ -103,8 +103,17 @@ export class SessionTransport implements Transport {
       if (messages.some(isInitialize)) return sendRpcError(res, 400, ErrorCode.invalidRequest, 'Invalid Request: Server already initialized');
       if (this.#refuseVersion(req, res)) return;
     }
-    let requests = 0;
-    for (const m of messages) if ('method' in m && 'id' in m) requests++;
+    // An id must name one request: answers are routed back by it, so a second one would wait forever.
+    const ids = new Set<RequestId>();
+    for (const m of messages) {
+      if (!('method' in m && 'id' in m)) continue;
+      if (ids.has(m.id) || this.#byRequest.has(m.id)) {
+        const where = ids.has(m.id) ? 'twice in this batch' : 'by a request of this session still in flight';
+        return sendRpcError(res, 400, ErrorCode.invalidRequest, `Invalid Request: request id ${JSON.stringify(m.id)} is used ${where}; give each request its own id`);
+      }
+      ids.add(m.id);
+    }
+    const requests = ids.size;
     // The request's headers go along: a traceparent there is the parent of spans whose message carries none.
     const extra = { requestInfo: { headers: req.headers } };
     if (requests === 0) {
