@@ -66,6 +66,6 @@ export function describe(value: unknown): string {
 /** Keys berth has nothing for (tool filters, timeouts, auto-approval): named, so nothing is dropped unseen. */
 export function reportUnread(entry: Data, path: KeyPath, read: ReadonlySet<string>, report: Report): void {
   for (const key of Object.keys(entry)) {
-    if (!read.has(key)) report('warning', [...path, key], 'import_ignored', `\`${key}\` is not imported: berth has no setting for it`);
+    if (!read.has(key)) report('warning', [...path, key], 'import_ignored', `\`${key}\` is not imported: berth has no setting for it`, undefined, 'key');
   }
 }

@@ -87,12 +87,12 @@ export interface ImportIssue extends ConfigIssue {
   readonly severity: 'error' | 'warning';
 }
 
-/** Records an issue at a key path of the file being read. */
-export type Report = (severity: ImportIssue['severity'], path: KeyPath, code: string, message: string, hint?: string) => void;
+/** Records an issue at a key path of the file being read: at its value, or at its key when the issue is about the key itself. */
+export type Report = (severity: ImportIssue['severity'], path: KeyPath, code: string, message: string, hint?: string, at?: 'value' | 'key') => void;
 
 export function reporter(file: string, positions: Positions, into: ImportIssue[]): Report {
-  return (severity, path, code, message, hint) => {
-    const pos = positions.value(path);
+  return (severity, path, code, message, hint, at = 'value') => {
+    const pos = at === 'key' ? positions.key(path) : positions.value(path);
     into.push({ severity, code, file, line: pos.line, col: pos.col, path: formatKeyPath(path), message, ...(hint === undefined ? {} : { hint }) });
   };
 }

@@ -57,7 +57,7 @@ function uniqueName(server: ClientServer, taken: Set<string>, report: Report): s
   for (let n = 2; taken.has(name); n++) name = `${slug}-${n}`;
   taken.add(name);
   // A registry name (`io.github.user/weather`) going by its last part is the expected change, not news.
-  if (name !== server.name && name !== base) report('warning', server.path, 'import_renamed', `${JSON.stringify(server.name)} is served as ${name}`, 'berth names are lowercase letters, digits and -');
+  if (name !== server.name && name !== base) report('warning', server.path, 'import_renamed', `${JSON.stringify(server.name)} is served as ${name}`, 'berth names are lowercase letters, digits and -', 'key');
   return name;
 }
 
