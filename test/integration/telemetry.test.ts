@@ -240,6 +240,25 @@ describe('telemetry: one trace from the client through berth to the upstream', (
     await client.close();
   });
 
+  test('2026-07-28 (stateless): one trace too, and no mcp.session.id', async () => {
+    const caller = callerContext();
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {}, traceparent: caller.traceparent };
+    const res = await fetch(`${berth.url}/mcp/piped`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'meta' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'meta', arguments: {}, _meta: meta } }),
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { result: { content: { text: string }[] } };
+    const seen = JSON.parse(body.result.content[0]?.text ?? '{}') as { meta: Record<string, string> };
+    assert.equal(seen.meta['traceparent']?.split('-')[1], caller.traceId);
+    const { serverSpan, clientSpan } = await spansOf(caller.traceId, 'tools/call meta', 'piped');
+    assert.equal(serverSpan.parentSpanId, caller.spanId);
+    assert.equal(spanIdOf(seen.meta['traceparent'] ?? ''), clientSpan.spanId);
+    assert.equal(serverSpan.attributes['mcp.session.id'], undefined, 'a stateless request has no session');
+    assert.equal(serverSpan.attributes['mcp.protocol.version'], '2026-07-28');
+  });
+
   test('metrics: the four MCP durations, with the conventions\' buckets', async () => {
     // A session that ends (DELETE) has its duration; berth's own upstream sessions end when it stops.
     const client = await connectClient(berth.url, 'piped');

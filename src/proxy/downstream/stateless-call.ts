@@ -5,7 +5,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { writeJson } from '../../http/json-io.ts';
 import type { Request, RequestId, Response } from '../../http/jsonrpc.ts';
 import { isNotification, isRequest, isResponse } from '../../http/jsonrpc.ts';
-import type { Multiplexer } from '../mux/multiplex.ts';
+import type { Multiplexer, SessionPeer } from '../mux/multiplex.ts';
 import { MAX_QUEUED_BYTES } from '../../http/write-queue.ts';
 
 /** How long a call waiting for the client's input is kept. */
@@ -36,7 +36,7 @@ export class StatelessCall {
   /** The first request, sent upstream when the first round starts. */
   #pendingRequest: Request | undefined;
 
-  constructor(mux: Multiplexer, request: Request, capabilities: Record<string, unknown>, shape: (result: Record<string, unknown>) => Record<string, unknown>, owner: string) {
+  constructor(mux: Multiplexer, request: Request, capabilities: Record<string, unknown>, shape: (result: Record<string, unknown>) => Record<string, unknown>, owner: string, peer: SessionPeer = {}) {
     this.#owner = owner;
     this.#originalId = request.id;
     this.#replyId = request.id;
@@ -46,7 +46,7 @@ export class StatelessCall {
       send: async (message, options) => this.#fromUpstream(message, options?.relatedRequestId),
       close: async () => this.#transport.onclose?.(),
     };
-    mux.attach(this.#transport, owner, capabilities);
+    mux.attach(this.#transport, owner, capabilities, peer);
     this.#pendingRequest = request;
   }
 

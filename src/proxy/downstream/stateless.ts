@@ -148,7 +148,7 @@ export async function serveModern(res: ServerResponse, message: Request | { meth
   }
   const envelope = (params['_meta'] ?? {}) as Record<string, unknown>;
   const capabilities = (envelope[META_CAPABILITIES] ?? {}) as Record<string, unknown>;
-  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info), owner);
+  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info), owner, { protocolVersion: String(envelope[META_VERSION]) });
   return call.round(res, message.id);
 }
 
