@@ -66,6 +66,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
   }
   checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
   checkCompositeCycles(servers, report);
+  checkCompositeDepth(servers, report);
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
   checkLinkLocal(config, servers, report);
@@ -264,6 +265,44 @@ function checkCompositeCycles(servers: readonly [string, Server][], report: Repo
     done.add(node);
   };
   for (const [start, next] of edges) if (!done.has(start)) walk(start, next);
+}
+
+/** How deep composites may nest: each layer costs every call a hop, and a chain thousands deep took berth down. */
+export const MAX_COMPOSITE_DEPTH = 32;
+
+/**
+ * Reports where a chain of composites crosses MAX_COMPOSITE_DEPTH: at the
+ * component of the composite one layer past it, once per such composite.
+ * Iterative, so a chain of any length is measured without deep recursion;
+ * an edge back onto a cycle (reported by checkCompositeCycles) counts nothing.
+ */
+function checkCompositeDepth(servers: readonly [string, Server][], report: Report): void {
+  const composites = new Map(servers.filter(([, s]) => s.type === 'composite').map(([name, s]) => [name, (s.components ?? []).map((c) => c.server)]));
+  const depth = new Map<string, number>();
+  const open = new Set<string>();
+  for (const root of composites.keys()) {
+    const stack = [root];
+    while (stack.length > 0) {
+      const node = stack[stack.length - 1] ?? root;
+      if (depth.has(node)) {
+        stack.pop();
+        continue;
+      }
+      const inner = (composites.get(node) ?? []).filter((c) => composites.has(c));
+      if (!open.has(node)) {
+        open.add(node);
+        for (const c of inner) if (!depth.has(c) && !open.has(c)) stack.push(c);
+        continue;
+      }
+      depth.set(node, 1 + inner.reduce((most, c) => Math.max(most, depth.get(c) ?? 0), 0));
+      stack.pop();
+    }
+  }
+  for (const [name, inner] of composites) {
+    if (depth.get(name) !== MAX_COMPOSITE_DEPTH + 1) continue;
+    const i = inner.findIndex((c) => depth.get(c) === MAX_COMPOSITE_DEPTH);
+    report(['servers', name, 'components', i, 'server'], 'composite_too_deep', `composites nest ${MAX_COMPOSITE_DEPTH + 1} deep here, through ${inner[i]}; the limit is ${MAX_COMPOSITE_DEPTH}`, 'list the servers of the inner composites directly instead of nesting them');
+  }
 }
 
 function checkPublishedPorts(config: BerthConfiguration, servers: readonly [string, Server][], report: Report): void {
