@@ -17,6 +17,8 @@ type Transport = HttpServer['transport'];
  */
 export interface JsonDialect {
   readonly root: 'mcpServers' | 'servers';
+  /** A key the whole document may also sit under: VS Code's user settings.json keeps it in `mcp`. */
+  readonly section?: string;
   /** The variable syntax of one document (VS Code's depends on the document's `inputs`). */
   syntax(data: Data, report: Report): VariableSyntax;
   /** The transport a remote entry speaks, and which key holds its URL; undefined when it has none. */
@@ -28,12 +30,14 @@ export interface JsonDialect {
 }
 
 /** Reads every server of a JSON client config. */
-export function readJsonServers(dialect: JsonDialect, doc: ClientDocument, report: Report): ClientServer[] {
-  const data = doc.data;
-  if (!isRecord(data)) {
-    report('error', [], 'import_invalid_value', `the file must be a JSON object with \`${dialect.root}\`, not ${describe(data)}`);
+export function readJsonServers(dialect: JsonDialect, doc: ClientDocument, reportAt: Report): ClientServer[] {
+  if (!isRecord(doc.data)) {
+    reportAt('error', [], 'import_invalid_value', `the file must be a JSON object with \`${dialect.root}\`, not ${describe(doc.data)}`);
     return [];
   }
+  const section = dialect.section === undefined || doc.data[dialect.root] !== undefined ? undefined : doc.data[dialect.section];
+  const data = isRecord(section) ? section : doc.data;
+  const report: Report = data === doc.data ? reportAt : (severity, path, ...rest) => reportAt(severity, [dialect.section ?? '', ...path], ...rest);
   const servers = data[dialect.root];
   if (!isRecord(servers)) {
     report('error', servers === undefined ? [] : [dialect.root], 'import_invalid_value', `\`${dialect.root}\` must map server names to servers`);

@@ -151,6 +151,8 @@ describe('berth import: formats', () => {
       ['config.toml', {}, 'codex'],
       ['server.json', {}, 'registry'],
       ['anything.json', { servers: {} }, 'vscode'],
+      ['User/settings.json', { 'editor.fontSize': 14, mcp: { servers: {} } }, 'vscode'],
+      ['home/.claude.json', {}, 'claude-code'],
       ['anything.json', { name: 'a/b', packages: [] }, 'registry'],
       ['anything.json', { servers: [{ server: { name: 'a/b', remotes: [] } }] }, 'registry'],
       ['anything.json', { mcpServers: { a: { serverUrl: 'https://x' } } }, 'windsurf'],
