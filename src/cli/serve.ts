@@ -15,6 +15,7 @@ import { CredentialStore } from '../store/credentials.ts';
 import { Authorizer, CALLBACK_PATH, CLIENT_METADATA_PATH, oauthTargetOf } from '../oauth/authorizer.ts';
 import { OAuthStore } from '../oauth/token-store.ts';
 import { stateOptionsOf } from '../store/options.ts';
+import { checkStateKeys } from '../store/check.ts';
 import { StateStore } from '../store/state.ts';
 import type { LoadedConfig, ReadResult } from '../config/load.ts';
 import { readConfigFile } from '../config/load.ts';
@@ -142,6 +143,9 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
   // Per-user credentials live in the state file; the store opens even without a key (plain values only).
   const state = await StateStore.open({ ...stateOptionsOf(initial), onMissing: (problem) => logger.error({ problem }, 'state file removed while serving; changes refused') });
   const credentials = new CredentialStore(state, logger);
+  // A wrong key stops berth here (state_key_wrong); single unreadable values are named now, not at a user's request.
+  const unreadable = await checkStateKeys(state);
+  for (const value of unreadable) logger.error({ value: value.path, code: value.code, problem: value.message }, 'state value unreadable with the configured keys; its user must enter it again, or configure its key');
   const labelSecret = await state.labelSecret().catch((err: unknown) => {
     // A read-only state directory still serves; per-user instances are then named anew after a restart.
     logger.warn({ err: (err as Error).message, path: state.path }, 'cannot keep the user label secret in the state file; using one for this run');
@@ -225,7 +229,8 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
       readiness: () => ({ ready: controller.lastReload !== undefined, notReady: notReadyServers(controller.desired, pool.status()) }),
       status: async () => {
         const missing = await state.check();
-        return { ...buildStatusReport(controller, pool, backend, sessions, routes.current), ...(missing === undefined ? {} : { stateFile: { problem: missing } }) };
+        const stateFile = { ...(missing === undefined ? {} : { problem: missing }), ...(unreadable.length === 0 ? {} : { unreadable: unreadable.map((v) => v.path) }) };
+        return { ...buildStatusReport(controller, pool, backend, sessions, routes.current), ...(Object.keys(stateFile).length === 0 ? {} : { stateFile }) };
       },
     },
   });

@@ -56,8 +56,8 @@ export interface StatusReport {
   /** Hash of each auth provider in effect, by position, so a plan can tell which ones a reload changes. */
   readonly authHashes?: readonly string[];
   readonly servers: readonly ServerStatus[];
-  /** Present when the state file cannot take changes (it was removed while berth served). */
-  readonly stateFile?: { readonly problem: string };
+  /** Present when the state file cannot take changes (it was removed while berth served), or holds values the keys cannot open (found at start). */
+  readonly stateFile?: { readonly problem?: string; readonly unreadable?: readonly string[] };
 }
 
 export interface ServerStatus {

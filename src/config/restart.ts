@@ -5,9 +5,10 @@ import { configSchema } from './schema.ts';
 import type { BerthConfiguration } from './types.gen.ts';
 
 /** The sections berth reads once, at start-up: a change to them is applied only by a restart. */
-const AT_START_UP = ['listen', 'backend'] as const;
+// `state`: the store (its path and keys) is opened once; a changed key would otherwise be believed in force.
+const AT_START_UP = ['listen', 'backend', 'state'] as const;
 
-type StartUp = Pick<BerthConfiguration, 'listen' | 'backend'>;
+type StartUp = Pick<BerthConfiguration, 'listen' | 'backend' | 'state'>;
 
 /**
  * The fields whose change between two configs needs a restart of berth, as

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { isBerthError } from '../errors.ts';
 import { writeJson } from '../http/json-io.ts';
 import { CONNECT_PREFIX } from './routes.ts';
 
@@ -87,6 +88,15 @@ export function sendMissingCredentials(res: ServerResponse, id: string | number 
 }
 
 /** The /connect page of a server under berth's public base URL (which may carry a path). */
+/**
+ * The message of a state error reading the caller's own saved values (it
+ * names the value and the remedy, and nothing of anyone else's), or undefined
+ * for any other failure, which stays berth's own business.
+ */
+export function savedValueProblem(err: unknown): string | undefined {
+  return isBerthError(err) && err.code.startsWith('state_') ? err.message : undefined;
+}
+
 export function connectUrlOf(baseUrl: string, server: string): string {
   return `${baseUrl.replace(/\/+$/, '')}${CONNECT_PREFIX}${server}`;
 }

@@ -1,3 +1,4 @@
+import { BerthError, isBerthError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { StoredValue } from './seal.ts';
 import { openValue, sealValue } from './seal.ts';
@@ -38,7 +39,15 @@ export class CredentialStore {
   async get(user: string, server: string): Promise<Readonly<Record<string, string>>> {
     const stored = ownEntry(ownEntry(this.#state.data.credentials, user), server) ?? {};
     const values: Record<string, string> = {};
-    for (const [name, value] of Object.entries(stored)) putEntry(values, name, await openValue(this.#state.keyring, value, contextOf(user, server, name)));
+    for (const [name, value] of Object.entries(stored)) {
+      const context = contextOf(user, server, name);
+      const text = await openValue(this.#state.keyring, value, context).catch((err: unknown) => {
+        // Named, with the remedy: not an anonymous failure at the request that needed it.
+        if (!isBerthError(err)) throw err;
+        throw new BerthError(err.code, `the saved ${name} for ${server} cannot be read (${context}): ${err.message}; enter it again at /connect/${server}`, { cause: err });
+      });
+      putEntry(values, name, text);
+    }
     return values;
   }
 

@@ -69,6 +69,18 @@ export async function resealValue(keyring: Keyring, stored: StoredValue): Promis
   return sealValue(keyring, text, context);
 }
 
+/** Why the configured keys cannot open a sealed value (a coded error), or undefined when they can. */
+export async function sealedProblem(keyring: Keyring, stored: StoredValue): Promise<BerthError | undefined> {
+  if ('plain' in stored) return undefined;
+  try {
+    await openSealed(keyring, stored.sealed);
+    return undefined;
+  } catch (err) {
+    if (err instanceof BerthError) return err;
+    throw err;
+  }
+}
+
 /** True when a sealed value is already under the current key. */
 export function isSealedUnderCurrent(keyring: Keyring, stored: StoredValue): boolean {
   return 'sealed' in stored && headerOf(stored.sealed).kid === keyring.keys[0]?.kid;

@@ -8,7 +8,7 @@ import type { RequestContext } from '../../http/context.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { baseUrl } from '../../auth/resource.ts';
 import type { CredentialPrompt } from '../../credentials/missing.ts';
-import { connectUrlOf, credentialPromptOf, sendMissingCredentials } from '../../credentials/missing.ts';
+import { connectUrlOf, credentialPromptOf, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
 import type { Refusal } from '../../http/json-io.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from '../../http/json-io.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
@@ -170,9 +170,9 @@ export class McpEndpoint {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
         sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});
       } else {
-        // A bug, not a state of the server: its message is for the log, not the client.
+        // A bug, not a state of the server: its message is for the log, not the client; an unreadable saved value of the caller's is told them.
         ctx.log.error({ server: this.#o.server, err }, 'acquiring the server failed unexpectedly');
-        sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
+        sendRpcError(res, 500, ErrorCode.internalError, savedValueProblem(err) ?? `internal error (request ${ctx.requestId})`);
       }
       return undefined;
     }

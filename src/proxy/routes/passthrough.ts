@@ -7,7 +7,7 @@ import type { RequestContext } from '../../http/context.ts';
 import { endToEndHeaders } from '../../http/hop-headers.ts';
 import { baseUrl } from '../../auth/resource.ts';
 import type { Missing } from '../../credentials/missing.ts';
-import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, sendMissingCredentials } from '../../credentials/missing.ts';
+import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
@@ -177,7 +177,7 @@ export class Passthrough {
     const server = this.#o.server;
     if (!(err instanceof ProxyError)) {
       ctx.log.error({ server, err }, 'reading the caller\'s credentials failed');
-      return sendRpcError(res, 500, ErrorCode.internalError, `internal error (request ${ctx.requestId})`);
+      return sendRpcError(res, 500, ErrorCode.internalError, savedValueProblem(err) ?? `internal error (request ${ctx.requestId})`);
     }
     if (err.missing === undefined) return sendRpcError(res, err.status, err.rpcCode, err.message);
     if (req.method !== 'POST') return this.#sendMissing(req, res, ctx, err.missing, undefined);
