@@ -225,3 +225,27 @@ servers:
     assert.ok(merged.issues.some((i) => i.code === 'credential_unreachable'));
   });
 });
+
+describe('berth import: any input', () => {
+  it('reports bad shapes as issues and never throws, in every format', () => {
+    const value = fc.jsonValue({ maxDepth: 4 });
+    const entry = fc.oneof(value, fc.dictionary(fc.constantFrom('command', 'args', 'env', 'url', 'type', 'headers', 'serverUrl', 'httpUrl', 'cwd', 'env_vars', 'bearer_token_env_var', 'http_headers', 'env_http_headers'), value));
+    const registryEntry = fc.dictionary(fc.constantFrom('name', 'packages', 'remotes', 'description', 'server'), fc.oneof(fc.string(), fc.array(fc.dictionary(fc.constantFrom('registryType', 'identifier', 'version', 'transport', 'runtimeArguments', 'packageArguments', 'environmentVariables', 'url', 'headers', 'variables', 'type'), value), { maxLength: 3 }), value));
+    const doc = fc.oneof(
+      fc.record({ mcpServers: fc.dictionary(fc.string(), entry) }),
+      fc.record({ servers: fc.dictionary(fc.string(), entry), inputs: value }),
+      fc.record({ mcp_servers: fc.dictionary(fc.string(), entry) }),
+      fc.record({ servers: fc.array(registryEntry, { maxLength: 3 }) }),
+      registryEntry,
+      value,
+    );
+    fc.assert(
+      fc.property(doc, fc.constantFrom(...FORMATS.map((f) => f.id)), (data, format) => {
+        const { imported, issues } = importClientConfig('any.json', JSON.stringify(data), { format, secrets: 'auto' });
+        for (const issue of issues) assert.ok(issue.line >= 1 && issue.col >= 1, formatIssue(issue));
+        renderFragment(imported, 'any.json', format);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
