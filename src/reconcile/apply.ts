@@ -2,6 +2,7 @@
 // the upstream pool. Level-based: it reads the world and converges, whatever
 // happened before.
 import type { Backend, ObservedInstance } from '../backends/backend.ts';
+import { backoffDelay } from '../backoff.ts';
 import { BackendError } from '../backends/backend.ts';
 import type { Unit } from '../desired/types.ts';
 
@@ -42,13 +43,11 @@ export async function convergeUnit(name: string, desired: Unit | undefined, deps
 }
 
 /** Retry delays per unit: doubling from 1 s to 5 min. */
-export function backoffMs(failures: number): number {
-  return Math.min(1_000 * 2 ** Math.max(0, failures - 1), 300_000);
-}
+const UNIT_BACKOFF = { initialMs: 1_000, maxMs: 300_000 };
 
 /** The outcome an error from converging stands for. */
 export function outcomeOf(err: unknown, failures: number): Outcome {
   const reason = err instanceof Error ? err.message : String(err);
   if (err instanceof BackendError && !err.retryable) return { kind: 'failed', reason };
-  return { kind: 'retry', afterMs: backoffMs(failures), reason };
+  return { kind: 'retry', afterMs: backoffDelay(failures, UNIT_BACKOFF), reason };
 }

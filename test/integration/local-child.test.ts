@@ -301,8 +301,14 @@ describe('StdioChild stdout line guard', () => {
   }
 });
 
+/** Each delay lies in the upper half of its doubled ceiling (src/backoff.ts). */
+function assertJittered(delays: readonly unknown[], ceilings: readonly number[]): void {
+  assert.equal(delays.length, ceilings.length, JSON.stringify(delays));
+  delays.forEach((d, i) => assert.ok(typeof d === 'number' && d >= (ceilings[i] ?? 0) / 2 && d <= (ceilings[i] ?? 0), `delay ${i}: ${String(d)} not in the upper half of ${ceilings[i]}`));
+}
+
 describe('StdioChild restarts', () => {
-  test('a crashing child restarts with doubling backoff and reaches crash-looping', async () => {
+  test('a crashing child restarts with doubling, jittered backoff and reaches crash-looping', async () => {
     const h = startNodeChild('crash', { backoff: { initialMs: 20, maxMs: 80 } });
     await waitFor(() => h.child.status().state === 'crash-looping' && h.exits.length >= 5, { timeoutMs: 10_000, message: 'crash-looping' });
     const status = h.child.status();
@@ -310,7 +316,7 @@ describe('StdioChild restarts', () => {
     assert.equal(status.lastError, 'exit code 2: fatal: boom');
     assert.ok(h.exits.every((e) => e.willRestart && e.code === 2 && e.signal === null));
     const delays = h.lines.filter((l) => l.restartInMs !== undefined).map((l) => l['restartInMs']);
-    assert.deepEqual(delays.slice(0, 5), [20, 40, 80, 80, 80]);
+    assertJittered(delays.slice(0, 5), [20, 40, 80, 80, 80]);
     const states = h.lines.filter((l) => l.restartInMs !== undefined).map((l) => l.msg);
     assert.deepEqual(states.slice(0, 4), ['server exited', 'server exited', 'server exited', 'server crash-looping']);
     // Timers never fire early: each respawn came at least its delay after the exit.
@@ -330,7 +336,7 @@ describe('StdioChild restarts', () => {
       await waitFor(() => h.exits.length === i, { message: `exit ${i}` });
     }
     const delays = h.lines.filter((l) => l.restartInMs !== undefined).map((l) => l['restartInMs']);
-    assert.deepEqual(delays, [10, 10, 10]);
+    assertJittered(delays, [10, 10, 10]);
     assert.match(h.child.status().lastError ?? '', /^exit code 5/);
   });
 

@@ -57,7 +57,7 @@ const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', param
 describe('a remote held as one connection', () => {
   test('a hanging remote is tried one attempt at a time, each bounded, and reported down with its last error', async () => {
     const listener = await startListener(() => undefined); // accepts, never answers
-    const upstream = connectRemote({ name: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: () => ({}), logger: silentLogger(), connectTimeoutMs: 150, retry: { minMs: 20, maxMs: 100 } });
+    const upstream = connectRemote({ name: 'hang', url: `http://127.0.0.1:${listener.port}/sse`, transport: 'sse', headers: () => ({}), logger: silentLogger(), connectTimeoutMs: 150, retry: { initialMs: 20, maxMs: 100 } });
     try {
       await waitFor(() => listener.total() >= 4, { timeoutMs: 5_000, message: 'four connections' });
       assert.equal(listener.maxOpen(), 1, 'never more than one attempt in flight');
@@ -169,7 +169,7 @@ describe('the HTTP upstream connection', () => {
       if (m.method === 'initialize') return ++initializes < 3 ? { status: 200, body: { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'not yet' } } } : INITIALIZED(m.id);
       return { status: 202 };
     });
-    const upstream = connectRemote({ name: 'scripted', url: server.url, transport: 'streamable-http', headers: () => ({}), logger: silentLogger(), retry: { minMs: 10, maxMs: 20 } });
+    const upstream = connectRemote({ name: 'scripted', url: server.url, transport: 'streamable-http', headers: () => ({}), logger: silentLogger(), retry: { initialMs: 10, maxMs: 20 } });
     try {
       await waitFor(() => upstream.status().state === 'down', { message: 'the first attempt failed' });
       assert.match(upstream.status().lastError ?? '', /initialize failed: not yet/);

@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../observe/log.ts';
 import type { Backend, EventStreamStatus, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
-import { backoff } from '../backoff.ts';
+import { backoffDelay } from '../../backoff.ts';
 import { BackendError } from '../backend.ts';
+import { freeLoopbackPort } from '../free-port.ts';
 import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
 import { DEFAULT_MCP_PATH, workloadOf } from '../runtime.ts';
 import type { ContainerInfo, ContainerInspectInfo, Daemon } from './daemon.ts';
@@ -24,7 +24,7 @@ const TWIN_ATTEMPTS = 20;
 const TWIN_POLL_MS = 100;
 const WATCHED = new Set(['create', 'start', 'die', 'oom', 'stop', 'kill', 'pause', 'unpause', 'restart', 'destroy']);
 /** A lost event stream is subscribed again after 500 ms, doubling to 30 s. */
-const RESUBSCRIBE = { minMs: 500, maxMs: 30_000 };
+const RESUBSCRIBE = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * Sibling containers through the Docker daemon. Everything berth needs to
@@ -128,7 +128,7 @@ export class DockerBackend implements Backend {
         reason = (err as Error).message;
       }
       if (stop.aborted) return;
-      const delay = backoff(++failures, RESUBSCRIBE.minMs, RESUBSCRIBE.maxMs);
+      const delay = backoffDelay(++failures, RESUBSCRIBE);
       if (this.#events.state === 'watching') this.#setEvents('reconnecting', reason);
       this.#log[failures === 1 ? 'warn' : 'debug']({ reason, retryInMs: delay }, 'docker events lost; re-subscribing');
       await new Promise<void>((resolve) => {
@@ -323,16 +323,4 @@ function parseEvent(line: string): { action: string; id: string; unit: string } 
   } catch {
     return undefined;
   }
-}
-
-/** A loopback port free right now, for a server on the host network (the daemon cannot choose one there). */
-async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -1,11 +1,8 @@
 // A container as berth reports it: the daemon's state in the contract's words.
 import type { FailureClass, InstanceState, ObservedInstance } from '../backend.ts';
 import type { ContainerInspectInfo } from './daemon.ts';
+import { crashLoopOf } from '../crash-loop.ts';
 import { LABELS } from '../labels.ts';
-
-/** Starts by berth within CRASH_LOOP_WINDOW_MS that make an exited container crash-looping. */
-export const CRASH_LOOP_STARTS = 3;
-export const CRASH_LOOP_WINDOW_MS = 60_000;
 
 /** What berth remembers about a container beyond what the daemon says (lost on restart, which is fine). */
 export interface History {
@@ -60,8 +57,7 @@ function failureOf(info: ContainerInspectInfo, history: History | undefined, now
   }
   if (state.Error !== '') return { kind: 'start-failed', message: state.Error };
   const message = `exited with code ${state.ExitCode}`;
-  const recent = (history?.starts ?? []).filter((t) => now - t < CRASH_LOOP_WINDOW_MS);
-  return { kind: recent.length >= CRASH_LOOP_STARTS ? 'crash-loop' : 'exited', message };
+  return { kind: crashLoopOf(history?.starts ?? [], now).looping ? 'crash-loop' : 'exited', message };
 }
 
 /**

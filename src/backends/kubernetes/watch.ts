@@ -4,6 +4,7 @@
 // informer does, small enough to read.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
+import { backoffDelay } from '../../backoff.ts';
 import type { KubeApi } from './api.ts';
 
 export type WatchUpdate<T> = { readonly kind: 'upsert'; readonly object: T } | { readonly kind: 'delete'; readonly object: T };
@@ -22,7 +23,7 @@ export interface WatchStats {
   reconnects: number;
 }
 
-const MAX_BACKOFF_MS = 30_000;
+const RELIST_BACKOFF = { initialMs: 200, maxMs: 30_000 };
 
 /** Runs until the signal aborts; `onUpdate` sees every change, including those found by a re-list. */
 export async function watchObjects<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, onUpdate: (update: WatchUpdate<T>) => void, signal: AbortSignal, stats: WatchStats = { relists: 0, reconnects: 0 }): Promise<void> {
@@ -70,7 +71,7 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
       // The API is unreachable or refused the list: back off, then start over from a list.
       failures++;
       resourceVersion = undefined;
-      await delay(Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures), signal);
+      await delay(backoffDelay(failures, RELIST_BACKOFF), signal);
     }
   }
 }

@@ -6,9 +6,11 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
+import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../observe/log.ts';
 import { responseIdOf } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, tooLargeMessage } from '../../http/message-limit.ts';
+import { crashLoopOf } from '../crash-loop.ts';
 import { childEnv } from './env.ts';
 import { LineSplitter } from './lines.ts';
 import { groupAlive, installExitHook, signalGroup, trackGroup, untrackGroup, waitUntil } from './process-group.ts';
@@ -61,9 +63,6 @@ export const STDERR_TAIL_LINES = 50;
 export const MAX_STDERR_LINE_BYTES = 4 * 1024;
 /** At most this many stderr lines per second reach the log; the rest are counted. */
 export const STDERR_LINES_PER_SECOND = 200;
-/** This many restarts within CRASH_LOOP_WINDOW_MS make the state `crash-looping`. */
-export const CRASH_LOOP_RESTARTS = 3;
-export const CRASH_LOOP_WINDOW_MS = 60_000;
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000, resetAfterMs: 30_000 };
 // As the MCP SDK does: a server gets 2 s to exit after stdin closes, and again after SIGTERM.
 const DEFAULT_STOP_TIMEOUT_MS = 2_000;
@@ -93,7 +92,8 @@ export class StdioChild extends EventEmitter<ChildEvents> {
   #restarts = 0;
   #restartTimes: number[] = [];
   #crashLooping = false;
-  #nextDelayMs: number;
+  /** Exits in a row without staying up resetAfterMs: what the next restart delay grows with. */
+  #failures = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
   /** The failure behind lastError; the process's last stderr line may arrive after its exit. */
@@ -114,7 +114,6 @@ export class StdioChild extends EventEmitter<ChildEvents> {
       resetAfterMs: backoff?.resetAfterMs ?? DEFAULT_BACKOFF.resetAfterMs,
     };
     this.#stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
-    this.#nextDelayMs = this.#backoff.initialMs;
   }
 
   /** Starts the process unless it is already up or being supervised. Ignored while stopping. */
@@ -288,14 +287,14 @@ export class StdioChild extends EventEmitter<ChildEvents> {
     }
     this.#failure = { description, proc };
     const now = Date.now();
-    if (proc.startedAt !== undefined && now - proc.startedAt >= this.#backoff.resetAfterMs) this.#nextDelayMs = this.#backoff.initialMs;
-    const delayMs = this.#nextDelayMs;
-    this.#nextDelayMs = Math.min(delayMs * 2, this.#backoff.maxMs);
-    this.#restartTimes = this.#restartTimes.filter((t) => now - t < CRASH_LOOP_WINDOW_MS);
+    const stayedUp = proc.startedAt !== undefined && now - proc.startedAt >= this.#backoff.resetAfterMs;
+    this.#failures = stayedUp ? 1 : this.#failures + 1;
+    const delayMs = backoffDelay(this.#failures, this.#backoff);
+    const crashLoop = crashLoopOf(this.#restartTimes, now);
+    this.#restartTimes = crashLoop.recent;
     // Once crash-looping, a child stays so until it stays up: growing backoff
     // thins restarts out of the window without the server getting any better.
-    const stayedUp = proc.startedAt !== undefined && now - proc.startedAt >= this.#backoff.resetAfterMs;
-    this.#crashLooping = (this.#crashLooping && !stayedUp) || this.#restartTimes.length >= CRASH_LOOP_RESTARTS;
+    this.#crashLooping = (this.#crashLooping && !stayedUp) || crashLoop.looping;
     this.#state = this.#crashLooping ? 'crash-looping' : 'backoff';
     const fields = { pid: proc.pid, code, signal, error: describeFailure(this.#failure), restartInMs: delayMs, restarts: this.#restarts };
     if (this.#state === 'crash-looping') this.#log.error(fields, 'server crash-looping');

@@ -1,10 +1,10 @@
 import { EventEmitter, on } from 'node:events';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import type { Backend, InstanceEvent, InstanceState, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
 import { BackendError } from '../backend.ts';
+import { freeLoopbackPort } from '../free-port.ts';
 import { commandFor, httpCommandOf } from '../runtime.ts';
 import { stdioChannel } from './channel.ts';
 import type { ChildState } from './child.ts';
@@ -179,20 +179,4 @@ export class LocalBackend implements Backend {
 /** Deterministic per (unit, spec, replica, user): ensuring twice finds the same instance. */
 function instanceId(unit: Unit, replica: number, userHash: string | undefined): string {
   return userHash === undefined ? `${unit.name}@${unit.specHash}#${replica}` : `${unit.name}@${unit.specHash}~${userHash}`;
-}
-
-/**
- * A port free on loopback right now, for a child that serves HTTP. Another
- * process could take it before the child binds; the child then fails to
- * start and is restarted with a fresh port on the next ensure.
- */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }

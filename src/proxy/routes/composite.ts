@@ -10,6 +10,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema, ListToolsResultSchema, McpError, ProgressNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotification, ServerNotification, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ComponentRoute, Route } from '../../desired/types.ts';
+import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../observe/log.ts';
 import { ErrorCode } from '../../http/jsonrpc.ts';
 import type { MessageChannel } from '../mux/channel.ts';
@@ -121,7 +122,7 @@ interface Slot {
   /** Whether a connection was up before: a new one may come with other tools. */
   connectedBefore: boolean;
   /** Set while the component's tools are left out: why, and the background retry. */
-  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; delayMs: number } | undefined;
+  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; failures: number } | undefined;
 }
 
 /**
@@ -289,14 +290,14 @@ class CompositeChannel implements MessageChannel {
   #down(slot: Slot, reason: string): void {
     if (slot.down === undefined) {
       this.#log.warn({ component: slot.component.server, index: slot.index, err: reason }, 'composite component unavailable; its tools are left out');
-      slot.down = { reason, since: new Date().toISOString(), probe: undefined, delayMs: slot.component.timeoutMs };
+      slot.down = { reason, since: new Date().toISOString(), probe: undefined, failures: 1 };
     } else {
       slot.down.reason = reason;
-      slot.down.delayMs = Math.min(slot.down.delayMs * 2, PROBE_MAX_MS);
+      slot.down.failures += 1;
     }
     const down = slot.down;
     clearTimeout(down.probe);
-    down.probe = setTimeout(() => void this.#listComponent(slot), down.delayMs);
+    down.probe = setTimeout(() => void this.#listComponent(slot), backoffDelay(down.failures, { initialMs: slot.component.timeoutMs, maxMs: PROBE_MAX_MS }));
     down.probe.unref();
   }
 

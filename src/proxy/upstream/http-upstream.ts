@@ -10,6 +10,8 @@ import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/s
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { BackoffPolicy } from '../../backoff.ts';
+import { backoffDelay } from '../../backoff.ts';
 import type { MessageChannel } from '../mux/channel.ts';
 import type { Logger } from '../../observe/log.ts';
 import { httpCallee, telemetry } from '../../observe/trace/telemetry.ts';
@@ -18,7 +20,6 @@ import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLarge, limitBody, limitSseEvents } from '../../http/message-limit.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
-import { backoff } from '../../backends/backoff.ts';
 
 export interface HttpUpstreamOptions {
   /** The server (and instance or user) in logs and errors. */
@@ -33,8 +34,8 @@ export interface HttpUpstreamOptions {
   readonly logger: Logger;
   /** Bounds one attempt, from the first request to the answer to berth's initialize. Default 10 s. */
   readonly connectTimeoutMs?: number;
-  /** The first retry delay doubles per failed attempt up to `maxMs`, each with jitter. Default 500 ms to 30 s. */
-  readonly retry?: { readonly minMs: number; readonly maxMs: number };
+  /** Retry delays after failed attempts (src/backoff.ts). Default 500 ms to 30 s. */
+  readonly retry?: BackoffPolicy;
   /** A hosted instance refuses connections while it starts: until the first connection, failed attempts log at debug only. */
   readonly quietUntilUp?: boolean;
   /**
@@ -78,7 +79,7 @@ export function summarizeConnections(statuses: readonly ConnectionStatus[]): Con
 /** The trace headers of the message being sent, for the fetch the SDK transport makes for it. */
 const traceHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
 
-const DEFAULTS = { connectTimeoutMs: 10_000, retry: { minMs: 500, maxMs: 30_000 }, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
+const DEFAULTS = { connectTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 30_000 }, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
 
 /** One attempt: its transport, what aborts its fetches, and how far it got. */
 interface Attempt {
@@ -330,7 +331,7 @@ export class HttpUpstream implements MessageChannel {
   #failed(wasConnected: boolean, reason: string, httpStatus: number | undefined, delayMs?: number): void {
     this.#stale = true;
     const failures = wasConnected ? 0 : this.#status.attempts + 1;
-    const delay = delayMs ?? backoff(failures, this.#o.retry.minMs, this.#o.retry.maxMs);
+    const delay = delayMs ?? backoffDelay(failures, this.#o.retry);
     // A connection that was up gets one quiet attempt (callers wait for it); a failed attempt means down.
     const state = wasConnected ? 'connecting' : 'down';
     const warn = this.#status.state !== state && (this.#everUp || this.#o.quietUntilUp !== true);

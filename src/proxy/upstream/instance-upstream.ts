@@ -81,7 +81,7 @@ function httpUrlOf(transport: UpstreamTransport): string {
 }
 
 /** Hosted servers start in seconds: retry soon, then settle at a few seconds. */
-const HOSTED_RETRY = { minMs: 200, maxMs: 5_000 };
+const HOSTED_RETRY = { initialMs: 200, maxMs: 5_000 };
 
 /**
  * Connects one instance: berth's own connection at once (an HTTP one retries
