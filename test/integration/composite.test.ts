@@ -20,6 +20,7 @@ import type { ConnectComponent } from '../../src/proxy/routes/composite.ts';
 import { Multiplexer } from '../../src/proxy/mux/multiplex.ts';
 import { UpstreamPool } from '../../src/proxy/upstream/pool.ts';
 import { SessionStore } from '../../src/proxy/downstream/sessions.ts';
+import { ProxyError } from '../../src/http/proxy-error.ts';
 import { buildRouteTable, EMPTY_TABLE } from '../../src/proxy/routes/table.ts';
 import type { RouteTable } from '../../src/proxy/routes/table.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -307,7 +308,8 @@ describe('composite routes in the route table', () => {
 
     handler.close();
     await waitFor(() => alice.sessionCount === 0, { message: 'composite sessions closed' });
-    await assert.rejects(handler.endpoint.acquire('alice', signal), /shutting down/);
+    // A composite shutting down is a coded 503, not a 500 "bug".
+    await assert.rejects(handler.endpoint.acquire('alice', signal), (err: unknown) => err instanceof ProxyError && err.code === 'upstream_closed' && err.status === 503 && /shutting down/.test(err.message));
     await client.close();
   });
 });

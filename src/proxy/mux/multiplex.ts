@@ -69,8 +69,10 @@ const DEFAULT_READY_WAIT_MS = 30_000;
  * downstream `initialize` itself; request ids and progress tokens are
  * rewritten so sessions cannot collide; responses, progress and cancellations
  * find their way back; server-initiated requests go to the session whose
- * request is in flight (the one that caused them), list_changed and log
- * notifications go to everyone, resource updates to subscribers.
+ * request is in flight (the one that caused them), list_changed
+ * notifications go to everyone, log messages only to the sessions of the user
+ * whose request is running (they may quote that user's data), resource
+ * updates to subscribers.
  */
 export class Multiplexer {
   readonly #name: string;

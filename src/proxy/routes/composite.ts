@@ -13,6 +13,7 @@ import type { ComponentRoute, Route } from '../../desired/types.ts';
 import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../observe/log.ts';
 import { ErrorCode } from '../../http/jsonrpc.ts';
+import { ProxyError } from '../../http/proxy-error.ts';
 import type { MessageChannel } from '../mux/channel.ts';
 
 /** An SDK client-side Transport to the component `server`, as `user`. */
@@ -199,7 +200,7 @@ class CompositeChannel implements MessageChannel {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     for (const slot of this.#slots) clearTimeout(slot.down?.probe);
-    this.#closing.abort(new Error(`composite ${this.#o.route.server} is closing`));
+    this.#closing.abort(this.#closingError());
     const clients = await Promise.allSettled(this.#slots.map((slot) => slot.connection ?? Promise.reject(new Error('not connected'))));
     await Promise.allSettled(clients.map((c) => (c.status === 'fulfilled' ? c.value.close() : undefined)));
     await this.#server.close().catch(() => undefined);
@@ -352,10 +353,16 @@ class CompositeChannel implements MessageChannel {
     } catch (err) {
       // Pass the component's JSON-RPC error on as it was, without the SDK's "MCP error <code>: " prefix.
       if (err instanceof McpError) throw new RpcError(err.code, err.message.replace(/^MCP error -?\d+: /, ''), err.data);
+      // berth's own refusals keep their JSON-RPC code and stable code instead of becoming internal errors.
+      if (err instanceof ProxyError) throw new RpcError(err.rpcCode, err.message, { code: err.code });
       throw err;
     } finally {
       if (ownToken !== undefined) this.#progress.delete(ownToken);
     }
+  }
+
+  #closingError(): ProxyError {
+    return new ProxyError('upstream_closed', `composite ${this.#o.route.server} is closing`);
   }
 
   #reachable(slot: Slot): boolean {
@@ -395,7 +402,7 @@ class CompositeChannel implements MessageChannel {
     }
     if (this.#closing.signal.aborted) {
       await client.close().catch(() => undefined);
-      throw new Error(`composite ${this.#o.route.server} is closing`);
+      throw this.#closingError();
     }
     client.onclose = onLost;
     this.#log.debug({ component: slot.component.server, index: slot.index }, 'composite component connected');

@@ -280,7 +280,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
   let closed = false;
   const connect = connectComponentVia(deps.lookup);
   const acquire = async (user: string, _signal?: AbortSignal, identity?: Identity): Promise<Multiplexer> => {
-    if (closed) throw new Error(`server ${route.server} is shutting down`);
+    if (closed) throw new ProxyError('upstream_closed', `server ${route.server} is shutting down`);
     // Users who left long ago give their composite connections back.
     const now = Date.now();
     for (const [other, { mux, channel, lastUsed }] of perUser) {
@@ -340,7 +340,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
 function connectComponentVia(lookup: TableDeps['lookup']): (...args: [...Parameters<ConnectComponent>, Identity]) => Promise<Transport> {
   return async (server: string, user: string, signal: AbortSignal, identity: Identity): Promise<Transport> => {
     const handler = lookup(server);
-    if (handler === undefined) throw new Error(`server ${server} is not served`);
+    if (handler === undefined) throw new ProxyError('upstream_unavailable', `server ${server} is not served`);
     const mux = await (handler.kind === 'mcp' ? handler.endpoint : handler.sse).acquire(user, signal, identity);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     mux.attach(serverSide, user);
