@@ -157,8 +157,11 @@ export function formatById(id: string): ClientFormat | undefined {
 /**
  * The format of a file: by its name, else by its shape. A `mcpServers`
  * document that no client's own keys tell apart is read as Claude Desktop's,
- * the plainest of them (its strings hold no variables).
+ * the plainest of them (its strings hold no variables), and said to be a guess.
  */
-export function detectFormat(file: string, data: unknown): ClientFormat | undefined {
-  return FORMATS.find((f) => f.named(file)) ?? FORMATS.find((f) => f.shaped(data)) ?? (entries(data).length > 0 || (isRecord(data) && isRecord(data['mcpServers'])) ? formatById('claude-desktop') : undefined);
+export function detectFormat(file: string, data: unknown): { format: ClientFormat; guessed: boolean } | undefined {
+  const told = FORMATS.find((f) => f.named(file)) ?? FORMATS.find((f) => f.shaped(data));
+  if (told !== undefined) return { format: told, guessed: false };
+  const plainest = formatById('claude-desktop');
+  return plainest !== undefined && isRecord(data) && isRecord(data['mcpServers']) ? { format: plainest, guessed: true } : undefined;
 }

@@ -20,7 +20,8 @@ const NOTHING: Imported = { servers: [], skipped: [] };
 export function importClientConfig(file: string, text: string, options: { readonly format?: string; readonly secrets: SecretPolicy }): ImportOutcome {
   const read = readClientDocument(file, text);
   if (!read.ok) return { format: undefined, imported: NOTHING, issues: read.issues.map((i) => ({ ...i, severity: 'error' })) };
-  const format = options.format === undefined ? detectFormat(file, read.doc.data) : formatById(options.format);
+  const detected = options.format === undefined ? detectFormat(file, read.doc.data) : undefined;
+  const format = detected?.format ?? (options.format === undefined ? undefined : formatById(options.format));
   if (format === undefined) {
     const issue: ImportIssue = {
       severity: 'error',
@@ -36,6 +37,10 @@ export function importClientConfig(file: string, text: string, options: { readon
   }
   const issues: ImportIssue[] = [];
   const report = reporter(file, read.doc.positions, issues);
+  if (detected?.guessed === true) {
+    const others = FORMATS.filter((f) => f.id !== format.id && f.write !== undefined).map((f) => f.id);
+    report('warning', [], 'import_format_guessed', `read as ${format.label}'s (strings taken as written): neither the file's name nor its keys say which client it is for`, `if it is another client's, name it: --format ${others.join(', ')}`);
+  }
   const imported = toBerthServers(format.read(read.doc, report), options.secrets, report);
   return { format, imported, issues: [...issues].sort((a, b) => a.line - b.line || a.col - b.col) };
 }

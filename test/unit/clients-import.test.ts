@@ -161,7 +161,15 @@ describe('berth import: formats', () => {
       ['anything.json', { mcpServers: { a: { command: 'x' } } }, 'claude-desktop'],
       ['anything.json', { something: 'else' }, undefined],
     ];
-    for (const [file, data, id] of cases) assert.equal(detectFormat(file, data)?.id, id, file);
+    for (const [file, data, id] of cases) assert.equal(detectFormat(file, data)?.format.id, id, file);
+  });
+
+  it('says when it guessed the format', () => {
+    const guessed = importClientConfig('mcp.json', JSON.stringify({ mcpServers: { a: { command: 'x', args: ['${env:Y}'] } } }), { secrets: 'auto' });
+    assert.equal(guessed.format?.id, 'claude-desktop');
+    assert.deepEqual(guessed.issues.map((i) => [i.code, i.line, i.col]), [['import_format_guessed', 1, 1]]);
+    const named = importClientConfig('.cursor/mcp.json', JSON.stringify({ mcpServers: { a: { command: 'x' } } }), { secrets: 'auto' });
+    assert.deepEqual(named.issues, []);
   });
 
   it('lists the same formats on the command line as in the table', () => {
