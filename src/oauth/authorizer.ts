@@ -246,6 +246,10 @@ export class Authorizer {
     const key = keyOf(owner, target.server);
     let flight = this.#refreshing.get(key);
     if (flight !== undefined) return flight;
+    // A caller that read the set before another's refresh finished: the new set serves it, and its
+    // refresh token, already rotated away, must not be sent again (servers revoke the grant on reuse).
+    const current = this.#cache.get(key);
+    if (current !== undefined && current !== null && current.accessToken !== set.accessToken && (current.refreshAt === undefined || this.#now() < current.refreshAt)) return Promise.resolve(current);
     flight = (async () => {
       if (set.refreshToken === undefined) {
         await this.#forget(owner, target.server);

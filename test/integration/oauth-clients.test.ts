@@ -13,6 +13,7 @@ import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { continueUrl, signIn, startIssuer } from '../helpers/oidc.ts';
+import { arrive as arriveAs, consent as consentAs, pressAuthorize as press } from '../helpers/oauth-flow.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
@@ -27,27 +28,16 @@ function staticClient(id: string, method: string): Record<string, unknown> {
   return { client_id: id, client_secret: SECRET, redirect_uris: [CALLBACK], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: method };
 }
 
-/** Presses "Authorize" on /connect/<server>: berth's answer (a page leading on to the authorization server, or one saying why not). */
-async function pressAuthorize(base: string, server: string): Promise<Response> {
-  const page = await fetch(`${base}/connect/${server}`, { headers: AUTH });
-  const html = await page.text();
-  assert.equal(page.status, 200, html);
-  const csrf = /name="berth:csrf" value="([^"]+)"/.exec(html)?.[1] ?? assert.fail(`no Authorize form in ${html}`);
-  const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  return fetch(`${base}/connect/${server}`, { method: 'POST', redirect: 'manual', headers: { ...AUTH, cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ 'berth:csrf': csrf, 'berth:oauth': 'authorize' }) });
+function pressAuthorize(base: string, server: string): Promise<Response> {
+  return press(base, server, AUTH);
 }
 
-/** Signs in at the authorization server; returns the callback URL (on berth's public URL) with code, state and iss. */
-async function consent(base: string, server: string): Promise<URL> {
-  const start = await pressAuthorize(base, server);
-  const page = await start.text();
-  assert.equal(start.status, 200, page);
-  return signIn(new URL(continueUrl(page) ?? assert.fail(`no link onwards in ${page}`)), 'ada', CALLBACK);
+function consent(base: string, server: string): Promise<URL> {
+  return consentAs(base, server, AUTH, 'ada', CALLBACK);
 }
 
-/** The browser arrives at berth's callback (through the public URL, which leads to berth). */
 function arrive(base: string, callback: URL): Promise<Response> {
-  return fetch(`${base}${callback.pathname}${callback.search}`, { headers: AUTH, redirect: 'manual' });
+  return arriveAs(base, callback, AUTH);
 }
 
 async function whoami(base: string, server: string): Promise<string> {

@@ -22,7 +22,8 @@ import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { continueUrl, signIn, startIssuer } from '../helpers/oidc.ts';
+import { startIssuer } from '../helpers/oidc.ts';
+import { authorize as authorizeAs } from '../helpers/oauth-flow.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
@@ -38,26 +39,9 @@ function remote(name: string, url: string, oauth = '{ allowPrivateNetworks: true
   return `  ${name}:\n    type: remote\n    url: ${url}\n    oauth: ${oauth}\n`;
 }
 
-/** The person at the browser: /connect → Authorize → the authorization server's pages → berth's callback. Returns berth's final answer. */
-export async function authorize(base: string, server: string, user: User, login: string = user): Promise<{ status: number; location: string | null; page: string }> {
-  const auth = { 'x-api-key': KEYS[user] };
-  const page = await fetch(`${base}/connect/${server}`, { headers: auth });
-  const html = await page.text();
-  assert.equal(page.status, 200, html);
-  const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const csrf = /name="berth:csrf" value="([^"]+)"/.exec(html)?.[1] ?? assert.fail(`no CSRF token in ${html}`);
-  const start = await fetch(`${base}/connect/${server}`, {
-    method: 'POST',
-    headers: { ...auth, cookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ 'berth:csrf': csrf, 'berth:oauth': 'authorize' }),
-    redirect: 'manual',
-  });
-  const body = await start.text();
-  const to = continueUrl(body);
-  if (start.status !== 200 || to === undefined) return { status: start.status, location: null, page: body };
-  const back = await signIn(new URL(to), login, `${base}/oauth/callback`);
-  const done = await fetch(back, { headers: auth, redirect: 'manual' });
-  return { status: done.status, location: done.headers.get('location'), page: await done.text() };
+/** The person at the browser, signed in to berth as `user`. */
+function authorize(base: string, server: string, user: User): Promise<{ status: number; location: string | null; page: string }> {
+  return authorizeAs(base, server, { 'x-api-key': KEYS[user] }, user);
 }
 
 /** What berth holds for a user, read from the state file the way berth reads it. */
