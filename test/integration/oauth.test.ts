@@ -132,7 +132,8 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
   const refreshes = (): number => issuer.hits.get('/token') ?? 0;
 
   before(async () => {
-    issuer = await startIssuer({ interactive: true, refresh: true, accessTokenTtl: 2 });
+    // 5 s: short enough to wait for, long enough that a refreshed token stays good through a burst of calls on a loaded machine.
+    issuer = await startIssuer({ interactive: true, refresh: true, accessTokenTtl: 5 });
     upstream = await startProtectedServer(issuer.issuer);
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
     b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
