@@ -20,7 +20,7 @@ import { StateStore } from '../store/state.ts';
 import type { LoadedConfig, ReadResult } from '../config/load.ts';
 import { readConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
-import type { DesiredState, Route } from '../desired/types.ts';
+import type { DesiredState } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
@@ -35,7 +35,7 @@ import { UpstreamPool } from '../proxy/upstream/pool.ts';
 import { reportEvictions, SessionStore } from '../proxy/downstream/sessions.ts';
 import type { RouteTable } from '../proxy/routes/table.ts';
 import { RouteTables } from '../proxy/routes/table.ts';
-import { needsUserCredentials, UserHeaderResolver } from '../proxy/upstream/user-headers.ts';
+import { UserHeaderResolver } from '../proxy/upstream/user-headers.ts';
 import type { UpstreamStatus } from '../proxy/upstream/instance-upstream.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { ConfigWatcher } from '../reconcile/watch.ts';
@@ -67,7 +67,6 @@ export interface Berth {
 const SESSION_IDLE_TTL_MS = 30 * 60_000;
 const KEEP_ALIVE_MS = 15_000;
 const DRAIN_MS = 10_000;
-const DEFAULT_INSTANCES_PER_USER = 10;
 /** service.version on telemetry. */
 const BERTH_VERSION = '0.1.0';
 
@@ -154,30 +153,13 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
   const publicUrl = config.listen?.publicUrl?.replace(/\/+$/, '');
   const authorizer = new Authorizer({ store: new OAuthStore(state, logger), logger, ...(publicUrl === undefined ? {} : { publicUrl }) });
   const userHeaders = new UserHeaderResolver(credentials);
-  // The pool reads the controller's current routes; it runs only after the controller exists.
-  // Read per forwarded request (its deadline) and per connection: indexed once per accepted config, not searched each time.
-  let hosted: { readonly desired: DesiredState; readonly byUnit: ReadonlyMap<string, Route & { kind: 'hosted' }> } | undefined;
-  const hostedRoute = (unit: string): (Route & { kind: 'hosted' }) | undefined => {
-    const desired = controller.desired;
-    if (desired === undefined) return undefined;
-    if (hosted?.desired !== desired) hosted = { desired, byUnit: new Map(desired.routes.filter((r): r is Route & { kind: 'hosted' } => r.kind === 'hosted').map((r) => [r.unit, r])) };
-    return hosted.byUnit.get(unit);
-  };
   const pool = new UpstreamPool({
     backend,
     labelSecret,
     logger,
     drainMs: DRAIN_MS,
-    idleTimeoutFor: (unit) => hostedRoute(unit)?.idleTimeoutMs,
-    requestTimeoutFor: (unit) => hostedRoute(unit)?.requestTimeoutMs,
-    credentialsFor: (unit, user) => credentials.get(user, unit),
-    headersFor: (unit) => hostedRoute(unit)?.headers.values,
-    needsUserCredentials: (unit) => {
-      const route = hostedRoute(unit);
-      return route !== undefined && needsUserCredentials(route);
-    },
+    credentials,
     ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
-    limits: { perUnit: (unit) => hostedRoute(unit)?.maxInstances, perUser: () => controller.config?.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER },
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });
   const sessions = new SessionStore({

@@ -4,7 +4,8 @@
 import type { Backend, ObservedInstance } from '../backends/backend.ts';
 import { backoffDelay } from '../backoff.ts';
 import { BackendError } from '../backends/backend.ts';
-import type { Unit } from '../desired/types.ts';
+import type { BerthConfiguration } from '../config/types.gen.ts';
+import type { DesiredState, Unit } from '../desired/types.ts';
 
 /** How converging one unit ended; the controller owns the retries. */
 export type Outcome =
@@ -12,8 +13,16 @@ export type Outcome =
   | { readonly kind: 'retry'; readonly afterMs: number; readonly reason: string }
   | { readonly kind: 'failed'; readonly reason: string };
 
+/** An accepted config, as the controller pushes it to the pool: one value per accepted config. */
+export interface AcceptedConfig {
+  readonly config: Readonly<BerthConfiguration>;
+  readonly desired: DesiredState;
+}
+
 /** What the controller needs from the proxy's upstream pool. */
 export interface UnitUpstreams {
+  /** The settings its units' connections use; pushed before the config's units converge. */
+  configure(accepted: AcceptedConfig): void;
   publish(unit: Unit, instances: readonly ObservedInstance[]): void;
   retire(unit: string, signal: AbortSignal): Promise<void>;
 }

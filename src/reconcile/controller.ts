@@ -221,6 +221,8 @@ export class Controller {
     if (auth?.kind === 'rejected') return this.#reject(log, reason, auth.errors.map((e) => `${this.#o.file}: ${e}`));
     if (needsRestart.length > 0) log.warn({ needsRestart }, 'changed settings apply only after a restart; the running values stay');
     const desired = resolveDesiredState(loaded);
+    // Accepted from here on: the pool connects this config's units with this config's settings.
+    this.#o.upstreams.configure({ config: loaded.config, desired });
     const previousDesired = this.#desired;
     const errors: string[] = [];
     let snapshot: readonly ObservedInstance[] | undefined;

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Backend, HttpTransport, InstanceEvent, ObservedInstance, PlacementReplicas, ReadyReplica } from '../../backends/backend.ts';
 import { hashUser } from '../../desired/hash.ts';
-import type { Unit } from '../../desired/types.ts';
+import type { BerthConfiguration } from '../../config/types.gen.ts';
+import type { DesiredState, Route, Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import type { Upstream, UpstreamStatus } from './instance-upstream.ts';
@@ -13,35 +14,47 @@ import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady
 import type { Multiplexer } from '../mux/multiplex.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../mux/multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
+import { needsUserCredentials } from './user-headers.ts';
 
 export interface PoolOptions {
   readonly backend: Backend;
   readonly logger: Logger;
   /** How long requests in flight on a replaced or removed instance may take before it goes. */
   readonly drainMs?: number;
-  /** Per-unit idle timeout of per-user instances; read at every sweep so reloads apply. */
-  readonly idleTimeoutFor?: (unit: string) => number | undefined;
-  /** Fixed headers of a unit's route, sent on berth's own connections to HTTP instances; read per connection. */
-  readonly headersFor?: (unit: string) => Readonly<Record<string, string>> | undefined;
-  /**
-   * Whether a unit's route sends headers made of each user's required credentials. Then an instance
-   * that refuses berth's own connection (which carries no user's) with HTTP 401 or 403 is up, and
-   * ready for users' own sessions. Read per answer, so reloads apply.
-   */
-  readonly needsUserCredentials?: (unit: string) => boolean;
-  /** Credentials a user's own instance gets in its environment (the user's saved values). */
-  readonly credentialsFor?: (unit: string, user: string) => Promise<Readonly<Record<string, string>>>;
+  /** The saved values a user's own instance gets in its environment. */
+  readonly credentials?: { get(user: string, server: string): Promise<Readonly<Record<string, string>>> };
   readonly sweepIntervalMs?: number;
-  /** Caps on per-user instances: per unit (read per start, so reloads apply) and per user over all units. */
-  readonly limits?: { readonly perUnit: (unit: string) => number | undefined; readonly perUser: () => number | undefined };
-  /** Per-unit deadline of one forwarded request; read per request so reloads apply. */
-  readonly requestTimeoutFor?: (unit: string) => number | undefined;
   /** The largest answer taken from an HTTP instance; default 10 MiB. */
   readonly maxMessageBytes?: number;
   readonly now?: () => number;
   /** The installation's secret for user labels (see hashUser); without one, a random one of this pool. */
   readonly labelSecret?: string;
 }
+
+/**
+ * What the pool reads of an accepted config: its hosted routes (headers,
+ * deadlines, idle timeout, instance cap, whether users bring credentials)
+ * and the per-user instance limit. The controller pushes one per accepted
+ * config, before its units converge, so an instance is connected with the
+ * settings of the config that started it.
+ */
+export interface PoolConfig {
+  readonly config: Readonly<BerthConfiguration>;
+  readonly desired: DesiredState;
+}
+
+/** The pool's reading of a PoolConfig, indexed once per accepted config. */
+interface Settings {
+  readonly routes: ReadonlyMap<string, HostedRoute>;
+  /** Undefined until a config says: a pool nobody configured caps nothing. */
+  readonly instancesPerUser: number | undefined;
+}
+
+type HostedRoute = Route & { readonly kind: 'hosted' };
+
+/** Per-user instances one user may run over all servers, unless `limits.instancesPerUser` says otherwise. */
+const DEFAULT_INSTANCES_PER_USER = 10;
+const NO_SETTINGS: Settings = { routes: new Map(), instancesPerUser: undefined };
 
 interface UnitEntry {
   unit: Unit;
@@ -63,6 +76,7 @@ const PUBLISH_WAIT_MS = 30_000;
 
 export class UpstreamPool {
   readonly #o: PoolOptions;
+  #settings: Settings = NO_SETTINGS;
   readonly #units = new Map<string, UnitEntry>();
   readonly #byInstance = new Map<string, Upstream>();
   /** Requests for units not published yet, woken by `publish`. */
@@ -89,6 +103,13 @@ export class UpstreamPool {
     this.#watching = this.#watch();
     this.#routable = options.backend.replicas === undefined ? undefined : new ReadyReplicas();
     this.#following = this.#followReplicas();
+  }
+
+  /** Takes the settings of an accepted config; connections and starts read them from now on. */
+  configure(accepted: PoolConfig): void {
+    const routes = new Map<string, HostedRoute>();
+    for (const route of accepted.desired.routes) if (route.kind === 'hosted') routes.set(route.unit, route);
+    this.#settings = { routes, instancesPerUser: accepted.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER };
   }
 
   /**
@@ -266,7 +287,7 @@ export class UpstreamPool {
     const now = this.#now();
     for (const upstream of this.#byInstance.values()) upstream.links.sweep();
     for (const [name, entry] of this.#units) {
-      const timeout = this.#o.idleTimeoutFor?.(name);
+      const timeout = this.#settings.routes.get(name)?.idleTimeoutMs;
       if (timeout === undefined) continue;
       for (const [hash, upstream] of entry.perUser) {
         if (now - Math.max(upstream.lastUsed, upstream.mux.lastActivity(), upstream.links.lastActivity()) < timeout) continue;
@@ -289,12 +310,12 @@ export class UpstreamPool {
 
   /** A new per-user instance must fit both caps; the error says which one is full. */
   #checkLimits(entry: UnitEntry, hash: string): void {
-    const perUnit = this.#o.limits?.perUnit(entry.unit.name);
+    const perUnit = this.#settings.routes.get(entry.unit.name)?.maxInstances;
     const ofUnit = entry.perUser.size + entry.starting.size;
     if (perUnit !== undefined && ofUnit >= perUnit) {
       throw new ProxyError('instance_limit', `server ${entry.unit.name} runs its limit of ${perUnit} users' instances; try again once one stops after its idle timeout`);
     }
-    const perUser = this.#o.limits?.perUser();
+    const perUser = this.#settings.instancesPerUser;
     if (perUser === undefined) return;
     let ofUser = 0;
     for (const other of this.#units.values()) ofUser += (other.perUser.has(hash) ? 1 : 0) + (other.starting.has(hash) ? 1 : 0);
@@ -305,7 +326,7 @@ export class UpstreamPool {
     const unit = entry.unit;
     // The start belongs to no caller: its own deadline and shutdown end it.
     const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(unit.startupTimeoutMs)]);
-    const env = (await this.#o.credentialsFor?.(unit.name, user)) ?? {};
+    const env = (await this.#o.credentials?.get(user, unit.name)) ?? {};
     const missing = unit.spec.env.fromUser.filter((c) => c.required && env[c.name] === undefined).map((c) => c.name);
     if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
@@ -348,9 +369,12 @@ export class UpstreamPool {
       logger: o.logger,
       now: this.#now,
       endpoint: (stop) => o.backend.endpoint(instance.id, AbortSignal.any([stop, this.#closing.signal])),
-      headers: () => o.headersFor?.(unit.name) ?? {},
-      requestTimeoutMs: () => o.requestTimeoutFor?.(unit.name) ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      needsUserCredentials: () => o.needsUserCredentials?.(unit.name) === true,
+      headers: () => this.#settings.routes.get(unit.name)?.headers.values ?? {},
+      requestTimeoutMs: () => this.#settings.routes.get(unit.name)?.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      needsUserCredentials: () => {
+        const route = this.#settings.routes.get(unit.name);
+        return route !== undefined && needsUserCredentials(route);
+      },
       userHash: this.#userHash,
       ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }),
       backend: o.backend.name,
