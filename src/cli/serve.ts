@@ -212,7 +212,7 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
       status: async () => {
         const missing = await state.check();
         const stateFile = { ...(missing === undefined ? {} : { problem: missing }), ...(unreadable.length === 0 ? {} : { unreadable: unreadable.map((v) => v.path) }) };
-        return { ...buildStatusReport(controller, pool, backend, sessions, routes.current), ...(Object.keys(stateFile).length === 0 ? {} : { stateFile }) };
+        return { ...(await buildStatusReport(controller, pool, backend, sessions, routes.current)), ...(Object.keys(stateFile).length === 0 ? {} : { stateFile }) };
       },
     },
   });
