@@ -257,6 +257,14 @@ describe('telemetry: one trace from the client through berth to the upstream', (
     assert.equal(spanIdOf(seen.meta['traceparent'] ?? ''), clientSpan.spanId);
     assert.equal(serverSpan.attributes['mcp.session.id'], undefined, 'a stateless request has no session');
     assert.equal(serverSpan.attributes['mcp.protocol.version'], '2026-07-28');
+    assert.equal(serverSpan.attributes['client.address'], '127.0.0.1');
+    // The same caller has the same pseudonym in either era.
+    const client = await connectClient(berth.url, 'piped');
+    const session = callerContext();
+    await callMeta(client, session.traceparent);
+    const sessionEra = await spansOf(session.traceId, 'tools/call meta', 'piped');
+    assert.equal(serverSpan.attributes['berth.user.hash'], sessionEra.serverSpan.attributes['berth.user.hash']);
+    await client.close();
   });
 
   test('metrics: the four MCP durations, with the conventions\' buckets', async () => {

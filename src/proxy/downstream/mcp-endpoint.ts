@@ -82,7 +82,7 @@ export class McpEndpoint {
       const mux = await this.#acquire(req, res, ctx, { id: idOf(body.value), prompt: credentialPromptOf(era.message) });
       if (mux === undefined) return;
       // Parked calls are bound to their caller like sessions: a requestState is worthless to anyone else.
-      return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`);
+      return serveModern(res, era.message, mux, `${this.#o.server}\n${ctx.user}`, { ...peerOf(req), user: ctx.user });
     }
     const inSession = req.headers[SESSION_HEADER] !== undefined;
     const entry = inSession ? this.#session(req, res, ctx, 'streamable-http') : undefined;

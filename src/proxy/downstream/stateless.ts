@@ -4,7 +4,7 @@ import type { Refusal } from '../../http/json-io.ts';
 import { sendRefusal, writeJson } from '../../http/json-io.ts';
 import type { Request } from '../../http/jsonrpc.ts';
 import { ErrorCode, isNotification, isRequest } from '../../http/jsonrpc.ts';
-import type { Multiplexer, UpstreamInfo } from '../mux/multiplex.ts';
+import type { Multiplexer, SessionPeer, UpstreamInfo } from '../mux/multiplex.ts';
 import { StatelessCall } from './stateless-call.ts';
 
 // The stateless revision (2026-07-28): no initialize, no sessions; every
@@ -125,7 +125,7 @@ function decodeParamValue(raw: string): string | undefined {
 }
 
 /** Serves one 2026-07-28 POST against a session-era upstream, for `owner` (server and user). */
-export async function serveModern(res: ServerResponse, message: Request | { method: string }, mux: Multiplexer, owner: string): Promise<void> {
+export async function serveModern(res: ServerResponse, message: Request | { method: string }, mux: Multiplexer, owner: string, peer: SessionPeer = {}): Promise<void> {
   if (!isRequest(message)) {
     res.writeHead(202).end();
     return;
@@ -148,7 +148,7 @@ export async function serveModern(res: ServerResponse, message: Request | { meth
   }
   const envelope = (params['_meta'] ?? {}) as Record<string, unknown>;
   const capabilities = (envelope[META_CAPABILITIES] ?? {}) as Record<string, unknown>;
-  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info), owner, { protocolVersion: String(envelope[META_VERSION]) });
+  const call = new StatelessCall(mux, toUpstream(message), capabilities, (result) => decorate(message.method, result, info), owner, { ...peer, protocolVersion: String(envelope[META_VERSION]) });
   return call.round(res, message.id);
 }
 

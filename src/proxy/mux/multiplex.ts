@@ -34,6 +34,8 @@ interface Session {
 export interface SessionPeer {
   address?: string;
   protocolVersion?: string;
+  /** The caller, when the session's user key is not the caller's name (a stateless call's owner). */
+  user?: string;
 }
 
 export interface MultiplexerOptions {
@@ -289,11 +291,11 @@ export class Multiplexer {
 
   /** The client of a session as spans describe it. */
   #caller(session: Session, headers: Caller['headers']): Caller {
-    const { address, protocolVersion } = session.peer;
+    const { address, protocolVersion, user } = session.peer;
     const sessionId = session.transport.sessionId;
     return {
       server: this.#callee().server,
-      user: session.user,
+      user: user ?? session.user,
       ...(sessionId === undefined ? {} : { sessionId }),
       ...(protocolVersion === undefined ? {} : { protocolVersion }),
       ...(address === undefined ? {} : { address }),
