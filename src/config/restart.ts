@@ -6,9 +6,10 @@ import type { BerthConfiguration } from './types.gen.ts';
 
 /** The sections berth reads once, at start-up: a change to them is applied only by a restart. */
 // `state`: the store (its path and keys) is opened once; a changed key would otherwise be believed in force.
-const AT_START_UP = ['listen', 'backend', 'state'] as const;
+// `telemetry`: the SDK and its exporters are set up once, before anything carries traffic.
+const AT_START_UP = ['listen', 'backend', 'state', 'telemetry'] as const;
 
-type StartUp = Pick<BerthConfiguration, 'listen' | 'backend' | 'state'>;
+type StartUp = Pick<BerthConfiguration, 'listen' | 'backend' | 'state' | 'telemetry'>;
 
 /**
  * The fields whose change between two configs needs a restart of berth, as

@@ -21,6 +21,7 @@ test('restartRequired names the start-up fields that changed', async (t) => {
     { name: 'a list is one field', previous: { ...base, listen: { allowedOrigins: ['https://a.example'] } }, next: { ...base, listen: { allowedOrigins: ['https://b.example'] } }, expected: ['listen.allowedOrigins'] },
     { name: 'the backend', previous: base, next: { ...base, backend: { type: 'docker', network: 'mcp' } }, expected: ['backend.network', 'backend.type'] },
     { name: 'the state key or path, never its value', previous: { ...base, state: { key: 'k'.repeat(32) } }, next: { ...base, state: { key: 'n'.repeat(32), path: 'other.json' } }, expected: ['state.key', 'state.path'] },
+    { name: 'telemetry is set up once', previous: base, next: { ...base, telemetry: { sampling: 0.5, capture: ['a'] } }, expected: ['telemetry.capture', 'telemetry.sampling'] },
     { name: 'servers never need one', previous: base, next: { ...base, servers: { a: { type: 'remote', url: 'https://a.example/mcp' } } }, expected: [] },
     { name: 'several, sorted', previous: base, next: { ...base, listen: { publicUrl: 'https://mcp.example.com', host: '0.0.0.0' }, backend: { type: 'docker' } }, expected: ['backend.type', 'listen.host', 'listen.publicUrl'] },
   ];
