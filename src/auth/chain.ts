@@ -1,9 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { AuthProvider, BerthConfiguration } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
-import { isLoopbackAddress } from '../http/guard.ts';
+import type { AuthProblem as ConfigAuthProblem } from '../config/auth-checks.ts';
+import { authProblems } from '../config/auth-checks.ts';
+import { isLoopbackAddress } from '../config/cidr.ts';
+import { formatKeyPath } from '../config/issues.ts';
 import { apiKeyProvider } from './api-key.ts';
-import { headerProvider, trustedList } from './header.ts';
+import { headerProvider } from './header.ts';
 import type { Identity } from '../identity.ts';
 import { ANONYMOUS } from '../identity.ts';
 import { jwtProvider } from './jwt.ts';
@@ -80,41 +83,14 @@ function providerFor(settings: AuthProvider, options: AuthenticatorOptions): Pro
   }
 }
 
-/** A reason berth must not start with this auth config. */
+/** A reason berth must not start with this auth config, its path written out (`auth[1]`). */
 export interface AuthProblem {
-  /** Stable code, see docs/errors.md. */
-  readonly code: 'auth_none_exposed' | 'auth_public_url_missing' | 'auth_invalid_proxy';
-  /** Where, as a config key path: `auth[1]`. */
+  readonly code: ConfigAuthProblem['code'];
   readonly path: string;
   readonly message: string;
 }
 
-/**
- * What the schema cannot see: anonymous access on a listener others reach,
- * audiences that would come from a Host header anyone can set, proxy
- * addresses that are not addresses. Empty when berth may start.
- */
+/** The config check (`authProblems`), for a reload that must also fit the listener berth runs on. */
 export function checkAuthConfig(config: Pick<BerthConfiguration, 'auth' | 'listen'>): AuthProblem[] {
-  const host = config.listen?.host ?? '127.0.0.1';
-  const loopback = isLoopbackAddress(host) || host === 'localhost';
-  const problems: AuthProblem[] = [];
-  (config.auth ?? []).forEach((provider, i) => {
-    const path = `auth[${i}]`;
-    if (provider.type === 'none' && !loopback) {
-      problems.push({ code: 'auth_none_exposed', path, message: `provider \`none\` serves anonymous clients, but berth listens on ${host}, which others can reach: remove it, or set listen.host to 127.0.0.1` });
-    }
-    if (provider.type === 'jwt' && !loopback && config.listen?.publicUrl === undefined) {
-      problems.push({ code: 'auth_public_url_missing', path, message: `tokens must be minted for this server's URL, which berth cannot know while it listens on ${host}: set listen.publicUrl to the URL clients use` });
-    }
-    if (provider.type === 'header') {
-      for (const cidr of provider.trustedProxies ?? []) {
-        try {
-          trustedList([cidr]);
-        } catch (err) {
-          problems.push({ code: 'auth_invalid_proxy', path: `${path}.trustedProxies`, message: (err as Error).message });
-        }
-      }
-    }
-  });
-  return problems;
+  return authProblems(config).map((p) => ({ code: p.code, path: formatKeyPath(p.path), message: p.message }));
 }

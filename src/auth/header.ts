@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { keyOf } from '../identity.ts';
 import type { Provider, Verdict } from './provider.ts';
 import { listOf, PASS } from './provider.ts';
+import { addressOrCidrProblem } from '../config/cidr.ts';
 
 export interface HeaderSettings {
   readonly userHeader?: string;
@@ -39,13 +40,12 @@ export function headerProvider(settings: HeaderSettings): Provider {
 export function trustedList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const cidr of cidrs) {
+    const problem = addressOrCidrProblem(cidr);
+    if (problem !== undefined) throw new Error(problem);
     const [address = '', bits] = cidr.split('/');
     const family = isIP(address);
-    if (family === 0) throw new Error(`${cidr} is not an IP address or CIDR`);
-    const type = family === 6 ? 'ipv6' : 'ipv4';
     const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) throw new Error(`${cidr} has an invalid prefix length`);
-    list.addSubnet(address, prefix, type);
+    list.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
   }
   return list;
 }

@@ -5,7 +5,6 @@ import { createServer as createNetServer } from 'node:net';
 import { mayAccess } from '../auth/access.ts';
 import type { Identity } from '../identity.ts';
 import type { Authenticator } from '../auth/chain.ts';
-import { checkAuthConfig } from '../auth/chain.ts';
 import { Gates } from '../auth/gates.ts';
 import type { Backend } from '../backends/backend.ts';
 import { createBackend } from '../backends/select.ts';
@@ -112,8 +111,6 @@ export async function startBerth(file: string, options: ServeOptions = {}, logge
 function readFirstConfig(file: string): ReadResult & { ok: true } {
   const first = readConfigFile(file);
   if (!first.ok) throw new ConfigError(first.issues);
-  const authProblem = checkAuthConfig(first.value.config)[0];
-  if (authProblem !== undefined) throw new BerthError(authProblem.code, `${file}: ${authProblem.path}: ${authProblem.message}`);
   return first;
 }
 

@@ -1,10 +1,28 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /** An address block: family, the network address as a number, and the prefix length. */
 export interface Cidr {
   readonly family: 4 | 6;
   readonly network: bigint;
   readonly prefix: number;
+}
+
+/** Why `text` is not an IP address or an address block (`10.0.0.0/8`, `::1`), or undefined when it is one. */
+export function addressOrCidrProblem(text: string): string | undefined {
+  const [address = '', bits] = text.split('/');
+  const family = isIP(address);
+  if (family === 0) return `${text} is not an IP address or CIDR`;
+  const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) return `${text} has an invalid prefix length`;
+  return undefined;
+}
+
+/** True for 127.0.0.0/8 and ::1 (also as an IPv4-mapped address). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(a) === 4) return a.startsWith('127.');
+  return a === '::1';
 }
 
 /** Parses `203.0.113.0/24` or `2001:db8::/32`; host bits must be zero, as Kubernetes requires. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { authProblems } from './auth-checks.ts';
 import { parseCidr } from './cidr.ts';
 import { linkLocalHostOf } from './link-local.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
@@ -70,6 +71,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
   checkPublishedPorts(config, servers, report);
   checkApiKeys(config, report);
   checkLinkLocal(config, servers, report);
+  for (const problem of authProblems(config)) report([...problem.path], problem.code, problem.message);
   return issues;
 }
 

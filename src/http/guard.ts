@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
+import { isLoopbackAddress } from '../config/cidr.ts';
 
 /** Who may call berth from a browser, and under which Host names. */
 export interface OriginPolicy {
@@ -104,9 +105,3 @@ function hostForm(name: string): string {
   return isIP(n) === 6 ? `[${n}]` : n;
 }
 
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIP(a) === 4) return a.startsWith('127.');
-  return a === '::1';
-}

@@ -2,13 +2,14 @@
 // a temporary directory, exit codes and output checked.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/invalid/', import.meta.url));
 
 interface Result {
   readonly code: number | null;
@@ -160,6 +161,17 @@ describe('berth validate', { concurrency: true }, () => {
         ['bad.yaml', 7, 5, 'servers.files.bogus', 'unknown_key'],
       ],
     );
+  });
+
+  it('validate and serve refuse the same auth problems, all at once, each at file:line:col', async () => {
+    const fixture = path.join(FIXTURES, 'auth-beyond-loopback.yaml');
+    const expected = readFileSync(path.join(FIXTURES, 'auth-beyond-loopback.expected'), 'utf8').trim().split('\n');
+    for (const args of [['validate', fixture], ['serve', fixture]]) {
+      const r = await berth(args);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      for (const line of expected) assert.ok(r.stderr.includes(line.replace(/^auth-beyond-loopback\.yaml/, fixture)), `${args[0]} names ${line}:\n${r.stderr}`);
+      assertNoStack(r);
+    }
   });
 
   it('--json on a valid file says ok with no issues, exit 0', async () => {
