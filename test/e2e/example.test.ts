@@ -1,7 +1,10 @@
 // The shipped config.example.yaml, served as `npm start` serves it: every
 // kind of server it declares answers a real client.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type { Berth } from '../../src/cli/serve.ts';
 import { startBerth } from '../../src/cli/serve.ts';
@@ -50,5 +53,15 @@ describe('config.example.yaml', () => {
     assert.match(text(await client.callTool({ name: 'add', arguments: { a: 20, b: 22 } })), /42/);
     assert.equal(text(await client.callTool({ name: 'scratch_echo', arguments: { message: 'curated' } })), 'Echo: curated');
     await client.close();
+  });
+
+  test("the README's Inspector command works as written (the local Inspector for npx, this berth's port for 8080)", async () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const command = /npx @modelcontextprotocol\/inspector --cli ([^`\n]+)/.exec(readme)?.[1];
+    assert.ok(command !== undefined, 'the README has an Inspector CLI command');
+    const args = command.split(' ').map((a) => a.replace('http://127.0.0.1:8080', berth.url));
+    const cli = path.join(repoRoot, 'node_modules/@modelcontextprotocol/inspector/cli/build/index.js');
+    const { stdout } = await promisify(execFile)(process.execPath, [cli, ...args], { timeout: 60_000 });
+    assert.ok((JSON.parse(stdout) as { tools: { name: string }[] }).tools.some((t) => t.name === 'echo'));
   });
 });
