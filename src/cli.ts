@@ -125,6 +125,20 @@ function program(setExit: (code: number) => void): Command {
     });
 
   cli
+    .command('oauth')
+    .description("berth as the OAuth client towards upstream servers")
+    .command('status')
+    .description('where discovery and your own authorization for a server stand (your credentials from BERTH_TOKEN)')
+    .argument('<server>', 'the server to ask about')
+    .argument(...fileArg)
+    .option('--url <url>', 'berth to ask (default: from the config file\'s listen settings; without a config, http://127.0.0.1:8080)')
+    .option('--json', 'print the raw answer')
+    .action(async (server: string, file: string | undefined, opts: { url?: string; json?: boolean }) => {
+      const { runOAuthStatus } = await import('./cli/oauth.ts');
+      setExit(await runOAuthStatus(server, opts.url === undefined ? optionalConfigPath(file) : undefined, opts));
+    });
+
+  cli
     .command('state')
     .description("manage berth's state file (per-user credentials and tokens, encrypted at rest)")
     .command('rotate-key')

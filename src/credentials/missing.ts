@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { isBerthError } from '../errors.ts';
 import { writeJson } from '../http/json-io.ts';
-import { CONNECT_PREFIX } from './routes.ts';
 
 /**
  * How a client can be sent to the /connect page:
@@ -11,6 +10,9 @@ import { CONNECT_PREFIX } from './routes.ts';
  * - `message`: any other client: a plain error whose message names the URL.
  */
 export type CredentialPrompt = 'message' | 'url-elicitation' | 'input-required';
+
+/** Where a user supplies a server's credentials and authorizes it: /connect/<server>. */
+export const CONNECT_PREFIX = '/connect/';
 
 /** -32042 URLElicitationRequiredError (MCP 2025-11-25). */
 export const URL_ELICITATION_REQUIRED = -32042;

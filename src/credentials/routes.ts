@@ -14,9 +14,11 @@ import { ownerOf } from '../oauth/owner.ts';
 import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf, foreignOrigin, formToken } from './csrf.ts';
 import type { AuthorizationView, ClientSnippet } from './page.ts';
 import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
+import { CONNECT_PREFIX, connectUrlOf } from './missing.ts';
 
-export const CONNECT_PREFIX = '/connect/';
 export const API_PATH = '/api/credentials';
+/** `GET /api/oauth/<server>`: where the caller's authorization for a server stands (`berth oauth status`). */
+export const OAUTH_API_PREFIX = '/api/oauth/';
 
 /** Form posts and JSON bodies are a few values; anything larger is not a credential form. */
 const BODY_LIMIT = 64 * 1024;
@@ -53,7 +55,7 @@ export interface CredentialRoutes {
 }
 
 export function isCredentialPath(pathname: string): boolean {
-  return pathname.startsWith(CONNECT_PREFIX) || pathname === API_PATH || pathname.startsWith(`${API_PATH}/`) || pathname === CALLBACK_PATH;
+  return pathname.startsWith(CONNECT_PREFIX) || pathname === API_PATH || pathname.startsWith(`${API_PATH}/`) || pathname === CALLBACK_PATH || pathname.startsWith(OAUTH_API_PREFIX);
 }
 
 type Answer = { readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> };
@@ -134,6 +136,18 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
     }
   }
 
+  /** Where the caller's authorization for a server stands; nothing secret, only states, scopes and the issuer. */
+  async function oauthStatus(req: IncomingMessage, ctx: RequestContext, server: string): Promise<Answer> {
+    if (req.method !== 'GET') return refuse(405, 'method_not_allowed', 'use GET', { allow: 'GET' });
+    if (fields(server) === undefined || server.includes('/')) return refuse(404, 'not_found', `no server named ${server}`);
+    const forbidden = refused(server, ctx);
+    if (forbidden !== undefined) return refuse(403, 'forbidden', forbidden);
+    const target = options.oauth?.target(server);
+    const connect = connectUrlOf(baseUrl(options.oauth?.publicUrl, req), server);
+    if (target === undefined || options.oauth === undefined) return { status: 200, body: { server, user: ctx.identity.user, mode: 'none', connected: false, connect } };
+    return { status: 200, body: { server, user: ctx.identity.user, ...(await options.oauth.authorizer.status(ownerOf(ctx.identity), target)), connect } };
+  }
+
   /** The authorization server sent the user back: the token is obtained for the user who started, or nothing is. */
   async function callback(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const authorizer = options.oauth?.authorizer;
@@ -199,6 +213,10 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
   return {
     async handle(req, res, ctx, pathname) {
       if (pathname === CALLBACK_PATH) return callback(req, res, ctx);
+      if (pathname.startsWith(OAUTH_API_PREFIX)) {
+        const answer = await oauthStatus(req, ctx, pathname.slice(OAUTH_API_PREFIX.length));
+        return writeJson(res, answer.status, answer.body, { 'cache-control': 'no-store', ...answer.headers }, 2);
+      }
       if (pathname.startsWith(CONNECT_PREFIX)) {
         const server = pathname.slice(CONNECT_PREFIX.length);
         if (server === '' || server.includes('/')) return sendPage(res, 404, simplePage('Not found', 'Credentials are supplied at /connect/<server>.'));

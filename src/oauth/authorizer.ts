@@ -59,6 +59,10 @@ export type OAuthListener = (owner: string, server: string) => void;
 
 /** What the caller's token state is for a server, for pages and `berth oauth status`. */
 export interface AuthorizationStatus {
+  /** Why berth is this server's OAuth client: its `oauth` block, an upstream's 401 challenge, or not at all. */
+  readonly mode: 'configured' | 'challenged' | 'none';
+  /** The last discovery since berth started: the issuer it found, or why it failed. */
+  readonly discovery?: { readonly issuer?: string; readonly error?: { readonly code: string; readonly message: string } };
   readonly connected: boolean;
   readonly expiresAt?: number;
   readonly scope?: string;
@@ -84,6 +88,8 @@ export class Authorizer {
   /** The newest Bearer challenge an upstream sent, per server: its scope and metadata URL drive the next authorization. */
   readonly #challenges = new Map<string, Challenge>();
   readonly #listeners = new Set<OAuthListener>();
+  /** The last discovery per server: the issuer found, or why it failed. Codes and issuers only, never a secret. */
+  readonly #discovered = new Map<string, { readonly issuer?: string; readonly error?: { readonly code: string; readonly message: string } }>();
 
   constructor(options: AuthorizerOptions) {
     this.#o = options;
@@ -131,11 +137,18 @@ export class Authorizer {
     const settings = target.oauth;
     const policy: FetchPolicy = { allowPrivateNetworks: settings?.allowPrivateNetworks ?? false };
     const challenge = this.#challenges.get(target.server);
-    const discovery = await discover(target.url, challenge, settings?.authorizationServer, policy);
-    const as = discovery.as;
-    if (as.code_challenge_methods_supported?.includes('S256') !== true) {
-      throw new BerthError('oauth_pkce_unsupported', `the authorization server ${as.issuer} does not advertise PKCE with S256; berth refuses to authorize without it`);
+    let discovery: Discovery;
+    try {
+      discovery = await discover(target.url, challenge, settings?.authorizationServer, policy);
+      if (discovery.as.code_challenge_methods_supported?.includes('S256') !== true) {
+        throw new BerthError('oauth_pkce_unsupported', `the authorization server ${discovery.as.issuer} does not advertise PKCE with S256; berth refuses to authorize without it`);
+      }
+    } catch (err) {
+      if (err instanceof BerthError) this.#discovered.set(target.server, { error: { code: err.code, message: err.message } });
+      throw err;
     }
+    const as = discovery.as;
+    this.#discovered.set(target.server, { issuer: as.issuer });
     const scopes = challenge?.scope ?? (settings?.scopes.length ? settings.scopes.join(' ') : undefined) ?? discovery.scopesSupported?.join(' ');
     const redirectUri = `${baseUrl}${CALLBACK_PATH}`;
     const client = await this.#clientFor(target, as, redirectUri, policy);
@@ -217,8 +230,11 @@ export class Authorizer {
 
   async status(user: string, target: OAuthTarget): Promise<AuthorizationStatus> {
     const set = await this.#tokenSet(ownerFor(user, target), target.server);
-    if (set === undefined) return { connected: false };
-    return { connected: true, issuer: set.issuer, refreshable: set.refreshToken !== undefined, ...(set.expiresAt === undefined ? {} : { expiresAt: set.expiresAt }), ...(set.scope === undefined ? {} : { scope: set.scope }) };
+    const discovery = this.#discovered.get(target.server);
+    const mode = target.oauth !== undefined ? 'configured' : this.#challenges.has(target.server) ? 'challenged' : 'none';
+    const base = { mode, ...(discovery === undefined ? {} : { discovery }) } as const;
+    if (set === undefined) return { ...base, connected: false };
+    return { ...base, connected: true, issuer: set.issuer, refreshable: set.refreshToken !== undefined, ...(set.expiresAt === undefined ? {} : { expiresAt: set.expiresAt }), ...(set.scope === undefined ? {} : { scope: set.scope }) };
   }
 
   /** Calls `listener` after an owner's token for a server changed or went; returns the function that stops it. */

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -20,13 +22,14 @@ import type { TokenSet } from '../../src/oauth/token-store.ts';
 import { StateStore } from '../../src/store/state.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, startTestBerth } from '../helpers/berth.ts';
+import { connectClient, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { startIssuer } from '../helpers/oidc.ts';
 import { authorize as authorizeAs } from '../helpers/oauth-flow.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
+const run = promisify(execFile);
 const KEYS = { ada: 'berth_ada-0123456789abcdef-oauth', bob: 'berth_bob-0123456789abcdef-oauth' } as const;
 type User = keyof typeof KEYS;
 const STATE_KEY = '0123456789abcdef0123456789abcdef-oauth';
@@ -101,6 +104,17 @@ describe('upstream OAuth: discovery, registration, PKCE, callback, token injecti
     for (const header of upstream.authorizations) assert.ok(header === undefined || !header.includes(KEYS.ada), 'the client\'s own credential never goes upstream');
     const state = readFileSync(path.join(stateDir, 'state.json'), 'utf8');
     assert.doesNotMatch(state, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'no token in the clear in the state file');
+  });
+
+  test('berth oauth status shows each caller where discovery and their own authorization stand', async () => {
+    const status = async (user: User): Promise<string> => (await run(process.execPath, [path.join(repoRoot, 'bin/berth.js'), 'oauth', 'status', 'notes', '--url', b.url], { env: { ...process.env, BERTH_TOKEN: KEYS[user], NO_COLOR: '1' } })).stdout;
+    const ada = await status('ada');
+    assert.match(ada, /^server notes {2}user ada$/m);
+    assert.match(ada, /^oauth {6}configured \(oauth block\)$/m);
+    assert.match(ada, new RegExp(`^discovery  authorization server ${issuer.issuer}$`, 'm'));
+    assert.match(ada, new RegExp(`^token {6}connected at ${issuer.issuer}; scopes mcp:read; expires \\S+; refreshable$`, 'm'));
+    assert.match(await status('bob'), new RegExp(`^token {6}not connected: open ${b.url}/connect/notes to authorize$`, 'm'));
+    assert.doesNotMatch(ada, /eyJ/, 'no token in the output');
   });
 
   test('a second user authorizes separately and never gets the first one\'s token', async () => {
