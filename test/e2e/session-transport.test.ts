@@ -229,9 +229,21 @@ describe('a long wait', () => {
       const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { method: 'POST', headers: { accept: ACCEPT } });
       assert.equal(res.headers.get('content-type'), 'text/event-stream', 'headers come once the wait is long');
       assert.equal(received.length, 1);
-      await new Promise((resolve) => setTimeout(resolve, 120));
+      // The result goes once a keep-alive comment has arrived, so it follows one on the stream.
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      while (!text.includes(': keepalive\n\n')) {
+        const { value, done } = await reader.read();
+        assert.equal(done, false, 'the stream ended before a keep-alive comment');
+        text += decoder.decode(value, { stream: true });
+      }
       await transport.send({ jsonrpc: '2.0', id: 1, result: { content: [] } } as JSONRPCMessage);
-      const text = await res.text();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+      }
       assert.match(text, /^: keepalive\n\n/);
       assert.deepEqual(events(text).map((e) => e.message.id), [1]);
     } finally {
