@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { buildConfig } from '../../bench/plan.ts';
