@@ -19,6 +19,8 @@ import { startProtectedServer } from '../helpers/protected-server.ts';
 
 const KEY = 'berth_ada-0123456789abcdef-oauth-clients';
 const AUTH = { 'x-api-key': KEY };
+const ROOT = { 'x-api-key': 'berth_root-0123456789abcdef-oauth-clients' };
+const CIMD = 'https://berth.example.com/oauth/client-metadata.json';
 /** berth's public URL: the authorization servers send the browser there; the test carries it on to berth's real address. */
 const PUBLIC = 'http://berth.test';
 const CALLBACK = `${PUBLIC}/oauth/callback`;
@@ -56,6 +58,8 @@ describe('upstream OAuth: client identities and the checks that refuse an author
   let upstream: ProtectedServer;
   let plainUpstream: ProtectedServer;
   let writeUpstream: ProtectedServer;
+  let cimdIssuer: TestIssuer;
+  let cimdUpstream: ProtectedServer;
   let b: TestBerth;
   let stateDir: string;
 
@@ -63,6 +67,9 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     issuer = await startIssuer({ interactive: true, refresh: true, clients: [staticClient('berth-basic', 'client_secret_basic'), staticClient('berth-post', 'client_secret_post')] });
     // An authorization server whose metadata leaves PKCE out.
     plainIssuer = await startIssuer({ interactive: true, metadata: (doc) => ({ ...doc, code_challenge_methods_supported: undefined }) });
+    // One that says it takes Client ID Metadata Documents.
+    cimdIssuer = await startIssuer({ interactive: true, metadata: (doc) => ({ ...doc, client_id_metadata_document_supported: true }) });
+    cimdUpstream = await startProtectedServer(cimdIssuer.issuer);
     upstream = await startProtectedServer(issuer.issuer);
     plainUpstream = await startProtectedServer(plainIssuer.issuer);
     writeUpstream = await startProtectedServer(issuer.issuer, { requireScope: 'mcp:write' });
@@ -74,6 +81,8 @@ describe('upstream OAuth: client identities and the checks that refuse an author
       ['registered', upstream.url, oauth('')],
       ['nopkce', plainUpstream.url, oauth('')],
       ['wide', writeUpstream.url, oauth('')],
+      ['team', upstream.url, oauth(', perUser: false')],
+      ['cimd', cimdUpstream.url, oauth(`, clientMetadataUrl: ${CIMD}`)],
     ]
       .map(([name, url, o]) => `  ${name}:\n    type: remote\n    url: ${url}\n    oauth: ${o}\n`)
       .join('');
@@ -81,7 +90,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     const open = `  open:\n    type: remote\n    url: ${upstream.url}\n`;
     b = await startTestBerth(
       servers + open,
-      `listen: { host: 127.0.0.1, port: 0, publicUrl: ${PUBLIC} }\nstate: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-clients" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n`,
+      `listen: { host: 127.0.0.1, port: 0, publicUrl: ${PUBLIC} }\nstate: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-clients" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n      - { user: root, groups: [admin], key: "${ROOT['x-api-key']}" }\n`,
     );
   });
   after(async () => {
@@ -89,6 +98,8 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     await upstream?.stop();
     await plainUpstream?.stop();
     await writeUpstream?.stop();
+    await cimdUpstream?.stop();
+    await cimdIssuer?.stop();
     await issuer?.stop();
     await plainIssuer?.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -163,6 +174,23 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     const callback = await signIn(asked, 'ada', CALLBACK);
     assert.equal((await arrive(b.url, callback)).status, 303);
     assert.equal(await whoami(b.url, 'wide'), `sub=ada aud=${writeUpstream.url}`);
+  });
+
+  test('perUser: false: only the admin group authorizes, and everyone\'s calls use that one token', async () => {
+    const page = await (await fetch(`${b.url}/connect/team`, { headers: AUTH })).text();
+    assert.match(page, /Only a member of the admin group can change it/);
+    assert.doesNotMatch(page, /value="authorize"/);
+    const callback = await consentAs(b.url, 'team', ROOT, 'root', CALLBACK);
+    assert.equal((await arriveAs(b.url, callback, ROOT)).status, 303);
+    assert.equal(await whoami(b.url, 'team'), `sub=root aud=${upstream.url}`, 'ada\'s call carries the shared token');
+  });
+
+  test('an authorization server that takes Client ID Metadata Documents gets clientMetadataUrl as the client_id, and nothing is registered', async () => {
+    const registrations = cimdIssuer.hits.get('/reg') ?? 0;
+    const start = await pressAuthorize(b.url, 'cimd');
+    const asked = new URL(continueUrl(await start.text()) ?? assert.fail('no link onwards'));
+    assert.equal(asked.searchParams.get('client_id'), CIMD);
+    assert.equal(cimdIssuer.hits.get('/reg') ?? 0, registrations);
   });
 
   test('a 2025-11-25 client that declares URL elicitation is asked with -32042 naming the /connect page', async () => {

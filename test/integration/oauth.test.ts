@@ -12,13 +12,14 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { silentLogger } from '../../src/observe/log.ts';
 import { OAuthStore } from '../../src/oauth/token-store.ts';
 import type { TokenSet } from '../../src/oauth/token-store.ts';
+import { deriveKeyring } from '../../src/store/seal.ts';
 import { StateStore } from '../../src/store/state.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
@@ -34,8 +35,8 @@ const KEYS = { ada: 'berth_ada-0123456789abcdef-oauth', bob: 'berth_bob-01234567
 type User = keyof typeof KEYS;
 const STATE_KEY = '0123456789abcdef0123456789abcdef-oauth';
 
-function head(stateDir: string): string {
-  return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "${STATE_KEY}" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEYS.ada}" }\n      - { user: bob, key: "${KEYS.bob}" }\n`;
+function head(stateDir: string, keys: readonly string[] = [STATE_KEY]): string {
+  return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, keys: ${JSON.stringify(keys)} }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEYS.ada}" }\n      - { user: bob, key: "${KEYS.bob}" }\n`;
 }
 
 function remote(name: string, url: string, oauth = '{ allowPrivateNetworks: true }'): string {
@@ -237,5 +238,21 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
     const refresh = await fetch(`${issuer.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: set.refreshToken ?? '', client_id: set.client.clientId }) });
     assert.equal(((await refresh.json()) as { error?: string }).error, 'invalid_grant', 'the revoked refresh token is dead at the authorization server');
     assert.match(await (await fetch(`${b.url}/connect/notes`, { headers: { 'x-api-key': KEYS.ada } })).text(), /Not connected/);
+  });
+
+  test('berth state rotate-key re-seals tokens and registrations: berth on the new key alone still serves them', async () => {
+    assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
+    await b.stop();
+    const NEW = 'fedcba9876543210fedcba9876543210-rotated';
+    const config = path.join(stateDir, 'rotate.yaml');
+    writeFileSync(config, `version: 1\n${head(stateDir, [NEW, STATE_KEY])}servers: {}\n`);
+    await run(process.execPath, [path.join(repoRoot, 'bin/berth.js'), 'state', 'rotate-key', config]);
+    const doc = JSON.parse(readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as { oauth: Record<string, Record<string, Record<string, { sealed: string }>>> };
+    const sealed = Object.values(doc.oauth).flatMap((section) => Object.values(section).flatMap((entries) => Object.values(entries).map((v) => v.sealed)));
+    assert.ok(sealed.length >= 2, 'a token and a registration');
+    const kid = deriveKeyring([NEW]).keys[0]?.kid;
+    for (const value of sealed) assert.equal(decodeProtectedHeader(value).kid, kid, 'sealed under the new key');
+    b = await startTestBerth(remote('notes', upstream.url), head(stateDir, [NEW]));
+    assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
   });
 });
