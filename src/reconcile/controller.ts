@@ -3,6 +3,7 @@ import type { LoadedConfig, ReadResult } from '../config/load.ts';
 import { readConfigFileAsync } from '../config/load-async.ts';
 import { restartRequired } from '../config/restart.ts';
 import type { BerthConfiguration } from '../config/types.gen.ts';
+import type { ConfigIssue } from '../config/issues.ts';
 import { formatIssue } from '../config/issues.ts';
 import type { SourceVersion } from '../config/version.ts';
 import { changedSince } from '../config/version.ts';
@@ -202,7 +203,7 @@ export class Controller {
     } catch (err) {
       return this.#reject(this.#o.logger.child({ reloadId: this.#generation + 1, reason }), reason, [(err as Error).message]);
     }
-    return this.#apply(reason, read);
+    return this.#apply(reason, read.ok ? read : { ...read, issues: read.issues.map(whileServing) });
   }
 
   async #apply(reason: string, read: ReadResult): Promise<ReloadResult> {
@@ -293,6 +294,11 @@ export class Controller {
       if (!this.#closing.signal.aborted) this.#o.logger.error({ err: (err as Error).message }, 'backend events ended; the periodic resync still repairs drift');
     }
   }
+}
+
+/** A running berth already has its file's path: a hint about passing one does not apply to a reload. */
+function whileServing(issue: ConfigIssue): ConfigIssue {
+  return issue.code === 'config_unreadable' ? { ...issue, hint: 'the last good config keeps serving; put the file back to apply it again' } : issue;
 }
 
 /**
