@@ -7,6 +7,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { MessageChannel } from '../../src/proxy/mux/channel.ts';
 import { Multiplexer } from '../../src/proxy/mux/multiplex.ts';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { SdkTelemetry } from '../../src/observe/trace/sdk.ts';
+import { useTelemetry } from '../../src/observe/trace/telemetry.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 type Msg = Record<string, unknown> & { id?: string | number; method?: string; params?: Record<string, unknown> };
@@ -54,6 +57,29 @@ async function ready() {
 }
 
 describe('Multiplexer', () => {
+  test('telemetry: a request\'s spans and a relayed server request\'s spans all end when the upstream stops', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    useTelemetry(new SdkTelemetry({ tracerProvider, capture: new Set(), version: '0' }));
+    try {
+      const { up, mux } = await ready();
+      const a = await client(mux, { sampling: {} });
+      await a.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow' } });
+      const call = await waitFor(() => up.received.find((m) => m.method === 'tools/call'));
+      assert.match(String((call.params?.['_meta'] as Record<string, unknown> | undefined)?.['traceparent']), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      up.emit({ jsonrpc: '2.0', id: 'up-1', method: 'sampling/createMessage', params: { messages: [], maxTokens: 1 } });
+      const asked = await waitFor(() => a.got.find((m) => m.method === 'sampling/createMessage'));
+      assert.match(String((asked.params?.['_meta'] as Record<string, unknown> | undefined)?.['traceparent']), /^00-/);
+      up.stop('crashed');
+      const relayed = (): string[] => exporter.getFinishedSpans().filter((s) => s.name !== 'initialize').map((s) => `${s.name}: ${String(s.attributes['error.type'])}`).sort();
+      await waitFor(() => relayed().length === 4, { message: 'four spans ended' });
+      assert.deepEqual(relayed(), ['sampling/createMessage: upstream_unavailable', 'sampling/createMessage: upstream_unavailable', 'tools/call slow: upstream_unavailable', 'tools/call slow: upstream_unavailable']);
+      mux.close();
+    } finally {
+      useTelemetry(undefined);
+    }
+  });
+
   test('initializes the upstream once and answers every client initialize itself', async () => {
     const { up, mux } = await ready();
     const a = await client(mux);

@@ -489,7 +489,9 @@ export class Multiplexer {
     }
     this.#link.stopped(reason);
     this.#upstreamSince = undefined;
-    for (const pending of this.#requests.clear()) {
+    const { requests, serverRequests } = this.#requests.clear();
+    for (const r of serverRequests) failRelay(r.trace, 'upstream_unavailable', reason);
+    for (const pending of requests) {
       failRelay(pending.trace, 'upstream_unavailable', reason);
       void this.#deliver(pending.session, errorResponse(pending.id, ErrorCode.upstreamUnavailable, `server ${this.#name} stopped: ${reason}`), pending.id);
     }

@@ -137,12 +137,13 @@ export class RequestTable<S extends SessionRef> {
     return { requests, serverRequests };
   }
 
-  /** Empties the tables (the upstream went away); returns the requests that will get no answer. */
-  clear(): Pending<S>[] {
+  /** Empties the tables (the upstream went away); returns the requests that will get no answer, and the server requests nobody waits for now. */
+  clear(): { requests: Pending<S>[]; serverRequests: ServerRequest<S>[] } {
     const requests = [...this.#pending.values()];
     for (const p of requests) this.settle(p.upstreamId);
+    const serverRequests = [...this.#serverRequests.values()];
     this.#serverRequests.clear();
     this.#progress.clear();
-    return requests;
+    return { requests, serverRequests };
   }
 }
