@@ -180,6 +180,12 @@ function diffValues(from: unknown, to: unknown, path: string, secrets: ReadonlyS
     // `{}` against nothing differs but has no key to name.
     if (changes.length > 0) return changes;
   }
+  // A list of objects (a composite's components) is diffed item by item: one changed tool list reads as
+  // that path, not as the whole list twice. A list of plain values is short and shown whole.
+  if (Array.isArray(from) && Array.isArray(to) && [...from, ...to].every(isRecord)) {
+    const changes = Array.from({ length: Math.max(from.length, to.length) }, (_, i) => diffValues(from[i], to[i], `${path}[${i}]`, secrets)).flat();
+    if (changes.length > 0) return changes;
+  }
   const change: FieldChange = { path, ...(from === undefined ? {} : { from: show(from) }), ...(to === undefined ? {} : { to: show(to) }) };
   if (!secrets.has(path)) return [change];
   return [{ path, secret: true, ...(from === undefined ? {} : { from: SECRET }), ...(to === undefined ? {} : { to: SECRET }) }];

@@ -233,9 +233,9 @@ const cases: readonly Case[] = [
       routeChanges: {
         combo: [
           {
-            path: 'components',
-            from: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read","write"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
-            to: '[{"prefix":"f_","server":"files","timeoutMs":10000,"tools":{"descriptions":{},"include":["read"],"rename":{}}},{"prefix":"","server":"tool","timeoutMs":10000,"tools":{"descriptions":{},"rename":{}}}]',
+            path: 'components[0].tools.include',
+            from: '["read","write"]',
+            to: '["read"]',
           },
         ],
       },
