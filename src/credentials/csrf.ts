@@ -59,7 +59,7 @@ export function foreignOrigin(req: IncomingMessage, publicUrl: string | undefine
   return own.includes(origin.toLowerCase()) ? undefined : `Origin ${origin} is not berth's own`;
 }
 
-function cookieValue(req: IncomingMessage, name: string): string | undefined {
+export function cookieValue(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const at = part.indexOf('=');
     if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();

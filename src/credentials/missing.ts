@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { isBerthError } from '../errors.ts';
 import { writeJson } from '../http/json-io.ts';
+import type { Identity } from '../identity.ts';
+import { browserSessions, TICKET_PARAM } from './browser.ts';
 
 /**
  * How a client can be sent to the /connect page:
@@ -42,18 +44,20 @@ export interface Missing {
  * authorization. The 2026 result has no `requestState`: on the retry berth
  * simply looks at the store again.
  */
-export function missingCredentialsError(missing: Missing, connectUrl: string, prompt: CredentialPrompt): MissingCredentials {
+export function missingCredentialsError(missing: Missing, connectUrl: string, prompt: CredentialPrompt, browserUrl?: string): MissingCredentials {
   const { server, names } = missing;
   const what = [...(names.length === 0 ? [] : [`credentials you have not supplied (${names.join(', ')})`]), ...(missing.authorization === true ? ['your authorization at its OAuth authorization server'] : [])].join(' and ');
-  const message = `server ${server} needs ${what}: open ${connectUrl} to ${missing.authorization === true ? 'authorize' : 'enter them'}, then try again`;
-  const ask = { mode: 'url', message: missing.authorization === true ? `Authorize berth to use ${server} for you` : `Enter your credentials for ${server} (${names.join(', ')})`, url: connectUrl } as const;
+  const inBrowser = browserUrl === undefined ? '' : ` (from a browser, open ${browserUrl}: it signs you in there, once, within 5 minutes)`;
+  const message = `server ${server} needs ${what}: open ${connectUrl} to ${missing.authorization === true ? 'authorize' : 'enter them'}, then try again${inBrowser}`;
+  // A client shows the elicitation's URL in a browser, which cannot send the user's key: the one-time link opens the page.
+  const ask = { mode: 'url', message: missing.authorization === true ? `Authorize berth to use ${server} for you` : `Enter your credentials for ${server} (${names.join(', ')})`, url: browserUrl ?? connectUrl } as const;
   switch (prompt) {
     case 'url-elicitation':
       return { kind: 'error', error: { code: URL_ELICITATION_REQUIRED, message, data: { elicitations: [{ ...ask, elicitationId: randomUUID() }] } } };
     case 'input-required':
       return { kind: 'result', result: { resultType: 'input_required', inputRequests: { [`berth-credentials-${server}`]: { method: 'elicitation/create', params: ask } } } };
     case 'message':
-      return { kind: 'error', error: { code: CREDENTIALS_MISSING, message, data: { server, missing: names, ...(missing.authorization === true ? { authorization: true } : {}), connectUrl } } };
+      return { kind: 'error', error: { code: CREDENTIALS_MISSING, message, data: { server, missing: names, ...(missing.authorization === true ? { authorization: true } : {}), connectUrl, ...(browserUrl === undefined ? {} : { browserUrl }) } } };
   }
 }
 
@@ -84,12 +88,11 @@ export function credentialPromptOf(message: unknown): CredentialPrompt {
 }
 
 /** Answers a request in-band (HTTP 200, the request's id) with a link to the page where the user supplies the values. */
-export function sendMissingCredentials(res: ServerResponse, id: string | number | null, missing: Missing, connectUrl: string, prompt: CredentialPrompt): void {
-  const answer = missingCredentialsError(missing, connectUrl, prompt);
+export function sendMissingCredentials(res: ServerResponse, id: string | number | null, missing: Missing, connectUrl: string, prompt: CredentialPrompt, browserUrl?: string): void {
+  const answer = missingCredentialsError(missing, connectUrl, prompt, browserUrl);
   writeJson(res, 200, answer.kind === 'error' ? { jsonrpc: '2.0', id, error: answer.error } : { jsonrpc: '2.0', id, result: answer.result });
 }
 
-/** The /connect page of a server under berth's public base URL (which may carry a path). */
 /**
  * The message of a state error reading the caller's own saved values (it
  * names the value and the remedy, and nothing of anyone else's), or undefined
@@ -99,6 +102,12 @@ export function savedValueProblem(err: unknown): string | undefined {
   return isBerthError(err) && err.code.startsWith('state_') ? err.message : undefined;
 }
 
+/** The /connect page of a server under berth's public base URL (which may carry a path). */
 export function connectUrlOf(baseUrl: string, server: string): string {
   return `${baseUrl.replace(/\/+$/, '')}${CONNECT_PREFIX}${server}`;
+}
+
+/** The page with a one-time ticket that opens it in a browser as `identity`, which cannot send its key on a navigation (see BrowserSessions). */
+export function browserUrlOf(connectUrl: string, server: string, identity: Identity): string {
+  return `${connectUrl}?${TICKET_PARAM}=${browserSessions.ticket(identity, server)}`;
 }

@@ -4,6 +4,9 @@ import type { Duplex } from 'node:stream';
 import type { Gate } from '../auth/gate.ts';
 import type { CredentialRoutes } from '../credentials/routes.ts';
 import { isCredentialPath } from '../credentials/routes.ts';
+import { CONNECT_PREFIX } from '../credentials/missing.ts';
+import { browserSessions, sessionCookie, TICKET_PARAM } from '../credentials/browser.ts';
+import type { Identity } from '../identity.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Context } from '../http/context.ts';
@@ -112,6 +115,27 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   setTimeout(() => socket.destroy(), 5_000).unref();
 }
 
+/**
+ * A one-time link's ticket is spent for a browser session (a cookie) and the
+ * browser sent on to the page without it; a live session is its user's
+ * identity, while the auth config still stands behind it. Undefined: the
+ * request authenticates as any other.
+ */
+function browserIdentity(req: IncomingMessage, res: ServerResponse, pathname: string, query: string, gate: Gate): Identity | 'answered' | undefined {
+  const ticket = new URLSearchParams(query).get(TICKET_PARAM);
+  if (ticket !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+    const session = browserSessions.redeem(ticket, decodeURIComponent(pathname.slice(CONNECT_PREFIX.length)));
+    if (session === undefined) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end('This link was used already or expired. Ask your MCP client again for a new one.\n');
+      return 'answered';
+    }
+    res.writeHead(303, { location: pathname, 'set-cookie': sessionCookie(session), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
+    return 'answered';
+  }
+  const identity = browserSessions.identityOf(req);
+  return identity !== undefined && gate.authenticator.vouches(identity) ? identity : undefined;
+}
+
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, state: ProxyState, metrics: Metrics): Promise<void> {
   // Split by hand: a URL object per request costs more than the rest of the routing.
   const raw = req.url ?? '/';
@@ -153,10 +177,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   // An unknown server is not found, whoever asks: no challenge points at metadata that does not exist.
   const target = targetOf(pathname);
   if (target !== undefined && !table.handlers.has(target.server)) return notFound(res, target.server, table, !gate.configured && isLoopbackAddress(req.socket.remoteAddress));
-  const identity = await gate.admit(req, res, pathname, (name) => table.handlers.get(name)?.route);
+  // A browser on /connect comes with the link berth gave its user, or the session that link opened.
+  const browser = pathname.startsWith(CONNECT_PREFIX) ? browserIdentity(req, res, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1), gate) : undefined;
+  if (browser === 'answered') return;
+  const identity = browser ?? (await gate.admit(req, res, pathname, (name) => table.handlers.get(name)?.route));
   if (identity === undefined) return;
   ctx.identity = identity;
-  // Anonymous clients are told apart by address for the per-client session cap.
   // Per identity, not per address: anonymous loopback clients are one identity, whatever address they come from.
   ctx.client = `user:${identity.key}`;
   const credentials = state.credentials?.();

@@ -199,7 +199,8 @@ describe('upstream OAuth: client identities and the checks that refuse an author
       assert.equal(err.code, -32042);
       const data = err.data as { elicitations?: { mode: string; url: string }[] };
       assert.equal(data.elicitations?.[0]?.mode, 'url');
-      assert.equal(data.elicitations?.[0]?.url, `${PUBLIC}/connect/nopkce`);
+      // The page, with the one-time ticket that opens it in the user's browser.
+      assert.match(data.elicitations?.[0]?.url ?? '', new RegExp(`^${PUBLIC}/connect/nopkce\\?ticket=[\\w.-]+$`));
       return true;
     });
   });

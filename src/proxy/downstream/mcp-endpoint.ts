@@ -8,7 +8,7 @@ import type { RequestContext } from '../../http/context.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { baseUrl } from '../../auth/resource.ts';
 import type { CredentialPrompt } from '../../credentials/missing.ts';
-import { connectUrlOf, credentialPromptOf, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
+import { browserUrlOf, connectUrlOf, credentialPromptOf, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
 import type { Refusal } from '../../http/json-io.ts';
 import { accepts, isJsonContentType, readJsonBody, sendRefusal, sendRpcError } from '../../http/json-io.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
@@ -165,7 +165,8 @@ export class McpEndpoint {
       if (err instanceof ProxyError && err.missing !== undefined) {
         // Answered in-band, in the form the client can act on: a link to the page where the user supplies them.
         ctx.log.info({ server: this.#o.server, missing: err.missing.names }, 'credentials missing; client sent to /connect');
-        sendMissingCredentials(res, request.id, err.missing, connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server), request.prompt);
+        const page = connectUrlOf(baseUrl(this.#o.publicUrl, req), err.missing.server);
+        sendMissingCredentials(res, request.id, err.missing, page, request.prompt, browserUrlOf(page, err.missing.server, ctx.identity));
       } else if (err instanceof ProxyError) {
         ctx.log.warn({ server: this.#o.server, code: err.code, err: err.message }, 'server unavailable');
         sendRpcError(res, err.status, err.rpcCode, err.message, err.status === 503 ? { 'retry-after': '5' } : {});

@@ -7,7 +7,7 @@ import type { RequestContext } from '../../http/context.ts';
 import { endToEndHeaders } from '../../http/hop-headers.ts';
 import { baseUrl } from '../../auth/resource.ts';
 import type { Missing } from '../../credentials/missing.ts';
-import { CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
+import { browserUrlOf, CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
 import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
@@ -191,13 +191,14 @@ export class Passthrough {
   #sendMissing(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, missing: Missing, body: unknown): void {
     ctx.log.info({ server: this.#o.server, missing: missing.names, authorization: missing.authorization === true }, 'credentials missing; client sent to /connect');
     const connectUrl = connectUrlOf(baseUrl(this.#o.publicUrl, req), missing.server);
+    const browserUrl = browserUrlOf(connectUrl, missing.server, ctx.identity);
     if (req.method !== 'POST') {
       // There is no request to answer, only the HTTP exchange.
-      const answer = missingCredentialsError(missing, connectUrl, 'message');
+      const answer = missingCredentialsError(missing, connectUrl, 'message', browserUrl);
       return sendRpcError(res, 403, CREDENTIALS_MISSING, answer.kind === 'error' ? answer.error.message : `open ${connectUrl}`);
     }
     const message = Array.isArray(body) ? body[0] : body;
-    sendMissingCredentials(res, isRequest(message) ? message.id : null, missing, connectUrl, credentialPromptOf(message));
+    sendMissingCredentials(res, isRequest(message) ? message.id : null, missing, connectUrl, credentialPromptOf(message), browserUrl);
   }
 
   /**
