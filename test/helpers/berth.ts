@@ -30,6 +30,16 @@ export function everythingYaml(name = 'everything', extra = ''): string {
 ${extra}`;
 }
 
+/** YAML for a single-user server-everything that asks each user for a secret NOTES_TOKEN. */
+export const NOTES_YAML = `  notes:
+    type: single-user
+    runtime: command
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(everythingServer)}, stdio]
+    env:
+      NOTES_TOKEN: { fromUser: true, sensitive: true }
+`;
+
 export interface TestBerth {
   readonly berth: Berth;
   readonly url: string;

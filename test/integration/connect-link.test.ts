@@ -7,20 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { sha256Hex } from '../../src/auth/api-key.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, everythingServer, startTestBerth } from '../helpers/berth.ts';
+import { connectClient, NOTES_YAML, startTestBerth } from '../helpers/berth.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with bash scripts/chromium.sh`;
 const KEY = 'berth_alice-link-0123456789abcdefghij';
-const SERVERS = `  notes:
-    type: single-user
-    runtime: command
-    command: ${JSON.stringify(process.execPath)}
-    args: [${JSON.stringify(everythingServer)}, stdio]
-    env:
-      NOTES_TOKEN: { fromUser: true, sensitive: true }
-`;
+const SERVERS = NOTES_YAML;
 
 describe('the link in the MCP prompt opens /connect in a browser', { skip: browserSkip }, () => {
   let b: TestBerth;

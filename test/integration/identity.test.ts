@@ -7,20 +7,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { newApiKey } from '../../src/auth/api-key.ts';
 import type { TestBerth } from '../helpers/berth.ts';
-import { everythingServer, startTestBerth } from '../helpers/berth.ts';
+import { NOTES_YAML, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { startIssuer } from '../helpers/oidc.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const STATE_KEY = 'an-identity-test-state-key-of-32-characters';
-const SERVERS = `  notes:
-    type: single-user
-    runtime: command
-    command: ${JSON.stringify(process.execPath)}
-    args: [${JSON.stringify(everythingServer)}, stdio]
-    env:
-      NOTES_TOKEN: { fromUser: true, sensitive: true }
-`;
+const SERVERS = NOTES_YAML;
 
 describe('identity is (provider, subject)', () => {
   let a: TestIssuer;

@@ -11,19 +11,12 @@ import type { BerthError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { CredentialStore } from '../../src/store/credentials.ts';
 import { StateStore } from '../../src/store/state.ts';
-import { connectClient, everythingServer, startTestBerth } from '../helpers/berth.ts';
+import { connectClient, NOTES_YAML, startTestBerth } from '../helpers/berth.ts';
 
 const OLD = 'the-old-state-key-of-at-least-32-characters';
 const NEW = 'the-new-state-key-of-at-least-32-characters';
 const KEYS = { alice: 'berth_alice-keys-0123456789abcdefgh', bob: 'berth_bob-keys-0123456789abcdefghij' };
-const SERVERS = `  notes:
-    type: single-user
-    runtime: command
-    command: ${JSON.stringify(process.execPath)}
-    args: [${JSON.stringify(everythingServer)}, stdio]
-    env:
-      NOTES_TOKEN: { fromUser: true, sensitive: true }
-`;
+const SERVERS = NOTES_YAML;
 const head = (file: string): string =>
   `state: { path: ${JSON.stringify(file)}, key: "${NEW}" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: alice, groups: [admin], sha256: "${sha256Hex(KEYS.alice)}" }\n      - { user: bob, sha256: "${sha256Hex(KEYS.bob)}" }\n`;
 

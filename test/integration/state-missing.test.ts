@@ -8,17 +8,10 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { sha256Hex } from '../../src/auth/api-key.ts';
 import { createLogger } from '../../src/observe/log.ts';
-import { everythingServer, startTestBerth } from '../helpers/berth.ts';
+import { NOTES_YAML, startTestBerth } from '../helpers/berth.ts';
 
 const KEY = 'berth_alice-state-0123456789abcdefgh';
-const SERVERS = `  notes:
-    type: single-user
-    runtime: command
-    command: ${JSON.stringify(process.execPath)}
-    args: [${JSON.stringify(everythingServer)}, stdio]
-    env:
-      NOTES_TOKEN: { fromUser: true, sensitive: true }
-`;
+const SERVERS = NOTES_YAML;
 
 test('a state file removed while serving refuses changes, shows on /status and is logged; restored, it takes them again', async () => {
   const lines: string[] = [];
