@@ -193,8 +193,9 @@ describe('the /connect page', () => {
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with apt-get install -y chromium`;
 
-describe('the /connect page in headless Chromium', { skip: browserSkip }, () => {
-  it('a page on another loopback port that plants the cookie and posts a matching token is refused', async () => {
+// Skipped per test, not per suite: node's summary counts skipped tests, never the tests of a skipped suite.
+describe('the /connect page in headless Chromium', () => {
+  it('a page on another loopback port that plants the cookie and posts a matching token is refused', { skip: browserSkip }, async () => {
     await store.set('anonymous', 'github', { GITHUB_TOKEN: { value: 'victim-secret', sensitive: true } });
     // Cookies ignore ports: a page on 127.0.0.1:<other> can set berth's cookie, and its posts are same-site.
     const nonce = 'B'.repeat(43);
@@ -219,7 +220,7 @@ describe('the /connect page in headless Chromium', { skip: browserSkip }, () => 
     }
   });
 
-  it('renders the fields, saves a credential the API then lists, never shows it again, and refuses a cross-site post', async () => {
+  it('renders the fields, saves a credential the API then lists, never shows it again, and refuses a cross-site post', { skip: browserSkip }, async () => {
     const shots = mkdtempSync(path.join(tmpdir(), 'berth-connect-shots-'));
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     try {
