@@ -6,6 +6,9 @@ export interface BackoffPolicy {
   readonly maxMs: number;
 }
 
+/** Reconnecting to something that went away (a remote, a daemon's event stream, a pod's API read): 0.5 s doubling to 30 s. */
+export const RECONNECT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
+
 /**
  * The delay before the next try after `failures` failures in a row (0 or 1:
  * the first retry). Jittered to a random point in the upper half of the

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../observe/log.ts';
 import type { Backend, EventStreamStatus, InstanceEvent, ObservedInstance, Placement, UpstreamTransport } from '../backend.ts';
-import { backoffDelay } from '../../backoff.ts';
+import { backoffDelay, RECONNECT_BACKOFF } from '../../backoff.ts';
 import { BackendError } from '../backend.ts';
 import { freeLoopbackPort } from '../free-port.ts';
 import { ANNOTATIONS, LABELS, ownerLabels } from '../labels.ts';
@@ -23,8 +23,6 @@ export interface DockerBackendOptions {
 const TWIN_ATTEMPTS = 20;
 const TWIN_POLL_MS = 100;
 const WATCHED = new Set(['create', 'start', 'die', 'oom', 'stop', 'kill', 'pause', 'unpause', 'restart', 'destroy']);
-/** A lost event stream is subscribed again after 500 ms, doubling to 30 s. */
-const RESUBSCRIBE = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * Sibling containers through the Docker daemon. Everything berth needs to
@@ -128,7 +126,7 @@ export class DockerBackend implements Backend {
         reason = (err as Error).message;
       }
       if (stop.aborted) return;
-      const delay = backoffDelay(++failures, RESUBSCRIBE);
+      const delay = backoffDelay(++failures, RECONNECT_BACKOFF);
       if (this.#events.state === 'watching') this.#setEvents('reconnecting', reason);
       this.#log[failures === 1 ? 'warn' : 'debug']({ reason, retryInMs: delay }, 'docker events lost; re-subscribing');
       await new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@
 import type { KubeConfig, V1Deployment, V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Backend, InstanceEvent, ObservedInstance, Placement, PlacementReplicas, ReadyReplica, UpstreamTransport } from '../backend.ts';
-import { backoffDelay } from '../../backoff.ts';
+import { backoffDelay, RECONNECT_BACKOFF } from '../../backoff.ts';
 import { BackendError } from '../backend.ts';
 import type { Header } from './api.ts';
 import { KubeApi } from './api.ts';
@@ -46,8 +46,6 @@ export const REQUIRED_ACCESS: readonly { readonly group: string; readonly resour
   { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['list', 'watch'] },
 ];
 
-/** A ready pod that could not be read is read again after this, doubling per failure up to the maximum. */
-const READ_RETRY = { initialMs: 500, maxMs: 30_000 };
 
 export class KubernetesBackend implements Backend {
   readonly name = 'kubernetes' as const;
@@ -157,7 +155,7 @@ export class KubernetesBackend implements Backend {
    * Every placement's ready pods, from one EndpointSlice watch over the
    * namespace (slices carry their Service's labels, so berth's own). A pod is
    * read once when it first becomes ready, for its path and spec hash; a read
-   * that fails is tried again with backoff (see READ_RETRY).
+   * that fails is tried again with backoff (RECONNECT_BACKOFF).
    */
   async *replicas(signal: AbortSignal): AsyncIterable<PlacementReplicas> {
     const slices = new Map<string, Map<string, V1EndpointSlice>>();
@@ -195,7 +193,7 @@ export class KubernetesBackend implements Backend {
       else if (!retry.retrying) {
         // The placement's slices are mapped again later, as they are then: a ready pod is routed once it can be read, without waiting for its slice to change.
         unread.set(placement.service, { failures: retry.failures + 1, retrying: true });
-        later(backoffDelay(retry.failures + 1, READ_RETRY), () => {
+        later(backoffDelay(retry.failures + 1, RECONNECT_BACKOFF), () => {
           const state = unread.get(placement.service);
           if (state !== undefined) state.retrying = false;
           const current = slices.get(placement.service)?.values().next().value;

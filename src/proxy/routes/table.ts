@@ -2,7 +2,6 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { mayAccess } from '../../auth/access.ts';
 import type { Identity } from '../../identity.ts';
-import { ANONYMOUS } from '../../identity.ts';
 import { canonicalJson } from '../../desired/hash.ts';
 import type { DesiredState, Route } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
@@ -16,44 +15,45 @@ import { parseBearerChallenge } from '../../oauth/discovery.ts';
 import { ownerOf } from '../../oauth/owner.ts';
 import { Passthrough } from './passthrough.ts';
 import type { UpstreamAuthorization } from './passthrough.ts';
-import type { ConnectionStatus, ConnectionSummary, RemoteConnection } from '../upstream/http-upstream.ts';
-import { connectRemote, summarizeConnections } from '../upstream/http-upstream.ts';
+import type { ConnectionStatus, ConnectionSummary } from '../upstream/http-upstream.ts';
+import { RemoteConnections } from '../upstream/remote-connections.ts';
+import { UserChannels } from '../upstream/user-channels.ts';
 import type { SessionStore } from '../downstream/sessions.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import type { HeaderRoute, UserHeaderSource } from '../upstream/user-headers.ts';
 import { hasUserHeaders } from '../upstream/user-headers.ts';
-import { UserLinks } from '../upstream/user-links.ts';
+
+/** What any handler may say about its upstream connections, and how it closes. */
+interface HandlerConnections {
+  /** A remote's one shared connection (an SSE remote's, or the bridge legacy SSE clients of a streamable-HTTP one use): connected, connecting, down (with the last error). */
+  remote?(): ConnectionStatus | undefined;
+  /** A remote's connections when each user has an own one (per-user headers). */
+  userConnections?(): ConnectionSummary;
+  /** A user's credentials changed: their own upstream connections close, their clients reconnect. */
+  renew?(user: string): void;
+  close(): void;
+}
 
 /** How one server's requests are served. */
-export type RouteHandler =
-  | {
-      readonly kind: 'mcp';
-      readonly route: Route;
-      readonly endpoint: McpEndpoint;
-      /** Moves this handler's sessions to its replacement, whose clients then list tools again. */
-      handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
-      /** A composite's components, with the ones left out for some user marked down. */
-      health?(): readonly ComponentHealth[];
-      /** An SSE remote's one connection: connected, connecting, down (with the last error). */
-      remote?(): ConnectionStatus | undefined;
-      /** A remote's connections when each user has an own one (per-user headers). */
-      userConnections?(): ConnectionSummary;
-      /** A user's credentials changed: their own upstream connections close, their clients reconnect. */
-      renew?(user: string): void;
-      close(): void;
-    }
-  | {
-      readonly kind: 'passthrough';
-      readonly route: Route;
-      readonly passthrough: Passthrough;
-      /** Legacy SSE clients of a streamable-HTTP remote: bridged over one client connection, made on first use. */
-      readonly sse: McpEndpoint;
-      /** The bridged connection legacy SSE clients use, once one connected. */
-      remote?(): ConnectionStatus | undefined;
-      userConnections?(): ConnectionSummary;
-      renew?(user: string): void;
-      close(): void;
-    };
+export type RouteHandler = HandlerConnections &
+  (
+    | {
+        readonly kind: 'mcp';
+        readonly route: Route;
+        readonly endpoint: McpEndpoint;
+        /** Moves this handler's sessions to its replacement, whose clients then list tools again. */
+        handOver?(next: RouteHandler & { kind: 'mcp' }): Promise<void>;
+        /** A composite's components, with the ones left out for some user marked down. */
+        health?(): readonly ComponentHealth[];
+      }
+    | {
+        readonly kind: 'passthrough';
+        readonly route: Route;
+        readonly passthrough: Passthrough;
+        /** Legacy SSE clients of a streamable-HTTP remote: bridged over one client connection, made on first use. */
+        readonly sse: McpEndpoint;
+      }
+  );
 
 /** The proxy's routing state: replaced whole, in one assignment, on every reload. */
 export interface RouteTable {
@@ -194,23 +194,12 @@ function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promis
  * ones). With per-user headers each user gets an own connection.
  */
 function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, userHeadersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
-  const headersOf = withOAuthToken(route, deps.oauth, userHeadersOf);
   const limit = deps.maxMessageBytes === undefined ? {} : { maxMessageBytes: deps.maxMessageBytes };
-  const remote = (headers: Readonly<Record<string, string>>): RemoteConnection => connectRemote({ name: route.server, url: route.url, transport: route.transport, headers: () => headers, logger: deps.logger, ...limit });
-  // One connection for everyone (an SSE remote's at once, so status shows a remote that is down before
-  // anyone asks; the legacy bridge of a streamable-HTTP one on first use); with per-user headers, one per user.
-  let shared: RemoteConnection | undefined = route.transport === 'sse' && headersOf === undefined ? remote(route.headers.values) : undefined;
-  const links = new UserLinks<RemoteConnection>({ open: (_user, headers) => remote(headers) });
-  const acquire = async (user: string, signal: AbortSignal): Promise<Multiplexer> => {
-    if (headersOf === undefined) return (shared ??= remote(route.headers.values)).acquire(signal);
-    return links.get(user, await headersOf(user)).acquire(signal);
-  };
-  const renew = (user: string): void => links.drop(user);
-  const status = headersOf === undefined ? { remote: () => shared?.status() } : { userConnections: () => summarizeConnections(links.links().map((l) => l.status())) };
-  const close = (): void => {
-    shared?.close();
-    links.close();
-  };
+  const connections = new RemoteConnections({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, headersOf: withOAuthToken(route, deps.oauth, userHeadersOf), logger: deps.logger, ...limit });
+  const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => connections.acquire(user, signal);
+  const renew = (user: string): void => connections.renew(user);
+  const status = connections.status();
+  const close = (): void => connections.close();
   if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
   const userHeaders = userHeadersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: userHeadersOf } };
   const authorization = upstreamAuthorizationOf(route, deps.oauth);
@@ -276,60 +265,37 @@ const IDLE_COMPOSITE_MS = 15 * 60_000;
 
 /** A composite: one multiplexer per user over that user's composite channel. */
 function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps): RouteHandler {
-  const perUser = new Map<string, { mux: Multiplexer; channel: ReturnType<typeof createCompositeChannel>; lastUsed: number; identity: Identity }>();
-  let closed = false;
   const connect = connectComponentVia(deps.lookup);
-  const acquire = async (user: string, _signal?: AbortSignal, identity?: Identity): Promise<Multiplexer> => {
-    if (closed) throw new ProxyError('upstream_closed', `server ${route.server} is shutting down`);
-    // Users who left long ago give their composite connections back.
-    const now = Date.now();
-    for (const [other, { mux, channel, lastUsed }] of perUser) {
-      if (other === user || mux.sessionCount > 0 || now - Math.max(lastUsed, mux.lastActivity()) < IDLE_COMPOSITE_MS) continue;
-      perUser.delete(other);
-      mux.close();
-      void channel.close();
-    }
-    let entry = perUser.get(user);
-    if (entry === undefined) {
-      // The channel reads the user's latest identity: groups and scopes may change between requests.
-      const self = { identity: identity ?? ANONYMOUS };
+  const channels = new UserChannels({
+    server: route.server,
+    idleMs: IDLE_COMPOSITE_MS,
+    open: (user, identity) => {
       const channel = createCompositeChannel({
         route,
         user,
-        connect: (server, u, signal) => connect(server, u, signal, self.identity),
-        reachable: (component) => mayAccess(component.access, self.identity) && mayAccess(deps.lookup(component.server)?.route.access, self.identity),
+        connect: (server, u, signal) => connect(server, u, signal, identity()),
+        reachable: (component) => mayAccess(component.access, identity()) && mayAccess(deps.lookup(component.server)?.route.access, identity()),
         logger: deps.logger,
       });
-      entry = Object.assign(self, { mux: new Multiplexer({ name: route.server, channel, logger: deps.logger, callee: () => ({ server: route.server, transport: 'inproc' }) }), channel, lastUsed: now });
-      perUser.set(user, entry);
-    }
-    if (identity !== undefined) entry.identity = identity;
-    entry.lastUsed = now;
-    return entry.mux;
-  };
+      return { channel, mux: new Multiplexer({ name: route.server, channel, logger: deps.logger, callee: () => ({ server: route.server, transport: 'inproc' }) }) };
+    },
+  });
+  const acquire = async (user: string, _signal?: AbortSignal, identity?: Identity): Promise<Multiplexer> => channels.acquire(user, identity);
   const endpoint = new McpEndpoint({ server: route.server, acquire, sessions: deps.sessions, maxBodyBytes: deps.maxBodyBytes, keepAliveMs: deps.keepAliveMs, logger: deps.logger });
   const handOver = async (next: RouteHandler & { kind: 'mcp' }): Promise<void> => {
-    for (const [user, { mux, identity }] of perUser) {
+    for (const { user, mux, identity } of channels.users()) {
       const heir = await next.endpoint.acquire(user, AbortSignal.timeout(30_000), identity).catch(() => undefined);
       if (heir !== undefined) mux.handOver(heir);
     }
   };
-  const close = (): void => {
-    closed = true;
-    for (const { mux, channel } of perUser.values()) {
-      mux.close();
-      void channel.close();
-    }
-    perUser.clear();
-  };
   const health = (): ComponentHealth[] => {
     const byServer = new Map<string, ComponentHealth>();
-    for (const { channel } of perUser.values()) {
+    for (const channel of channels.channels()) {
       for (const h of channel.health()) if (byServer.get(h.server)?.state !== 'down') byServer.set(h.server, h);
     }
     return route.components.map((c) => byServer.get(c.server) ?? { server: c.server, state: 'up' });
   };
-  return { kind: 'mcp', route, endpoint, handOver, health, close };
+  return { kind: 'mcp', route, endpoint, handOver, health, close: () => channels.close() };
 }
 
 /**

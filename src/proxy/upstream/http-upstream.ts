@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { BackoffPolicy } from '../../backoff.ts';
-import { backoffDelay } from '../../backoff.ts';
+import { backoffDelay, RECONNECT_BACKOFF } from '../../backoff.ts';
 import type { MessageChannel } from '../mux/channel.ts';
 import type { Logger } from '../../observe/log.ts';
 import { httpCallee, telemetry } from '../../observe/trace/telemetry.ts';
@@ -79,7 +79,7 @@ export function summarizeConnections(statuses: readonly ConnectionStatus[]): Con
 /** The trace headers of the message being sent, for the fetch the SDK transport makes for it. */
 const traceHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
 
-const DEFAULTS = { connectTimeoutMs: 10_000, retry: { initialMs: 500, maxMs: 30_000 }, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
+const DEFAULTS = { connectTimeoutMs: 10_000, retry: RECONNECT_BACKOFF, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
 
 /** One attempt: its transport, what aborts its fetches, and how far it got. */
 interface Attempt {

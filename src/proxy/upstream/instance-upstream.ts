@@ -31,26 +31,49 @@ export interface UpstreamStatus {
   readonly connection?: ConnectionStatus;
 }
 
+/**
+ * One hosted instance's connections and what the pool knows of it. Read
+ * anywhere, written only here (observe, touch, drain): one owner.
+ */
 export interface Upstream {
-  instance: ObservedInstance;
+  readonly instance: ObservedInstance;
   readonly mux: Multiplexer;
   /** The HTTP connection to close with the upstream, once the endpoint is known. */
-  channel: HttpUpstream | undefined;
+  readonly channel: HttpUpstream | undefined;
   /**
    * Why the instance counts as ready without having answered berth's own
    * initialize: it refused it (401, 403) for want of a user's credentials,
    * which users' own sessions carry. Undefined otherwise.
    */
-  asksCredentials: string | undefined;
+  readonly asksCredentials: string | undefined;
   /** Waiters for the instance to become ready that way. */
   readonly credentialWaiters: Set<() => void>;
   /** Users' own connections to this instance, each with that user's headers. */
   readonly links: UserLinks<UserLink>;
   readonly user?: string;
-  draining: boolean;
-  lastUsed: number;
+  readonly draining: boolean;
+  readonly lastUsed: number;
   /** Aborted when the upstream goes: stops its readiness wait. */
   readonly stop: AbortController;
+}
+
+type Held = { -readonly [K in keyof Upstream]: Upstream[K] };
+
+/** The backend's newest view of the instance. */
+export function observe(upstream: Upstream, instance: ObservedInstance): void {
+  (upstream as Held).instance = instance;
+}
+
+/** A session was routed to it now: it is not idle. */
+export function touch(upstream: Upstream, now: number): void {
+  (upstream as Held).lastUsed = now;
+}
+
+/** Takes no new sessions from now on; false when it was draining already. */
+export function startDraining(upstream: Upstream): boolean {
+  if (upstream.draining) return false;
+  (upstream as Held).draining = true;
+  return true;
 }
 
 /** What connecting an instance needs from its unit's configuration; each read when used, so reloads apply. */
@@ -99,7 +122,7 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const callee = calleeOf(unit.name, endpoint, settings.backend, instance.id);
   const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs, callee });
   const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs, locate) });
-  const upstream: Upstream = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
+  const upstream: Held = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
   void http.then((c) => {
     upstream.channel = c;
     if (stop.signal.aborted) c?.close();
@@ -124,7 +147,7 @@ export function disconnect(upstream: Upstream): void {
  * a refusal means the server is up and asks for them: the instance is ready
  * for those sessions. A connection refused, a 5xx or a hang are still not.
  */
-function watchRefusal(upstream: Upstream, status: ConnectionStatus, settings: UpstreamSettings): void {
+function watchRefusal(upstream: Held, status: ConnectionStatus, settings: UpstreamSettings): void {
   const refused = refusedCredentials(status) && settings.needsUserCredentials();
   const was = upstream.asksCredentials !== undefined;
   upstream.asksCredentials = refused ? `HTTP ${status.httpStatus} without a user's credentials` : undefined;

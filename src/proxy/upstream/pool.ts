@@ -10,7 +10,7 @@ import type { DesiredState, Route, Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import type { Upstream, UpstreamStatus } from './instance-upstream.ts';
-import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady, leastBusy, upstreamStatus, whenReady } from './instance-upstream.ts';
+import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady, leastBusy, observe, startDraining, touch, upstreamStatus, whenReady } from './instance-upstream.ts';
 import type { Multiplexer } from '../mux/multiplex.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../mux/multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
@@ -129,7 +129,7 @@ export class UpstreamPool {
     entry.unit = unit;
     for (const instance of observed) {
       const held = this.#byInstance.get(instance.id);
-      if (held !== undefined) held.instance = instance;
+      if (held !== undefined) observe(held, instance);
     }
     if (this.#routable !== undefined) {
       // The platform says which replicas are reachable; the rollout removes old ones itself.
@@ -204,13 +204,13 @@ export class UpstreamPool {
       const ready = entry.serving.filter(isReady);
       const pick = entry.serving.find((u) => u.links.has(user)) ?? leastBusy(ready.length > 0 ? ready : entry.serving, entry.turn++);
       if (pick === undefined) throw new ProxyError('server_not_running', `server ${unitName} has no instance yet`);
-      pick.lastUsed = this.#now();
+      touch(pick, this.#now());
       return pick;
     }
     const hash = this.#userHash(user);
     const existing = entry.perUser.get(hash);
     if (existing !== undefined && existing.instance.specHash === entry.unit.specHash) {
-      existing.lastUsed = this.#now();
+      touch(existing, this.#now());
       return existing;
     }
     let starting = entry.starting.get(hash);
@@ -225,7 +225,7 @@ export class UpstreamPool {
     }
     // Each caller waits racing only its own signal: one leaving never fails the others.
     const upstream = await raceSignal(starting, signal);
-    upstream.lastUsed = this.#now();
+    touch(upstream, this.#now());
     return upstream;
   }
 
@@ -439,7 +439,7 @@ export class UpstreamPool {
 
   /** Lets requests in flight, shared and users' own, get their answers (within `signal`), then closes the upstream's connections. */
   async #drainAndDisconnect(upstream: Upstream, signal: AbortSignal): Promise<void> {
-    upstream.draining = true;
+    startDraining(upstream);
     const until = AbortSignal.any([signal, this.#closing.signal]);
     await Promise.all([upstream.mux.drain(until), upstream.links.drain(until)]);
     disconnect(upstream);
@@ -470,7 +470,7 @@ export class UpstreamPool {
     if (upstream === undefined) return;
     // Started again behind berth's back (docker restart): its address may have changed, and the old connection is dead.
     const restarted = event.instance.state === 'running' && upstream.instance.state !== 'creating' && event.instance.startedAt !== upstream.instance.startedAt;
-    upstream.instance = event.instance;
+    observe(upstream, event.instance);
     if (restarted) upstream.channel?.reconnect('the instance restarted');
     // Waiting on a server that keeps dying only delays the answer.
     if (isFailing(event.instance)) upstream.mux.fail(clientReason(event.instance));
@@ -511,8 +511,7 @@ export class UpstreamPool {
    * the current spec, and their clients are told to list again.
    */
   async #lose(upstream: Upstream): Promise<void> {
-    if (upstream.draining) return;
-    upstream.draining = true;
+    if (!startDraining(upstream)) return;
     const entry = this.#units.get(upstream.instance.unit);
     let heir: Upstream | undefined;
     if (entry !== undefined) {
