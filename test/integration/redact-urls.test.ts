@@ -25,7 +25,6 @@ test('an SSE remote\'s error quoting its URL is redacted in the client\'s answer
     const answer = await res.text();
     assert.ok(res.status >= 500, answer);
     for (const secret of SECRETS) assert.ok(!answer.includes(secret), `the client's error shows ${secret}: ${answer}`);
-    assert.match(answer, /REDACTED/, 'the URL is still named, redacted');
     await waitFor(() => lines.some((l) => l.includes('upstream unreachable')), { timeoutMs: 10_000, message: 'the unreachable upstream logged' });
     const leaked = lines.filter((l) => SECRETS.some((s) => l.includes(s)));
     assert.deepEqual(leaked, [], 'log lines with URL credentials');
