@@ -3,7 +3,15 @@
 // authorization server, sign in and consent there (signIn), and arrive back at
 // berth's callback. Shared by the OAuth tests and bench/oauth.ts.
 import assert from 'node:assert/strict';
-import { continueUrl, signIn } from './oidc.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TestBerth } from './berth.ts';
+import { connectClient, startTestBerth } from './berth.ts';
+import type { IssuerOptions, TestIssuer } from './oidc.ts';
+import { continueUrl, signIn, startIssuer } from './oidc.ts';
+import type { ProtectedServer } from './protected-server.ts';
+import { startProtectedServer } from './protected-server.ts';
 
 type Headers = Readonly<Record<string, string>>;
 
@@ -39,4 +47,43 @@ export function arrive(base: string, callback: URL, headers: Headers): Promise<R
 export async function authorize(base: string, server: string, headers: Headers, login: string): Promise<{ status: number; location: string | null; page: string }> {
   const done = await arrive(base, await consent(base, server, headers, login), headers);
   return { status: done.status, location: done.headers.get('location'), page: await done.text() };
+}
+
+/** The protected server's `whoami` through berth, as the caller `headers` name: `sub=… aud=…` of the token it got. */
+export async function whoami(base: string, server: string, headers: Headers): Promise<string> {
+  const client = await connectClient(base, server, {}, headers);
+  try {
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return (result.content as { text: string }[])[0]?.text ?? '';
+  } finally {
+    await client.close();
+  }
+}
+
+/** An authorization server, a protected server of it, a state directory and a berth in front with one remote `notes`. */
+export interface OAuthRig {
+  readonly issuer: TestIssuer;
+  readonly upstream: ProtectedServer;
+  readonly stateDir: string;
+  berth: TestBerth;
+  stop(): Promise<void>;
+}
+
+export async function startOAuthRig(issuerOptions: IssuerOptions, head: (stateDir: string) => string): Promise<OAuthRig> {
+  const issuer = await startIssuer(issuerOptions);
+  const upstream = await startProtectedServer(issuer.issuer);
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
+  const rig: OAuthRig = {
+    issuer,
+    upstream,
+    stateDir,
+    berth: await startTestBerth(`  notes:\n    type: remote\n    url: ${upstream.url}\n    oauth: { allowPrivateNetworks: true }\n`, head(stateDir)),
+    async stop() {
+      await rig.berth.stop();
+      await upstream.stop();
+      await issuer.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+  return rig;
 }

@@ -4,17 +4,15 @@
 // berth's callback and sees "Connected"; the SDK client's next call carries a
 // token the upstream accepts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { TestBerth } from '../helpers/berth.ts';
-import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { startIssuer } from '../helpers/oidc.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
-import { startProtectedServer } from '../helpers/protected-server.ts';
+import type { OAuthRig } from '../helpers/oauth-flow.ts';
+import { startOAuthRig, whoami } from '../helpers/oauth-flow.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Loopback only: no background or component traffic to any other host.
@@ -23,25 +21,18 @@ const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is miss
 
 // Skipped per test, not per suite: node's summary counts skipped tests, never the tests of a skipped suite.
 describe('upstream OAuth in headless Chromium: /connect → Authorize → login and consent → callback → Connected', () => {
+  let rig: OAuthRig | undefined;
   let issuer: TestIssuer;
   let upstream: ProtectedServer;
   let b: TestBerth;
-  let stateDir: string | undefined;
 
+  // No auth: loopback callers are `anonymous`, as in a default berth.
   before(async () => {
     if (browserSkip !== false) return;
-    issuer = await startIssuer({ interactive: true, refresh: true });
-    upstream = await startProtectedServer(issuer.issuer);
-    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
-    // No auth: loopback callers are `anonymous`, as in a default berth.
-    b = await startTestBerth(`  notes:\n    type: remote\n    url: ${upstream.url}\n    oauth: { allowPrivateNetworks: true }\n`, `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-browser" }\n`);
+    rig = await startOAuthRig({ interactive: true, refresh: true }, (dir) => `state: { path: ${JSON.stringify(path.join(dir, 'state.json'))}, key: "0123456789abcdef0123456789abcdef-browser" }\n`);
+    ({ issuer, upstream, berth: b } = rig);
   });
-  after(async () => {
-    await b?.stop();
-    await upstream?.stop();
-    await issuer?.stop();
-    if (stateDir !== undefined) rmSync(stateDir, { recursive: true, force: true });
-  });
+  after(() => rig?.stop());
 
   test('the person authorizes in the browser and the client\'s next call carries their token', { skip: browserSkip }, async () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -61,12 +52,6 @@ describe('upstream OAuth in headless Chromium: /connect → Authorize → login 
     } finally {
       await browser.close();
     }
-    const client = await connectClient(b.url, 'notes');
-    try {
-      const result = await client.callTool({ name: 'whoami', arguments: {} });
-      assert.equal((result.content as { text: string }[])[0]?.text, `sub=ada aud=${upstream.url}`);
-    } finally {
-      await client.close();
-    }
+    assert.equal(await whoami(b.url, 'notes', {}), `sub=ada aud=${upstream.url}`);
   });
 });

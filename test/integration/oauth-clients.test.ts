@@ -13,7 +13,7 @@ import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import { continueUrl, signIn, startIssuer } from '../helpers/oidc.ts';
-import { arrive as arriveAs, consent as consentAs, pressAuthorize as press } from '../helpers/oauth-flow.ts';
+import { arrive as arriveAs, consent as consentAs, pressAuthorize as press, whoami as whoamiAs } from '../helpers/oauth-flow.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import { startProtectedServer } from '../helpers/protected-server.ts';
 
@@ -42,14 +42,8 @@ function arrive(base: string, callback: URL): Promise<Response> {
   return arriveAs(base, callback, AUTH);
 }
 
-async function whoami(base: string, server: string): Promise<string> {
-  const client = await connectClient(base, server, {}, AUTH);
-  try {
-    const result = await client.callTool({ name: 'whoami', arguments: {} });
-    return (result.content as { text: string }[])[0]?.text ?? '';
-  } finally {
-    await client.close();
-  }
+function whoami(base: string, server: string): Promise<string> {
+  return whoamiAs(base, server, AUTH);
 }
 
 describe('upstream OAuth: client identities and the checks that refuse an authorization', () => {

@@ -5,11 +5,9 @@
 // it opens /connect, presses "Authorize", signs in at the authorization server
 // and follows the redirect back to berth's callback.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -25,10 +23,9 @@ import { waitFor } from '../helpers/wait.ts';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, repoRoot, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
-import { startIssuer } from '../helpers/oidc.ts';
-import { authorize as authorizeAs } from '../helpers/oauth-flow.ts';
+import type { OAuthRig } from '../helpers/oauth-flow.ts';
+import { authorize as authorizeAs, startOAuthRig, whoami as whoamiAs } from '../helpers/oauth-flow.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
-import { startProtectedServer } from '../helpers/protected-server.ts';
 
 const run = promisify(execFile);
 const KEYS = { ada: 'berth_ada-0123456789abcdef-oauth', bob: 'berth_bob-0123456789abcdef-oauth' } as const;
@@ -62,34 +59,22 @@ async function untilExpired(stateDir: string, user: User, server: string): Promi
   await waitFor(() => Date.now() > due, { timeoutMs: 15_000, message: `the token of ${user} to expire` });
 }
 
-async function whoami(base: string, server: string, user: User): Promise<string> {
-  const client = await connectClient(base, server, {}, { 'x-api-key': KEYS[user] });
-  try {
-    const result = await client.callTool({ name: 'whoami', arguments: {} });
-    return (result.content as { text: string }[])[0]?.text ?? '';
-  } finally {
-    await client.close();
-  }
+function whoami(base: string, server: string, user: User): Promise<string> {
+  return whoamiAs(base, server, { 'x-api-key': KEYS[user] });
 }
 
 describe('upstream OAuth: discovery, registration, PKCE, callback, token injection', () => {
+  let rig: OAuthRig;
   let issuer: TestIssuer;
   let upstream: ProtectedServer;
   let b: TestBerth;
   let stateDir: string;
 
   before(async () => {
-    issuer = await startIssuer({ interactive: true, refresh: true });
-    upstream = await startProtectedServer(issuer.issuer);
-    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
-    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    rig = await startOAuthRig({ interactive: true, refresh: true }, (dir) => head(dir));
+    ({ issuer, upstream, stateDir, berth: b } = rig);
   });
-  after(async () => {
-    await b?.stop();
-    await upstream?.stop();
-    await issuer?.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  after(() => rig?.stop());
 
   test('a user without a token is sent to /connect; after authorizing, calls carry a token for the server', async () => {
     await assert.rejects(connectClient(b.url, 'notes', {}, { 'x-api-key': KEYS.ada }), (err: unknown) => {
@@ -140,6 +125,7 @@ describe('upstream OAuth: discovery, registration, PKCE, callback, token injecti
 });
 
 describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, restarts', () => {
+  let rig: OAuthRig;
   let issuer: TestIssuer;
   let upstream: ProtectedServer;
   let b: TestBerth;
@@ -148,18 +134,11 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
 
   before(async () => {
     // 5 s: short enough to wait for, long enough that a refreshed token stays good through a burst of calls on a loaded machine.
-    issuer = await startIssuer({ interactive: true, refresh: true, accessTokenTtl: 5 });
-    upstream = await startProtectedServer(issuer.issuer);
-    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
-    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    rig = await startOAuthRig({ interactive: true, refresh: true, accessTokenTtl: 5 }, (dir) => head(dir));
+    ({ issuer, upstream, stateDir, berth: b } = rig);
     assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
   });
-  after(async () => {
-    await b?.stop();
-    await upstream?.stop();
-    await issuer?.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  after(() => rig?.stop());
 
   test('20 concurrent calls on an expired token make one refresh grant, and all succeed with the new token', async () => {
     await untilExpired(stateDir, 'ada', 'notes');
@@ -186,7 +165,7 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
 
   test('tokens survive a restart of berth', async () => {
     await b.stop();
-    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    b = rig.berth = await startTestBerth(remote('notes', upstream.url), head(stateDir));
     assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
   });
 
@@ -217,7 +196,7 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
     parts[3] = `${cipher[0] === 'A' ? 'B' : 'A'}${cipher.slice(1)}`;
     sealed.sealed = parts.join('.');
     writeFileSync(file, JSON.stringify(doc));
-    b = await startTestBerth(remote('notes', upstream.url), head(stateDir));
+    b = rig.berth = await startTestBerth(remote('notes', upstream.url), head(stateDir));
     await assert.rejects(connectClient(b.url, 'notes', {}, { 'x-api-key': KEYS.ada }), /open .*\/connect\/notes to authorize/);
     assert.equal((await authorize(b.url, 'notes', 'ada')).status, 303);
     assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
@@ -252,7 +231,7 @@ describe('upstream OAuth: short-lived tokens, refresh, rotation, revocation, res
     assert.ok(sealed.length >= 2, 'a token and a registration');
     const kid = deriveKeyring([NEW]).keys[0]?.kid;
     for (const value of sealed) assert.equal(decodeProtectedHeader(value).kid, kid, 'sealed under the new key');
-    b = await startTestBerth(remote('notes', upstream.url), head(stateDir, [NEW]));
+    b = rig.berth = await startTestBerth(remote('notes', upstream.url), head(stateDir, [NEW]));
     assert.equal(await whoami(b.url, 'notes', 'ada'), `sub=ada aud=${upstream.url}`);
   });
 });
