@@ -83,7 +83,7 @@ export function renderPlacement(placement: Placement, settings: KubernetesSettin
     ...(workload.args.length === 0 ? {} : { args: [...workload.args] }),
     ...(workload.workingDir === undefined ? {} : { workingDir: workload.workingDir }),
     ports: [{ name: 'mcp', containerPort: workload.port, protocol: 'TCP' }],
-    env: envVars(unit, workload.env, name, secretData),
+    ...envOf(envVars(unit, workload.env, name, secretData)),
     ...resourcesOf(unit.spec.resources),
     readinessProbe: { tcpSocket: { port: 'mcp' }, periodSeconds: 5 },
     securityContext: {
@@ -166,12 +166,21 @@ function secretValues(unit: Unit, userEnv: Readonly<Record<string, string>>): Re
   return { ...data, ...userEnv };
 }
 
+// The API server stores neither an empty list nor an empty string (its fields are
+// `omitempty`): rendered with them, a re-read would never compare equal and every
+// ensure would write.
 function envVars(unit: Unit, base: Workload['env'], secretName: string, secretData: Readonly<Record<string, string>>): V1EnvVar[] {
   const plain = { ...base, ...unit.spec.env.values };
   const names = [...new Set([...Object.keys(plain), ...Object.keys(secretData)])].sort();
-  return names.map((name) =>
-    secretData[name] !== undefined ? { name, valueFrom: { secretKeyRef: { name: secretName, key: name } } } : { name, value: plain[name] ?? '' },
-  );
+  return names.map((name) => {
+    if (secretData[name] !== undefined) return { name, valueFrom: { secretKeyRef: { name: secretName, key: name } } };
+    const value = plain[name] ?? '';
+    return value === '' ? { name } : { name, value };
+  });
+}
+
+function envOf(env: V1EnvVar[]): Pick<V1Container, 'env'> {
+  return env.length === 0 ? {} : { env };
 }
 
 /** Requests equal limits (Guaranteed QoS), in the canonical form the API server stores, so a re-read compares equal. */

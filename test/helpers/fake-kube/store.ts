@@ -84,7 +84,8 @@ export class Store extends EventEmitter<{ event: [WatchEvent] }> {
   }
 
   /** Stores a new or changed object; returns false (and stores nothing) when nothing changed. */
-  put(type: ResourceType, namespace: string, next: JsonObject, owners: Ownership): boolean {
+  put(type: ResourceType, namespace: string, written: JsonObject, owners: Ownership): boolean {
+    const next = withoutEmptyLists(written);
     const metadata = next.metadata as JsonObject;
     const name = String(metadata.name);
     const previous = this.get(type.plural, namespace, name);
@@ -147,4 +148,20 @@ function strip(object: JsonObject): Json {
 /** managedFields compared without their timestamps. */
 function managedKey(fields: Json | undefined): Json {
   return Array.isArray(fields) ? fields.map((f) => (isObject(f) ? { ...f, time: null } : f)) : null;
+}
+
+/**
+ * The object as the API server stores it: its typed fields are `omitempty`,
+ * so an empty list written (`env: []`) reads back absent.
+ */
+function withoutEmptyLists(object: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [key, value] of Object.entries(object)) {
+    if (Array.isArray(value)) {
+      if (value.length > 0) out[key] = value.map((item: Json) => (isObject(item) ? withoutEmptyLists(item) : item));
+    } else {
+      out[key] = isObject(value) ? withoutEmptyLists(value) : value;
+    }
+  }
+  return out;
 }
