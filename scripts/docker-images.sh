@@ -7,6 +7,7 @@
 #   TEST_HTTP_IMAGE     the MCP test fixture serving streamable HTTP on $PORT
 # Every tag carries a hash of its inputs, so a repeated run reuses what exists.
 # Prints KEY=tag lines on stdout; progress goes to stderr.
+# `scripts/docker-images.sh base` builds and prints only BASE_IMAGE;
 # `scripts/docker-images.sh clean` removes every image and cache it made.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +44,12 @@ if ! have_image "$base"; then
   printf 'root:x:0:\nberth:x:10001:\n' >"$rootfs/etc/group"
   tar -C "$rootfs" --owner=0 --group=0 -cf - . | docker import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' - "$base" >&2
   rm -rf "$rootfs"
+fi
+
+# `scripts/docker-images.sh base`: only the base (the cluster's test image is built on it).
+if [ "${1:-}" = base ]; then
+  echo "BASE_IMAGE=$base"
+  exit 0
 fi
 
 # 2. berth's image: a lean context (built dist/, production node_modules), then the Dockerfile.

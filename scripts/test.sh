@@ -6,6 +6,9 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# Tests never reach a cluster they did not start: a developer's KUBECONFIG is
+# dropped here, and a real cluster is opted into by BERTH_TEST_KUBECONFIG only.
+unset KUBECONFIG
 tiers=("${@:-unit integration e2e}")
 read -r -a tiers <<<"${tiers[*]}"
 declare -A timeout_ms=([unit]=10000 [integration]=60000 [e2e]=120000)

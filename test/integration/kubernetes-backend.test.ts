@@ -1,6 +1,7 @@
-// The Kubernetes backend converging against an API server: the loopback fake
-// with real semantics by default, or a real cluster when KUBECONFIG is set
-// (cases that script the kubelet or reach pods over loopback skip there).
+// The Kubernetes backend converging against the loopback fake API server,
+// whose scripted kubelet reaches every failure class and whose faults (dropped
+// watches, 410 Gone, refused verbs) are injected at will. The same cases on a
+// real control plane: test/integration/kubernetes-real.test.ts.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
@@ -24,11 +25,9 @@ import { everythingServer, freePort } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const REAL = process.env.KUBECONFIG !== undefined && process.env.KUBECONFIG !== '';
-const ONLY_FAKE = REAL ? 'scripts the fake kubelet or reaches pods on loopback; needs the fake API server' : false;
-const NAMESPACE = REAL ? (process.env.BERTH_TEST_NAMESPACE ?? 'berth-test') : 'default';
+const NAMESPACE = 'default';
 
-let fake: FakeKube | undefined;
+const fake = new FakeKube();
 let config: k8s.KubeConfig;
 let port = 0;
 let upstream: ChildProcess | undefined;
@@ -55,13 +54,6 @@ const running = (instances: readonly ObservedInstance[], n: number): boolean => 
 const ofUnit = async (backend: KubernetesBackend, unit: string): Promise<ObservedInstance[]> => (await backend.list(signal)).filter((i) => i.unit === unit);
 
 before(async () => {
-  if (REAL) {
-    port = await freePort();
-    config = new k8s.KubeConfig();
-    config.loadFromDefault();
-    return;
-  }
-  fake = new FakeKube();
   // The fake first: a port picked before it binds could be the one it takes.
   await fake.start();
   port = await freePort();
@@ -74,12 +66,12 @@ before(async () => {
 
 after(async () => {
   for (const backend of backends) await backend.close();
-  await fake?.close();
+  await fake.close();
   upstream?.kill();
 });
 
 describe('convergence', () => {
-  test('create: objects applied, pods running, the MCP server reachable at its endpoint', { skip: ONLY_FAKE }, async () => {
+  test('create: objects applied, pods running, the MCP server reachable at its endpoint', async () => {
     const backend = newBackend();
     const created = await backend.ensure(shared('create', '    replicas: 2\n'), signal);
     assert.equal(created.length, 2, 'two replicas reported at once, before pods exist');
@@ -98,7 +90,7 @@ describe('convergence', () => {
     // Every rendered field reached the server, including those the client's models rename (`from`).
     const policy = await k8s.KubernetesObjectApi.makeApiClient(config).read<k8s.V1NetworkPolicy>({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'berth-create', namespace: NAMESPACE } });
     assert.deepEqual(policy.spec?.ingress?.[0]?._from?.[0]?.podSelector?.matchLabels, { 'app.kubernetes.io/name': 'berth' });
-    const kinds = fake?.writesOf().filter((w) => w.name === 'berth-create').map((w) => `${w.method} ${w.kind}`);
+    const kinds = fake.writesOf().filter((w) => w.name === 'berth-create').map((w) => `${w.method} ${w.kind}`);
     assert.deepEqual(kinds, ['APPLY NetworkPolicy', 'APPLY Service', 'APPLY Deployment', 'APPLY PodDisruptionBudget']);
   });
 
@@ -109,10 +101,10 @@ describe('convergence', () => {
     const before = await waitFor(async () => ((await ofUnit(first, 'adopt')).every((i) => !i.id.includes('#')) ? ofUnit(first, 'adopt') : undefined));
     const restarted = newBackend();
     assert.deepEqual((await ofUnit(restarted, 'adopt')).map((i) => i.id), before.map((i) => i.id));
-    const writes = fake?.writes.length;
+    const writes = fake.writes.length;
     await restarted.ensure(placement, signal);
     assert.equal(restarted.apiWrites, 0);
-    assert.equal(fake?.writes.length, writes);
+    assert.equal(fake.writes.length, writes);
   });
 
   test('a new user of a shared server makes no write; a new user of a per-user server writes only their objects', async () => {
@@ -124,43 +116,43 @@ describe('convergence', () => {
     assert.equal(backend.apiWrites, before);
     const unit = units('  personal:\n    type: single-user\n    runtime: npx\n    package: some-mcp\n    env:\n      TOKEN: { fromUser: true, sensitive: true }\n')[0] as Unit;
     await backend.ensure({ unit, user: { hash: hashUser('alice', 'test-label-secret'), env: { TOKEN: 'a' } } }, signal);
-    const start = fake?.writes.length ?? 0;
+    const start = fake.writes.length;
     await backend.ensure({ unit, user: { hash: hashUser('bob', 'test-label-secret'), env: { TOKEN: 'b' } } }, signal);
     const bob = `berth-personal-${hashUser('bob', 'test-label-secret').slice(0, 10)}`;
-    if (fake !== undefined) assert.ok(fake.writes.slice(start).every((w) => w.name === bob), 'only bob\'s objects written');
+    assert.ok(fake.writes.slice(start).every((w) => w.name === bob), 'only bob\'s objects written');
     const users = new Set((await ofUnit(backend, 'personal')).map((i) => i.userHash));
     assert.deepEqual([...users].sort(), [hashUser('alice', 'test-label-secret'), hashUser('bob', 'test-label-secret')].sort());
   });
 
-  test('replace: a changed spec rewrites only the Deployment, one rollout, pods at the new spec', { skip: ONLY_FAKE }, async () => {
+  test('replace: a changed spec rewrites only the Deployment, one rollout, pods at the new spec', async () => {
     const backend = newBackend();
     const v1 = shared('replaced', '    env: { MODE: one }\n');
     await backend.ensure(v1, signal);
     await waitFor(async () => running(await ofUnit(backend, 'replaced'), 1));
-    const start = fake?.writes.length ?? 0;
+    const start = fake.writes.length;
     const v2 = shared('replaced', '    env: { MODE: two }\n');
     await backend.ensure(v2, signal);
-    assert.deepEqual(fake?.writes.slice(start).map((w) => `${w.method} ${w.kind}`), ['APPLY Deployment']);
+    assert.deepEqual(fake.writes.slice(start).map((w) => `${w.method} ${w.kind}`), ['APPLY Deployment']);
     await waitFor(async () => {
       const now = await ofUnit(backend, 'replaced');
       return now.length === 1 && now[0]?.specHash === v2.unit.specHash && now[0].state === 'running';
     }, { message: 'the pod at the new spec replaced the old one' });
-    assert.equal(fake?.kubelet.rolloutsOf('berth-replaced'), 1);
+    assert.equal(fake.kubelet.rolloutsOf('berth-replaced'), 1);
   });
 
-  test('a changed secret is exactly one rollout: the Secret and the Deployment written once each', { skip: ONLY_FAKE }, async () => {
+  test('a changed secret is exactly one rollout: the Secret and the Deployment written once each', async () => {
     const backend = newBackend();
     const unit = units('  vault:\n    type: single-user\n    runtime: npx\n    package: vault-mcp\n    env:\n      TOKEN: { fromUser: true, sensitive: true }\n')[0] as Unit;
     const user = hashUser('carol', 'test-label-secret');
     await backend.ensure({ unit, user: { hash: user, env: { TOKEN: 'first' } } }, signal);
     await waitFor(async () => running(await ofUnit(backend, 'vault'), 1));
-    const start = fake?.writes.length ?? 0;
+    const start = fake.writes.length;
     await backend.ensure({ unit, user: { hash: user, env: { TOKEN: 'second' } } }, signal);
-    assert.deepEqual(fake?.writes.slice(start).map((w) => `${w.method} ${w.kind}`), ['APPLY Secret', 'APPLY Deployment']);
+    assert.deepEqual(fake.writes.slice(start).map((w) => `${w.method} ${w.kind}`), ['APPLY Secret', 'APPLY Deployment']);
     const name = `berth-vault-${user.slice(0, 10)}`;
-    await waitFor(() => fake?.kubelet.rolloutsOf(name) === 1, { message: 'one rollout' });
+    await waitFor(() => fake.kubelet.rolloutsOf(name) === 1, { message: 'one rollout' });
     await waitFor(async () => running(await ofUnit(backend, 'vault'), 1));
-    assert.equal(fake?.kubelet.rolloutsOf(name), 1);
+    assert.equal(fake.kubelet.rolloutsOf(name), 1);
   });
 
   test('drift: a scaled Deployment and a deleted Service are put back, nothing else written', async () => {
@@ -182,7 +174,7 @@ describe('convergence', () => {
   test('remove and orphan removal: every object of a placement goes, pod-less Deployments too', async () => {
     const backend = newBackend();
     await backend.ensure(shared('orphan', '    replicas: 2\n'), signal);
-    if (fake !== undefined) fake.kubelet.behave(({ deployment }) => (deployment === 'berth-orphan' ? 'invalid-image' : 'run'));
+    fake.kubelet.behave(({ deployment }) => (deployment === 'berth-orphan' ? 'invalid-image' : 'run'));
     // A new berth whose config no longer has the server removes whatever it lists for it.
     const restarted = newBackend();
     for (let round = 0; round < 5; round++) {
@@ -197,11 +189,11 @@ describe('convergence', () => {
     }
     await waitFor(async () => (await ofUnit(restarted, 'orphan')).length === 0, { message: 'pods gone' });
     await restarted.remove('berth-orphan-gone', signal);
-    fake?.kubelet.behave(() => 'run');
+    fake.kubelet.behave(() => 'run');
   });
 });
 
-describe('failure classes', { skip: ONLY_FAKE }, () => {
+describe('failure classes', () => {
   const cases = [
     { behaviour: 'crash-loop', state: 'crash-looping', failure: 'crash-loop', message: /CrashLoopBackOff|back-off/ },
     { behaviour: 'oom', state: 'crash-looping', failure: 'oom-killed', message: /OOMKilled/ },
@@ -214,32 +206,32 @@ describe('failure classes', { skip: ONLY_FAKE }, () => {
     test(`${c.behaviour}: ${c.state} (${c.failure}) with the cluster's message`, async () => {
       const backend = newBackend();
       const name = `fail-${c.behaviour}`;
-      fake?.kubelet.behave(({ deployment }) => (deployment === `berth-${name}` ? c.behaviour : 'run'));
+      fake.kubelet.behave(({ deployment }) => (deployment === `berth-${name}` ? c.behaviour : 'run'));
       await backend.ensure(shared(name), signal);
       const instance = await waitFor(async () => (await ofUnit(backend, name)).find((i) => i.failure !== undefined));
       assert.equal(instance.state, c.state);
       assert.equal(instance.failure, c.failure);
       assert.match(instance.lastError ?? '', c.message);
-      fake?.kubelet.behave(() => 'run');
+      fake.kubelet.behave(() => 'run');
     });
   }
 
   test('a quota refusal is insufficient capacity, from the API or from the Deployment', async () => {
     const backend = newBackend();
-    fake?.quota.set('deployments', fake.store.list('deployments', undefined).length);
+    fake.quota.set('deployments', fake.store.list('deployments', undefined).length);
     await assert.rejects(backend.ensure(shared('over-quota'), signal), (err: unknown) => err instanceof BackendError && err.code === 'insufficient_capacity' && err.retryable && /exceeded quota/.test(err.message));
-    fake?.quota.clear();
-    if (fake !== undefined) fake.kubelet.podQuota = fake.store.list('pods', undefined).length;
+    fake.quota.clear();
+    fake.kubelet.podQuota = fake.store.list('pods', undefined).length;
     await backend.ensure(shared('no-pods'), signal);
     const placeholder = await waitFor(async () => (await ofUnit(backend, 'no-pods')).find((i) => i.failure === 'insufficient-capacity'));
     assert.equal(placeholder.state, 'failed');
     assert.match(placeholder.lastError ?? '', /exceeded quota/);
-    if (fake !== undefined) fake.kubelet.podQuota = Number.POSITIVE_INFINITY;
+    fake.kubelet.podQuota = Number.POSITIVE_INFINITY;
   });
 });
 
 describe('watching', () => {
-  test('events arrive, and keep arriving after a dropped watch and after 410 Gone', { skip: ONLY_FAKE }, async () => {
+  test('events arrive, and keep arriving after a dropped watch and after 410 Gone', async () => {
     const backend = newBackend();
     const stop = new AbortController();
     const seen: string[] = [];
@@ -248,12 +240,12 @@ describe('watching', () => {
     })();
     await backend.ensure(shared('watch-a'), signal);
     await waitFor(() => seen.includes('watch-a:running'), { message: 'first pod running' });
-    fake?.dropWatches();
+    fake.dropWatches();
     await backend.ensure(shared('watch-b'), signal);
     await waitFor(() => seen.includes('watch-b:running'), { message: 'event after a reconnect' });
     assert.ok(backend.watchStats.reconnects >= 1);
-    fake?.store.compact();
-    fake?.dropWatches();
+    fake.store.compact();
+    fake.dropWatches();
     await backend.ensure(shared('watch-c'), signal);
     await waitFor(() => seen.includes('watch-c:running'), { message: 'event after 410 and a re-list' });
     await waitFor(() => backend.watchStats.relists >= 1, { message: 'a re-list' });
@@ -261,7 +253,7 @@ describe('watching', () => {
     await consuming;
   });
 
-  test('a ready pod that cannot be read at first is routed once it can be, without its slice changing', { skip: ONLY_FAKE }, async () => {
+  test('a ready pod that cannot be read at first is routed once it can be, without its slice changing', async () => {
     const logged: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -270,13 +262,13 @@ describe('watching', () => {
       },
     });
     const backend = newBackend('berth', pino({ level: 'warn' }, sink));
-    const versions = (): string[] => (fake?.store.list('endpointslices', NAMESPACE) ?? []).map((s) => s.object.metadata as { name: string; resourceVersion: string }).filter((m) => m.name.startsWith('berth-unread')).map((m) => `${m.name}@${m.resourceVersion}`);
+    const versions = (): string[] => (fake.store.list('endpointslices', NAMESPACE) ?? []).map((s) => s.object.metadata as { name: string; resourceVersion: string }).filter((m) => m.name.startsWith('berth-unread')).map((m) => `${m.name}@${m.resourceVersion}`);
     const stop = new AbortController();
     const updates: PlacementReplicas[] = [];
     const consuming = (async () => {
       for await (const update of backend.replicas(stop.signal)) if (update.unit === 'unread') updates.push(update);
     })();
-    fake?.denied.add('get:pods');
+    fake.denied.add('get:pods');
     let before: string[];
     try {
       await backend.ensure(shared('unread'), signal);
@@ -285,7 +277,7 @@ describe('watching', () => {
       assert.ok(updates.every((u) => u.ready.length === 0), 'nothing routed while the pod cannot be read');
       before = versions();
     } finally {
-      fake?.denied.delete('get:pods');
+      fake.denied.delete('get:pods');
     }
     const routed = await waitFor(() => updates.find((u) => u.ready.length === 1), { timeoutMs: 10_000, message: 'the pod routed after the reads are allowed' });
     assert.equal(routed.ready[0]?.specHash, (await ofUnit(backend, 'unread'))[0]?.specHash);
@@ -294,7 +286,7 @@ describe('watching', () => {
     await consuming;
   });
 
-  test('logs are the pod\'s newest lines', { skip: ONLY_FAKE }, async () => {
+  test('logs are the pod\'s newest lines', async () => {
     const backend = newBackend();
     await backend.ensure(shared('logged'), signal);
     const pod = await waitFor(async () => (await ofUnit(backend, 'logged')).find((i) => i.state === 'running'));
@@ -303,12 +295,12 @@ describe('watching', () => {
 });
 
 describe('RBAC self-check', () => {
-  test('passes with every permission, and names each missing verb', { skip: ONLY_FAKE }, async () => {
+  test('passes with every permission, and names each missing verb', async () => {
     const backend = newBackend();
     await backend.checkAccess(signal);
-    fake?.denied.add('watch:pods');
-    fake?.denied.add('delete:secrets');
+    fake.denied.add('watch:pods');
+    fake.denied.add('delete:secrets');
     await assert.rejects(backend.checkAccess(signal), (err: unknown) => err instanceof BackendError && err.code === 'forbidden' && /may not, in namespace default: delete secrets, watch pods/.test(err.message));
-    fake?.denied.clear();
+    fake.denied.clear();
   });
 });

@@ -3,8 +3,8 @@
 // ports, each reporting its name, so where a call lands is observable. A
 // session stays on its pod; a pod that leaves the slice ends only its own
 // sessions; stateless requests spread; concurrent cold starts of a per-user
-// server make one Deployment. The fake kubelet gives pods their addresses,
-// so on a real cluster (KUBECONFIG set) these cases skip.
+// server make one Deployment. The fake kubelet gives pods their addresses;
+// test/integration/kubernetes-real.test.ts routes to real pods.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
@@ -26,7 +26,6 @@ import { connectClient, repoRoot, startTestBerth, status } from '../helpers/bert
 import { FakeKube } from '../helpers/fake-kube/server.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const SKIP = process.env.KUBECONFIG !== undefined && process.env.KUBECONFIG !== '' ? 'the fake kubelet gives pods their loopback addresses; needs the fake API server' : false;
 const fixture = path.join(repoRoot, 'test/fixtures/docker/mcp-server.mjs');
 
 const fake = new FakeKube();
@@ -58,7 +57,6 @@ function assign(deployment: string, pod: string): number | undefined {
 }
 
 before(async () => {
-  if (SKIP !== false) return;
   await fake.start();
   pods.push(...(await Promise.all([startFixture('pod-a'), startFixture('pod-b')])));
   fake.kubelet.portOf = ({ deployment, name }) => assign(deployment, name);
@@ -96,7 +94,7 @@ async function statelessWhoami(url: string): Promise<string> {
   return (JSON.parse(body.result.content[0]?.text ?? '{}') as { name: string }).name;
 }
 
-describe('routing over EndpointSlices', { skip: SKIP }, () => {
+describe('routing over EndpointSlices', () => {
   const clients: { client: Client; pod: string }[] = [];
 
   before(async () => {
@@ -168,7 +166,7 @@ describe('routing over EndpointSlices', { skip: SKIP }, () => {
   });
 });
 
-describe('scale from zero', { skip: SKIP }, () => {
+describe('scale from zero', () => {
   test('concurrent first calls of a per-user server make one Deployment, and all get the one instance', async () => {
     const backend = new KubernetesBackend({ settings: resolveKubernetesSettings({ type: 'kubernetes', namespace: 'default' }, 'berth'), config: fakeConfig(), logger: silentLogger() });
     const pool = new UpstreamPool({ backend, logger: silentLogger() });
