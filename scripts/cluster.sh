@@ -162,6 +162,8 @@ wait_for() {
 
 up() {
   build
+  # Left from a run whose processes are gone (a reboot, a killed session): start clean.
+  if [ -d "$state" ] && ! running kube-apiserver; then down; fi
   mkdir -p "$state"
   pki
   kubeconfig admin
@@ -244,7 +246,8 @@ image() {
 }
 
 # berth.test/everything:local: server-everything serving streamable HTTP on
-# port 3001 at /mcp, on docker-images.sh's base (node and its libraries only).
+# port 3001 at /mcp (args `sse`: SSE at /sse), on docker-images.sh's base
+# (node and its libraries only).
 everything_image() {
   local base ctx
   . "$root/scripts/toolchain.sh" >&2
@@ -257,7 +260,8 @@ COPY node_modules /app/node_modules
 USER 10001
 ENV PORT=3001
 EXPOSE 3001
-ENTRYPOINT ["node", "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js", "streamableHttp"]
+ENTRYPOINT ["node", "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js"]
+CMD ["streamableHttp"]
 DOCKERFILE
   docker build -q -t berth.test/everything:local "$ctx" >/dev/null
   rm -rf "$ctx"

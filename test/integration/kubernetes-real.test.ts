@@ -24,6 +24,8 @@ import { waitFor } from '../helpers/wait.ts';
 const real = realClusterOrSkip();
 const SKIP = 'skip' in real ? real.skip : false;
 const POD_MS = 90_000;
+/** Real pods start, roll and terminate (a 30 s grace period each): longer than the tier's default. */
+const CASE = { timeout: 240_000 };
 let namespace = '';
 let removeNamespace = async (): Promise<void> => undefined;
 let config: k8s.KubeConfig;
@@ -84,7 +86,7 @@ after(async () => {
 });
 
 describe('convergence on a real control plane', { skip: SKIP }, () => {
-  test('create: objects applied, pods running on the node, the MCP server reachable at its pod address', async () => {
+  test('create: objects applied, pods running on the node, the MCP server reachable at its pod address', CASE, async () => {
     const backend = newBackend();
     const created = await backend.ensure(shared('create', '    replicas: 2\n'), signal);
     assert.equal(created.length, 2, 'two replicas reported at once, before pods exist');
@@ -103,7 +105,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.ok(await versionOf('policy/v1', 'PodDisruptionBudget', 'berth-create'));
   });
 
-  test('adopt: a restarted berth lists the same instances and writes nothing', async () => {
+  test('adopt: a restarted berth lists the same instances and writes nothing', CASE, async () => {
     const first = newBackend();
     // An empty value: the API server stores the variable's name alone, and berth must compare equal to that.
     const placement = shared('adopt', '    env: { EMPTY: "" }\n');
@@ -120,7 +122,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.equal(await versionOf('apps/v1', 'Deployment', 'berth-adopt'), version);
   });
 
-  test('a new user of a shared server makes no write; a new user of a per-user server writes only their objects', async () => {
+  test('a new user of a shared server makes no write; a new user of a per-user server writes only their objects', CASE, async () => {
     const backend = newBackend();
     await backend.ensure(shared('sharedone'), signal);
     const before = backend.apiWrites;
@@ -136,7 +138,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.deepEqual([...users].sort(), [hashUser('alice', 'test-label-secret'), hashUser('bob', 'test-label-secret')].sort());
   });
 
-  test('replace: a changed spec rewrites only the Deployment, one rollout, the old pod serving until the new one is ready', async () => {
+  test('replace: a changed spec rewrites only the Deployment, one rollout, the old pod serving until the new one is ready', CASE, async () => {
     const backend = newBackend();
     const v1 = shared('replaced', '    env: { MODE: one }\n');
     await backend.ensure(v1, signal);
@@ -162,7 +164,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.equal(await replicaSetsOf('berth-replaced'), 2, 'one rollout');
   });
 
-  test('a changed secret is exactly one rollout: the Secret and the Deployment written once each', async () => {
+  test('a changed secret is exactly one rollout: the Secret and the Deployment written once each', CASE, async () => {
     const backend = newBackend();
     const unit = perUser('vault');
     const user = hashUser('carol', 'test-label-secret');
@@ -182,7 +184,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.equal(await replicaSetsOf(name), 2, 'exactly one rollout');
   });
 
-  test('drift: a scaled Deployment, a deleted Service and a deleted Secret are put back, nothing else written', async () => {
+  test('drift: a scaled Deployment, a deleted Service and a deleted Secret are put back, nothing else written', CASE, async () => {
     const backend = newBackend();
     const unit = perUser('drifted');
     const placement: Placement = { unit, user: { hash: hashUser('dave', 'test-label-secret'), env: { TOKEN: 'd' } } };
@@ -200,7 +202,7 @@ describe('convergence on a real control plane', { skip: SKIP }, () => {
     assert.equal(backend.apiWrites - before, 3, 'repaired once, then quiet');
   });
 
-  test('remove and orphan removal: every object of a placement goes', async () => {
+  test('remove and orphan removal: every object of a placement goes', CASE, async () => {
     const backend = newBackend();
     await backend.ensure(shared('orphan', '    replicas: 2\n'), signal);
     const restarted = newBackend();
@@ -224,7 +226,7 @@ describe('failure classes on a real kubelet', { skip: SKIP }, () => {
     { name: 'toobig', extra: '    resources: { cpu: "64", memory: 64Mi }\n', image: EVERYTHING_IMAGE, state: 'creating', failure: 'unschedulable', message: /Insufficient cpu/ },
   ] as const;
   for (const c of cases) {
-    test(`${c.name}: ${c.state} (${c.failure}) with the cluster's message`, async () => {
+    test(`${c.name}: ${c.state} (${c.failure}) with the cluster's message`, CASE, async () => {
       const backend = newBackend();
       await backend.ensure(shared(`fail-${c.name}`, c.extra, c.image), signal);
       const instance = await waitFor(async () => (await ofUnit(backend, `fail-${c.name}`)).find((i) => i.failure === c.failure), { timeoutMs: POD_MS, intervalMs: 250, message: `failure ${c.failure}` });
