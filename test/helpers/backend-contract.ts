@@ -325,7 +325,9 @@ export function backendContract(name: string, makeBackend: (owner: string) => Co
       const failed = await waitFor(async () => ofUnit(await backend.list(signal()), unit).find((i) => i.failure !== undefined), { timeoutMs: readyMs, message: 'a failure' });
       assert.ok(['exited', 'crash-loop'].includes(failed.failure ?? ''), failed.failure);
       assert.match(failed.lastError ?? '', /exit/);
-      assert.ok((await backend.logs(instance.id, 10, signal())).length > 0, 'the logs hold its output');
+      // The failed instance's own id: on Kubernetes, ensure reported a placeholder before the pod existed,
+      // and a restarted container's log is empty until it prints again.
+      await waitFor(async () => (await backend.logs(failed.id, 10, signal())).length > 0, { timeoutMs: readyMs, intervalMs: 250, message: 'its output in the logs' });
     });
 
     test(`replicas(): ${can.replicas ? 'each ready replica with its transport; a removed one leaves the snapshot' : 'not offered; the pool reaches instances through endpoint()'}`, each, async () => {

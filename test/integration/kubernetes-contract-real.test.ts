@@ -34,7 +34,7 @@ function unitOf(name: string, spec: UnitSpec): Unit {
 // upper-case name is refused before any pull, and port 99999 makes node exit.
 function makeUnit(name: string, kind: UnitKind): Unit {
   const image = kind === 'failing' ? 'berth.test/Failing:1' : EVERYTHING_IMAGE;
-  const values = kind === 'ok-v2' ? { VERSION: '2' } : kind === 'crashing' ? { PORT: '99999' } : {};
+  const values: Record<string, string> = kind === 'ok-v2' ? { VERSION: '2' } : kind === 'crashing' ? { PORT: '99999' } : {};
   return unitOf(name, { runtime: 'container', image, port: 3001, path: '/mcp', transport: 'streamable-http', args: [], env: env(values) });
 }
 
