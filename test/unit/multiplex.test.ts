@@ -202,23 +202,32 @@ describe('Multiplexer', () => {
     assert.deepEqual(answer['result'], { content: [] });
   });
 
-  test('a request without an answer ends at its deadline; progress restarts the clock', async () => {
+  test('a request without an answer ends at its deadline; progress restarts the clock', async (t) => {
     const up = scriptedUpstream();
-    const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger(), requestTimeoutMs: () => 1_500 });
+    // The clock is read at each use, so the mocked Date below is the one deadlines see.
+    const mux = new Multiplexer({ name: 'test', channel: up.channel, logger: silentLogger(), requestTimeoutMs: () => 1_500, now: () => Date.now() });
     up.start();
     await mux.ready(AbortSignal.timeout(2_000));
     const a = await client(mux);
+    // From here time moves only when the test says: no sleeping, no timer that is merely late.
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     await a.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hang', _meta: { progressToken: 't' } } });
-    const call = await waitFor(() => up.received.find((m) => m.method === 'tools/call'));
+    await settle();
+    const call = up.received.find((m) => m.method === 'tools/call');
+    assert.ok(call !== undefined, 'the call reached the upstream');
     const token = (call.params?.['_meta'] as Msg)['progressToken'];
-    // 2.1 s of progress 0.7 s apart against a 1.5 s deadline: only a timer late by 0.8 s could break it.
+    // 2.1 s of progress 0.7 s apart against a 1.5 s deadline.
     for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      t.mock.timers.tick(700);
       up.emit({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i } });
+      await settle();
     }
     assert.equal(a.got.some((m) => m.id === 1), false, 'progress kept the request alive past one deadline');
-    const timedOut = await waitFor(() => a.got.find((m) => m.id === 1));
-    assert.equal((timedOut['error'] as Msg)['code'], -32004);
+    t.mock.timers.tick(1_500);
+    await settle();
+    const timedOut = a.got.find((m) => m.id === 1);
+    assert.equal((timedOut?.['error'] as Msg | undefined)?.['code'], -32004);
     assert.ok(up.received.some((m) => m.method === 'notifications/cancelled' && m.params?.['requestId'] === call.id), 'the upstream is told to stop');
   });
 
