@@ -15,14 +15,13 @@ import type { ObservedInstance, Placement, PlacementReplicas } from '../../src/b
 import { BackendError } from '../../src/backends/backend.ts';
 import { KubernetesBackend } from '../../src/backends/kubernetes/index.ts';
 import { resolveKubernetesSettings } from '../../src/backends/kubernetes/settings.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import { hashUser } from '../../src/desired/hash.ts';
-import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
 import type { Logger } from '../../src/observe/log.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { everythingServer, freePort } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
+import { kubernetesUnits } from '../helpers/kube-units.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const NAMESPACE = 'default';
@@ -41,11 +40,8 @@ function newBackend(owner = 'berth', logger: Logger = silentLogger()): Kubernete
   return backend;
 }
 
-/** Units from config text, as berth resolves them. */
 function units(servers: string): Unit[] {
-  const result = parseConfig('berth.yaml', `version: 1\nbackend: { type: kubernetes, namespace: ${NAMESPACE} }\nauth: [{ type: apiKey, keys: [{ user: alice, sha256: "${'a'.repeat(64)}" }] }]\nservers:\n${servers}`, { env: {}, readFile: () => '', baseDir: '/' });
-  assert.ok(result.ok, JSON.stringify(result.ok ? [] : result.issues));
-  return [...resolveDesiredState(result.value).units];
+  return kubernetesUnits(NAMESPACE, servers);
 }
 
 const container = (name: string, extra = ''): string => `  ${name}:\n    type: multi-user\n    runtime: container\n    image: example.com/${name}:1\n    port: ${port}\n${extra}`;

@@ -13,12 +13,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { ObservedInstance, Placement } from '../../src/backends/backend.ts';
 import { KubernetesBackend } from '../../src/backends/kubernetes/index.ts';
 import { resolveKubernetesSettings } from '../../src/backends/kubernetes/settings.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import { hashUser } from '../../src/desired/hash.ts';
-import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import type { Unit } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { EVERYTHING_IMAGE, realClusterOrSkip, testNamespace } from '../helpers/cluster.ts';
+import { kubernetesUnits } from '../helpers/kube-units.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const real = realClusterOrSkip();
@@ -39,9 +38,7 @@ function newBackend(owner = 'berth'): KubernetesBackend {
 }
 
 function units(servers: string): Unit[] {
-  const result = parseConfig('berth.yaml', `version: 1\nbackend: { type: kubernetes, namespace: ${namespace} }\nauth: [{ type: apiKey, keys: [{ user: alice, sha256: "${'a'.repeat(64)}" }] }]\nservers:\n${servers}`, { env: {}, readFile: () => '', baseDir: '/' });
-  assert.ok(result.ok, JSON.stringify(result.ok ? [] : result.issues));
-  return [...resolveDesiredState(result.value).units];
+  return kubernetesUnits(namespace, servers);
 }
 
 const container = (name: string, extra = '', image = EVERYTHING_IMAGE): string => `  ${name}:\n    type: multi-user\n    runtime: container\n    image: ${image}\n    port: 3001\n${extra}`;
