@@ -9,6 +9,7 @@ import { Gates } from '../auth/gates.ts';
 import type { Backend } from '../backends/backend.ts';
 import { createBackend } from '../backends/select.ts';
 import { userFieldsOf } from '../credentials/fields.ts';
+import { connectSnippets } from '../clients/connect.ts';
 import { createCredentialRoutes } from '../credentials/routes.ts';
 import { CredentialStore } from '../store/credentials.ts';
 import { Authorizer, CALLBACK_PATH, CLIENT_METADATA_PATH, oauthTargetOf } from '../oauth/authorizer.ts';
@@ -192,6 +193,8 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
       ...(publicUrl === undefined ? {} : { publicUrl }),
     },
     ...(publicUrl === undefined ? {} : { publicUrl }),
+    // What each MCP client needs to reach this route, in its own format; the key is asked for, never shown.
+    snippets: (name) => connectSnippets({ base: publicUrl ?? urlOf(server), servers: [name], apiKey: (controller.config?.config.auth ?? []).some((p) => p.type === 'apiKey') }),
   });
   const controller: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, watcher, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
   const policy = originPolicy({ host: config.listen?.host ?? '127.0.0.1', ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
@@ -244,6 +247,11 @@ async function listenOn(server: Server, listen: ListenAddress): Promise<string> 
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
+  return urlOf(server);
+}
+
+/** The URL a listening server answers at. */
+function urlOf(server: Server): string {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}`;

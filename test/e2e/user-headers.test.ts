@@ -102,6 +102,14 @@ describe('per-user credentials as request headers', () => {
     assert.ok(err !== undefined, 'legacy SSE: connecting without credentials fails');
   });
 
+  test('the /connect page lists each client\'s snippet for its route, asking for the API key instead of showing it', async () => {
+    const page = await (await fetch(`${b.url}/connect/shared`, { headers: { 'x-api-key': KEYS.alice } })).text();
+    assert.match(page, /<h2>Connect a client<\/h2>/);
+    assert.ok(page.includes(`${b.url}/mcp/shared`), 'a snippet names the route at berth\'s URL');
+    assert.match(page, /berth-api-key|BERTH_API_KEY/);
+    for (const key of Object.values(KEYS)) assert.ok(!page.includes(key), 'no API key in the page');
+  });
+
   /**
    * alice and bob save their own value for `server` and call it (alice over
    * `aliceTransport`); each call, and the upstream session it runs in, carries
