@@ -259,6 +259,7 @@ describe('watching', () => {
     });
     const backend = newBackend('berth', pino({ level: 'warn' }, sink));
     const versions = (): string[] => (fake.store.list('endpointslices', NAMESPACE) ?? []).map((s) => s.object.metadata as { name: string; resourceVersion: string }).filter((m) => m.name.startsWith('berth-unread')).map((m) => `${m.name}@${m.resourceVersion}`);
+    const readySlice = (): unknown => (fake.store.list('endpointslices', NAMESPACE) ?? []).find((s) => (s.object.metadata as { name: string }).name.startsWith('berth-unread') && ((s.object.endpoints ?? []) as { conditions?: { ready?: boolean } }[]).some((e) => e.conditions?.ready === true));
     const stop = new AbortController();
     const updates: PlacementReplicas[] = [];
     const consuming = (async () => {
@@ -270,6 +271,9 @@ describe('watching', () => {
       await backend.ensure(shared('unread'), signal);
       // Logged only when a slice's endpoint is ready and its pod could not be read.
       await waitFor(() => logged.includes('cannot read a ready pod; trying again'), { message: 'a ready endpoint whose pod cannot be read' });
+      // The fake's slice controller may still be moving the endpoint into the slice named for its
+      // port; compare from the moment a ready endpoint sits in its final slice.
+      await waitFor(() => readySlice() !== undefined, { message: 'a slice with the ready endpoint' });
       assert.ok(updates.every((u) => u.ready.length === 0), 'nothing routed while the pod cannot be read');
       before = versions();
     } finally {
