@@ -1,38 +1,23 @@
 // The CLI as users run it: a real `node bin/berth.js` process, real files in
 // a temporary directory, exit codes and output checked.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { CliResult } from '../helpers/cli.ts';
+import { runBerth } from '../helpers/cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/invalid/', import.meta.url));
 
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Result = CliResult;
 
 let dir = '';
 
-/** Runs berth in `dir` with a clean environment (no BERTH_CONFIG, no colors) plus `env`. */
+/** Runs berth in `dir` (or `cwd`) with a clean environment plus `env`. */
 function berth(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...options.env };
-  if (options.env?.['BERTH_CONFIG'] === undefined) delete env['BERTH_CONFIG'];
-  delete env['FORCE_COLOR'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBerth(args, { cwd: options.cwd ?? dir, ...(options.env === undefined ? {} : { env: options.env }) });
 }
 
 /** Output a user may see: never a stack trace or Node internals. */

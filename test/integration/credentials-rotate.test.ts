@@ -1,35 +1,26 @@
 // `berth state rotate-key` as users run it: a real process on a real config
 // whose keys come from ${env:…}, against a state file written under the old key.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { decodeProtectedHeader } from 'jose';
 import { silentLogger } from '../../src/observe/log.ts';
 import { CredentialStore } from '../../src/store/credentials.ts';
 import { deriveKeyring } from '../../src/store/seal.ts';
 import { StateStore } from '../../src/store/state.ts';
+import type { CliResult } from '../helpers/cli.ts';
+import { runBerth } from '../helpers/cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 const OLD = 'the-old-state-key-of-at-least-32-characters';
 const NEW = 'the-new-state-key-of-at-least-32-characters';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'berth-rotate-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function berth(args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function berth(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
+  return runBerth(args, { cwd: dir, env });
 }
 
 it('re-encrypts the state file under the first key; with no key it says what to set', async () => {

@@ -1,30 +1,18 @@
 // `berth import` as users run it: a real `node bin/berth.js` process on the
 // client config fixtures and real files in a temporary directory.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import type { CliResult } from '../helpers/cli.ts';
+import { runBerth } from '../helpers/cli.ts';
 import { clientFixtures } from '../helpers/clients.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 
 let dir = '';
 
-function berth(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env['FORCE_COLOR'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function berth(args: readonly string[]): Promise<CliResult> {
+  return runBerth(args, { cwd: dir });
 }
 
 function assertNoStack(result: { stdout: string; stderr: string }): void {
