@@ -24,12 +24,6 @@ const ENV = FIXTURE_ENV;
 /** `${file:…}` paths resolve against this fixed directory, so messages never show where the checkout lives. */
 const VIRTUAL_DIR = '/berth-fixtures';
 
-/**
- * Fixtures whose `.expected` holds the right answer that berth does not give yet.
- * They run as `todo`: reported, not failing. Remove an entry once it passes.
- */
-const KNOWN_BUGS: Readonly<Record<string, string>> = {};
-
 const MIN_INVALID_CASES = 45;
 
 function fixtureNames(dir: string): string[] {
@@ -70,7 +64,7 @@ function parseShipped(relative: string): ParseResult {
 
 test('invalid configs report exactly the expected issues', async (t) => {
   for (const name of fixtureNames(invalidDir)) {
-    await t.test(name, { todo: KNOWN_BUGS[name] ?? false }, () => {
+    await t.test(name, () => {
       const result = parseFixture(invalidDir, name);
       assert.equal(result.ok, false, `${name}.yaml should be rejected`);
       const issues = issuesOf(result);
@@ -107,9 +101,6 @@ test('the corpus is complete', async (t) => {
       .map((f) => f.slice(0, -'.expected'.length))
       .sort();
     assert.deepEqual(expected, names);
-  });
-  await t.test('lists only existing fixtures as known bugs', () => {
-    for (const name of Object.keys(KNOWN_BUGS)) assert.ok(names.includes(name), `KNOWN_BUGS names a missing fixture: ${name}`);
   });
 });
 
@@ -161,7 +152,6 @@ test('every issue code in src/config is produced by some fixture', () => {
   assert.ok(inSource.size >= 25, `found only ${inSource.size} codes in src/config; has the code style changed?`);
   const seen = loadConfigFileCodes();
   for (const name of fixtureNames(invalidDir)) {
-    if (KNOWN_BUGS[name] !== undefined) continue;
     for (const issue of issuesOf(parseFixture(invalidDir, name))) seen.add(issue.code);
   }
   const uncovered = [...inSource].filter((code) => !seen.has(code)).sort();
