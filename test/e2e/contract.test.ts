@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { Backend } from '../../src/backends/backend.ts';
+import { delegatingBackend } from '../helpers/delegating-backend.ts';
 import { LocalBackend } from '../../src/backends/local/index.ts';
 import { resolveDesiredState } from '../../src/desired/resolve.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
@@ -100,16 +100,9 @@ describe('reloads', () => {
     const local = new LocalBackend({ logger: silentLogger(), baseDir: process.cwd() });
     let broken = true;
     // Fault injection at the edge: the real backend, with its daemon "down".
-    const backend: Backend = {
-      name: 'local',
+    const backend = delegatingBackend(local, {
       list: () => (broken ? Promise.reject(new Error('daemon down')) : local.list()),
-      ensure: (placement, signal) => local.ensure(placement, signal),
-      remove: (id) => local.remove(id),
-      endpoint: (id) => local.endpoint(id),
-      logs: (id, tail) => local.logs(id, tail),
-      events: (signal) => local.events(signal),
-      close: () => local.close(),
-    };
+    });
     const pool = new UpstreamPool({ backend, logger: silentLogger() });
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-reload-'));
     const file = path.join(dir, 'berth.yaml');

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Backend } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
 import { LocalBackend } from '../../src/backends/local/index.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -14,6 +13,7 @@ import { createMetrics } from '../../src/observe/metrics.ts';
 import { UpstreamPool } from '../../src/proxy/upstream/pool.ts';
 import { Controller } from '../../src/reconcile/controller.ts';
 import { configText } from '../helpers/berth.ts';
+import { delegatingBackend } from '../helpers/delegating-backend.ts';
 
 const refused = `  refused:
     type: multi-user
@@ -30,19 +30,12 @@ describe('resync', () => {
     const local = new LocalBackend({ logger: silentLogger(), baseDir: dir });
     let ensured = 0;
     // Fault injection at the edge: the real backend, refusing this unit the way a daemon refuses a bad spec.
-    const backend: Backend = {
-      name: 'local',
-      list: () => local.list(),
+    const backend = delegatingBackend(local, {
       ensure: () => {
         ensured++;
         return Promise.reject(new BackendError('invalid_spec', 'the daemon refuses this spec', { retryable: false }));
       },
-      remove: (id) => local.remove(id),
-      endpoint: (id) => local.endpoint(id),
-      logs: (id, tail) => local.logs(id, tail),
-      events: (signal) => local.events(signal),
-      close: () => local.close(),
-    };
+    });
     const pool = new UpstreamPool({ backend, logger: silentLogger() });
     const controller = new Controller({ file, logger: silentLogger(), metrics: createMetrics(), backend, upstreams: pool, routes: { swap: () => undefined } });
     try {
