@@ -17,7 +17,7 @@ import { belongsTo, observeDeployment, observeInstances, observePod, parsePlaceh
 import type { KubernetesSettings } from './settings.ts';
 import { placementOf, readyEndpoints, SERVICE_NAME_LABEL, transportOf } from './slices.ts';
 import type { WatchStats } from './watch.ts';
-import { watchStream } from './watch.ts';
+import { newWatchStats, watchStream } from './watch.ts';
 
 export interface KubernetesBackendOptions {
   readonly settings: KubernetesSettings;
@@ -55,7 +55,7 @@ export class KubernetesBackend implements Backend {
   readonly #selector: string;
   readonly #closing = new AbortController();
   /** Watch reconnects and re-lists, for tests and operators. */
-  readonly watchStats: WatchStats = { relists: 0, reconnects: 0 };
+  readonly watchStats: WatchStats = newWatchStats();
 
   constructor(options: KubernetesBackendOptions) {
     this.#settings = options.settings;

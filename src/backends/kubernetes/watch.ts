@@ -4,7 +4,7 @@
 // informer does, small enough to read.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
-import { backoffDelay } from '../../backoff.ts';
+import { backoffDelay, RECONNECT_BACKOFF } from '../../backoff.ts';
 import type { KubeApi } from './api.ts';
 
 export type WatchUpdate<T> = { readonly kind: 'upsert'; readonly object: T } | { readonly kind: 'delete'; readonly object: T };
@@ -21,15 +21,22 @@ export interface WatchTarget {
 export interface WatchStats {
   relists: number;
   reconnects: number;
+  /** Lists and watches that failed (refused, unreachable, ended before the server said anything), each followed by a backoff. */
+  failures: number;
+  /** Events the API sent (bookmarks too), before the stream coalesced any. */
+  received: number;
 }
 
-const RELIST_BACKOFF = { initialMs: 200, maxMs: 30_000 };
-
 /** Runs until the signal aborts; `onUpdate` sees every change, including those found by a re-list. */
-export async function watchObjects<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, onUpdate: (update: WatchUpdate<T>) => void, signal: AbortSignal, stats: WatchStats = { relists: 0, reconnects: 0 }): Promise<void> {
+export async function watchObjects<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, onUpdate: (update: WatchUpdate<T>) => void, signal: AbortSignal, stats: WatchStats = newWatchStats()): Promise<void> {
   const known = new Map<string, T>();
   let resourceVersion: string | undefined;
   let failures = 0;
+  const backOff = async (): Promise<void> => {
+    failures++;
+    stats.failures++;
+    await delay(backoffDelay(failures, RECONNECT_BACKOFF), signal);
+  };
   while (!signal.aborted) {
     try {
       if (resourceVersion === undefined) {
@@ -49,6 +56,7 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
         resourceVersion = list.resourceVersion;
       }
       const outcome = await watchOnce<T>(api, target, resourceVersion, signal, (type, object) => {
+        stats.received++;
         resourceVersion = object.metadata?.resourceVersion ?? resourceVersion;
         if (type === 'BOOKMARK') return;
         const name = object.metadata?.name ?? '';
@@ -60,35 +68,46 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
           onUpdate({ kind: 'upsert', object });
         }
       });
-      failures = 0;
-      if (outcome === 'gone') {
+      if (signal.aborted) break;
+      if (outcome.gone) {
         stats.relists++;
         resourceVersion = undefined;
-      } else if (!signal.aborted) {
+      } else {
         stats.reconnects++;
       }
+      // A watch that ended before the server said anything (refused, unreachable, cut at once) is a
+      // failure: without a pause it is tried again at once, thousands of times a second. A quiet watch
+      // the client timed out was connected, and one that heard events was healthy: reconnect at once.
+      if (outcome.heard || outcome.timedOut) failures = 0;
+      else await backOff();
     } catch {
       // The API is unreachable or refused the list: back off, then start over from a list.
-      failures++;
       resourceVersion = undefined;
-      await delay(backoffDelay(failures, RELIST_BACKOFF), signal);
+      await backOff();
     }
   }
 }
 
+export function newWatchStats(): WatchStats {
+  return { relists: 0, reconnects: 0, failures: 0, received: 0 };
+}
+
 /**
- * `watchObjects` as a stream: each update becomes what `map` makes of it, in
- * order (`map` may read more first), until the signal aborts or the consumer
- * stops iterating, which ends the watch too.
+ * `watchObjects` as a stream: each update becomes what `map` makes of it
+ * (`map` may read more first), until the signal aborts or the consumer stops
+ * iterating, which ends the watch too. The queue holds at most one update per
+ * object, its latest: an object that changed again before the consumer took it
+ * is mapped once, as it is now, so a slow consumer costs memory per object,
+ * never per event.
  */
 export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, target: WatchTarget, signal: AbortSignal, stats: WatchStats, map: (update: WatchUpdate<T>, later: Later<T>) => readonly E[] | Promise<readonly E[]>): AsyncGenerator<E> {
   const stopped = new AbortController();
   const both = AbortSignal.any([signal, stopped.signal]);
-  const queue: WatchUpdate<T>[] = [];
+  const queue = new Map<string, WatchUpdate<T>>();
   const timers = new Set<NodeJS.Timeout>();
   let wake: (() => void) | undefined;
   const push = (update: WatchUpdate<T>): void => {
-    queue.push(update);
+    queue.set(update.object.metadata?.name ?? '', update);
     wake?.();
   };
   const later: Later<T> = (afterMs, update) => {
@@ -103,9 +122,14 @@ export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, 
   both.addEventListener('abort', () => wake?.(), { once: true });
   try {
     while (!both.aborted) {
-      const next = queue.shift();
-      if (next !== undefined) yield* await map(next, later);
-      else await new Promise<void>((resolve) => (wake = resolve));
+      const first = queue.entries().next();
+      if (first.done === true) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      const [name, next] = first.value;
+      queue.delete(name);
+      yield* await map(next, later);
     }
   } finally {
     for (const timer of timers) clearTimeout(timer);
@@ -117,15 +141,26 @@ export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, 
 /** Has `update` (made when the time comes; undefined for none) mapped again after `afterMs`: a retry of work that failed. */
 export type Later<T> = (afterMs: number, update: () => WatchUpdate<T> | undefined) => void;
 
-function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, resourceVersion: string, signal: AbortSignal, onEvent: (type: string, object: T) => void): Promise<'ended' | 'gone'> {
+interface WatchOutcome {
+  /** The server answered 410 Gone: the version is too old, list again. */
+  readonly gone: boolean;
+  /** The server sent at least one event or bookmark. */
+  readonly heard: boolean;
+  /** The client ended a connected watch that stayed quiet (its inactivity timeout). */
+  readonly timedOut: boolean;
+}
+
+function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget, resourceVersion: string, signal: AbortSignal, onEvent: (type: string, object: T) => void): Promise<WatchOutcome> {
   return new Promise((resolve, reject) => {
     let gone = false;
+    let heard = false;
     let controller: AbortController | undefined;
     const abort = (): void => controller?.abort();
     signal.addEventListener('abort', abort, { once: true });
-    const finish = (): void => {
+    // The client calls this once: when the stream ends, or with the error that ended or refused it.
+    const finish = (err: unknown): void => {
       signal.removeEventListener('abort', abort);
-      resolve(gone ? 'gone' : 'ended');
+      resolve({ gone, heard, timedOut: err instanceof Error && err.name === 'TimeoutError' });
     };
     new Watch(api.config)
       .watch(
@@ -134,7 +169,10 @@ function watchOnce<T extends KubernetesObject>(api: KubeApi, target: WatchTarget
         (type: string, object: T & { code?: number }) => {
           // An expired version arrives as an ERROR event carrying a 410 Status.
           if (type === 'ERROR') gone = object.code === 410;
-          else onEvent(type, object);
+          else {
+            heard = true;
+            onEvent(type, object);
+          }
         },
         finish,
       )

@@ -12,6 +12,14 @@ import { Kubelet } from './kubelet.ts';
 import type { ResourceType, WatchEvent } from './store.ts';
 import { apiVersionOf, RESOURCES, Store } from './store.ts';
 
+/** One request the server answered (or refused): when, which verb on which resource, with which label selector. */
+export interface Request {
+  readonly verb: string;
+  readonly plural: string;
+  readonly labelSelector: string;
+  readonly at: number;
+}
+
 export interface Write {
   readonly method: string;
   readonly kind: string;
@@ -30,6 +38,8 @@ export class FakeKube {
   readonly kubelet: Kubelet;
   /** Every write request, in order: what "zero writes" is measured against. */
   readonly writes: Write[] = [];
+  /** Every request to a resource, in order, refused ones too: how often a client retries. */
+  readonly requests: Request[] = [];
   /** `verb:plural` pairs the test forbids; requests and access reviews both see it. */
   readonly denied = new Set<string>();
   /** Most objects of a resource (`count/<plural>` quota); creating more is 403 "exceeded quota". */
@@ -90,6 +100,7 @@ export class FakeKube {
     const route = parseRoute(url.pathname);
     if (route === undefined) return send(res, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
     const verb = verbOf(method, route, url);
+    this.requests.push({ verb, plural: route.type.plural, labelSelector: url.searchParams.get('labelSelector') ?? '', at: performance.now() });
     if (this.denied.has(`${verb}:${route.type.plural}`)) {
       return send(res, 403, status(403, 'Forbidden', `${route.type.plural}${route.type.group === '' ? '' : `.${route.type.group}`} is forbidden: User "tester" cannot ${verb} resource "${route.type.plural}" in API group "${route.type.group}" in the namespace "${route.namespace}"`));
     }
