@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { authProblems } from './auth-checks.ts';
+import { readClientKey } from './client-key.ts';
 import { parseCidr } from './cidr.ts';
 import { linkLocalHostOf } from './link-local.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
@@ -63,6 +64,7 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
     }
     checkKubernetes(config, server, at, report);
     checkCredentials(config, name, server, at, report);
+    checkClientKey(server, at, report);
     if (server.type === 'composite') checkComponents(server.components ?? [], names, known, at, report);
   }
   checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
@@ -101,6 +103,22 @@ function isHosted(server: Server): boolean {
 }
 
 /** Pod settings only mean something on Kubernetes, and an admin's maximums bound every server before any API write. */
+/** private_key_jwt needs a client ID and a key that signs; a key without it would sit unused. */
+function checkClientKey(server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
+  const oauth = server.oauth;
+  if (oauth === undefined) return;
+  const method = oauth.tokenEndpointAuthMethod;
+  if (method === 'private_key_jwt') {
+    if (oauth.clientId === undefined) report(at('oauth', 'tokenEndpointAuthMethod'), 'oauth_client_key', 'private_key_jwt is for a pre-registered client', 'set oauth.clientId to the client the authorization server knows with your public key');
+    if (oauth.privateKey === undefined) report(at('oauth', 'tokenEndpointAuthMethod'), 'oauth_client_key', 'private_key_jwt needs the key to sign with', 'set oauth.privateKey.key, e.g. ${file:secrets/berth-client.pem}');
+  } else if (oauth.privateKey !== undefined) {
+    report(at('oauth', 'privateKey'), 'oauth_client_key', `a private key is only used with tokenEndpointAuthMethod private_key_jwt, not ${method ?? 'the default'}`, 'set tokenEndpointAuthMethod: private_key_jwt, or remove privateKey', true);
+  }
+  if (oauth.privateKey === undefined) return;
+  const key = readClientKey(oauth.privateKey);
+  if (!key.ok) report(at('oauth', 'privateKey', oauth.privateKey.alg === undefined ? 'key' : key.field), 'oauth_client_key', `the key ${key.problem}`);
+}
+
 function checkKubernetes(config: BerthConfiguration, server: Server, at: (...rest: (string | number)[]) => KeyPath, report: Report): void {
   const backendType = config.backend?.type ?? 'local';
   for (const key of ['kubernetes', 'autoscale'] as const) {

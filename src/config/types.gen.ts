@@ -559,9 +559,26 @@ export interface Oauth {
    */
   clientSecret?: string;
   /**
-   * How berth authenticates at the token endpoint with a pre-registered client. Default: client_secret_basic with a clientSecret, none without.
+   * How berth authenticates at the token endpoint with a pre-registered client. Default: client_secret_basic with a clientSecret, none without. private_key_jwt signs a client assertion (RFC 7523) with `privateKey`.
    */
-  tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
+  tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /**
+   * The private key a pre-registered client signs its client assertions with, for tokenEndpointAuthMethod private_key_jwt. The authorization server holds the public half (the client's jwks or jwks_uri).
+   */
+  privateKey?: {
+    /**
+     * The private key as PEM (PKCS#8, PKCS#1 or SEC1) or as a JWK (JSON); use ${file:…} or ${env:…}.
+     */
+    key: string;
+    /**
+     * The key ID put in the assertion's header, as the authorization server knows it. Default: the JWK's own kid, else none.
+     */
+    kid?: string;
+    /**
+     * The signing algorithm. Default: the JWK's own alg, else RS256 for RSA, PS256 for RSA-PSS, ES256/ES384/ES512 by the EC curve, EdDSA for Ed25519.
+     */
+    alg?: string;
+  };
   /**
    * URL of a Client ID Metadata Document published elsewhere (its redirect_uris must hold <publicUrl>/oauth/callback), for when berth's own public URL is not https or not reachable by the authorization server.
    */

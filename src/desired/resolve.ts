@@ -162,6 +162,7 @@ function optionalOAuth(server: Server): { oauth?: OAuthSettings } {
       ...(o.clientId === undefined ? {} : { clientId: o.clientId }),
       ...(o.clientSecret === undefined ? {} : { clientSecret: o.clientSecret }),
       ...(o.tokenEndpointAuthMethod === undefined ? {} : { tokenEndpointAuthMethod: o.tokenEndpointAuthMethod }),
+      ...(o.privateKey === undefined ? {} : { privateKey: o.privateKey }),
       ...(o.clientMetadataUrl === undefined ? {} : { clientMetadataUrl: o.clientMetadataUrl }),
     },
   };

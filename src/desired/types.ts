@@ -1,6 +1,7 @@
 // The desired state: what berth should be running (units) and serving
 // (routes). Units change only by restarting something; routes change in place.
 import type { Autoscale, PodSettings } from '../config/types.gen.ts';
+import type { ClientKeySettings } from '../config/client-key.ts';
 import type { TemplatePart } from '../config/user-template.ts';
 
 /** A server's own pod settings and autoscaling, when it sets any (Kubernetes only). */
@@ -103,7 +104,9 @@ export interface OAuthSettings {
   readonly authorizationServer?: string;
   readonly clientId?: string;
   readonly clientSecret?: string;
-  readonly tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post';
+  readonly tokenEndpointAuthMethod?: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** A private_key_jwt client's signing key, as configured (PEM or JWK text). */
+  readonly privateKey?: ClientKeySettings;
   readonly clientMetadataUrl?: string;
   readonly perUser: boolean;
   /** Discovery, registration and token requests may reach loopback and private addresses. */

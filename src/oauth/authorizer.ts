@@ -6,7 +6,7 @@ import type { Logger } from '../observe/log.ts';
 import type { AuthServerMetadata, Challenge, Discovery } from './discovery.ts';
 import { discover } from './discovery.ts';
 import { GrantError, registerClient, requestToken, revokeToken } from './grants.ts';
-import type { TokenResponse } from './grants.ts';
+import type { ClientAuth, TokenResponse } from './grants.ts';
 import { SHARED_OWNER } from './owner.ts';
 import type { FetchPolicy } from './ssrf.ts';
 import type { ClientIdentity, OAuthStore, TokenSet } from './token-store.ts';
@@ -45,7 +45,7 @@ interface Pending {
   readonly verifier: string;
   readonly redirectUri: string;
   readonly discovery: Discovery;
-  readonly client: ClientIdentity;
+  readonly auth: ClientAuth;
   readonly policy: FetchPolicy;
   readonly expires: number;
 }
@@ -155,7 +155,7 @@ export class Authorizer {
     const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(32).toString('base64url');
     this.#sweep();
-    this.#pending.set(state, { user, owner: ownerFor(user, target), server: target.server, verifier, redirectUri, discovery, client, policy, expires: this.#now() + PENDING_TTL_MS });
+    this.#pending.set(state, { user, owner: ownerFor(user, target), server: target.server, verifier, redirectUri, discovery, auth: clientAuth(client, as.issuer, settings), policy, expires: this.#now() + PENDING_TTL_MS });
     const url = new URL(as.authorization_endpoint);
     const params: Record<string, string> = {
       response_type: 'code',
@@ -204,11 +204,11 @@ export class Authorizer {
     if (code === null || code === '') throw new BerthError('oauth_denied', 'the authorization server sent no code');
     const response = await requestToken(
       as.token_endpoint,
-      pending.client,
+      pending.auth,
       { grant_type: 'authorization_code', code, redirect_uri: pending.redirectUri, code_verifier: pending.verifier, resource: pending.discovery.resource },
       pending.policy,
     );
-    await this.#save(pending.owner, pending.server, this.#tokenSetOf(response, undefined, pending.discovery, pending.client));
+    await this.#save(pending.owner, pending.server, this.#tokenSetOf(response, undefined, pending.discovery, pending.auth.client));
     this.#o.logger.info({ server: pending.server, user, issuer: as.issuer }, 'OAuth authorization completed');
     return { server: pending.server };
   }
@@ -221,7 +221,7 @@ export class Authorizer {
     if (set.revocationEndpoint !== undefined) {
       const policy = { allowPrivateNetworks: target.oauth?.allowPrivateNetworks ?? false };
       const token = set.refreshToken ?? set.accessToken;
-      const revoked = await revokeToken(set.revocationEndpoint, set.client, token, set.refreshToken === undefined ? 'access_token' : 'refresh_token', policy).catch(() => false);
+      const revoked = await revokeToken(set.revocationEndpoint, clientAuth(set.client, set.issuer, target.oauth), token, set.refreshToken === undefined ? 'access_token' : 'refresh_token', policy).catch(() => false);
       if (!revoked) this.#o.logger.warn({ server: target.server, user: owner }, 'OAuth token revocation failed; the local copy is deleted anyway');
     }
     await this.#forget(owner, target.server);
@@ -274,7 +274,7 @@ export class Authorizer {
       const policy = { allowPrivateNetworks: target.oauth?.allowPrivateNetworks ?? false };
       let response: TokenResponse;
       try {
-        response = await requestToken(set.tokenEndpoint, set.client, { grant_type: 'refresh_token', refresh_token: set.refreshToken, resource: set.resource }, policy);
+        response = await requestToken(set.tokenEndpoint, clientAuth(set.client, set.issuer, target.oauth), { grant_type: 'refresh_token', refresh_token: set.refreshToken, resource: set.resource }, policy);
       } catch (err) {
         if (err instanceof GrantError && err.oauthError !== undefined && ['invalid_grant', 'invalid_request', 'invalid_client', 'unauthorized_client'].includes(err.oauthError)) {
           this.#o.logger.info({ server: target.server, user: owner, error: err.oauthError }, 'OAuth refresh refused; the user is asked to authorize again');
@@ -373,6 +373,11 @@ export class Authorizer {
 
 function authorizationRequired(server: string, message: string): ProxyError {
   return new ProxyError('authorization_required', message, { missing: { server, names: [], authorization: true } });
+}
+
+/** How berth authenticates as `client` at `issuer`: a private_key_jwt client signs with the configured key. */
+function clientAuth(client: ClientIdentity, issuer: string, settings: OAuthSettings | undefined): ClientAuth {
+  return { client, issuer, ...(client.authMethod === 'private_key_jwt' && settings?.privateKey !== undefined ? { privateKey: settings.privateKey } : {}) };
 }
 
 /** Whose token a user's calls use: their own, or the server's one shared token. */

@@ -1,4 +1,6 @@
+import type { ClientKeySettings } from '../config/client-key.ts';
 import { BerthError } from '../errors.ts';
+import { CLIENT_ASSERTION_TYPE, clientAssertion } from './client-assertion.ts';
 import type { AuthServerMetadata } from './discovery.ts';
 import type { FetchPolicy } from './ssrf.ts';
 import { guardedFetch } from './ssrf.ts';
@@ -19,6 +21,13 @@ export class GrantError extends BerthError {
   }
 }
 
+/** Authenticating as a client: its identity, the issuer it talks to, and a private_key_jwt client's key (from the config, never stored with the identity). */
+export interface ClientAuth {
+  readonly client: ClientIdentity;
+  readonly issuer: string;
+  readonly privateKey?: ClientKeySettings;
+}
+
 export interface TokenResponse {
   readonly accessToken: string;
   readonly refreshToken?: string;
@@ -27,10 +36,10 @@ export interface TokenResponse {
 }
 
 /** POSTs a grant to the token endpoint with the client's authentication. */
-export async function requestToken(endpoint: string, client: ClientIdentity, params: Readonly<Record<string, string>>, policy: FetchPolicy): Promise<TokenResponse> {
+export async function requestToken(endpoint: string, auth: ClientAuth, params: Readonly<Record<string, string>>, policy: FetchPolicy): Promise<TokenResponse> {
   const body = new URLSearchParams(params);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-  authenticate(client, body, headers);
+  await authenticate(auth, body, headers);
   const res = await guardedFetch(endpoint, { method: 'POST', headers, body }, policy);
   const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok || typeof json.access_token !== 'string') {
@@ -72,16 +81,23 @@ export async function registerClient(as: AuthServerMetadata, redirectUri: string
 }
 
 /** RFC 7009: revokes a token; the server's answer matters little, the local copy goes anyway. */
-export async function revokeToken(endpoint: string, client: ClientIdentity, token: string, hint: 'refresh_token' | 'access_token', policy: FetchPolicy): Promise<boolean> {
+export async function revokeToken(endpoint: string, auth: ClientAuth, token: string, hint: 'refresh_token' | 'access_token', policy: FetchPolicy): Promise<boolean> {
   const body = new URLSearchParams({ token, token_type_hint: hint });
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  authenticate(client, body, headers);
+  await authenticate(auth, body, headers);
   const res = await guardedFetch(endpoint, { method: 'POST', headers, body }, policy);
   await res.body?.cancel();
   return res.ok;
 }
 
-function authenticate(client: ClientIdentity, body: URLSearchParams, headers: Record<string, string>): void {
+async function authenticate({ client, issuer, privateKey }: ClientAuth, body: URLSearchParams, headers: Record<string, string>): Promise<void> {
+  if (client.authMethod === 'private_key_jwt') {
+    if (privateKey === undefined) throw new GrantError(`client ${client.clientId} authenticates with private_key_jwt, but oauth.privateKey is not configured`);
+    body.set('client_id', client.clientId);
+    body.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+    body.set('client_assertion', await clientAssertion(client.clientId, issuer, privateKey, Date.now()));
+    return;
+  }
   if (client.authMethod === 'client_secret_basic' && client.clientSecret !== undefined) {
     // RFC 6749 2.3.1: both parts form-encoded before base64.
     headers.authorization = `Basic ${Buffer.from(`${formEncode(client.clientId)}:${formEncode(client.clientSecret)}`).toString('base64')}`;

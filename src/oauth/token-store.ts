@@ -8,7 +8,7 @@ import { ownEntry, putEntry } from '../store/state.ts';
 export interface ClientIdentity {
   readonly clientId: string;
   readonly clientSecret?: string;
-  readonly authMethod: 'none' | 'client_secret_basic' | 'client_secret_post';
+  readonly authMethod: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   /** A registration's redirect URI: berth registers again when its callback moves. */
   readonly redirectUri?: string;
 }

@@ -95,7 +95,8 @@ function redactSpec(spec: UnitSpec): UnitSpec {
 /** A route with its secret values replaced, fit for /status and printed plans. */
 export function redactRoute(route: Route): Route {
   if (route.kind === 'composite') return route;
-  const oauth = route.oauth?.clientSecret === undefined ? {} : { oauth: { ...route.oauth, clientSecret: SECRET } };
+  const o = route.oauth;
+  const oauth = o === undefined ? {} : { oauth: { ...o, ...(o.clientSecret === undefined ? {} : { clientSecret: SECRET }), ...(o.privateKey === undefined ? {} : { privateKey: { ...o.privateKey, key: SECRET } }) } };
   const secret = [...route.headers.sensitive, ...Object.keys(route.headers.values).filter((name) => CREDENTIAL_HEADER.test(name))];
   const url = route.kind === 'remote' ? { url: redactUrls(route.url) } : {};
   const userHeaders = route.userHeaders === undefined ? {} : { userHeaders: redactTemplates(route.userHeaders, route.headers.sensitive) };
@@ -163,6 +164,7 @@ function secretPaths(...values: readonly (UnitSpec | Route)[]): Set<string> {
     const templates = 'userHeaders' in value ? value.userHeaders : undefined;
     for (const name of Object.keys(templates ?? {})) if (isSecretHeader(name, headers?.sensitive ?? [])) paths.add(`userHeaders.${name}`);
     if ('oauth' in value && value.oauth?.clientSecret !== undefined) paths.add('oauth.clientSecret');
+    if ('oauth' in value && value.oauth?.privateKey !== undefined) paths.add('oauth.privateKey.key');
   }
   return paths;
 }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { readClientKey } from '../../src/config/client-key.ts';
 import { parseBearerChallenge } from '../../src/oauth/discovery.ts';
 import { checkUrl, isBlockedAddress } from '../../src/oauth/ssrf.ts';
 
@@ -50,4 +52,36 @@ describe('parseBearerChallenge', () => {
     assert.equal(parseBearerChallenge('Bearerish'), undefined);
     assert.equal(parseBearerChallenge(undefined), undefined);
   });
+});
+
+describe('readClientKey (oauth.privateKey)', () => {
+  const pem = (type: 'rsa' | 'ec' | 'ed25519' | 'x25519', curve?: string): string =>
+    (generateKeyPairSync as (t: string, o: object) => { privateKey: { export(o: object): string } })(type, type === 'rsa' ? { modulusLength: 2048 } : curve === undefined ? {} : { namedCurve: curve }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const jwkOf = (type: 'ec', curve: string): Record<string, unknown> => (generateKeyPairSync as (t: string, o: object) => { privateKey: { export(o: object): Record<string, unknown> } })(type, { namedCurve: curve }).privateKey.export({ format: 'jwk' });
+  const cases: readonly { name: string; settings: { key: string; kid?: string; alg?: string }; expected: { alg: string; kid?: string } | { field: string; problem: RegExp } }[] = [
+    { name: 'RSA PEM: RS256 by default', settings: { key: pem('rsa') }, expected: { alg: 'RS256' } },
+    { name: 'RSA PEM with PS384', settings: { key: pem('rsa'), alg: 'PS384', kid: 'k1' }, expected: { alg: 'PS384', kid: 'k1' } },
+    { name: 'P-384 PEM: ES384 by its curve', settings: { key: pem('ec', 'P-384') }, expected: { alg: 'ES384' } },
+    { name: 'Ed25519 PEM: EdDSA', settings: { key: pem('ed25519') }, expected: { alg: 'EdDSA' } },
+    { name: 'a JWK keeps its own kid and alg', settings: { key: JSON.stringify({ ...jwkOf('ec', 'P-256'), kid: 'from-jwk', alg: 'ES256' }) }, expected: { alg: 'ES256', kid: 'from-jwk' } },
+    { name: 'a configured kid wins over the JWK\'s', settings: { key: JSON.stringify({ ...jwkOf('ec', 'P-256'), kid: 'from-jwk' }), kid: 'configured' }, expected: { alg: 'ES256', kid: 'configured' } },
+    { name: 'an alg the key cannot sign', settings: { key: pem('ec', 'P-256'), alg: 'RS256' }, expected: { field: 'alg', problem: /EC prime256v1 key, which cannot sign RS256 \(it signs ES256\)/ } },
+    { name: 'a JWK without its private part', settings: { key: JSON.stringify({ ...jwkOf('ec', 'P-256'), d: undefined }) }, expected: { field: 'key', problem: /is not a private key/ } },
+    { name: 'a key of a kind that does not sign', settings: { key: pem('x25519') }, expected: { field: 'key', problem: /is a x25519 key; berth signs with RSA/ } },
+    { name: 'not a key at all', settings: { key: 'hunter2' }, expected: { field: 'key', problem: /is not a private key/ } },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const key = readClientKey(c.settings);
+      if ('alg' in c.expected) {
+        assert.ok(key.ok, key.ok ? '' : key.problem);
+        assert.equal(key.alg, c.expected.alg);
+        assert.equal(key.kid, c.expected.kid);
+      } else {
+        assert.ok(!key.ok);
+        assert.equal(key.field, c.expected.field);
+        assert.match(key.problem, c.expected.problem);
+      }
+    });
+  }
 });

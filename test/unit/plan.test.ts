@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { renderPlan } from '../../src/cli/plan.ts';
@@ -53,6 +54,8 @@ const gh: Server = {
   resources: { cpu: '500m', memory: '256Mi' },
   access: { groups: ['eng'] },
 };
+/** A private key as a JWK whose text carries a marker the printed plan must never show. */
+const clientKey = (marker: string): string => JSON.stringify({ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), note: marker });
 const linear: Server = { type: 'remote', url: 'https://mcp.linear.app/mcp', headers: { Authorization: { value: 'Bearer lin-OLD-9', sensitive: true }, 'X-Team': 'core' } };
 const combo: Server = { type: 'composite', components: [{ server: 'files', prefix: 'f_', tools: { include: ['read', 'write'] } }, { server: 'tool' }] };
 const all = { files, tool, gh, linear, combo };
@@ -317,6 +320,22 @@ const cases: readonly Case[] = [
           { path: 'oauth.clientSecret', secret: true, to: '(secret)' },
           { path: 'oauth.perUser', to: 'true' },
           { path: 'oauth.scopes', to: '[]' },
+        ],
+      },
+    },
+  },
+  {
+    name: 'secret: an OAuth private key stays hidden; its kid does not',
+    from: { linear: { ...linear, oauth: { clientId: 'berth', tokenEndpointAuthMethod: 'private_key_jwt', privateKey: { key: clientKey('oauth-OLD-key'), kid: 'k1' } } } },
+    to: { linear: { ...linear, oauth: { clientId: 'berth', tokenEndpointAuthMethod: 'private_key_jwt', privateKey: { key: clientKey('oauth-NEW-key'), kid: 'k2' } } } },
+    expected: {
+      actions: [],
+      unitChanges: {},
+      routes: ['change linear'],
+      routeChanges: {
+        linear: [
+          { path: 'oauth.privateKey.key', secret: true, from: '(secret)', to: '(secret)' },
+          { path: 'oauth.privateKey.kid', from: 'k1', to: 'k2' },
         ],
       },
     },
