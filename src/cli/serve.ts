@@ -13,6 +13,7 @@ import { connectSnippets } from '../clients/connect.ts';
 import { createCredentialRoutes } from '../credentials/routes.ts';
 import { CredentialStore } from '../store/credentials.ts';
 import { Authorizer, CALLBACK_PATH, CLIENT_METADATA_PATH, oauthTargetOf } from '../oauth/authorizer.ts';
+import { serverOAuthOf } from '../proxy/upstream/server-oauth.ts';
 import { OAuthStore } from '../oauth/token-store.ts';
 import { stateOptionsOf } from '../store/options.ts';
 import { checkStateKeys } from '../store/check.ts';
@@ -157,6 +158,7 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
     logger,
     drainMs: DRAIN_MS,
     credentials,
+    oauth: (route) => serverOAuthOf(route, authorizer),
     ...(config.listen?.maxAnswerBytes === undefined ? {} : { maxMessageBytes: config.listen.maxAnswerBytes }),
   });
   const metrics = createMetrics({ sources: () => ({ sessionsByServer: () => sessions.countByServer(), instances: () => pool.status().map((u) => ({ unit: u.unit, state: u.state, restarts: u.instance.restarts })) }) });

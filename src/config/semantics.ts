@@ -25,7 +25,7 @@ const BY_TYPE: Readonly<Record<Server['type'], readonly ServerKey[]>> = {
 const BY_RUNTIME: Readonly<Record<NonNullable<Server['runtime']>, readonly ServerKey[]>> = {
   npx: ['package', 'version', 'args', 'env'],
   uvx: ['package', 'version', 'args', 'env'],
-  command: ['command', 'args', 'cwd', 'env', 'transport', 'path', 'headers'],
+  command: ['command', 'args', 'cwd', 'env', 'transport', 'path', 'headers', 'oauth'],
   container: ['image', 'port', 'path', 'transport', 'publishPort', 'args', 'env', 'headers', 'oauth'],
 };
 const MIN_DURATION_MS = 1000;
@@ -180,6 +180,9 @@ function checkUserHeaders(config: BerthConfiguration, name: string, server: Serv
   const declared = Object.keys(server.credentials ?? {});
   if (server.headers !== undefined && server.runtime === 'command' && server.transport === undefined) {
     report(at('headers'), 'headers_need_http', 'a command server speaking stdio has no HTTP requests to carry headers', 'set `transport: streamable-http` or `sse` if the command serves MCP over HTTP on $PORT', true);
+  }
+  if (server.oauth !== undefined && server.runtime === 'command' && server.transport === undefined) {
+    report(at('oauth'), 'headers_need_http', 'a command server speaking stdio has no HTTP requests to carry an OAuth token', 'set `transport: streamable-http` or `sse` if the command serves MCP over HTTP on $PORT', true);
   }
   for (const [header, value] of Object.entries(server.headers ?? {})) {
     const text = typeof value === 'string' ? value : typeof value === 'object' ? value.value : undefined;

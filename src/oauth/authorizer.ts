@@ -11,17 +11,25 @@ import { SHARED_OWNER } from './owner.ts';
 import type { FetchPolicy } from './ssrf.ts';
 import type { ClientIdentity, OAuthStore, TokenSet } from './token-store.ts';
 
-/** A server berth may be an OAuth client towards: a remote's URL (or a hosted instance's), and its `oauth` settings. */
+/**
+ * A server berth may be an OAuth client towards, and its `oauth` settings:
+ * a remote, by its URL; a hosted server, by the address of the instance that
+ * last challenged berth (instances come and go; the resource is the one its
+ * metadata advertises).
+ */
 export interface OAuthTarget {
   readonly server: string;
-  readonly url: string;
+  /** A remote's URL; a hosted instance's when berth is told of its challenge; undefined for a hosted server otherwise. */
+  readonly url?: string;
+  readonly hosted?: boolean;
   readonly oauth?: OAuthSettings;
 }
 
-/** The OAuth target of a route: a remote, by its URL. */
+/** The OAuth target of a route: a remote or a hosted server. */
 export function oauthTargetOf(route: Route | undefined): OAuthTarget | undefined {
-  if (route?.kind !== 'remote') return undefined;
-  return { server: route.server, url: route.url, ...(route.oauth === undefined ? {} : { oauth: route.oauth }) };
+  if (route === undefined || route.kind === 'composite') return undefined;
+  const oauth = route.oauth === undefined ? {} : { oauth: route.oauth };
+  return route.kind === 'remote' ? { server: route.server, url: route.url, ...oauth } : { server: route.server, hosted: true, ...oauth };
 }
 
 export interface AuthorizerOptions {
@@ -86,7 +94,7 @@ export class Authorizer {
   /** One registration per (server, issuer) at a time. */
   readonly #registering = new Map<string, Promise<ClientIdentity>>();
   /** The newest Bearer challenge an upstream sent, per server: its scope and metadata URL drive the next authorization. */
-  readonly #challenges = new Map<string, Challenge>();
+  readonly #challenges = new Map<string, Challenge & { readonly url?: string }>();
   readonly #listeners = new Set<OAuthListener>();
   /** The last discovery per server: the issuer found, or why it failed. Codes and issuers only, never a secret. */
   readonly #discovered = new Map<string, { readonly issuer?: string; readonly error?: { readonly code: string; readonly message: string } }>();
@@ -124,7 +132,7 @@ export class Authorizer {
    */
   async challenged(user: string, target: OAuthTarget, challenge: Challenge, sent: string | undefined): Promise<void> {
     const owner = ownerFor(user, target);
-    this.#challenges.set(target.server, challenge);
+    this.#challenges.set(target.server, { ...challenge, ...(target.url === undefined ? {} : { url: target.url }) });
     if (sent === undefined) return;
     const set = await this.#tokenSet(owner, target.server);
     if (set?.accessToken !== sent) return;
@@ -139,7 +147,9 @@ export class Authorizer {
     const challenge = this.#challenges.get(target.server);
     let discovery: Discovery;
     try {
-      discovery = await discover(target.url, challenge, settings?.authorizationServer, policy);
+      const url = target.url ?? challenge?.url;
+      if (url === undefined) throw new BerthError('oauth_discovery_failed', `server ${target.server} has not asked for a token yet; use it once from your MCP client, then authorize`);
+      discovery = await discover(url, challenge, settings?.authorizationServer, policy, target.hosted === true);
       if (discovery.as.code_challenge_methods_supported?.includes('S256') !== true) {
         throw new BerthError('oauth_pkce_unsupported', `the authorization server ${discovery.as.issuer} does not advertise PKCE with S256; berth refuses to authorize without it`);
       }

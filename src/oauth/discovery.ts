@@ -58,15 +58,17 @@ interface ResourceMetadata {
  * its authorization server's metadata. A server without resource metadata (the
  * 2025-03-26 era) gets the authorization server at its own origin.
  */
-export async function discover(serverUrl: string, challenge: Challenge | undefined, configuredIssuer: string | undefined, policy: FetchPolicy): Promise<Discovery> {
+export async function discover(serverUrl: string, challenge: Challenge | undefined, configuredIssuer: string | undefined, policy: FetchPolicy, hosted = false): Promise<Discovery> {
   const server = new URL(serverUrl);
-  const prm = await resourceMetadata(server, challenge, policy);
+  // A hosted instance is at an address berth chose (loopback, a container's): metadata at its own origin
+  // is read there whatever the guard says of private networks, and names the resource the server is known as.
+  const prm = await resourceMetadata(server, challenge, policy, hosted);
   if (prm === undefined) {
     const issuer = configuredIssuer ?? server.origin;
     return { resource: canonicalResource(server), as: (await authServerMetadata(issuer, policy)) ?? legacyDefaults(issuer) };
   }
   const resource = typeof prm.resource === 'string' ? prm.resource : '';
-  if (!sameResource(resource, server)) {
+  if (hosted ? !URL.canParse(resource) : !sameResource(resource, server)) {
     throw new BerthError('oauth_resource_mismatch', `the resource metadata of ${server.href} names another resource (${resource || 'none'}); berth stops rather than get a token for it`);
   }
   const servers = Array.isArray(prm.authorization_servers) ? prm.authorization_servers.filter((s): s is string => typeof s === 'string') : [];
@@ -78,7 +80,7 @@ export async function discover(serverUrl: string, challenge: Challenge | undefin
   return { resource, as, ...(scopes === undefined ? {} : { scopesSupported: scopes }) };
 }
 
-async function resourceMetadata(server: URL, challenge: Challenge | undefined, policy: FetchPolicy): Promise<ResourceMetadata | undefined> {
+async function resourceMetadata(server: URL, challenge: Challenge | undefined, policy: FetchPolicy, hosted: boolean): Promise<ResourceMetadata | undefined> {
   const path = server.pathname.replace(/\/$/, '');
   const urls = [
     ...(challenge?.resourceMetadata === undefined ? [] : [new URL(challenge.resourceMetadata, server).href]),
@@ -86,7 +88,7 @@ async function resourceMetadata(server: URL, challenge: Challenge | undefined, p
     `${server.origin}/.well-known/oauth-protected-resource`,
   ];
   for (const url of urls) {
-    const doc = await getJson(url, policy);
+    const doc = await getJson(url, hosted && new URL(url).origin === server.origin ? { ...policy, allowPrivateNetworks: true } : policy);
     if (doc !== undefined) return doc as ResourceMetadata;
   }
   return undefined;

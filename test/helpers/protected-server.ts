@@ -1,13 +1,15 @@
-// A real MCP server (the SDK's, streamable HTTP, stateless) that takes only
-// bearer tokens from a test issuer whose audience is this server's URL, the
-// way a remote such as GitHub's or Linear's would: a 401 with a Bearer
-// challenge naming its protected-resource metadata (RFC 9728) otherwise.
+// A real MCP server (the SDK's, streamable HTTP, stateless; or legacy SSE)
+// that takes only bearer tokens from a test issuer whose audience is this
+// server's resource (its URL unless told otherwise), the way a remote such as
+// GitHub's or Linear's would: a 401 with a Bearer challenge naming its
+// protected-resource metadata (RFC 9728) otherwise.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 
 export interface ProtectedServer {
@@ -15,6 +17,8 @@ export interface ProtectedServer {
   /** Every token the server accepted, decoded; and every Authorization header it saw. */
   readonly accepted: JWTPayload[];
   readonly authorizations: (string | undefined)[];
+  /** From now on every token accepted so far is refused with 401 invalid_token, as if its authorization server had revoked it. */
+  revokeAccepted(): void;
   stop(): Promise<void>;
 }
 
@@ -26,44 +30,76 @@ export interface ProtectedOptions {
   readonly scopes?: readonly string[];
   /** A scope every token must carry; others get 403 insufficient_scope naming it (step-up). */
   readonly requireScope?: string;
+  /** Legacy HTTP+SSE (GET /sse opens the stream, POST /messages sends) instead of streamable HTTP at /mcp. */
+  readonly sse?: boolean;
+  /** The port to listen on; 0 (default) picks one. */
+  readonly port?: number;
 }
 
 export async function startProtectedServer(issuer: string, options: ProtectedOptions = {}): Promise<ProtectedServer> {
   const accepted: JWTPayload[] = [];
   const authorizations: (string | undefined)[] = [];
+  const seen = new Set<string>();
+  const revoked = new Set<string>();
+  const sse = new Map<string, SSEServerTransport>();
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
+  const mcpPath = options.sse === true ? '/sse' : '/mcp';
+  const metadataPath = `/.well-known/oauth-protected-resource${mcpPath}`;
   let url = '';
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0];
-    const metadataPath = '/.well-known/oauth-protected-resource/mcp';
-    if (path === metadataPath && options.metadata !== false) {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ resource: options.resource ?? url, authorization_servers: [issuer], scopes_supported: options.scopes ?? ['mcp:read'] }));
-      return;
-    }
-    if (path !== '/mcp') return void res.writeHead(404).end();
+  const mcpServer = (claims: JWTPayload): McpServer => {
+    const server = new McpServer({ name: 'protected', version: '1.0.0' });
+    server.registerTool('whoami', { description: 'The token subject' }, () => ({ content: [{ type: 'text', text: `sub=${String(claims.sub)} aud=${String(claims.aud)}` }] }));
+    return server;
+  };
+  /** The request's token claims, or undefined once it has been answered 401 or 403. */
+  const check = async (req: IncomingMessage, res: ServerResponse): Promise<JWTPayload | undefined> => {
     const header = req.headers.authorization;
     authorizations.push(header);
     let claims: JWTPayload;
     try {
       if (header === undefined || !header.startsWith('Bearer ')) throw new Error('no token');
-      ({ payload: claims } = await jwtVerify(header.slice(7), jwks, { issuer, audience: url }));
+      if (revoked.has(header.slice(7))) throw new Error('token revoked');
+      ({ payload: claims } = await jwtVerify(header.slice(7), jwks, { issuer, audience: options.resource ?? url }));
     } catch (err) {
       const challenge = options.metadata === false ? 'Bearer' : `Bearer resource_metadata="${new URL(url).origin}${metadataPath}"${header === undefined ? '' : `, error="invalid_token", error_description="${(err as Error).message.replace(/"/g, '')}"`}`;
       res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_token' }));
-      return;
+      return undefined;
     }
     const granted = String(claims.scope ?? '').split(' ');
     if (options.requireScope !== undefined && !granted.includes(options.requireScope)) {
       const scope = [...new Set([...(options.scopes ?? ['mcp:read']), options.requireScope])].join(' ');
       res.writeHead(403, { 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}", resource_metadata="${new URL(url).origin}${metadataPath}"`, 'content-type': 'application/json' }).end('{"error":"insufficient_scope"}');
+      return undefined;
+    }
+    seen.add(header.slice(7));
+    accepted.push(claims);
+    return claims;
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const target = new URL(req.url ?? '/', 'http://x');
+    if (target.pathname === metadataPath && options.metadata !== false) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ resource: options.resource ?? url, authorization_servers: [issuer], scopes_supported: options.scopes ?? ['mcp:read'] }));
       return;
     }
-    accepted.push(claims);
-    const server = new McpServer({ name: 'protected', version: '1.0.0' });
-    server.registerTool('whoami', { description: 'The token subject' }, () => ({ content: [{ type: 'text', text: `sub=${String(claims.sub)} aud=${String(claims.aud)}` }] }));
+    if (options.sse === true && req.method === 'POST' && target.pathname === '/messages') {
+      const transport = sse.get(target.searchParams.get('sessionId') ?? '');
+      if (transport === undefined) return void res.writeHead(404).end();
+      if ((await check(req, res)) === undefined) return;
+      return transport.handlePostMessage(req, res);
+    }
+    if (target.pathname !== mcpPath) return void res.writeHead(404).end();
+    const claims = await check(req, res);
+    if (claims === undefined) return;
+    if (options.sse === true) {
+      const transport = new SSEServerTransport('/messages', res);
+      sse.set(transport.sessionId, transport);
+      res.on('close', () => sse.delete(transport.sessionId));
+      await mcpServer(claims).connect(transport);
+      return;
+    }
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => void transport.close());
-    await server.connect(transport);
+    await mcpServer(claims).connect(transport);
     await transport.handleRequest(req, res);
   };
   const http: Server = createServer((req, res) => {
@@ -71,12 +107,15 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
       if (!res.headersSent) res.writeHead(500).end(String(err));
     });
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
+  await new Promise<void>((resolve) => http.listen(options.port ?? 0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(http.address() as AddressInfo).port}${mcpPath}`;
   return {
     url,
     accepted,
     authorizations,
+    revokeAccepted() {
+      for (const token of seen) revoked.add(token);
+    },
     async stop() {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));

@@ -10,12 +10,12 @@ import type { ComponentHealth, ConnectComponent } from './composite.ts';
 import { McpEndpoint } from '../downstream/mcp-endpoint.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
 import type { Authorizer } from '../../oauth/authorizer.ts';
-import { oauthTargetOf } from '../../oauth/authorizer.ts';
-import { parseBearerChallenge } from '../../oauth/discovery.ts';
 import { ownerOf } from '../../oauth/owner.ts';
 import { Passthrough } from './passthrough.ts';
 import type { UpstreamAuthorization } from './passthrough.ts';
 import type { ConnectionStatus, ConnectionSummary } from '../upstream/http-upstream.ts';
+import type { ServerOAuth } from '../upstream/server-oauth.ts';
+import { serverOAuthOf } from '../upstream/server-oauth.ts';
 import { RemoteConnections } from '../upstream/remote-connections.ts';
 import { UserChannels } from '../upstream/user-channels.ts';
 import type { SessionStore } from '../downstream/sessions.ts';
@@ -195,14 +195,15 @@ function userHeadersOf(route: Route, deps: TableDeps): ((user: string) => Promis
  */
 function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpoint: (acquire: (user: string, signal: AbortSignal) => Promise<Multiplexer>) => McpEndpoint, userHeadersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): RouteHandler {
   const limit = deps.maxMessageBytes === undefined ? {} : { maxMessageBytes: deps.maxMessageBytes };
-  const connections = new RemoteConnections({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, headersOf: withOAuthToken(route, deps.oauth, userHeadersOf), logger: deps.logger, ...limit });
+  const oauth = serverOAuthOf(route, deps.oauth);
+  const connections = new RemoteConnections({ server: route.server, url: route.url, transport: route.transport, headers: route.headers.values, headersOf: userHeadersOf, ...(oauth === undefined ? {} : { oauth }), logger: deps.logger, ...limit });
   const acquire = (user: string, signal: AbortSignal): Promise<Multiplexer> => connections.acquire(user, signal);
   const renew = (user: string): void => connections.renew(user);
   const status = connections.status();
   const close = (): void => connections.close();
   if (route.transport === 'sse') return { kind: 'mcp', route, endpoint: endpoint(acquire), ...status, renew, close };
   const userHeaders = userHeadersOf === undefined ? {} : { userHeaders: { names: Object.keys(route.userHeaders ?? {}), headersFor: userHeadersOf } };
-  const authorization = upstreamAuthorizationOf(route, deps.oauth);
+  const authorization = upstreamAuthorizationOf(route, oauth);
   const passthrough = new Passthrough({
     server: route.server,
     url: route.url,
@@ -227,36 +228,12 @@ function remoteHandler(route: Route & { kind: 'remote' }, deps: TableDeps, endpo
   };
 }
 
-/**
- * A remote's OAuth: with an `oauth` block always; without one (discovery is
- * the default) unless the operator configured its Authorization header, whose
- * 401 means that header is wrong, not that the user must authorize.
- */
-function upstreamAuthorizationOf(route: Route & { kind: 'remote' }, oauth: Authorizer | undefined): UpstreamAuthorization | undefined {
-  if (oauth === undefined) return undefined;
-  const headers = [...Object.keys(route.headers.values), ...route.headers.fromUser.map((f) => f.name), ...Object.keys(route.userHeaders ?? {})];
-  if (route.oauth === undefined && headers.some((h) => h.toLowerCase() === 'authorization')) return undefined;
-  const target = oauthTargetOf(route);
-  if (target === undefined) return undefined;
+/** The passthrough's view of a remote's OAuth: per caller identity. */
+function upstreamAuthorizationOf(route: Route & { kind: 'remote' }, client: ServerOAuth | undefined): UpstreamAuthorization | undefined {
+  if (client === undefined) return undefined;
   return {
-    tokenFor: (identity) => oauth.tokenFor(ownerOf(identity), target),
-    challenged: (identity, header, sent) => oauth.challenged(ownerOf(identity), target, parseBearerChallenge(header) ?? {}, sent),
-  };
-}
-
-/**
- * The headers of a user's own connection to a remote with an `oauth` block
- * (SSE remotes, and the bridge legacy SSE clients and composites use): their
- * per-user headers plus their token. A refreshed token is a changed header,
- * so the user's link is replaced (UserLinks). `user` is the caller's
- * identity key, the same key `ownerOf` gives.
- */
-function withOAuthToken(route: Route & { kind: 'remote' }, oauth: Authorizer | undefined, userHeadersOf: ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined): ((user: string) => Promise<Readonly<Record<string, string>>>) | undefined {
-  const target = oauthTargetOf(route);
-  if (oauth === undefined || route.oauth === undefined || target === undefined) return userHeadersOf;
-  return async (user) => {
-    const [headers, token] = await Promise.all([userHeadersOf?.(user) ?? route.headers.values, oauth.tokenFor(user, target)]);
-    return token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` };
+    tokenFor: (identity) => client.connection(ownerOf(identity)).token(),
+    challenged: (identity, header, sent) => client.connection(ownerOf(identity)).challenged(route.url, header, sent),
   };
 }
 

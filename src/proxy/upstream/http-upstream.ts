@@ -46,6 +46,21 @@ export interface HttpUpstreamOptions {
   readonly locate?: (signal: AbortSignal) => Promise<string>;
   /** The largest answer, or SSE event, berth takes from the server; a larger one fails its request alone. Default 10 MiB. */
   readonly maxMessageBytes?: number;
+  /** berth as the OAuth client of this connection's user (or, for a connection of no user's, the one that notes challenges). */
+  readonly authorization?: ConnectionAuthorization;
+}
+
+/**
+ * What a connection needs of berth's OAuth client, bound to the connection's
+ * user. The token is asked for on every request (a refreshed one goes out
+ * without reconnecting); a 401 with a Bearer challenge is reported, and a
+ * request refused on a token berth sent goes once more with a fresh one.
+ */
+export interface ConnectionAuthorization {
+  /** The token to send; undefined while the server asks for none. Fails with `authorization_required`. */
+  token(): Promise<string | undefined>;
+  /** The server at `url` answered 401 with this `WWW-Authenticate: Bearer …` to a request that carried `sent` (or no token). */
+  challenged(url: string, challenge: string, sent: string | undefined): Promise<void>;
 }
 
 /** Where a connection stands, for `/status`. */
@@ -262,8 +277,10 @@ export class HttpUpstream implements MessageChannel {
       if (basic !== undefined) headers.set('authorization', basic);
       for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
       for (const [name, value] of Object.entries(traceHeaders.getStore() ?? {})) headers.set(name, value);
-      const response = await fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
-      return this.#bounded(response);
+      const send = (): Promise<Response> => fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+      const auth = this.#o.authorization;
+      if (auth === undefined) return this.#bounded(await send());
+      return this.#bounded(await authorized(auth, url.href, headers, send, typeof init?.body === 'string' || init?.body === undefined || init.body === null));
     };
     return this.#o.transport === 'sse' ? new SSEClientTransport(url, { fetch: fetchWith, eventSourceInit: { fetch: fetchWith } }) : new StreamableHTTPClientTransport(url, { fetch: fetchWith });
   }
@@ -381,6 +398,26 @@ export function connectRemote(options: HttpUpstreamOptions): RemoteConnection {
       mux.close();
     },
   };
+}
+
+/**
+ * Sends a request with the user's token. A 401 Bearer challenge is reported;
+ * when it refused a token berth sent and a fresh one is to be had (refreshed,
+ * single-flight), the request goes once more, and whatever that answers stands.
+ */
+async function authorized(auth: ConnectionAuthorization, url: string, headers: Headers, send: () => Promise<Response>, replayable: boolean): Promise<Response> {
+  const token = await auth.token();
+  if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
+  const response = await send();
+  const challenge = response.headers.get('www-authenticate');
+  if (response.status !== 401 || challenge === null || !/^\s*bearer\b/i.test(challenge)) return response;
+  await auth.challenged(url, challenge, token);
+  if (token === undefined || !replayable) return response;
+  const fresh = await auth.token().catch(() => undefined);
+  if (fresh === undefined || fresh === token) return response;
+  await response.body?.cancel();
+  headers.set('authorization', `Bearer ${fresh}`);
+  return send();
 }
 
 /** The answer itself was unusable (too large, not JSON, not JSON-RPC): the connection is fine, the one request failed. */

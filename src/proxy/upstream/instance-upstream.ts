@@ -7,7 +7,7 @@ import type { Unit } from '../../desired/types.ts';
 import type { Logger } from '../../observe/log.ts';
 import type { Callee } from '../../observe/trace/telemetry.ts';
 import { httpCallee } from '../../observe/trace/telemetry.ts';
-import type { ConnectionStatus } from './http-upstream.ts';
+import type { ConnectionAuthorization, ConnectionStatus } from './http-upstream.ts';
 import { HttpUpstream } from './http-upstream.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
 import type { UserLink } from './user-links.ts';
@@ -85,8 +85,10 @@ export interface UpstreamSettings {
   /** Fixed headers of the unit's route, sent on berth's own connection. */
   readonly headers: () => Readonly<Record<string, string>>;
   readonly requestTimeoutMs: () => number;
-  /** Whether users' own sessions carry their credentials as headers (then a 401/403 to berth means "up"). */
+  /** Whether users' own sessions carry their credentials as headers or OAuth tokens (then a 401/403 to berth means "up"). */
   readonly needsUserCredentials: () => boolean;
+  /** berth as the OAuth client of a connection's user (undefined: berth's own connection, which only notes challenges). */
+  readonly authorization?: (user: string | undefined) => ConnectionAuthorization | undefined;
   /** A user's label-safe name (see hashUser), for the names of their connections. */
   readonly userHash: (user: string) => string;
   /** The largest answer taken from the instance (listen.maxAnswerBytes); default 10 MiB. */
@@ -118,10 +120,10 @@ export function connectUpstream(unit: Unit, instance: ObservedInstance, settings
   const endpoint = transport === undefined ? settings.endpoint(stop.signal) : Promise.resolve(transport);
   // A backend's endpoint may move (a restarted container's host port): asked again after a failure. A routed replica's is the platform's to change.
   const locate = transport === undefined ? (signal: AbortSignal) => settings.endpoint(AbortSignal.any([signal, stop.signal])).then(httpUrlOf) : undefined;
-  const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs, locate);
+  const { channel, http } = lazyChannel(endpoint, name, settings, settings.headers, unit.startupTimeoutMs, locate, settings.authorization?.(undefined));
   const callee = calleeOf(unit.name, endpoint, settings.backend, instance.id);
   const mux = new Multiplexer({ name, channel, logger, now, requestTimeoutMs, callee });
-  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs, locate) });
+  const links = new UserLinks<UserLink>({ now, open: (owner, headers) => openUserLink(`${name}@${settings.userHash(owner)}`, unit.name, endpoint, headers, settings, unit.startupTimeoutMs, locate, settings.authorization?.(owner)) });
   const upstream: Held = { instance, mux, channel: undefined, asksCredentials: undefined, credentialWaiters: new Set(), links, draining: false, lastUsed: now(), stop, ...(user === undefined ? {} : { user }) };
   void http.then((c) => {
     upstream.channel = c;
@@ -156,19 +158,19 @@ function watchRefusal(upstream: Held, status: ConnectionStatus, settings: Upstre
   for (const wake of [...upstream.credentialWaiters]) wake();
 }
 
-/** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones). */
-function openUserLink(name: string, server: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number, locate: Locate | undefined): UserLink {
+/** A user's own connection to an HTTP instance, sending their headers (which replace the route's fixed ones), and their token. */
+function openUserLink(name: string, server: string, endpoint: Promise<UpstreamTransport>, headers: Readonly<Record<string, string>>, settings: UpstreamSettings, connectTimeoutMs: number, locate: Locate | undefined, authorization: ConnectionAuthorization | undefined): UserLink {
   const http = endpoint.then((t) => {
     if (t.kind === 'stdio') throw new Error('a stdio server cannot take per-user headers');
     return t;
   });
-  const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs, locate);
+  const { channel, http: closable } = lazyChannel(http, name, settings, () => headers, connectTimeoutMs, locate, authorization);
   const mux = new Multiplexer({ name, channel, logger: settings.logger, now: settings.now, requestTimeoutMs: settings.requestTimeoutMs, callee: calleeOf(server, http, settings.backend) });
   http.catch((err: unknown) => mux.fail((err as Error).message));
   // A server that refused the user's credentials will refuse them again: the user's callers learn it at once, not after the ready wait.
   void closable.then((c) =>
     c?.onStatus((s) => {
-      if (refusedCredentials(s)) mux.fail(`the server refused your credentials (save new ones at /connect): ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
+      if (refusedCredentials(s)) mux.fail(`the server refused your ${authorization === undefined ? 'credentials (save new ones at /connect)' : 'token (authorize again at /connect)'}: ${s.lastError ?? `HTTP ${s.httpStatus}`}`);
     }),
   );
   return {
@@ -192,11 +194,11 @@ function calleeOf(server: string, endpoint: Promise<UpstreamTransport>, backend:
  * looked up (a container's published port): handlers register now, the real
  * transport joins when known.
  */
-function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, settings: UpstreamSettings, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number, locate: Locate | undefined): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
+function lazyChannel(endpoint: Promise<UpstreamTransport>, name: string, settings: UpstreamSettings, headers: () => Readonly<Record<string, string>>, connectTimeoutMs: number, locate: Locate | undefined, authorization: ConnectionAuthorization | undefined): { channel: MessageChannel; http: Promise<HttpUpstream | undefined> } {
   const { logger, maxMessageBytes } = settings;
-  const limit = maxMessageBytes === undefined ? {} : { maxMessageBytes };
+  const options = { ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }), ...(locate === undefined ? {} : { locate }), ...(authorization === undefined ? {} : { authorization }) };
   const real = endpoint.then((t) =>
-    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true, ...limit, ...(locate === undefined ? {} : { locate }) }),
+    t.kind === 'stdio' ? t.channel : new HttpUpstream({ name, url: t.url, transport: t.transport, headers: () => ({ ...t.headers, ...headers() }), logger, connectTimeoutMs, retry: HOSTED_RETRY, quietUntilUp: true, ...options }),
   );
   let ready: MessageChannel | undefined;
   void real.then((c) => (ready = c), () => undefined);

@@ -14,6 +14,7 @@ import { clientReason, connectUpstream, disconnect, handOver, isFailing, isReady
 import type { Multiplexer } from '../mux/multiplex.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../mux/multiplex.ts';
 import { ReadyReplicas, routedInstance } from './ready-replicas.ts';
+import type { ServerOAuth } from './server-oauth.ts';
 import { needsUserCredentials } from './user-headers.ts';
 
 export interface PoolOptions {
@@ -29,6 +30,8 @@ export interface PoolOptions {
   readonly now?: () => number;
   /** The installation's secret for user labels (see hashUser); without one, a random one of this pool. */
   readonly labelSecret?: string;
+  /** berth as each user's OAuth client towards a hosted server (see serverOAuthOf); undefined where it is not. */
+  readonly oauth?: (route: HostedRoute) => ServerOAuth | undefined;
 }
 
 /**
@@ -46,15 +49,17 @@ export interface PoolConfig {
 /** The pool's reading of a PoolConfig, indexed once per accepted config. */
 interface Settings {
   readonly routes: ReadonlyMap<string, HostedRoute>;
+  /** By unit: berth as each user's OAuth client towards it. */
+  readonly oauth: ReadonlyMap<string, ServerOAuth>;
   /** Undefined until a config says: a pool nobody configured caps nothing. */
   readonly instancesPerUser: number | undefined;
 }
 
-type HostedRoute = Route & { readonly kind: 'hosted' };
+export type HostedRoute = Route & { readonly kind: 'hosted' };
 
 /** Per-user instances one user may run over all servers, unless `limits.instancesPerUser` says otherwise. */
 const DEFAULT_INSTANCES_PER_USER = 10;
-const NO_SETTINGS: Settings = { routes: new Map(), instancesPerUser: undefined };
+const NO_SETTINGS: Settings = { routes: new Map(), oauth: new Map(), instancesPerUser: undefined };
 
 interface UnitEntry {
   unit: Unit;
@@ -108,8 +113,14 @@ export class UpstreamPool {
   /** Takes the settings of an accepted config; connections and starts read them from now on. */
   configure(accepted: PoolConfig): void {
     const routes = new Map<string, HostedRoute>();
-    for (const route of accepted.desired.routes) if (route.kind === 'hosted') routes.set(route.unit, route);
-    this.#settings = { routes, instancesPerUser: accepted.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER };
+    const oauth = new Map<string, ServerOAuth>();
+    for (const route of accepted.desired.routes) {
+      if (route.kind !== 'hosted') continue;
+      routes.set(route.unit, route);
+      const client = this.#o.oauth?.(route);
+      if (client !== undefined) oauth.set(route.unit, client);
+    }
+    this.#settings = { routes, oauth, instancesPerUser: accepted.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER };
   }
 
   /**
@@ -191,7 +202,14 @@ export class UpstreamPool {
    */
   async acquire(unitName: string, user: string, signal: AbortSignal, headers?: Readonly<Record<string, string>>): Promise<Multiplexer> {
     const upstream = await this.#upstreamFor(unitName, user, signal);
-    return headers === undefined ? upstream.mux : upstream.links.get(user, headers).mux;
+    const oauth = this.#settings.oauth.get(unitName);
+    if (oauth?.applies() !== true) return headers === undefined ? upstream.mux : upstream.links.get(user, headers).mux;
+    // The server takes each user's token. The instance is waited for first: its challenge to berth's own
+    // connection says where to authorize. Without a token the user is sent to authorize before anything of
+    // theirs reaches the instance.
+    if (!isReady(upstream)) await whenReady(upstream, AbortSignal.any([signal, upstream.stop.signal]));
+    await oauth.connection(user).token();
+    return upstream.links.get(user, headers ?? this.#settings.routes.get(unitName)?.headers.values ?? {}).mux;
   }
 
   async #upstreamFor(unitName: string, user: string, signal: AbortSignal): Promise<Upstream> {
@@ -373,8 +391,9 @@ export class UpstreamPool {
       requestTimeoutMs: () => this.#settings.routes.get(unit.name)?.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       needsUserCredentials: () => {
         const route = this.#settings.routes.get(unit.name);
-        return route !== undefined && needsUserCredentials(route);
+        return route !== undefined && (needsUserCredentials(route) || this.#settings.oauth.get(unit.name)?.applies() === true);
       },
+      authorization: (user) => this.#settings.oauth.get(unit.name)?.connection(user),
       userHash: this.#userHash,
       ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }),
       backend: o.backend.name,

@@ -1,0 +1,121 @@
+// berth as each user's OAuth client beyond passed-through remotes: a server
+// berth hosts itself (a local process speaking streamable HTTP that takes
+// only tokens for the resource its metadata advertises), an SSE remote, and
+// a token the upstream refuses although berth still holds it (refreshed once
+// and the request sent once more). Real oidc-provider, real SDK servers, the
+// SDK client through berth; the person's part played with fetch.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { TestBerth } from '../helpers/berth.ts';
+import { connectClient, repoRoot, startTestBerth } from '../helpers/berth.ts';
+import type { TestIssuer } from '../helpers/oidc.ts';
+import { continueUrl, startIssuer } from '../helpers/oidc.ts';
+import { authorize as authorizeAs, pressAuthorize, whoami as whoamiAs } from '../helpers/oauth-flow.ts';
+import type { ProtectedServer } from '../helpers/protected-server.ts';
+import { startProtectedServer } from '../helpers/protected-server.ts';
+
+const KEY = 'berth_ada-0123456789abcdef-oauth-hosted';
+const AUTH = { 'x-api-key': KEY };
+const STATE_KEY = '0123456789abcdef0123456789abcdef-hosted';
+const FIXTURE = path.join(repoRoot, 'test/fixtures/children/protected-server.ts');
+/** What the hosted server calls itself: not the loopback address berth reaches it at. */
+const RESOURCE = 'https://notes.hosted.example/mcp';
+
+function head(stateDir: string): string {
+  return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, keys: ["${STATE_KEY}"] }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n`;
+}
+
+function hosted(name: string, issuer: string, oauth = '\n    oauth: { allowPrivateNetworks: true }'): string {
+  return `  ${name}:
+    type: multi-user
+    runtime: command
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(FIXTURE)}]
+    transport: streamable-http
+    path: /mcp
+    env: { ISSUER: "${issuer}", RESOURCE: "${RESOURCE}" }${oauth}
+`;
+}
+
+function whoami(base: string, server: string): Promise<string> {
+  return whoamiAs(base, server, AUTH);
+}
+
+describe('upstream OAuth for a hosted server, an SSE remote, and a token refused after berth sent it', () => {
+  let issuer: TestIssuer;
+  let sse: ProtectedServer;
+  let notes: ProtectedServer;
+  let b: TestBerth;
+  let stateDir: string;
+  const grants = (): number => issuer.hits.get('/token') ?? 0;
+
+  before(async () => {
+    issuer = await startIssuer({ interactive: true, refresh: true });
+    sse = await startProtectedServer(issuer.issuer, { sse: true });
+    notes = await startProtectedServer(issuer.issuer);
+    stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-hosted-'));
+    const servers = `${hosted('hosted', issuer.issuer)}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n`;
+    b = await startTestBerth(servers, head(stateDir));
+  });
+
+  after(async () => {
+    await b?.stop();
+    await sse?.stop();
+    await notes?.stop();
+    await issuer?.stop();
+    if (stateDir !== undefined) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('a hosted server that answers 401: the user is sent to /connect, authorizes, and calls carry a token for the resource it advertises', async () => {
+    await assert.rejects(connectClient(b.url, 'hosted', {}, AUTH), (err: unknown) => {
+      assert.ok(err instanceof McpError, String(err));
+      assert.match(err.message, new RegExp(`server hosted needs your authorization at its OAuth authorization server: open ${b.url}/connect/hosted to authorize`));
+      return true;
+    });
+    const start = await pressAuthorize(b.url, 'hosted', AUTH);
+    const page = await start.text();
+    assert.equal(start.status, 200, page);
+    const asked = new URL(continueUrl(page) ?? assert.fail(`no link onwards in ${page}`));
+    assert.equal(asked.searchParams.get('resource'), RESOURCE, 'the resource is the one the server advertises, not the loopback address berth reaches it at');
+    const done = await authorizeAs(b.url, 'hosted', AUTH, 'ada');
+    assert.equal(done.status, 303, done.page);
+    assert.equal(await whoami(b.url, 'hosted'), `sub=ada aud=${RESOURCE}`);
+  });
+
+  test('an SSE remote: the user authorizes once and their calls carry their token', async () => {
+    await assert.rejects(connectClient(b.url, 'sse', {}, AUTH), /open .*\/connect\/sse to authorize/);
+    assert.equal((await authorizeAs(b.url, 'sse', AUTH, 'ada')).status, 303);
+    assert.equal(await whoami(b.url, 'sse'), `sub=ada aud=${sse.url}`);
+  });
+
+  test('an SSE remote without an oauth block that answers 401 with a Bearer challenge gets the flow; its loopback authorization server is refused by the SSRF guard', async () => {
+    await assert.rejects(connectClient(b.url, 'bare', {}, AUTH), /open .*\/connect\/bare to authorize/);
+    const res = await pressAuthorize(b.url, 'bare', AUTH);
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /refused to fetch http:\/\/127\.0\.0\.1:\d+: OAuth endpoints must be https/);
+  });
+
+  for (const [server, upstream] of [['sse', () => sse]] as [string, () => ProtectedServer][]) {
+    test(`${server}: a token the upstream refuses (revoked at its authorization server) is refreshed once and the call sent again, without asking the user`, async () => {
+      if (server === 'notes') assert.equal((await authorizeAs(b.url, 'notes', AUTH, 'ada')).status, 303);
+      // A session open on the held connection (SSE) sees the refusal mid-session, not at connect.
+      const client = new Client({ name: 'berth-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/${server}`), { requestInit: { headers: AUTH } }));
+      try {
+        const before = grants();
+        upstream().revokeAccepted();
+        const result = await client.callTool({ name: 'whoami', arguments: {} });
+        assert.equal((result.content as { text: string }[])[0]?.text, `sub=ada aud=${upstream().url}`);
+        assert.equal(grants() - before, 1, 'one refresh grant');
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
