@@ -10,7 +10,7 @@ import { headerProvider } from './header.ts';
 import type { Identity } from '../identity.ts';
 import { ANONYMOUS } from '../identity.ts';
 import { jwtProvider } from './jwt.ts';
-import type { AuthRequest, Provider, Verdict } from './provider.ts';
+import type { AuthRequest, BrowserSignIn, Provider, Verdict } from './provider.ts';
 import { bearerToken, PASS } from './provider.ts';
 
 /** The providers of a config, asked in order; the first that recognises the request decides. */
@@ -21,6 +21,8 @@ export interface Authenticator {
   readonly issuers: readonly string[];
   /** Scopes every jwt provider requires, on every route. */
   readonly requiredScopes: readonly string[];
+  /** The jwt providers' browser sign-ins (`browserSignIn`), in config order. */
+  readonly signIns: readonly BrowserSignIn[];
   /** A `pass` verdict means nobody recognised the request. */
   authenticate(request: AuthRequest): Promise<Verdict>;
   /** Whether a provider of these settings still stands behind an identity established earlier; see Provider.vouches. */
@@ -56,6 +58,7 @@ export function createAuthenticator(providers: readonly AuthProvider[] | undefin
     configured: providers !== undefined,
     issuers: [...new Set(jwt.map((p) => p.issuer ?? ''))],
     requiredScopes: [...new Set(jwt.flatMap((p) => p.requiredScopes ?? []))],
+    signIns: chain.flatMap((p) => (p.signIn === undefined ? [] : [p.signIn])),
     async authenticate(request) {
       for (const provider of chain) {
         const verdict = await provider.verify(request);

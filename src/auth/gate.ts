@@ -26,6 +26,9 @@ export interface GateOptions {
 /** The configured route of a server name, from the one route table a request is served from. */
 export type RouteOf = (server: string) => Route | undefined;
 
+/** Answers a request that carries no credential at all in its own way (a sign-in page), given the challenge; false leaves the 401 to the gate. */
+export type SignInOffer = (challenge: Readonly<Record<string, string>>) => boolean;
+
 export class Gate {
   readonly #o: GateOptions;
   readonly #adminGroup: string;
@@ -49,7 +52,7 @@ export class Gate {
    * The caller of an MCP request, or undefined when the request was answered
    * here: a refusal, or a protected-resource metadata document.
    */
-  async admit(req: IncomingMessage, res: ServerResponse, pathname: string, routeOf: RouteOf): Promise<Identity | undefined> {
+  async admit(req: IncomingMessage, res: ServerResponse, pathname: string, routeOf: RouteOf, offer?: SignInOffer): Promise<Identity | undefined> {
     const base = baseUrl(this.#o.publicUrl, req);
     if (pathname.startsWith(PRM_PREFIX)) {
       this.#serveMetadata(res, base, metadataTarget(pathname, this.#o.publicUrl), routeOf);
@@ -67,7 +70,8 @@ export class Gate {
         if (!this.#o.authenticator.configured) {
           sendRpcError(res, 403, -32000, 'Forbidden: anonymous access is allowed from loopback only; configure `auth`');
         } else {
-          sendRpcError(res, 401, -32000, 'Unauthorized: send a bearer token or an API key', challenge());
+          const headers = challenge();
+          if (offer?.(headers) !== true) sendRpcError(res, 401, -32000, 'Unauthorized: send a bearer token or an API key', headers);
         }
         return undefined;
       case 'invalid':

@@ -145,14 +145,52 @@ export function jwtProvider(settings: AuthProvider, options: JwtOptions): Provid
     return identityOf(claims);
   };
 
+  const verify = (request: AuthRequest): Verdict | Promise<Verdict> => {
+    const token = bearerToken(request.headers);
+    if (token === undefined) return PASS;
+    if (isJwtShaped(token)) return verifyJwt(token, request);
+    return settings.introspection === undefined ? PASS : introspect(token, request);
+  };
+
+  /** OpenID Connect Core 3.1.3.7: this issuer's key, this client among the audiences (and `azp` when it is not alone), the nonce sent. */
+  const idTokenProblem = async (idToken: string, clientId: string, nonce: string): Promise<string | undefined> => {
+    let keys: Discovered;
+    try {
+      keys = await discover();
+    } catch (err) {
+      return `cannot reach the issuer: ${(err as Error).message}`;
+    }
+    try {
+      const { payload } = await jwtVerify(idToken, keys.jwks, { issuer, audience: clientId, algorithms, clockTolerance, requiredClaims: ['exp', 'sub'], currentDate: new Date(now()) });
+      const audiences = listOf(payload.aud);
+      if (audiences.length > 1 && payload['azp'] !== clientId) return 'the ID token was issued to another client (azp)';
+      return payload['nonce'] === nonce ? undefined : 'the ID token is not for this sign-in (nonce)';
+    } catch (err) {
+      const verdict = refusalOf(err);
+      return 'reason' in verdict ? verdict.reason.replace(/^the token\b/, 'the ID token') : 'the ID token is not valid';
+    }
+  };
+
+  const browser = settings.browserSignIn;
   return {
     type: 'jwt',
-    verify(request): Verdict | Promise<Verdict> {
-      const token = bearerToken(request.headers);
-      if (token === undefined) return PASS;
-      if (isJwtShaped(token)) return verifyJwt(token, request);
-      return settings.introspection === undefined ? PASS : introspect(token, request);
-    },
+    verify,
+    ...(browser === undefined
+      ? {}
+      : {
+          signIn: {
+            issuer,
+            clientId: browser.clientId,
+            ...(browser.clientSecret === undefined ? {} : { clientSecret: browser.clientSecret }),
+            scopes: browser.scopes ?? ['openid', ...requiredScopes],
+            allowPrivateNetworks: browser.allowPrivateNetworks ?? false,
+            async identify(accessToken, audiences) {
+              const verdict = await verify({ headers: { authorization: `Bearer ${accessToken}` }, remoteAddress: undefined, audiences });
+              return verdict.kind === 'pass' ? { kind: 'invalid', reason: `the token is not one of ${issuer}` } : verdict;
+            },
+            idTokenProblem: (idToken, nonce) => idTokenProblem(idToken, browser.clientId, nonce),
+          },
+        }),
   };
 }
 

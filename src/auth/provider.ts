@@ -30,6 +30,25 @@ export interface Provider {
    * provider of the identity's type does.
    */
   vouches?(identity: Identity): boolean;
+  /** A jwt provider's browser sign-in through its issuer, when configured. */
+  readonly signIn?: BrowserSignIn;
+}
+
+/**
+ * A jwt provider's browser sign-in (`browserSignIn`): the client berth is at
+ * the provider's issuer, and the provider's own checks for what comes back.
+ */
+export interface BrowserSignIn {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly scopes: readonly string[];
+  /** The issuer and its endpoints may be plain http and private addresses. */
+  readonly allowPrivateNetworks: boolean;
+  /** Who an access token makes the caller, by the provider's own rules: whom an MCP client sending it for `audiences` would be. */
+  identify(accessToken: string, audiences: readonly string[]): Promise<Verdict>;
+  /** Why an ID token is not one the issuer signed for this client and nonce, or undefined when it is. */
+  idTokenProblem(idToken: string, nonce: string): Promise<string | undefined>;
 }
 
 export const PASS: Verdict = Object.freeze({ kind: 'pass' });

@@ -155,6 +155,27 @@ export type AuthProvider = {
     allowMissingAudience?: boolean;
   };
   /**
+   * jwt: let people sign in to berth's /connect pages in a browser through this issuer's authorization endpoint (authorization code + PKCE S256), as this client. Register `<publicUrl>/signin/callback` (or `http://<host>:<port>/signin/callback` without a publicUrl) as the client's redirect URI. The token it gets is checked by this provider's own rules, so the browser is the very user an MCP client with that token is.
+   */
+  browserSignIn?: {
+    /**
+     * The client id registered at the issuer for berth's sign-in.
+     */
+    clientId: string;
+    /**
+     * The client secret, sent with client_secret_basic; a public client has none (PKCE protects it). Use ${env:NAME} or ${file:path}.
+     */
+    clientSecret?: string;
+    /**
+     * Scopes asked for. With `openid` the issuer's ID token is checked too (signature, audience, nonce). Must hold every one of the provider's `requiredScopes`. Default: `openid` and the provider's `requiredScopes`.
+     */
+    scopes?: string[];
+    /**
+     * Let the issuer and the endpoints its metadata names be plain http or loopback and private addresses, which the SSRF guard refuses by default (as `oauth.allowPrivateNetworks` does for upstreams).
+     */
+    allowPrivateNetworks?: boolean;
+  };
+  /**
    * header: request header carrying the user name.
    */
   userHeader?: string;

@@ -24,7 +24,8 @@ interface Entry {
  * so the link berth puts in its MCP prompt carries a one-time, short-lived
  * ticket, signed under a secret of this process: opening it starts a browser
  * session for that user (an HttpOnly, SameSite=Strict cookie) that /connect
- * takes as the user's identity, and nothing else does.
+ * takes as the user's identity, and nothing else does. A sign-in through a
+ * jwt provider's issuer (signin.ts) opens the same kind of session.
  */
 export class BrowserSessions {
   readonly #secret = randomBytes(32);
@@ -52,8 +53,13 @@ export class BrowserSessions {
     const entry = this.#tickets.get(id);
     this.#tickets.delete(id);
     if (entry === undefined || entry.expires < this.#now() || entry.server !== server) return undefined;
+    return this.open(entry.identity, server);
+  }
+
+  /** Opens a browser session for `identity`, come for the page of `server`: the cookie's value (see sessionCookie). */
+  open(identity: Identity, server: string): string {
     const session = randomBytes(32).toString('base64url');
-    remember(this.#sessions, session, { identity: entry.identity, server, expires: this.#now() + SESSION_TTL_MS });
+    remember(this.#sessions, session, { identity, server, expires: this.#now() + SESSION_TTL_MS });
     return session;
   }
 

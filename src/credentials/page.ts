@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { UserCredential } from '../desired/types.ts';
 import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD } from './csrf.ts';
 
@@ -107,4 +108,19 @@ function renderField(field: UserCredential, saved: boolean): string {
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string | readonly string[]>> = {}): void {
+  res.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
+  res.end(html);
+}
+
+export function simplePage(title: string, text: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} · berth</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>\n`;
+}
+
+/** Sends the browser on to `url` by a refresh the page's CSP allows, with a link (`#continue`) for when it does not go. */
+export function onwardPage(title: string, url: string, link: string, after: string): string {
+  const href = escapeHtml(url);
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>${escapeHtml(title)} · berth</title></head><body><h1>${escapeHtml(title)}</h1><p><a id="continue" href="${href}">${escapeHtml(link)}</a>${escapeHtml(after)}</p></body></html>\n`;
 }

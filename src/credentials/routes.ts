@@ -13,8 +13,11 @@ import { CALLBACK_PATH } from '../oauth/authorizer.ts';
 import { ownerOf } from '../oauth/owner.ts';
 import { CSRF_FIELD, OAUTH_FIELD, REMOVE_FIELD, checkCsrf, csrfCookie, csrfTokenOf, foreignOrigin, formToken } from './csrf.ts';
 import type { AuthorizationView, ClientSnippet } from './page.ts';
-import { PAGE_HEADERS, escapeHtml, renderConnectPage } from './page.ts';
+import { onwardPage, renderConnectPage, sendPage, simplePage } from './page.ts';
 import { CONNECT_PREFIX, connectUrlOf } from './missing.ts';
+import { browserSessions } from './browser.ts';
+import { SignIn, wantsPage } from './signin.ts';
+import type { BrowserSignIn } from '../auth/provider.ts';
 
 export const API_PATH = '/api/credentials';
 /** `GET /api/oauth/<server>`: where the caller's authorization for a server stands (`berth oauth status`). */
@@ -52,6 +55,15 @@ export interface OAuthPages {
 /** How users supply credentials: the /connect page for people, /api/credentials for scripts. */
 export interface CredentialRoutes {
   handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathname: string): Promise<void>;
+  /**
+   * A browser without a credential or session opening /connect/<server>:
+   * answers a page offering the jwt issuers' sign-ins and returns true, or
+   * returns false (no sign-in configured, or not a page request) and leaves
+   * the 401 to the gate. `headers` are the gate's challenge.
+   */
+  offerSignIn(req: IncomingMessage, res: ServerResponse, pathname: string, signIns: readonly BrowserSignIn[], headers: Readonly<Record<string, string>>): boolean;
+  /** `/signin` and its callback (isSignInPath), before any identity. */
+  signIn(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathname: string, signIns: readonly BrowserSignIn[]): Promise<void>;
 }
 
 export function isCredentialPath(pathname: string): boolean {
@@ -65,6 +77,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
   const { store, fields } = options;
   // Signs the form tokens; a restart makes open forms expire, which they say.
   const secret = randomBytes(32);
+  const signIn = new SignIn({ sessions: browserSessions, known: (server) => fields(server) !== undefined, ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }) });
   // The same answer as /mcp/<server> gives: a known server is refused by name, an unknown one is 404.
   const refused = (server: string, ctx: RequestContext): string | undefined => {
     if (fields(server) === undefined || options.mayUse === undefined || options.mayUse(server, ctx.identity)) return undefined;
@@ -116,7 +129,7 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
         }
         const location = await authorizer.begin(ownerOf(ctx.identity), target, baseUrl(options.oauth?.publicUrl, req));
         // Not a redirect: the page's `form-action 'self'` would stop a browser following one to another origin.
-        return sendPage(res, 200, continuePage(server, location));
+        return sendPage(res, 200, onwardPage(`Authorize ${server}`, location, `Continue to ${new URL(location).origin}`, ` to sign in and allow berth to use ${server} for you.`));
       }
       const remove = form.get(REMOVE_FIELD);
       if (remove !== null) {
@@ -211,6 +224,13 @@ export function createCredentialRoutes(options: CredentialRoutesOptions): Creden
   }
 
   return {
+    offerSignIn(req, res, pathname, signIns, headers) {
+      const server = pathname.slice(CONNECT_PREFIX.length);
+      if (signIns.length === 0 || !wantsPage(req) || server === '' || server.includes('/')) return false;
+      signIn.offer(res, server, signIns, headers);
+      return true;
+    },
+    signIn: (req, res, ctx, pathname, signIns) => signIn.handle(req, res, ctx, pathname, signIns),
     async handle(req, res, ctx, pathname) {
       if (pathname === CALLBACK_PATH) return callback(req, res, ctx);
       if (pathname.startsWith(OAUTH_API_PREFIX)) {
@@ -301,17 +321,3 @@ function redirect(res: ServerResponse, server: string, done: 'saved' | 'removed'
   res.end();
 }
 
-function sendPage(res: ServerResponse, status: number, html: string, headers: Readonly<Record<string, string>> = {}): void {
-  res.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
-  res.end(html);
-}
-
-/** Sends the browser on to the authorization server, by a refresh the page's CSP allows, with a link for when it does not go. */
-function continuePage(server: string, url: string): string {
-  const href = escapeHtml(url);
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${href}"><title>Authorize ${escapeHtml(server)} · berth</title></head><body><h1>Authorize ${escapeHtml(server)}</h1><p><a id="continue" href="${href}">Continue to ${escapeHtml(new URL(url).origin)}</a> to sign in and allow berth to use ${escapeHtml(server)} for you.</p></body></html>\n`;
-}
-
-function simplePage(title: string, text: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} · berth</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>\n`;
-}

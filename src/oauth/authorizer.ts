@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { OAuthSettings, Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import { ProxyError } from '../http/proxy-error.ts';
@@ -8,6 +7,7 @@ import { discover } from './discovery.ts';
 import { GrantError, registerClient, requestToken, revokeToken } from './grants.ts';
 import type { ClientAuth, TokenResponse } from './grants.ts';
 import { SHARED_OWNER } from './owner.ts';
+import { authorizationCodeOf, pkcePair, randomValue, requirePkce } from './pkce.ts';
 import type { FetchPolicy } from './ssrf.ts';
 import type { ClientIdentity, OAuthStore, TokenSet } from './token-store.ts';
 
@@ -150,9 +150,7 @@ export class Authorizer {
       const url = target.url ?? challenge?.url;
       if (url === undefined) throw new BerthError('oauth_discovery_failed', `server ${target.server} has not asked for a token yet; use it once from your MCP client, then authorize`);
       discovery = await discover(url, challenge, settings?.authorizationServer, policy, target.hosted === true);
-      if (discovery.as.code_challenge_methods_supported?.includes('S256') !== true) {
-        throw new BerthError('oauth_pkce_unsupported', `the authorization server ${discovery.as.issuer} does not advertise PKCE with S256; berth refuses to authorize without it`);
-      }
+      requirePkce(discovery.as);
     } catch (err) {
       if (err instanceof BerthError) this.#discovered.set(target.server, { error: { code: err.code, message: err.message } });
       throw err;
@@ -162,8 +160,8 @@ export class Authorizer {
     const scopes = challenge?.scope ?? (settings?.scopes.length ? settings.scopes.join(' ') : undefined) ?? discovery.scopesSupported?.join(' ');
     const redirectUri = `${baseUrl}${CALLBACK_PATH}`;
     const client = await this.#clientFor(target, as, redirectUri, policy);
-    const verifier = randomBytes(32).toString('base64url');
-    const state = randomBytes(32).toString('base64url');
+    const { verifier, challenge: codeChallenge } = pkcePair();
+    const state = randomValue();
     this.#sweep();
     this.#pending.set(state, { user, owner: ownerFor(user, target), server: target.server, verifier, redirectUri, discovery, auth: clientAuth(client, as.issuer, settings), policy, expires: this.#now() + PENDING_TTL_MS });
     const url = new URL(as.authorization_endpoint);
@@ -171,7 +169,7 @@ export class Authorizer {
       response_type: 'code',
       client_id: client.clientId,
       redirect_uri: redirectUri,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge: codeChallenge,
       code_challenge_method: 'S256',
       state,
       resource: discovery.resource,
@@ -200,18 +198,13 @@ export class Authorizer {
       throw new BerthError('oauth_state_invalid', 'this authorization was started by another user; start your own from the server\'s /connect page');
     }
     const as = pending.discovery.as;
-    const iss = params.get('iss');
-    if ((iss === null && as.authorization_response_iss_parameter_supported === true) || (iss !== null && iss !== as.issuer)) {
-      this.#o.logger.warn({ server: pending.server, user, issuer: as.issuer }, 'OAuth callback refused: iss does not name the issuer');
-      throw new BerthError('oauth_iss_mismatch', `the answer did not come from ${as.issuer} (iss ${iss ?? 'missing'}); authorization refused`);
+    let code: string;
+    try {
+      code = authorizationCodeOf(params, as);
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'oauth_iss_mismatch') this.#o.logger.warn({ server: pending.server, user, issuer: as.issuer }, 'OAuth callback refused: iss does not name the issuer');
+      throw err;
     }
-    const error = params.get('error');
-    if (error !== null) {
-      const description = params.get('error_description');
-      throw new BerthError('oauth_denied', `the authorization server answered ${error}${description === null ? '' : `: ${description}`}`);
-    }
-    const code = params.get('code');
-    if (code === null || code === '') throw new BerthError('oauth_denied', 'the authorization server sent no code');
     const response = await requestToken(
       as.token_endpoint,
       pending.auth,

@@ -33,6 +33,8 @@ export interface TokenResponse {
   readonly refreshToken?: string;
   readonly expiresIn?: number;
   readonly scope?: string;
+  /** The OpenID Connect ID token, when `openid` was asked for. */
+  readonly idToken?: string;
 }
 
 /** POSTs a grant to the token endpoint with the client's authentication. */
@@ -52,6 +54,7 @@ export async function requestToken(endpoint: string, auth: ClientAuth, params: R
     ...(typeof json.refresh_token === 'string' ? { refreshToken: json.refresh_token } : {}),
     ...(typeof json.expires_in === 'number' && json.expires_in > 0 ? { expiresIn: json.expires_in } : {}),
     ...(typeof json.scope === 'string' ? { scope: json.scope } : {}),
+    ...(typeof json.id_token === 'string' ? { idToken: json.id_token } : {}),
   };
 }
 

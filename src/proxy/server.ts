@@ -6,6 +6,7 @@ import type { CredentialRoutes } from '../credentials/routes.ts';
 import { isCredentialPath } from '../credentials/routes.ts';
 import { CONNECT_PREFIX } from '../credentials/missing.ts';
 import { browserSessions, sessionCookie, TICKET_PARAM } from '../credentials/browser.ts';
+import { isSignInPath } from '../credentials/signin.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
@@ -177,15 +178,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context, s
   // An unknown server is not found, whoever asks: no challenge points at metadata that does not exist.
   const target = targetOf(pathname);
   if (target !== undefined && !table.handlers.has(target.server)) return notFound(res, target.server, table, !gate.configured && isLoopbackAddress(req.socket.remoteAddress));
-  // A browser on /connect comes with the link berth gave its user, or the session that link opened.
-  const browser = pathname.startsWith(CONNECT_PREFIX) ? browserIdentity(req, res, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1), gate) : undefined;
+  const credentials = state.credentials?.();
+  // A browser signing in through a jwt issuer has no identity yet: that is what it comes for.
+  if (credentials !== undefined && isSignInPath(pathname)) return credentials.signIn(req, res, ctx, pathname, gate.authenticator.signIns);
+  // A browser on /connect comes with the link berth gave its user, or the session that link or a sign-in opened.
+  const connect = pathname.startsWith(CONNECT_PREFIX);
+  const browser = connect ? browserIdentity(req, res, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1), gate) : undefined;
   if (browser === 'answered') return;
-  const identity = browser ?? (await gate.admit(req, res, pathname, (name) => table.handlers.get(name)?.route));
+  // Without either, a browser is offered the sign-in instead of a 401 it can do nothing with.
+  const offer = connect && credentials !== undefined ? (challenge: Readonly<Record<string, string>>) => credentials.offerSignIn(req, res, pathname, gate.authenticator.signIns, challenge) : undefined;
+  const identity = browser ?? (await gate.admit(req, res, pathname, (name) => table.handlers.get(name)?.route, offer));
   if (identity === undefined) return;
   ctx.identity = identity;
   // Per identity, not per address: anonymous loopback clients are one identity, whatever address they come from.
   ctx.client = `user:${identity.key}`;
-  const credentials = state.credentials?.();
   if (credentials !== undefined && isCredentialPath(pathname)) return credentials.handle(req, res, ctx, pathname);
   return routeMcp(req, res, ctx, table, pathname, queryAt < 0 ? '' : raw.slice(queryAt + 1));
 }

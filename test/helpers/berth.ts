@@ -55,12 +55,12 @@ export function configText(servers: string, head = ''): string {
   return `version: 1\n${listen}${head}servers:\n${servers}`;
 }
 
-/** Starts berth in-process on a config in a fresh temp dir, on a free port. */
+/** Starts berth in-process on a config in a fresh temp dir, on a free port (or `serve.port`). */
 export async function startTestBerth(servers: string, head = '', options: { logger?: Logger; serve?: ServeOptions } = {}): Promise<TestBerth> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-test-'));
   const file = path.join(dir, 'berth.yaml');
   writeFileSync(file, configText(servers, head));
-  const berth = await startBerth(file, { ...options.serve, port: 0 }, options.logger ?? silentLogger());
+  const berth = await startBerth(file, { port: 0, ...options.serve }, options.logger ?? silentLogger());
   return {
     berth,
     url: berth.url,

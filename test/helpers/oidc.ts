@@ -23,6 +23,8 @@ export interface TestIssuer {
   keys: JWK[];
   /** A client_credentials access token for `resource` with `scope`. */
   token(resource: string, scope?: string): Promise<string>;
+  /** When set, access tokens are minted for this audience instead of the resource asked for: an issuer that ignores resource indicators. */
+  audienceOf: ((resource: string) => string) | undefined;
   /** Serves a new signing key first (the old one still listed): a key rotation. */
   rotate(): Promise<JWK>;
   stop(): Promise<void>;
@@ -94,7 +96,9 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
           useGrantedResource: () => true,
           // Resources whose path names `opaque` get opaque tokens, checked by introspection.
           getResourceServerInfo: (_ctx, resource) =>
-            resource.includes('opaque') ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 } : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtl ?? 600, jwt: { sign: { alg: 'RS256' } } },
+            resource.includes('opaque')
+              ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 }
+              : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtl ?? 600, jwt: { sign: { alg: 'RS256' } }, ...(issuerObject.audienceOf === undefined ? {} : { audience: issuerObject.audienceOf(resource) }) },
         },
       },
     });
@@ -105,6 +109,7 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
     issuer,
     hits,
     keys,
+    audienceOf: undefined,
     async token(resource, scope = SCOPES.join(' ')) {
       const response = await fetch(`${issuer}/token`, {
         method: 'POST',

@@ -4,20 +4,14 @@
 // berth's callback and sees "Connected"; the SDK client's next call carries a
 // token the upstream accepts.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import type { TestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
 import type { ProtectedServer } from '../helpers/protected-server.ts';
 import type { OAuthRig } from '../helpers/oauth-flow.ts';
 import { startOAuthRig, whoami } from '../helpers/oauth-flow.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-// Loopback only: no background or component traffic to any other host.
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const browserSkip = existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is missing; install it with bash scripts/chromium.sh`;
+import { browserSkip, launchChromium, loginAndConsent } from '../helpers/chromium.ts';
 
 // Skipped per test, not per suite: node's summary counts skipped tests, never the tests of a skipped suite.
 describe('upstream OAuth in headless Chromium: /connect → Authorize → login and consent → callback → Connected', () => {
@@ -35,18 +29,13 @@ describe('upstream OAuth in headless Chromium: /connect → Authorize → login 
   after(() => rig?.stop());
 
   test('the person authorizes in the browser and the client\'s next call carries their token', { skip: browserSkip }, async () => {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       await page.goto(`${b.url}/connect/notes`);
       assert.match((await page.textContent('#oauth-state')) ?? '', /Not connected/);
       await page.click('button[value=authorize]');
-      await page.waitForURL((url) => url.origin === issuer.issuer, { timeout: 10_000 });
-      await page.fill('input[name=login]', 'ada');
-      await page.fill('input[name=password]', 'any password');
-      await page.click('button[type=submit]');
-      await page.waitForSelector('text=Authorize', { timeout: 10_000 });
-      await page.click('button[type=submit]');
+      await loginAndConsent(page, issuer.issuer, 'ada');
       await page.waitForURL(`${b.url}/connect/notes?done=connected`, { timeout: 10_000 });
       assert.match((await page.textContent('#oauth-state')) ?? '', /^Connected \(scopes mcp:read, at http:\/\/127\.0\.0\.1:\d+\)\.$/);
     } finally {
