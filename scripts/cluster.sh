@@ -4,6 +4,8 @@
 #   scripts/cluster.sh env    prints KUBECONFIG=<path> of the running cluster
 #   scripts/cluster.sh down   stops every process it started
 #   scripts/cluster.sh build  only builds the binaries
+#   scripts/cluster.sh apiserver PORT
+#                             a second API server of the running cluster, in the foreground
 # etcd, kube-apiserver, kube-controller-manager and kube-scheduler are built from
 # the Kubernetes project's own Go modules at the release pinned in
 # scripts/cluster/go.mod, cached in ~/.cache/berth/kubernetes-<version>/.
@@ -160,6 +162,26 @@ wait_for() {
   return 1
 }
 
+# apiserver_flags PORT: sets `flags` to the API server's flags, listening on
+# PORT. One list for the cluster's own and for `apiserver`'s second one.
+# --endpoint-reconciler-type none: the API server's own Endpoints would name a
+# loopback address, which the API refuses; nothing here dials the kubernetes Service.
+apiserver_flags() {
+  local pki="$state/pki"
+  flags=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$1" \
+    --etcd-servers "https://127.0.0.1:$etcd_port" --etcd-cafile "$pki/ca.crt" \
+    --etcd-certfile "$pki/apiserver-etcd.crt" --etcd-keyfile "$pki/apiserver-etcd.key" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
+    --kubelet-client-certificate "$pki/apiserver-kubelet.crt" --kubelet-client-key "$pki/apiserver-kubelet.key" \
+    --kubelet-certificate-authority "$pki/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --anonymous-auth=false \
+    --admission-control-config-file "$state/admission.yaml" --endpoint-reconciler-type none \
+    --profiling=false --watch-cache=true)
+}
+
 up() {
   build
   # Left from a run whose processes are gone (a reboot, a killed session): start clean.
@@ -187,20 +209,9 @@ EOF
     --initial-cluster "berth-test=http://127.0.0.1:$((etcd_port + 1))" \
     --cert-file "$pki/etcd.crt" --key-file "$pki/etcd.key" --client-cert-auth --trusted-ca-file "$pki/ca.crt" \
     --listen-metrics-urls "http://127.0.0.1:$((etcd_port + 2))" --log-level warn
-  # --endpoint-reconciler-type none: the API server's own Endpoints would name a
-  # loopback address, which the API refuses; nothing here dials the kubernetes Service.
-  start kube-apiserver --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --etcd-servers "https://127.0.0.1:$etcd_port" --etcd-cafile "$pki/ca.crt" \
-    --etcd-certfile "$pki/apiserver-etcd.crt" --etcd-keyfile "$pki/apiserver-etcd.key" \
-    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
-    --kubelet-client-certificate "$pki/apiserver-kubelet.crt" --kubelet-client-key "$pki/apiserver-kubelet.key" \
-    --kubelet-certificate-authority "$pki/ca.crt" \
-    --kubelet-preferred-address-types InternalIP \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --anonymous-auth=false \
-    --admission-control-config-file "$state/admission.yaml" --endpoint-reconciler-type none \
-    --profiling=false --watch-cache=true
+  local flags
+  apiserver_flags "$api_port"
+  start kube-apiserver "${flags[@]}"
   wait_for "the API server to answer" ready
   start kube-controller-manager --kubeconfig "$state/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$state/controller-manager.kubeconfig" --authorization-kubeconfig "$state/controller-manager.kubeconfig" \
@@ -384,8 +395,21 @@ down() {
   say "down"
 }
 
+# A second kube-apiserver of the running cluster on PORT (same etcd, certificates
+# and flags), in the foreground: a test starts, kills and starts it again to see
+# berth through an API server restart without restarting the one every other
+# test and helper uses. Its log goes to stderr.
+second_apiserver() {
+  local port="${1:-}" flags
+  [[ "$port" =~ ^[0-9]+$ ]] || { echo "usage: scripts/cluster.sh apiserver PORT" >&2; exit 2; }
+  running kube-apiserver || { say "not running; run scripts/cluster.sh up"; exit 1; }
+  apiserver_flags "$port"
+  exec "$bin/kube-apiserver" "${flags[@]}"
+}
+
 case "${1:-}" in
   up) up ;;
+  apiserver) second_apiserver "${2:-}" ;;
   down) down ;;
   build) build ;;
   env)
@@ -393,7 +417,7 @@ case "${1:-}" in
     echo "KUBECONFIG=$state/admin.kubeconfig"
     ;;
   *)
-    echo "usage: scripts/cluster.sh up|down|env|build" >&2
+    echo "usage: scripts/cluster.sh up|down|env|build|apiserver PORT" >&2
     exit 2
     ;;
 esac
