@@ -8,15 +8,16 @@ import { browserSessions, TICKET_PARAM } from './browser.ts';
 /**
  * How a client can be sent to the /connect page:
  * - `url-elicitation`: a 2025-11-25 client that declared `elicitation.url`: error -32042;
- * - `input-required`: a 2026-07-28 request whose envelope declares `elicitation.url`: an `input_required` result;
- * - `message`: any other client: a plain error whose message names the URL.
+ * - `input-required`: a 2026-07-28 `tools/call`, `prompts/get` or `resources/read` whose envelope
+ *   declares `elicitation.url`: an `input_required` result (that revision retired -32042);
+ * - `message`: any other request: a plain error whose message names the URL.
  */
 export type CredentialPrompt = 'message' | 'url-elicitation' | 'input-required';
 
 /** Where a user supplies a server's credentials and authorizes it: /connect/<server>. */
 export const CONNECT_PREFIX = '/connect/';
 
-/** -32042 URLElicitationRequiredError (MCP 2025-11-25). */
+/** -32042 URLElicitationRequiredError (MCP 2025-11-25 only: 2026-07-28 forbids it). */
 export const URL_ELICITATION_REQUIRED = -32042;
 /** The plain error: a server error in the implementation-defined range, with the URL in message and data. */
 export const CREDENTIALS_MISSING = -32000;
@@ -72,16 +73,22 @@ export function credentialPromptFor(protocolVersion: string, capabilities: unkno
   return protocolVersion >= '2025-11-25' ? 'url-elicitation' : 'message';
 }
 
+/** The only requests a 2026-07-28 server may answer with `input_required` (MRTR). */
+const INPUT_REQUIRED_METHODS: ReadonlySet<unknown> = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
 /**
  * The prompt one JSON-RPC message can take: a 2026-07-28 request's envelope
  * says, or an initialize does; anything else (a passed-through remote's
  * message when berth has not seen the client's initialize) gets the plain error.
+ * So does a 2026-07-28 request that may not end `input_required`
+ * (`server/discover`, `tools/list`): the revision has no other URL prompt.
  */
 export function credentialPromptOf(message: unknown): CredentialPrompt {
   const m = (typeof message === 'object' && message !== null ? message : {}) as { method?: unknown; params?: { protocolVersion?: unknown; capabilities?: unknown; _meta?: Record<string, unknown> } };
   const meta = m.params?._meta;
   if (meta?.['io.modelcontextprotocol/protocolVersion'] !== undefined) {
-    return credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
+    const prompt = credentialPromptFor(String(meta['io.modelcontextprotocol/protocolVersion']), meta['io.modelcontextprotocol/clientCapabilities']);
+    return prompt === 'input-required' && !INPUT_REQUIRED_METHODS.has(m.method) ? 'message' : prompt;
   }
   if (m.method === 'initialize') return credentialPromptFor(String(m.params?.protocolVersion ?? ''), m.params?.capabilities);
   return 'message';

@@ -11,6 +11,7 @@ import type { JWTPayload } from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { McpServer as ModernServer, createMcpHandler } from '@modelcontextprotocol/server';
 
 export interface ProtectedServer {
   readonly url: string;
@@ -34,6 +35,8 @@ export interface ProtectedOptions {
   readonly sse?: boolean;
   /** The port to listen on; 0 (default) picks one. */
   readonly port?: number;
+  /** Serve MCP with the v2 SDK's handler, which speaks 2026-07-28 besides the 2025 revisions. */
+  readonly modern?: boolean;
 }
 
 export async function startProtectedServer(issuer: string, options: ProtectedOptions = {}): Promise<ProtectedServer> {
@@ -46,10 +49,27 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
   const mcpPath = options.sse === true ? '/sse' : '/mcp';
   const metadataPath = `/.well-known/oauth-protected-resource${mcpPath}`;
   let url = '';
+  const whoamiText = (claims: JWTPayload | undefined): string => `sub=${String(claims?.sub)} aud=${String(claims?.aud)}`;
   const mcpServer = (claims: JWTPayload): McpServer => {
     const server = new McpServer({ name: 'protected', version: '1.0.0' });
-    server.registerTool('whoami', { description: 'The token subject' }, () => ({ content: [{ type: 'text', text: `sub=${String(claims.sub)} aud=${String(claims.aud)}` }] }));
+    server.registerTool('whoami', { description: 'The token subject' }, () => ({ content: [{ type: 'text', text: whoamiText(claims) }] }));
     return server;
+  };
+  const modern = createMcpHandler((ctx) => {
+    const server = new ModernServer({ name: 'protected', version: '1.0.0' });
+    server.registerTool('whoami', { description: 'The token subject' }, () => ({ content: [{ type: 'text' as const, text: whoamiText(ctx.authInfo?.extra as JWTPayload | undefined) }] }));
+    return server;
+  });
+  /** One request through the v2 handler (web Request in, Response out), the verified token passed as its authInfo. */
+  const serveModern = async (req: IncomingMessage, res: ServerResponse, claims: JWTPayload): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers = Object.entries(req.headers).flatMap(([name, value]): [string, string][] => (value === undefined ? [] : [[name, Array.isArray(value) ? value.join(', ') : value]]));
+    const request = new Request(new URL(req.url ?? '/', url), { method: req.method ?? 'GET', headers, ...(req.method === 'POST' ? { body: Buffer.concat(chunks) } : {}) });
+    const token = (req.headers.authorization ?? '').slice(7);
+    const response = await modern.fetch(request, { authInfo: { token, clientId: String(claims.client_id ?? ''), scopes: String(claims.scope ?? '').split(' '), extra: claims } });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
   };
   /** The request's token claims, or undefined once it has been answered 401 or 403. */
   const check = async (req: IncomingMessage, res: ServerResponse): Promise<JWTPayload | undefined> => {
@@ -97,6 +117,7 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
       await mcpServer(claims).connect(transport);
       return;
     }
+    if (options.modern === true) return serveModern(req, res, claims);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => void transport.close());
     await mcpServer(claims).connect(transport);
@@ -117,6 +138,7 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
       for (const token of seen) revoked.add(token);
     },
     async stop() {
+      await modern.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     },

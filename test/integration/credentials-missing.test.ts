@@ -11,7 +11,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ElicitRequestURLParamsSchema, JSONRPCErrorSchema, McpError, UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js';
 import type { CredentialPrompt } from '../../src/credentials/missing.ts';
-import { connectUrlOf, credentialPromptFor, missingCredentialsError } from '../../src/credentials/missing.ts';
+import { connectUrlOf, credentialPromptFor, credentialPromptOf, missingCredentialsError } from '../../src/credentials/missing.ts';
 
 const URL_ = connectUrlOf('https://mcp.example.com/', 'github');
 
@@ -48,6 +48,19 @@ describe('missing credentials', () => {
     ];
     for (const [version, capabilities, expected] of cases) assert.equal(credentialPromptFor(version, capabilities), expected, `${version} ${JSON.stringify(capabilities)}`);
     assert.equal(URL_, 'https://mcp.example.com/connect/github');
+  });
+
+  it('2026-07-28: input_required only where the revision allows it (tools/call, prompts/get, resources/read)', () => {
+    const _meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } };
+    const cases: readonly [string, CredentialPrompt][] = [
+      ['tools/call', 'input-required'],
+      ['prompts/get', 'input-required'],
+      ['resources/read', 'input-required'],
+      ['server/discover', 'message'],
+      ['tools/list', 'message'],
+      ['completion/complete', 'message'],
+    ];
+    for (const [method, expected] of cases) assert.equal(credentialPromptOf({ jsonrpc: '2.0', id: 1, method, params: { _meta } }), expected, method);
   });
 
   it('2025-11-25 with URL elicitation: -32042 that the SDK client reads as UrlElicitationRequiredError', async () => {

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { TestBerth } from '../helpers/berth.ts';
 import { connectClient, startTestBerth } from '../helpers/berth.ts';
@@ -54,6 +55,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
   let writeUpstream: ProtectedServer;
   let cimdIssuer: TestIssuer;
   let cimdUpstream: ProtectedServer;
+  let modernUpstream: ProtectedServer;
   let b: TestBerth;
   let stateDir: string;
 
@@ -67,6 +69,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     upstream = await startProtectedServer(issuer.issuer);
     plainUpstream = await startProtectedServer(plainIssuer.issuer);
     writeUpstream = await startProtectedServer(issuer.issuer, { requireScope: 'mcp:write' });
+    modernUpstream = await startProtectedServer(issuer.issuer, { modern: true });
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-'));
     const oauth = (extra: string): string => `{ allowPrivateNetworks: true${extra} }`;
     const servers = [
@@ -77,6 +80,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
       ['wide', writeUpstream.url, oauth('')],
       ['team', upstream.url, oauth(', perUser: false')],
       ['cimd', cimdUpstream.url, oauth(`, clientMetadataUrl: ${CIMD}`)],
+      ['modern', modernUpstream.url, oauth('')],
     ]
       .map(([name, url, o]) => `  ${name}:\n    type: remote\n    url: ${url}\n    oauth: ${o}\n`)
       .join('');
@@ -93,6 +97,7 @@ describe('upstream OAuth: client identities and the checks that refuse an author
     await plainUpstream?.stop();
     await writeUpstream?.stop();
     await cimdUpstream?.stop();
+    await modernUpstream?.stop();
     await cimdIssuer?.stop();
     await issuer?.stop();
     await plainIssuer?.stop();
@@ -197,5 +202,42 @@ describe('upstream OAuth: client identities and the checks that refuse an author
       assert.match(data.elicitations?.[0]?.url ?? '', new RegExp(`^${PUBLIC}/connect/nopkce\\?ticket=[\\w.-]+$`));
       return true;
     });
+  });
+
+  test('a 2026-07-28 client is asked with an input_required URL elicitation on tools/call, authorizes, and its retry carries the token; server/discover and tools/list get the plain error', async () => {
+    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } };
+    // The revision allows input_required only on tools/call, prompts/get and resources/read, and has no -32042.
+    for (const method of ['server/discover', 'tools/list']) {
+      const res = await fetch(`${b.url}/mcp/modern`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': method },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { _meta: envelope } }),
+      });
+      const body = (await res.json()) as { result?: unknown; error?: { code: number; message: string } };
+      assert.equal(body.result, undefined, `${method}: ${JSON.stringify(body)}`);
+      assert.equal(body.error?.code, -32000);
+      assert.match(body.error?.message ?? '', /open http:\/\/berth\.test\/connect\/modern to authorize/);
+    }
+    const client = new ModernClient({ name: 'modern', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+    const asked: Record<string, unknown>[] = [];
+    client.setRequestHandler('elicitation/create' as never, (async (request: { params: Record<string, unknown> }) => {
+      asked.push(request.params);
+      // The person opens the page and authorizes; then the client retries.
+      assert.equal((await arrive(b.url, await consent(b.url, 'modern'))).status, 303);
+      return { action: 'accept' };
+    }) as never);
+    const transport = new ModernTransport(new URL(`${b.url}/mcp/modern`), { requestInit: { headers: AUTH } });
+    // What the client learnt of the server before (discovery needs the token too): no round trip now.
+    await client.connect(transport, { prior: { kind: 'modern', discover: { resultType: 'complete', supportedVersions: ['2026-07-28'], capabilities: { tools: {} }, ttlMs: 0, cacheScope: 'private' } as never } });
+    try {
+      const result = (await client.callTool({ name: 'whoami', arguments: {} })) as { content: { text: string }[] };
+      assert.equal(result.content[0]?.text, `sub=ada aud=${modernUpstream.url}`);
+      assert.equal(asked.length, 1);
+      assert.equal(asked[0]?.mode, 'url');
+      assert.equal(asked[0]?.elicitationId, undefined, '2026-07-28 removed elicitationId');
+      assert.match(String(asked[0]?.url), new RegExp(`^${PUBLIC}/connect/modern\\?ticket=[\\w.-]+$`));
+    } finally {
+      await client.close();
+    }
   });
 });
