@@ -18,8 +18,12 @@ export interface ProtectedServer {
   /** Every token the server accepted, decoded; and every Authorization header it saw. */
   readonly accepted: JWTPayload[];
   readonly authorizations: (string | undefined)[];
+  /** How many POSTs (MCP messages) came with a token. */
+  readonly posts: () => number;
   /** From now on every token accepted so far is refused with 401 invalid_token, as if its authorization server had revoked it. */
   revokeAccepted(): void;
+  /** While on, every token is refused with 401 invalid_token, however fresh. */
+  refuseAll(on: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -44,6 +48,8 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
   const authorizations: (string | undefined)[] = [];
   const seen = new Set<string>();
   const revoked = new Set<string>();
+  let refusing = false;
+  let posts = 0;
   const sse = new Map<string, SSEServerTransport>();
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
   const mcpPath = options.sse === true ? '/sse' : '/mcp';
@@ -75,10 +81,11 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
   const check = async (req: IncomingMessage, res: ServerResponse): Promise<JWTPayload | undefined> => {
     const header = req.headers.authorization;
     authorizations.push(header);
+    if (req.method === 'POST' && header !== undefined) posts++;
     let claims: JWTPayload;
     try {
       if (header === undefined || !header.startsWith('Bearer ')) throw new Error('no token');
-      if (revoked.has(header.slice(7))) throw new Error('token revoked');
+      if (refusing || revoked.has(header.slice(7))) throw new Error('token revoked');
       ({ payload: claims } = await jwtVerify(header.slice(7), jwks, { issuer, audience: options.resource ?? url }));
     } catch (err) {
       const challenge = options.metadata === false ? 'Bearer' : `Bearer resource_metadata="${new URL(url).origin}${metadataPath}"${header === undefined ? '' : `, error="invalid_token", error_description="${(err as Error).message.replace(/"/g, '')}"`}`;
@@ -134,8 +141,12 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
     url,
     accepted,
     authorizations,
+    posts: () => posts,
     revokeAccepted() {
       for (const token of seen) revoked.add(token);
+    },
+    refuseAll(on) {
+      refusing = on;
     },
     async stop() {
       await modern.close();

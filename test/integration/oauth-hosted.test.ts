@@ -101,7 +101,7 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     assert.match(await res.text(), /refused to fetch http:\/\/127\.0\.0\.1:\d+: OAuth endpoints must be https/);
   });
 
-  for (const [server, upstream] of [['sse', () => sse]] as [string, () => ProtectedServer][]) {
+  for (const [server, upstream] of [['notes', () => notes], ['sse', () => sse]] as const) {
     test(`${server}: a token the upstream refuses (revoked at its authorization server) is refreshed once and the call sent again, without asking the user`, async () => {
       if (server === 'notes') assert.equal((await authorizeAs(b.url, 'notes', AUTH, 'ada')).status, 303);
       // A session open on the held connection (SSE) sees the refusal mid-session, not at connect.
@@ -114,6 +114,21 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
         assert.equal((result.content as { text: string }[])[0]?.text, `sub=ada aud=${upstream().url}`);
         assert.equal(grants() - before, 1, 'one refresh grant');
       } finally {
+        await client.close();
+      }
+    });
+
+    test(`${server}: a fresh token refused as well: the call is sent again once, then fails; never a loop`, async () => {
+      const client = new Client({ name: 'berth-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/${server}`), { requestInit: { headers: AUTH } }));
+      try {
+        const [before, calls] = [grants(), upstream().posts()];
+        upstream().refuseAll(true);
+        await assert.rejects(client.callTool({ name: 'whoami', arguments: {} }), server === 'notes' ? /open .*\/connect\/notes to authorize/ : /HTTP 401/);
+        assert.equal(upstream().posts() - calls, 2, 'the refused request and its one retry');
+        assert.equal(grants() - before, 1, 'one refresh grant');
+      } finally {
+        upstream().refuseAll(false);
         await client.close();
       }
     });

@@ -202,15 +202,22 @@ export class Passthrough {
   }
 
   /**
-   * The upstream wants a (new) token: berth notes the challenge and answers
-   * the client in-band, once its whole request body is in (for the id).
+   * The upstream wants a (new) token: berth notes the challenge, once the
+   * whole request body is in. A refused token berth sent may only be spent:
+   * with `retry`, a fresh one (one refresh for all concurrent callers) sends
+   * the request once more. Otherwise the client is answered in-band.
    */
-  #askAuthorization(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, challenge: string, sent: string | undefined, body: Promise<Buffer | undefined>): void {
+  #askAuthorization(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, challenge: string, sent: string | undefined, body: Promise<Buffer | undefined>, retry: ((token: string, body: Buffer) => void) | undefined): void {
     const authorization = this.#o.authorization;
     if (authorization === undefined) return;
     const missing: Missing = { server: this.#o.server, names: [], authorization: true };
-    void Promise.all([authorization.challenged(ctx.identity, challenge, sent).catch((err: unknown) => ctx.log.warn({ err }, 'recording the upstream challenge failed')), body]).then(([, raw]) => {
+    void Promise.all([authorization.challenged(ctx.identity, challenge, sent).catch((err: unknown) => ctx.log.warn({ err }, 'recording the upstream challenge failed')), body]).then(async ([, raw]) => {
+      const fresh = retry === undefined || sent === undefined || raw === undefined ? undefined : await authorization.tokenFor(ctx.identity).catch(() => undefined);
       if (res.destroyed || res.writableEnded) return;
+      if (fresh !== undefined && fresh !== sent && raw !== undefined && retry !== undefined) {
+        ctx.log.info({ server: this.#o.server }, 'upstream refused the token; sending the request again with a refreshed one');
+        return retry(fresh, raw);
+      }
       let parsed: unknown;
       try {
         parsed = raw === undefined ? undefined : JSON.parse(raw.toString('utf8'));
@@ -270,7 +277,7 @@ export class Passthrough {
    * `finish`, which lets the session's next request go; nothing here throws
    * out of an event handler, so one request's failure ends that request alone.
    */
-  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, userHeaders: Headers, done: () => void, traced: TracedBody | undefined): void {
+  #forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, userHeaders: Headers, done: () => void, traced: TracedBody | undefined, again?: Buffer): void {
     if (this.#closed) {
       done();
       traced?.fail('upstream_closed', 'shutting down');
@@ -282,6 +289,8 @@ export class Passthrough {
     let answer: IncomingMessage | undefined;
     let timer: NodeJS.Timeout | undefined;
     let finished = false;
+    /** The whole request body once it is in: read already (traced, or sent again), or kept as it streams (below). */
+    let body: Promise<Buffer | undefined> = Promise.resolve(traced?.body ?? again);
     const finish = (): boolean => {
       if (finished) return false;
       finished = true;
@@ -331,6 +340,7 @@ export class Passthrough {
       const headers: OutgoingHttpHeaders = { ...endToEndHeaders(req.headers, this.#dropped), ...this.#configured, ...lowerCased(userHeaders), host: this.#target.host, ...traced?.headers };
       // A body without a length keeps its framing; anything else goes as the client sent it. A traced body was rewritten.
       if (traced !== undefined) headers['content-length'] = traced.body.length;
+      else if (again !== undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = again.length;
       else if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
       up = this.#request(this.#target, { method: req.method, headers, agent: this.#agent });
     })();
@@ -367,7 +377,9 @@ export class Passthrough {
         finish();
         // A 401 spends the token sent; a 403 insufficient_scope (step-up) keeps it until the user authorizes the wider scope.
         const sent = upRes.statusCode === 401 ? userHeaders.authorization?.slice('Bearer '.length) : undefined;
-        return this.#askAuthorization(req, res, ctx, challenge, sent, body);
+        // Once only: the request sent again with a fresh token stands by its answer.
+        const retry = again === undefined ? (token: string, raw: Buffer): void => this.#forward(req, res, ctx, { ...userHeaders, authorization: `Bearer ${token}` }, noop, traced, raw) : undefined;
+        return this.#askAuthorization(req, res, ctx, challenge, sent, body, retry);
       }
       this.#noteSession(req, upRes, ctx.user);
       const limit = this.#o.maxMessageBytes;
@@ -395,14 +407,15 @@ export class Passthrough {
       upRes.pipe(res);
     }));
 
-    if (traced !== undefined) {
-      upstream.end(traced.body);
+    const whole = traced?.body ?? again;
+    if (whole !== undefined) {
+      upstream.end(whole);
       return;
     }
     let size = 0;
-    // Kept only where an upstream may ask for authorization: its 401 is answered in-band, with the request's id.
+    // Kept only where an upstream may ask for authorization: its 401 is answered in-band, with the request's id, or the request sent again.
     const kept: Buffer[] | undefined = this.#o.authorization === undefined ? undefined : [];
-    const body = kept === undefined ? Promise.resolve(undefined) : new Promise<Buffer | undefined>((resolve) => {
+    body = kept === undefined ? Promise.resolve(undefined) : new Promise<Buffer | undefined>((resolve) => {
       req.once('end', () => resolve(Buffer.concat(kept)));
       req.once('close', () => resolve(req.complete ? Buffer.concat(kept) : undefined));
     });
