@@ -166,6 +166,7 @@ export function jwtProvider(settings: AuthProvider, options: JwtOptions): Provid
       if (audiences.length > 1 && payload['azp'] !== clientId) return 'the ID token was issued to another client (azp)';
       return payload['nonce'] === nonce ? undefined : 'the ID token is not for this sign-in (nonce)';
     } catch (err) {
+      if ((err as { claim?: string }).claim === 'aud') return 'the ID token was issued to another client (aud)';
       const verdict = refusalOf(err);
       return 'reason' in verdict ? verdict.reason.replace(/^the token\b/, 'the ID token') : 'the ID token is not valid';
     }

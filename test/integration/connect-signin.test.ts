@@ -4,7 +4,12 @@
 // page as the very user the issuer's tokens make an MCP client. Real Chromium,
 // and the refusals with fetch and a cookie jar.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import type { JWTPayload } from 'jose';
+import { decodeJwt, importJWK, SignJWT } from 'jose';
 import type { TestBerth } from '../helpers/berth.ts';
 import { freePort, NOTES_YAML, startTestBerth } from '../helpers/berth.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
@@ -17,8 +22,48 @@ const CORP_KEY = 'berth_ada-corp-0123456789abcdefghijkl';
 /** `ada` as a trusted auth proxy names her: the header provider's own namespace, another person. */
 const PROXY_ADA = { 'x-forwarded-user': 'ada' };
 
+/**
+ * A relay before an issuer's token endpoint (the issuer's metadata names it): it passes every
+ * grant on and, while `tamper` is set, re-signs the ID token with the issuer's own key and other
+ * claims. An honest issuer never does this; a mix-up or a replayed ID token looks like it.
+ */
+interface TokenRelay {
+  readonly url: string;
+  tamper: ((claims: JWTPayload) => JWTPayload) | undefined;
+  stop(): Promise<void>;
+}
+
+async function startTokenRelay(issuer: () => TestIssuer): Promise<TokenRelay> {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const answer = await fetch(`${issuer().issuer}/token`, { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? '' }, body: Buffer.concat(chunks) });
+        const json = (await answer.json()) as Record<string, unknown>;
+        const edit = relay.tamper;
+        if (edit !== undefined && typeof json.id_token === 'string') {
+          const [key] = issuer().keys;
+          json.id_token = await new SignJWT(edit(decodeJwt(json.id_token))).setProtectedHeader({ alg: 'RS256', kid: key!.kid! }).sign(await importJWK(key!, 'RS256'));
+        }
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const relay: TokenRelay = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`,
+    tamper: undefined,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+  return relay;
+}
+
 describe('sign in on /connect through the jwt provider\'s issuer', () => {
   let issuer: TestIssuer;
+  /** A second issuer, whose token endpoint is the relay's. */
+  let relayed: TestIssuer;
+  let relay: TokenRelay;
   let b: TestBerth;
   let callback: string;
   /** berth by another loopback name than the issuer's: a site of its own, as an issuer elsewhere is (cookies ignore ports). */
@@ -30,15 +75,20 @@ describe('sign in on /connect through the jwt provider\'s issuer', () => {
     site = `http://localhost:${port}`;
     const client = { client_id: CLIENT_ID, redirect_uris: [callback, `${site}/signin/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' };
     issuer = await startIssuer({ interactive: true, clients: [client] });
+    relay = await startTokenRelay(() => relayed);
+    relayed = await startIssuer({ interactive: true, clients: [client], metadata: (doc) => ({ ...doc, token_endpoint: relay.url }) });
     const auth = [
       `  - type: jwt\n    issuer: ${issuer.issuer}\n    requiredScopes: [mcp:read]\n    usernamePrefix: "corp:"\n    browserSignIn: { clientId: ${CLIENT_ID}, allowPrivateNetworks: true }\n`,
       `  - type: apiKey\n    usernamePrefix: "corp:"\n    keys: [{ user: ada, key: ${CORP_KEY} }]\n`,
       '  - type: header\n',
+      `  - type: jwt\n    issuer: ${relayed.issuer}\n    browserSignIn: { clientId: ${CLIENT_ID}, allowPrivateNetworks: true }\n`,
     ];
     b = await startTestBerth(NOTES_YAML, `state: { key: "a-connect-signin-test-key-of-32-characters" }\nauth:\n${auth.join('')}`, { serve: { port } });
   });
   after(async () => {
     await b?.stop();
+    await relayed?.stop();
+    await relay?.stop();
     await issuer?.stop();
   });
 
@@ -69,8 +119,8 @@ describe('sign in on /connect through the jwt provider\'s issuer', () => {
   });
 
   /** Starts a sign-in as a browser would: the issuer's authorization URL and the binding cookie berth set. */
-  const start = async (): Promise<{ authorize: URL; binding: string }> => {
-    const res = await fetch(`${b.url}/signin?${new URLSearchParams({ server: 'notes', issuer: issuer.issuer })}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+  const start = async (at = issuer): Promise<{ authorize: URL; binding: string }> => {
+    const res = await fetch(`${b.url}/signin?${new URLSearchParams({ server: 'notes', issuer: at.issuer })}`, { redirect: 'manual', headers: { accept: 'text/html' } });
     assert.equal(res.status, 303, await res.text());
     const binding = res.headers.getSetCookie().find((c) => c.startsWith('__Host-berth-signin='));
     assert.match(binding ?? '', /; HttpOnly; SameSite=Lax/);
@@ -124,5 +174,30 @@ describe('sign in on /connect through the jwt provider\'s issuer', () => {
     } finally {
       issuer.audienceOf = undefined;
     }
+  });
+
+  test('with fetch: an ID token with another nonce, or for another client, signs nobody in', async () => {
+    const through = async (tamper: ((claims: JWTPayload) => JWTPayload) | undefined): Promise<Response> => {
+      const { authorize, binding } = await start(relayed);
+      relay.tamper = tamper;
+      try {
+        return await arrive(await signIn(authorize, 'carol', callback), binding);
+      } finally {
+        relay.tamper = undefined;
+      }
+    };
+    const honest = await through(undefined);
+    assert.equal(honest.status, 200, 'the relay alone changes nothing');
+    assert.ok(sessionOf(honest));
+
+    const replayed = await through((claims) => ({ ...claims, nonce: 'the-nonce-of-another-sign-in' }));
+    assert.equal(replayed.status, 403);
+    assert.match(await replayed.text(), /not for this sign-in \(nonce\)/);
+    assert.equal(sessionOf(replayed), undefined);
+
+    const foreign = await through((claims) => ({ ...claims, aud: 'another-client' }));
+    assert.equal(foreign.status, 403);
+    assert.match(await foreign.text(), /issued to another client \(aud\)/);
+    assert.equal(sessionOf(foreign), undefined);
   });
 });
