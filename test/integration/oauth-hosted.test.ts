@@ -22,13 +22,15 @@ import { startProtectedServer } from '../helpers/protected-server.ts';
 
 const KEY = 'berth_ada-0123456789abcdef-oauth-hosted';
 const AUTH = { 'x-api-key': KEY };
+const BOB = { 'x-api-key': 'berth_bob-0123456789abcdef-oauth-hosted' };
+const TINY = path.join(repoRoot, 'test/fixtures/children/tiny-mcp.sh');
 const STATE_KEY = '0123456789abcdef0123456789abcdef-hosted';
 const FIXTURE = path.join(repoRoot, 'test/fixtures/children/protected-server.ts');
 /** What the hosted server calls itself: not the loopback address berth reaches it at. */
 const RESOURCE = 'https://notes.hosted.example/mcp';
 
 function head(stateDir: string): string {
-  return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, keys: ["${STATE_KEY}"] }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n`;
+  return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, keys: ["${STATE_KEY}"] }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n      - { user: bob, key: "${BOB['x-api-key']}" }\n`;
 }
 
 function hosted(name: string, issuer: string, oauth = '\n    oauth: { allowPrivateNetworks: true }'): string {
@@ -60,7 +62,7 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     sse = await startProtectedServer(issuer.issuer, { sse: true });
     notes = await startProtectedServer(issuer.issuer);
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-hosted-'));
-    const servers = `${hosted('hosted', issuer.issuer)}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n`;
+    const servers = `${hosted('hosted', issuer.issuer)}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n  dev:\n    type: composite\n    components:\n      - { server: notes, prefix: n_ }\n      - { server: tiny, prefix: t_ }\n`;
     b = await startTestBerth(servers, head(stateDir));
   });
 
@@ -99,6 +101,27 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     const res = await pressAuthorize(b.url, 'bare', AUTH);
     assert.equal(res.status, 502);
     assert.match(await res.text(), /refused to fetch http:\/\/127\.0\.0\.1:\d+: OAuth endpoints must be https/);
+  });
+
+  test('a composite names the component that needs the user\'s authorization and its /connect page; the other components keep working', async () => {
+    const client = await connectClient(b.url, 'dev', {}, BOB);
+    try {
+      const listed = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(listed.includes('t_echo'), `the working component is listed: ${listed.join(', ')}`);
+      assert.ok(!listed.includes('n_whoami'), 'the one waiting for an authorization is not');
+      await assert.rejects(client.callTool({ name: 'n_whoami', arguments: {} }), (err: unknown) => {
+        assert.ok(err instanceof McpError, String(err));
+        assert.match(err.message, /component notes .*server notes needs your authorization at its OAuth authorization server: open \/connect\/notes to authorize/);
+        assert.equal((err.data as { component?: string }).component, 'notes');
+        return true;
+      });
+      assert.equal(((await client.callTool({ name: 't_echo', arguments: {} })).content as { text: string }[])[0]?.text, 'ok');
+      assert.equal((await authorizeAs(b.url, 'notes', BOB, 'bob')).status, 303);
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 'n_whoami'), 'listed once authorized');
+      assert.equal(((await client.callTool({ name: 'n_whoami', arguments: {} })).content as { text: string }[])[0]?.text, `sub=bob aud=${notes.url}`);
+    } finally {
+      await client.close();
+    }
   });
 
   for (const [server, upstream] of [['notes', () => notes], ['sse', () => sse]] as const) {

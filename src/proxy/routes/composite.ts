@@ -9,6 +9,8 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema, ListToolsResultSchema, McpError, ProgressNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolRequest, CallToolResult, JSONRPCMessage, ProgressNotification, ServerNotification, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Missing } from '../../credentials/missing.ts';
+import { missingCredentialsError } from '../../credentials/missing.ts';
 import type { ComponentRoute, Route } from '../../desired/types.ts';
 import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../observe/log.ts';
@@ -25,6 +27,8 @@ export interface CompositeOptions {
   readonly connect: ConnectComponent;
   /** Whether the user may reach a component now (access rules); others are neither listed nor connected. */
   readonly reachable?: (component: ComponentRoute) => boolean;
+  /** A component's /connect page, named to a user it needs credentials or an authorization from. */
+  readonly connectUrl?: (server: string) => string;
   readonly logger: Logger;
 }
 
@@ -123,7 +127,7 @@ interface Slot {
   /** Whether a connection was up before: a new one may come with other tools. */
   connectedBefore: boolean;
   /** Set while the component's tools are left out: why, and the background retry. */
-  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; failures: number } | undefined;
+  down: { reason: string; since: string; probe: NodeJS.Timeout | undefined; failures: number; missing: Missing | undefined } | undefined;
 }
 
 /**
@@ -273,7 +277,7 @@ class CompositeChannel implements MessageChannel {
       this.#up(slot);
       return curated;
     } catch (err) {
-      if (!this.#closing.signal.aborted) this.#down(slot, (err as Error).message);
+      if (!this.#closing.signal.aborted) this.#down(slot, (err as Error).message, err instanceof ProxyError ? err.missing : undefined);
       return undefined;
     }
   }
@@ -288,13 +292,14 @@ class CompositeChannel implements MessageChannel {
   }
 
   /** Leaves a component out and keeps trying it in the background; its return is announced. */
-  #down(slot: Slot, reason: string): void {
+  #down(slot: Slot, reason: string, missing: Missing | undefined): void {
     if (slot.down === undefined) {
       this.#log.warn({ component: slot.component.server, index: slot.index, err: reason }, 'composite component unavailable; its tools are left out');
-      slot.down = { reason, since: new Date().toISOString(), probe: undefined, failures: 1 };
+      slot.down = { reason, since: new Date().toISOString(), probe: undefined, failures: 1, missing };
     } else {
       slot.down.reason = reason;
       slot.down.failures += 1;
+      slot.down.missing = missing;
     }
     const down = slot.down;
     clearTimeout(down.probe);
@@ -316,7 +321,11 @@ class CompositeChannel implements MessageChannel {
     const target = (await this.#curated()).targets.get(name);
     if (target === undefined) {
       const home = this.#slots[this.#lastKnown.get(name) ?? -1];
+      if (home?.down?.missing !== undefined) throw this.#missing(home.down.missing, `tool ${name} comes from component ${home.component.server}`);
       if (home?.down !== undefined) throw new RpcError(ErrorCode.upstreamUnavailable, `tool ${name} comes from component ${home.component.server}, which is unavailable: ${home.down.reason}`);
+      // A tool never listed may well be one of a component the user has not authorized yet: that one is named.
+      const waiting = this.#slots.find((s) => s.down?.missing !== undefined && this.#reachable(s));
+      if (waiting?.down?.missing !== undefined) throw this.#missing(waiting.down.missing, `unknown tool ${name}; component ${waiting.component.server} lists no tools yet`);
       throw new RpcError(ErrorCode.invalidParams, `Unknown tool: ${name}`);
     }
     const slot = this.#slots[target.component]!;
@@ -325,6 +334,7 @@ class CompositeChannel implements MessageChannel {
     try {
       client = await this.#clientOf(slot);
     } catch (err) {
+      if (err instanceof ProxyError && err.missing !== undefined) throw this.#missing(err.missing, `tool ${name} comes from component ${slot.component.server}`);
       throw new RpcError(ErrorCode.upstreamUnavailable, `component ${slot.component.server} is unavailable: ${(err as Error).message}`);
     }
     // Progress is routed here, not by the SDK's onprogress: the SDK drops the
@@ -359,6 +369,14 @@ class CompositeChannel implements MessageChannel {
     } finally {
       if (ownToken !== undefined) this.#progress.delete(ownToken);
     }
+  }
+
+  /** A component waits for the user's credentials or authorization: the error names it and its /connect page. */
+  #missing(missing: Missing, what: string): RpcError {
+    const page = this.#o.connectUrl?.(missing.server) ?? `/connect/${missing.server}`;
+    const answer = missingCredentialsError(missing, page, 'message');
+    if (answer.kind !== 'error') throw new Error('a plain prompt is always an error');
+    return new RpcError(answer.error.code, `${what}: ${answer.error.message}`, { ...answer.error.data, component: missing.server });
   }
 
   #closingError(): ProxyError {

@@ -20,6 +20,7 @@ import { RemoteConnections } from '../upstream/remote-connections.ts';
 import { UserChannels } from '../upstream/user-channels.ts';
 import type { SessionStore } from '../downstream/sessions.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
+import { connectUrlOf } from '../../credentials/missing.ts';
 import type { HeaderRoute, UserHeaderSource } from '../upstream/user-headers.ts';
 import { hasUserHeaders } from '../upstream/user-headers.ts';
 
@@ -252,6 +253,7 @@ function compositeHandler(route: Route & { kind: 'composite' }, deps: TableDeps)
         user,
         connect: (server, u, signal) => connect(server, u, signal, identity()),
         reachable: (component) => mayAccess(component.access, identity()) && mayAccess(deps.lookup(component.server)?.route.access, identity()),
+        connectUrl: (server) => connectUrlOf(deps.publicUrl ?? '', server),
         logger: deps.logger,
       });
       return { channel, mux: new Multiplexer({ name: route.server, channel, logger: deps.logger, callee: () => ({ server: route.server, transport: 'inproc' }) }) };
