@@ -21,7 +21,6 @@ import { StateStore } from '../store/state.ts';
 import type { LoadedConfig, ReadResult } from '../config/load.ts';
 import { readConfigFile } from '../config/load.ts';
 import { ConfigError } from '../config/issues.ts';
-import type { DesiredState } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import type { LogFormat, Logger } from '../observe/log.ts';
 import { createLogger } from '../observe/log.ts';
@@ -37,9 +36,9 @@ import { reportEvictions, SessionStore } from '../proxy/downstream/sessions.ts';
 import type { RouteTable } from '../proxy/routes/table.ts';
 import { RouteTables } from '../proxy/routes/table.ts';
 import { UserHeaderResolver } from '../proxy/upstream/user-headers.ts';
-import type { UpstreamStatus } from '../proxy/upstream/instance-upstream.ts';
 import { Controller } from '../reconcile/controller.ts';
 import { ConfigWatcher } from '../reconcile/watch.ts';
+import { StartupReadiness } from './readiness.ts';
 import { buildStatusReport } from './status-model.ts';
 import { exitCode } from './output.ts';
 import { printIssues } from './validate.ts';
@@ -199,6 +198,7 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
     snippets: (name) => connectSnippets({ base: publicUrl ?? urlOf(server), servers: [name], apiKey: (controller.config?.config.auth ?? []).some((p) => p.type === 'apiKey') }),
   });
   const controller: Controller = new Controller({ file, logger, metrics, backend, upstreams: pool, routes, auth: gates, watcher, onApplied: () => revokeUnadmitted(sessions, routes.current, gates.current.authenticator, logger) });
+  const readiness = new StartupReadiness();
   const policy = originPolicy({ host: config.listen?.host ?? '127.0.0.1', ...(config.listen?.publicUrl === undefined ? {} : { publicUrl: config.listen.publicUrl }), ...(config.listen?.allowedOrigins === undefined ? {} : { allowedOrigins: config.listen.allowedOrigins }) });
   const server = createProxyServer({
     logger,
@@ -210,7 +210,7 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
       gate: () => gates.current,
       credentials: () => credentialRoutes,
       clientMetadata: () => (publicUrl?.startsWith('https://') === true ? authorizer.clientMetadata(`${publicUrl}${CLIENT_METADATA_PATH}`, `${publicUrl}${CALLBACK_PATH}`) : undefined),
-      readiness: () => ({ ready: controller.lastReload !== undefined, notReady: notReadyServers(controller.desired, pool.status()) }),
+      readiness: () => readiness.check(controller.desired, pool.status()),
       status: async () => {
         const missing = await state.check();
         const stateFile = { ...(missing === undefined ? {} : { problem: missing }), ...(unreadable.length === 0 ? {} : { unreadable: unreadable.map((v) => v.path) }) };
@@ -220,17 +220,6 @@ async function buildParts(file: string, initial: LoadedConfig, watcher: ConfigWa
   });
   const sweep = setInterval(() => sessions.expire(), 60_000).unref();
   return { controller, backend, pool, routes, server, metrics, sessions, sweep, telemetry };
-}
-
-/**
- * Shared servers not ready to serve: those with an instance that is not
- * ready, and those with none yet (a unit still converging, or failing to).
- */
-function notReadyServers(desired: DesiredState | undefined, upstreams: readonly UpstreamStatus[]): string[] {
-  const shared = upstreams.filter((u) => u.user === undefined);
-  const notReady = new Set(shared.filter((u) => u.state !== 'ready').map((u) => u.unit));
-  for (const unit of desired?.units ?? []) if (unit.scope === 'shared' && !shared.some((u) => u.unit === unit.name)) notReady.add(unit.name);
-  return [...notReady].sort();
 }
 
 /** Fails with the listener's error when the address is taken; port 0 always binds. */

@@ -33,9 +33,9 @@ describe('broken hosted servers', () => {
   });
   after(() => b.stop());
 
-  test('berth is ready once its config is applied, though one server never initializes', async () => {
+  test('berth is not ready while a server starts within its startup timeout, and names it', async () => {
     const res = await fetch(`${b.url}/readyz`);
-    assert.equal(res.status, 200);
+    assert.equal(res.status, 503);
     assert.ok(((await res.json()) as { notReady: string[] }).notReady.includes('sleeper'));
   });
 

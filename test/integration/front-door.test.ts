@@ -80,6 +80,8 @@ describe('operations endpoints', () => {
   }
 
   it('HEAD works on every operations endpoint, without a body', async () => {
+    // /readyz answers 503 until the server's instance is ready.
+    await waitFor(async () => (await send(b.url, '/readyz', { method: 'HEAD' })).status === 200, { timeoutMs: 20_000, message: 'berth ready' });
     for (const path of ['/healthz', '/readyz', '/status', '/metrics']) {
       const answer = await send(b.url, path, { method: 'HEAD' });
       assert.equal(answer.status, 200, path);

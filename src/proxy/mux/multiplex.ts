@@ -135,6 +135,11 @@ export class Multiplexer {
     return this.#link.lastError;
   }
 
+  /** Why the upstream is known to be failing (crash loop, startup timeout) until it next initializes. */
+  get failing(): string | undefined {
+    return this.#link.failing;
+  }
+
   get sessionCount(): number {
     return this.#sessions.size;
   }

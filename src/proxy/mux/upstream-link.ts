@@ -51,6 +51,10 @@ export class UpstreamLink {
     return this.#lastError;
   }
 
+  get failing(): string | undefined {
+    return this.#failing;
+  }
+
   /** The initialize result once ready; waits, bounded by the signal, while the upstream starts. */
   ready(signal: AbortSignal): Promise<UpstreamInfo> {
     if (this.#info !== undefined) return Promise.resolve(this.#info);

@@ -29,6 +29,8 @@ export interface UpstreamStatus {
   readonly note?: string;
   /** berth's own connection to an HTTP instance. */
   readonly connection?: ConnectionStatus;
+  /** Set once berth gave up waiting for the instance (crash loop, startup timeout), until it next answers initialize. */
+  readonly gaveUp?: true;
 }
 
 /**
@@ -299,5 +301,6 @@ export function upstreamStatus(u: Upstream): UpstreamStatus {
     ...(lastError === undefined ? {} : { lastError }),
     ...(u.asksCredentials === undefined ? {} : { note: `asks each user for credentials (${u.asksCredentials}); ready for users' own sessions` }),
     ...(connection === undefined ? {} : { connection }),
+    ...(u.mux.failing === undefined ? {} : { gaveUp: true as const }),
   };
 }
