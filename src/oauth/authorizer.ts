@@ -4,7 +4,7 @@ import { ProxyError } from '../http/proxy-error.ts';
 import type { Logger } from '../observe/log.ts';
 import type { AuthServerMetadata, Challenge, Discovery } from './discovery.ts';
 import { discover } from './discovery.ts';
-import { GrantError, registerClient, requestToken, revokeToken } from './grants.ts';
+import { GrantError, registerClient, registrationKnown, requestToken, revokeToken } from './grants.ts';
 import type { ClientAuth, TokenResponse } from './grants.ts';
 import { SHARED_OWNER } from './owner.ts';
 import { authorizationCodeOf, pkcePair, randomValue, requirePkce } from './pkce.ts';
@@ -205,12 +205,21 @@ export class Authorizer {
       if (err instanceof BerthError && err.code === 'oauth_iss_mismatch') this.#o.logger.warn({ server: pending.server, user, issuer: as.issuer }, 'OAuth callback refused: iss does not name the issuer');
       throw err;
     }
-    const response = await requestToken(
-      as.token_endpoint,
-      pending.auth,
-      { grant_type: 'authorization_code', code, redirect_uri: pending.redirectUri, code_verifier: pending.verifier, resource: pending.discovery.resource },
-      pending.policy,
-    );
+    let response: TokenResponse;
+    try {
+      response = await requestToken(
+        as.token_endpoint,
+        pending.auth,
+        { grant_type: 'authorization_code', code, redirect_uri: pending.redirectUri, code_verifier: pending.verifier, resource: pending.discovery.resource },
+        pending.policy,
+      );
+    } catch (err) {
+      // The code belongs to the forgotten client; a new registration needs a new authorization.
+      if (err instanceof GrantError && isClientUnknown(err) && (await this.#forgetRegistration(pending.server, as.issuer, pending.auth.client))) {
+        throw new GrantError(`the authorization server ${as.issuer} no longer knows berth's registration (${err.oauthError}); press Authorize again and berth registers anew`, err.oauthError);
+      }
+      throw err;
+    }
     await this.#save(pending.owner, pending.server, this.#tokenSetOf(response, undefined, pending.discovery, pending.auth.client));
     this.#o.logger.info({ server: pending.server, user, issuer: as.issuer }, 'OAuth authorization completed');
     return { server: pending.server };
@@ -281,6 +290,7 @@ export class Authorizer {
       } catch (err) {
         if (err instanceof GrantError && err.oauthError !== undefined && ['invalid_grant', 'invalid_request', 'invalid_client', 'unauthorized_client'].includes(err.oauthError)) {
           this.#o.logger.info({ server: target.server, user: owner, error: err.oauthError }, 'OAuth refresh refused; the user is asked to authorize again');
+          if (isClientUnknown(err)) await this.#forgetRegistration(target.server, set.issuer, set.client);
           await this.#forget(owner, target.server);
           throw authorizationRequired(target.server, `your authorization for server ${target.server} is no longer valid`);
         }
@@ -328,8 +338,12 @@ export class Authorizer {
     if (flight === undefined) {
       flight = (async () => {
         const stored = await this.#o.store.client(target.server, as.issuer);
-        // A registration names its redirect URI: one made for another public URL is made again.
-        if (stored?.redirectUri === redirectUri) return stored;
+        // A registration names its redirect URI: one made for another public URL is made again. So is one
+        // the server forgot (RFC 7592 read, where it offers it): the user is never sent to an unknown client.
+        if (stored?.redirectUri === redirectUri) {
+          if ((await registrationKnown(stored, policy)) !== false) return stored;
+          this.#o.logger.info({ server: target.server, issuer: as.issuer }, 'OAuth registration forgotten by the authorization server; registering again');
+        }
         const registered = { ...(await registerClient(as, redirectUri, policy)), redirectUri };
         await this.#o.store.saveClient(target.server, as.issuer, registered);
         this.#o.logger.info({ server: target.server, issuer: as.issuer }, 'OAuth client registered');
@@ -338,6 +352,20 @@ export class Authorizer {
       this.#registering.set(key, flight);
     }
     return flight;
+  }
+
+  /**
+   * The authorization server refused a client berth registered: the stored
+   * registration goes, so the next authorization registers once more. True
+   * when it was the stored one (a static or CIMD client is not berth's to drop).
+   */
+  async #forgetRegistration(server: string, issuer: string, client: ClientIdentity): Promise<boolean> {
+    if (client.redirectUri === undefined) return false;
+    const stored = await this.#o.store.client(server, issuer);
+    if (stored?.clientId !== client.clientId) return false;
+    await this.#o.store.deleteClient(server, issuer);
+    this.#o.logger.info({ server, issuer }, 'OAuth registration refused by the authorization server; the next authorization registers again');
+    return true;
   }
 
   async #save(owner: string, server: string, set: TokenSet): Promise<void> {
@@ -381,6 +409,11 @@ function authorizationRequired(server: string, message: string): ProxyError {
 /** How berth authenticates as `client` at `issuer`: a private_key_jwt client signs with the configured key. */
 function clientAuth(client: ClientIdentity, issuer: string, settings: OAuthSettings | undefined): ClientAuth {
   return { client, issuer, ...(client.authMethod === 'private_key_jwt' && settings?.privateKey !== undefined ? { privateKey: settings.privateKey } : {}) };
+}
+
+/** The token endpoint does not know the client, or it failed to authenticate (RFC 6749 §5.2): for a registration, one the server dropped. */
+function isClientUnknown(err: GrantError): boolean {
+  return err.oauthError === 'invalid_client';
 }
 
 /** Whose token a user's calls use: their own, or the server's one shared token. */

@@ -80,7 +80,22 @@ export async function registerClient(as: AuthServerMetadata, redirectUri: string
   const method = json.token_endpoint_auth_method;
   const secret = typeof json.client_secret === 'string' ? json.client_secret : undefined;
   const authMethod = method === 'client_secret_post' || method === 'client_secret_basic' ? method : secret === undefined ? 'none' : 'client_secret_basic';
-  return { clientId: json.client_id, ...(secret === undefined ? {} : { clientSecret: secret }), authMethod };
+  const registration = typeof json.registration_client_uri === 'string' && typeof json.registration_access_token === 'string' ? { uri: json.registration_client_uri, accessToken: json.registration_access_token } : undefined;
+  return { clientId: json.client_id, ...(secret === undefined ? {} : { clientSecret: secret }), authMethod, ...(registration === undefined ? {} : { registration }) };
+}
+
+/**
+ * RFC 7592 read: whether the authorization server still knows a registered
+ * client. false only for a clear "no" (401, 403, 404); undefined when it
+ * cannot tell (no configuration endpoint, a server error, no answer).
+ */
+export async function registrationKnown(client: ClientIdentity, policy: FetchPolicy): Promise<boolean | undefined> {
+  if (client.registration === undefined) return undefined;
+  const res = await guardedFetch(client.registration.uri, { headers: { authorization: `Bearer ${client.registration.accessToken}`, accept: 'application/json' } }, policy).catch(() => undefined);
+  await res?.body?.cancel();
+  if (res === undefined) return undefined;
+  if (res.ok) return true;
+  return [401, 403, 404].includes(res.status) ? false : undefined;
 }
 
 /** RFC 7009: revokes a token; the server's answer matters little, the local copy goes anyway. */

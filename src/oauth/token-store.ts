@@ -11,6 +11,8 @@ export interface ClientIdentity {
   readonly authMethod: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   /** A registration's redirect URI: berth registers again when its callback moves. */
   readonly redirectUri?: string;
+  /** A registration's RFC 7592 client configuration endpoint and its access token, where the server gave them: berth reads it to learn whether the server still knows the client. */
+  readonly registration?: { readonly uri: string; readonly accessToken: string };
 }
 
 /** One owner's tokens for one server, with what refreshing and revoking them needs. */
@@ -63,6 +65,10 @@ export class OAuthStore {
 
   async saveClient(server: string, issuer: string, client: ClientIdentity): Promise<void> {
     await this.#write('clients', server, issuer, client);
+  }
+
+  deleteClient(server: string, issuer: string): Promise<boolean> {
+    return this.#write('clients', server, issuer, undefined);
   }
 
   async #read(section: Section, outer: string, inner: string): Promise<unknown> {

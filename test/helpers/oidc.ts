@@ -27,6 +27,8 @@ export interface TestIssuer {
   audienceOf: ((resource: string) => string) | undefined;
   /** Serves a new signing key first (the old one still listed): a key rotation. */
   rotate(): Promise<JWK>;
+  /** Drops a dynamically registered client, as a server that lost its registrations would. */
+  forgetClient(clientId: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -125,6 +127,9 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
       keys.unshift(key);
       provider = build();
       return key;
+    },
+    async forgetClient(clientId) {
+      await (provider!.Client as unknown as { adapter: { destroy(id: string): Promise<void> } }).adapter.destroy(clientId);
     },
     async stop() {
       server.closeAllConnections();
