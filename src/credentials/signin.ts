@@ -32,6 +32,9 @@ export const SIGNIN_CALLBACK_PATH = '/signin/callback';
 const BINDING_COOKIE = '__Host-berth-signin';
 const BINDING = /^[A-Za-z0-9_-]{43}$/;
 const PENDING_TTL_MS = 10 * 60_000;
+/** An issuer's metadata is read again after this long; a failed read after RETRY_MS. */
+const METADATA_TTL_MS = 5 * 60_000;
+const RETRY_MS = 5_000;
 /** The page's status per refusal; the issuer's own failures (discovery, token endpoint) are 502. */
 const STATUS: Readonly<Record<string, number>> = { signin_state_invalid: 400, oauth_denied: 400, oauth_iss_mismatch: 400, signin_token_refused: 403, signin_unavailable: 503 };
 const MAX_PENDING = 10_000;
@@ -73,6 +76,8 @@ export class SignIn {
   readonly #o: SignInOptions;
   readonly #now: () => number;
   readonly #pending = new Map<string, Pending>();
+  /** Per issuer: /signin answers anyone, who must not make berth fetch the issuer's metadata per request. */
+  readonly #metadata = new Map<string, { expires: number; readonly value: Promise<AuthServerMetadata> }>();
 
   constructor(options: SignInOptions) {
     this.#o = options;
@@ -108,9 +113,7 @@ export class SignIn {
       return sendPage(res, 404, simplePage('Not found', signIn === undefined ? 'berth offers no sign-in through that issuer.' : `There is no server named ${server}.`));
     }
     const policy: FetchPolicy = { allowPrivateNetworks: signIn.allowPrivateNetworks };
-    const as = await authServerMetadata(signIn.issuer, policy);
-    if (as === undefined) throw new BerthError('oauth_discovery_failed', `the issuer ${signIn.issuer} publishes no metadata (RFC 8414 or OpenID discovery)`);
-    requirePkce(as);
+    const as = await this.#metadataOf(signIn.issuer, policy);
     const base = baseUrl(this.#o.publicUrl, req);
     const held = cookieValue(req, BINDING_COOKIE);
     const binding = held !== undefined && BINDING.test(held) ? held : randomValue();
@@ -164,6 +167,25 @@ export class SignIn {
       'set-cookie': [sessionCookie(session), `${BINDING_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`],
       'referrer-policy': 'no-referrer',
     });
+  }
+
+  #metadataOf(issuer: string, policy: FetchPolicy): Promise<AuthServerMetadata> {
+    const key = `${issuer}\n${policy.allowPrivateNetworks}`;
+    const now = this.#now();
+    const cached = this.#metadata.get(key);
+    if (cached !== undefined && cached.expires > now) return cached.value;
+    const value = (async () => {
+      const as = await authServerMetadata(issuer, policy);
+      if (as === undefined) throw new BerthError('oauth_discovery_failed', `the issuer ${issuer} publishes no metadata (RFC 8414 or OpenID discovery)`);
+      requirePkce(as);
+      return as;
+    })();
+    const entry = { expires: now + METADATA_TTL_MS, value };
+    value.catch(() => {
+      entry.expires = now + RETRY_MS;
+    });
+    this.#metadata.set(key, entry);
+    return value;
   }
 
   /** Drops expired sign-ins; past the cap, the oldest go. */

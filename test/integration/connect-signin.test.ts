@@ -129,11 +129,14 @@ describe('sign in on /connect through the jwt provider\'s issuer', () => {
   const arrive = (at: URL, cookie: string): Promise<Response> => fetch(`${b.url}${at.pathname}${at.search}`, { redirect: 'manual', headers: { cookie } });
   const sessionOf = (res: Response): string | undefined => res.headers.getSetCookie().find((c) => c.startsWith('__Host-berth-session='))?.split(';')[0];
 
-  test('with fetch: PKCE S256 and a nonce asked for; the state works once, in the browser that started it', async () => {
+  test('with fetch: PKCE S256 and a nonce asked for; the state works once, in the browser that started it; metadata read once', async () => {
     const script = await fetch(`${b.url}/connect/notes`);
     assert.equal(script.status, 401, 'a script gets the plain 401');
     assert.match(script.headers.get('content-type') ?? '', /json/);
 
+    const metadataReads = (): number => (issuer.hits.get('/.well-known/oauth-authorization-server') ?? 0) + (issuer.hits.get('/.well-known/openid-configuration') ?? 0);
+    await start();
+    const read = metadataReads();
     const first = await start();
     assert.equal(first.authorize.searchParams.get('code_challenge_method'), 'S256');
     assert.match(first.authorize.searchParams.get('nonce') ?? '', /^[\w-]{43}$/);
@@ -161,6 +164,7 @@ describe('sign in on /connect through the jwt provider\'s issuer', () => {
     const forged = await arrive(new URL(`${callback}?${new URLSearchParams({ code, state: 'forged-state', iss: issuer.issuer })}`), third.binding);
     assert.equal(forged.status, 400, 'a forged state opens nothing');
     assert.equal(sessionOf(forged), undefined);
+    assert.equal(metadataReads(), read, 'anyone may start a sign-in: the issuer\'s metadata is not read again for each');
   });
 
   test('with fetch: a token the issuer mints for another audience signs nobody in', async () => {
