@@ -128,15 +128,16 @@ export class Authorizer {
   /**
    * The upstream answered 401 with a Bearer challenge. Remembered for the
    * next authorization; a token that was sent is spent: the next call
-   * refreshes it, or asks the user again.
+   * refreshes it, or asks the user again. A token refused on the one retry
+   * after a refresh (`retried`) is not refreshed again: the user authorizes.
    */
-  async challenged(user: string, target: OAuthTarget, challenge: Challenge, sent: string | undefined): Promise<void> {
+  async challenged(user: string, target: OAuthTarget, challenge: Challenge, sent: string | undefined, retried = false): Promise<void> {
     const owner = ownerFor(user, target);
     this.#challenges.set(target.server, { ...challenge, ...(target.url === undefined ? {} : { url: target.url }) });
     if (sent === undefined) return;
     const set = await this.#tokenSet(owner, target.server);
     if (set?.accessToken !== sent) return;
-    if (set.refreshToken === undefined) await this.#forget(owner, target.server);
+    if (set.refreshToken === undefined || retried) await this.#forget(owner, target.server);
     else this.#cache.set(keyOf(owner, target.server), { ...set, refreshAt: 0 });
   }
 

@@ -33,9 +33,9 @@ function head(stateDir: string): string {
   return `state: { path: ${JSON.stringify(path.join(stateDir, 'state.json'))}, keys: ["${STATE_KEY}"] }\nauth:\n  - type: apiKey\n    keys:\n      - { user: ada, key: "${KEY}" }\n      - { user: bob, key: "${BOB['x-api-key']}" }\n`;
 }
 
-function hosted(name: string, issuer: string, oauth = '\n    oauth: { allowPrivateNetworks: true }'): string {
+function hosted(name: string, issuer: string, type = 'multi-user', oauth = '\n    oauth: { allowPrivateNetworks: true }'): string {
   return `  ${name}:
-    type: multi-user
+    type: ${type}
     runtime: command
     command: ${JSON.stringify(process.execPath)}
     args: [${JSON.stringify(FIXTURE)}]
@@ -62,7 +62,7 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     sse = await startProtectedServer(issuer.issuer, { sse: true });
     notes = await startProtectedServer(issuer.issuer);
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-hosted-'));
-    const servers = `${hosted('hosted', issuer.issuer)}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n  dev:\n    type: composite\n    components:\n      - { server: notes, prefix: n_ }\n      - { server: tiny, prefix: t_ }\n`;
+    const servers = `${hosted('hosted', issuer.issuer)}${hosted('mine', issuer.issuer, 'single-user')}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n  dev:\n    type: composite\n    components:\n      - { server: notes, prefix: n_ }\n      - { server: tiny, prefix: t_ }\n`;
     b = await startTestBerth(servers, head(stateDir));
   });
 
@@ -88,6 +88,17 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     const done = await authorizeAs(b.url, 'hosted', AUTH, 'ada');
     assert.equal(done.status, 303, done.page);
     assert.equal(await whoami(b.url, 'hosted'), `sub=ada aud=${RESOURCE}`);
+    // Another user on the same instance authorizes for themselves and never gets ada's token.
+    await assert.rejects(connectClient(b.url, 'hosted', {}, BOB), /open .*\/connect\/hosted to authorize/);
+    assert.equal((await authorizeAs(b.url, 'hosted', BOB, 'bob')).status, 303);
+    assert.equal(await whoamiAs(b.url, 'hosted', BOB), `sub=bob aud=${RESOURCE}`);
+    assert.equal(await whoami(b.url, 'hosted'), `sub=ada aud=${RESOURCE}`);
+  });
+
+  test('a single-user hosted server: the user\'s own instance starts, challenges berth, and the user authorizes for it', async () => {
+    await assert.rejects(connectClient(b.url, 'mine', {}, AUTH), /open .*\/connect\/mine to authorize/);
+    assert.equal((await authorizeAs(b.url, 'mine', AUTH, 'ada')).status, 303);
+    assert.equal(await whoami(b.url, 'mine'), `sub=ada aud=${RESOURCE}`);
   });
 
   test('an SSE remote: the user authorizes once and their calls carry their token', async () => {
@@ -141,7 +152,7 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
       }
     });
 
-    test(`${server}: a fresh token refused as well: the call is sent again once, then fails; never a loop`, async () => {
+    test(`${server}: a fresh token refused as well: the call is sent again once, then the user is asked to authorize again; never a loop`, async () => {
       const client = new Client({ name: 'berth-test', version: '1.0.0' });
       await client.connect(new StreamableHTTPClientTransport(new URL(`${b.url}/mcp/${server}`), { requestInit: { headers: AUTH } }));
       try {
@@ -150,6 +161,11 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
         await assert.rejects(client.callTool({ name: 'whoami', arguments: {} }), server === 'notes' ? /open .*\/connect\/notes to authorize/ : /HTTP 401/);
         assert.equal(upstream().posts() - calls, 2, 'the refused request and its one retry');
         assert.equal(grants() - before, 1, 'one refresh grant');
+        upstream().refuseAll(false);
+        // The token refused twice is gone: the user is asked to authorize again, and nothing goes upstream meanwhile.
+        await assert.rejects(connectClient(b.url, server, {}, AUTH), new RegExp(`open .*/connect/${server} to authorize`));
+        assert.equal(upstream().posts() - calls, 2, 'nothing more went upstream');
+        assert.equal((await authorizeAs(b.url, server, AUTH, 'ada')).status, 303);
       } finally {
         upstream().refuseAll(false);
         await client.close();

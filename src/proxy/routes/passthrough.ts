@@ -72,8 +72,8 @@ export interface PassthroughOptions {
 export interface UpstreamAuthorization {
   /** The caller's access token; undefined when none is needed yet. Fails with `authorization_required`. */
   tokenFor(identity: Identity): Promise<string | undefined>;
-  /** The upstream answered 401 with this `WWW-Authenticate: Bearer …` after `sent` (or no token). */
-  challenged(identity: Identity, challenge: string, sent: string | undefined): Promise<void>;
+  /** The upstream answered 401 with this `WWW-Authenticate: Bearer …` after `sent` (or no token); `retried`: on the one retry with a fresh token. */
+  challenged(identity: Identity, challenge: string, sent: string | undefined, retried: boolean): Promise<void>;
 }
 
 const DEFAULTS = { headersTimeoutMs: 60_000, maxSockets: 256, poolWaitMs: 10_000, orderWaitMs: 2_000, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES } as const;
@@ -211,7 +211,7 @@ export class Passthrough {
     const authorization = this.#o.authorization;
     if (authorization === undefined) return;
     const missing: Missing = { server: this.#o.server, names: [], authorization: true };
-    void Promise.all([authorization.challenged(ctx.identity, challenge, sent).catch((err: unknown) => ctx.log.warn({ err }, 'recording the upstream challenge failed')), body]).then(async ([, raw]) => {
+    void Promise.all([authorization.challenged(ctx.identity, challenge, sent, retry === undefined).catch((err: unknown) => ctx.log.warn({ err }, 'recording the upstream challenge failed')), body]).then(async ([, raw]) => {
       const fresh = retry === undefined || sent === undefined || raw === undefined ? undefined : await authorization.tokenFor(ctx.identity).catch(() => undefined);
       if (res.destroyed || res.writableEnded) return;
       if (fresh !== undefined && fresh !== sent && raw !== undefined && retry !== undefined) {

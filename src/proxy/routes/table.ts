@@ -234,7 +234,7 @@ function upstreamAuthorizationOf(route: Route & { kind: 'remote' }, client: Serv
   if (client === undefined) return undefined;
   return {
     tokenFor: (identity) => client.connection(ownerOf(identity)).token(),
-    challenged: (identity, header, sent) => client.connection(ownerOf(identity)).challenged(route.url, header, sent),
+    challenged: (identity, header, sent, retried) => client.connection(ownerOf(identity)).challenged(route.url, header, sent, retried),
   };
 }
 

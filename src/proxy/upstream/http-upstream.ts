@@ -59,8 +59,8 @@ export interface HttpUpstreamOptions {
 export interface ConnectionAuthorization {
   /** The token to send; undefined while the server asks for none. Fails with `authorization_required`. */
   token(): Promise<string | undefined>;
-  /** The server at `url` answered 401 with this `WWW-Authenticate: Bearer …` to a request that carried `sent` (or no token). */
-  challenged(url: string, challenge: string, sent: string | undefined): Promise<void>;
+  /** The server at `url` answered 401 with this `WWW-Authenticate: Bearer …` to a request that carried `sent` (or no token); `retried`: on the one retry with a fresh token. */
+  challenged(url: string, challenge: string, sent: string | undefined, retried: boolean): Promise<void>;
 }
 
 /** Where a connection stands, for `/status`. */
@@ -409,15 +409,24 @@ async function authorized(auth: ConnectionAuthorization, url: string, headers: H
   const token = await auth.token();
   if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
   const response = await send();
-  const challenge = response.headers.get('www-authenticate');
-  if (response.status !== 401 || challenge === null || !/^\s*bearer\b/i.test(challenge)) return response;
-  await auth.challenged(url, challenge, token);
+  const challenge = challengeOf(response);
+  if (challenge === undefined) return response;
+  await auth.challenged(url, challenge, token, false);
   if (token === undefined || !replayable) return response;
   const fresh = await auth.token().catch(() => undefined);
   if (fresh === undefined || fresh === token) return response;
   await response.body?.cancel();
   headers.set('authorization', `Bearer ${fresh}`);
-  return send();
+  const again = await send();
+  const refused = challengeOf(again);
+  if (refused !== undefined) await auth.challenged(url, refused, fresh, true);
+  return again;
+}
+
+/** The Bearer challenge of a 401. */
+function challengeOf(response: Response): string | undefined {
+  const challenge = response.headers.get('www-authenticate');
+  return response.status === 401 && challenge !== null && /^\s*bearer\b/i.test(challenge) ? challenge : undefined;
 }
 
 /** The answer itself was unusable (too large, not JSON, not JSON-RPC): the connection is fine, the one request failed. */

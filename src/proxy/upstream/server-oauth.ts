@@ -30,7 +30,7 @@ export function serverOAuthOf(route: Route & { kind: 'remote' | 'hosted' }, oaut
     connection: (user) => ({
       token: () => (user === undefined ? Promise.resolve(undefined) : oauth.tokenFor(user, target)),
       // A hosted server is known by the address of the instance that challenged berth; a remote by its URL.
-      challenged: (url, header, sent) => oauth.challenged(user ?? '', target.url === undefined ? { ...target, url } : target, parseBearerChallenge(header) ?? {}, sent),
+      challenged: (url, header, sent, retried) => oauth.challenged(user ?? '', target.url === undefined ? { ...target, url } : target, parseBearerChallenge(header) ?? {}, sent, retried),
     }),
   };
 }
