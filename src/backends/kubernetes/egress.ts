@@ -6,13 +6,15 @@ import { containsCidr, parseCidr } from '../../config/cidr.ts';
  * and shared address space, loopback, link-local (where cloud metadata
  * endpoints live: 169.254.169.254, fd00:ec2::254 is in the ULA block),
  * documentation, multicast and other reserved blocks. Declaring one of them,
- * or a block inside one, allows exactly that.
+ * or a block inside one, allows exactly that. No IPv4-mapped block
+ * (::ffff:0:0/96): the API server refuses one in a NetworkPolicy, and a pod
+ * dialling such an address sends IPv4, which the IPv4 ranges cover.
  */
 export const REFUSED_RANGES: readonly string[] = [
   '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12',
   '192.0.0.0/24', '192.0.2.0/24', '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24',
   '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4',
-  '::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001:db8::/32',
+  '::/128', '::1/128', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001:db8::/32',
   'fc00::/7', 'fe80::/10', 'ff00::/8',
 ];
 
