@@ -6,6 +6,7 @@
 #   scripts/cluster.sh build  only builds the binaries
 #   scripts/cluster.sh apiserver PORT
 #                             a second API server of the running cluster, in the foreground
+#   scripts/cluster.sh import IMAGE...  moves Docker images into the node's containerd
 # etcd, kube-apiserver, kube-controller-manager and kube-scheduler are built from
 # the Kubernetes project's own Go modules at the release pinned in
 # scripts/cluster/go.mod, cached in ~/.cache/berth/kubernetes-<version>/.
@@ -30,7 +31,9 @@ node_name=berth-node
 pod_cidr=10.244.0.0/24
 node_ip=10.244.0.1
 bridge=berth-br0
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
+# The `kubernetes` Service's ClusterIP: with no kube-proxy, socat relays it to the API server.
+api_service_ip=10.96.0.1
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet socat)
 
 say() { echo "cluster: $*" >&2; }
 
@@ -165,7 +168,7 @@ wait_for() {
 # apiserver_flags PORT: sets `flags` to the API server's flags, listening on
 # PORT. One list for the cluster's own and for `apiserver`'s second one.
 # --endpoint-reconciler-type none: the API server's own Endpoints would name a
-# loopback address, which the API refuses; nothing here dials the kubernetes Service.
+# loopback address, which the API refuses; pods dial the kubernetes Service through a relay (start_node).
 apiserver_flags() {
   local pki="$state/pki"
   flags=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$1" \
@@ -236,13 +239,13 @@ controllers_started() { api /api/v1/namespaces/default/serviceaccounts/default; 
 # --- the node ---------------------------------------------------------------
 
 node_packages() {
-  if command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /usr/lib/cni/bridge ]; then return 0; fi
+  if command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /usr/lib/cni/bridge ] && command -v socat >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    say "a node needs containerd, runc and containernetworking-plugins (root and apt-get install them)"
+    say "a node needs containerd, runc, containernetworking-plugins and socat (root and apt-get install them)"
     return 1
   fi
-  say "installing containerd, runc and containernetworking-plugins"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins) >&2
+  say "installing containerd, runc, containernetworking-plugins and socat"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins socat) >&2
 }
 
 # image NAME ROOTFS-TAR [CHANGE...]: a `docker import` of a root filesystem,
@@ -253,8 +256,11 @@ image() {
   local changes=()
   for c in "$@"; do changes+=(--change "$c"); done
   docker import "${changes[@]}" "$tar" "$name" >/dev/null
-  docker save "$name" | ctr -a "$state/containerd.sock" -n k8s.io images import - >/dev/null
+  to_node "$name"
 }
+
+# to_node NAME: a Docker image moved into the node's containerd, under the same name.
+to_node() { docker save "$1" | ctr -a "$state/containerd.sock" -n k8s.io images import - >/dev/null; }
 
 # berth.test/everything:local: server-everything serving streamable HTTP on
 # port 3001 at /mcp (args `sse`: SSE at /sse), on docker-images.sh's base
@@ -276,7 +282,7 @@ CMD ["streamableHttp"]
 DOCKERFILE
   docker build -q -t berth.test/everything:local "$ctx" >/dev/null
   rm -rf "$ctx"
-  docker save berth.test/everything:local | ctr -a "$state/containerd.sock" -n k8s.io images import - >/dev/null
+  to_node berth.test/everything:local
 }
 
 start_node() {
@@ -288,13 +294,22 @@ start_node() {
     ip addr add "$node_ip/24" dev "$bridge"
   fi
   ip link set "$bridge" up
+  # In-cluster clients (berth itself from deploy/) dial the `kubernetes` Service, as in any
+  # cluster: its ClusterIP lives on the bridge and socat relays it to the API server on
+  # loopback (the serving certificate names that IP). Pods reach it by their default route.
+  # socat listens with a backlog of 5 unless told: berth's self-check opens 30 connections at once.
+  ip addr add "$api_service_ip/32" dev "$bridge" 2>/dev/null || true
+  # Bridged frames pass the host's iptables (br_netfilter), whose FORWARD policy Docker sets
+  # to DROP: without this rule no pod reaches another (berth in a pod, its servers' pods).
+  if ! iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null; then iptables -I FORWARD -i "$bridge" -o "$bridge" -j ACCEPT; fi
+  start socat "TCP-LISTEN:443,bind=$api_service_ip,fork,reuseaddr,backlog=128" "TCP:127.0.0.1:$api_port"
   mkdir -p "$state/cni" "$state/kubelet"
   cat >"$state/cni/10-berth.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "berth-test",
   "plugins": [
-    { "type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    { "type": "bridge", "bridge": "$bridge", "isGateway": true, "isDefaultGateway": true, "ipMasq": false, "hairpinMode": true,
       "ipam": { "type": "host-local", "dataDir": "$state/cni/ipam", "ranges": [[{ "subnet": "$pod_cidr", "gateway": "$node_ip" }]] } }
   ]
 }
@@ -388,6 +403,7 @@ down() {
   done
   # Each pod's shim, started by this containerd, names its socket.
   for pid in $(pgrep -f -- "-address $state/containerd.sock" || true); do kill -9 "$pid" 2>/dev/null || true; done
+  iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || true
   if ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
   # The kubelet's and containerd's mounts (pod volumes, rootfs snapshots) go before their folders.
   grep -o " $state/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -412,12 +428,17 @@ case "${1:-}" in
   apiserver) second_apiserver "${2:-}" ;;
   down) down ;;
   build) build ;;
+  import)
+    shift
+    running containerd || { say "no node is running; run scripts/cluster.sh up"; exit 1; }
+    for name in "$@"; do to_node "$name"; done
+    ;;
   env)
     running kube-apiserver || { say "not running; run scripts/cluster.sh up"; exit 1; }
     echo "KUBECONFIG=$state/admin.kubeconfig"
     ;;
   *)
-    echo "usage: scripts/cluster.sh up|down|env|build|apiserver PORT" >&2
+    echo "usage: scripts/cluster.sh up|down|env|build|apiserver PORT|import IMAGE..." >&2
     exit 2
     ;;
 esac
