@@ -60,9 +60,14 @@ export function createAuthenticator(providers: readonly AuthProvider[] | undefin
     requiredScopes: [...new Set(jwt.flatMap((p) => p.requiredScopes ?? []))],
     signIns: chain.flatMap((p) => (p.signIn === undefined ? [] : [p.signIn])),
     async authenticate(request) {
-      for (const provider of chain) {
+      for (let i = 0; i < chain.length; i++) {
+        const provider = chain[i] as Provider;
         const verdict = await provider.verify(request);
-        if (verdict.kind !== 'pass') return verdict;
+        if (verdict.kind === 'pass') continue;
+        // A key one apiKey provider does not know may be the next one's (another usernamePrefix): ask it before refusing.
+        const nextKeys = verdict.kind === 'invalid' && provider.type === 'apiKey' ? chain.findIndex((p, j) => j > i && p.type === 'apiKey') : -1;
+        if (nextKeys === -1) return verdict;
+        i = nextKeys - 1;
       }
       const presented = bearerToken(request.headers) !== undefined || request.headers['x-api-key'] !== undefined;
       return presented ? { kind: 'invalid', reason: 'the credential is not recognised' } : PASS;

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { apiKeyProvider, newApiKey } from '../../src/auth/api-key.ts';
+import { createAuthenticator } from '../../src/auth/chain.ts';
 import { headerProvider } from '../../src/auth/header.ts';
 import type { Verdict } from '../../src/auth/provider.ts';
 import { hashUser } from '../../src/desired/hash.ts';
 import { identityKey } from '../../src/identity.ts';
+import { silentLogger } from '../../src/observe/log.ts';
 
 const keyOf = (verdict: Verdict): string | undefined => (verdict.kind === 'identity' ? identityKey(verdict.identity) : undefined);
 
@@ -25,4 +27,21 @@ test('user labels are keyed with the installation\'s secret: not a plain hash of
   assert.notEqual(label, plain);
   assert.notEqual(label, hashUser('apiKey:alice', 'secret-two'));
   assert.equal(label, hashUser('apiKey:alice', 'secret-one'));
+});
+
+test('a key unknown to one apiKey provider is asked of the next, and refused only when none knows it', async () => {
+  const team = newApiKey();
+  const ci = newApiKey();
+  const authenticator = createAuthenticator(
+    [
+      { type: 'apiKey', keys: [{ user: 'alice', sha256: team.sha256 }] },
+      { type: 'header', userHeader: 'X-Email' },
+      { type: 'apiKey', usernamePrefix: 'ci:', keys: [{ user: 'runner', sha256: ci.sha256 }] },
+    ],
+    { logger: silentLogger() },
+  );
+  const verdict = (key: string) => authenticator.authenticate({ headers: { 'x-api-key': key }, remoteAddress: '127.0.0.1', audiences: [] });
+  assert.equal(keyOf(await verdict(team.key)), 'apiKey:alice');
+  assert.equal(keyOf(await verdict(ci.key)), 'ci:runner');
+  assert.deepEqual(await verdict(newApiKey().key), { kind: 'invalid', reason: 'unknown API key' });
 });
