@@ -7,7 +7,7 @@ import { isNamed, missingScopes } from './access.ts';
 import type { Authenticator } from './chain.ts';
 import type { Identity } from '../identity.ts';
 import type { ResourceTarget } from './resource.ts';
-import { audiencesOf, baseUrl, bearerChallenge, metadataTarget, metadataUrl, PRM_PREFIX, protectedResourceMetadata, targetOf } from './resource.ts';
+import { audiencesOf, baseUrl, pageAudiences, bearerChallenge, metadataTarget, metadataUrl, PRM_PREFIX, protectedResourceMetadata, targetOf } from './resource.ts';
 
 export interface GateOptions {
   readonly authenticator: Authenticator;
@@ -60,7 +60,7 @@ export class Gate {
     }
     const target = targetOf(pathname);
     const route = target === undefined ? undefined : routeOf(target.server);
-    const verdict = await this.#o.authenticator.authenticate({ headers: req.headers, remoteAddress: req.socket.remoteAddress, audiences: audiencesOf(base, target) });
+    const verdict = await this.#o.authenticator.authenticate({ headers: req.headers, remoteAddress: req.socket.remoteAddress, audiences: target === undefined ? pageAudiences(base, pathname) : audiencesOf(base, target) });
     // Built only for a refusal: an admitted request never needs it.
     const challenge = (error?: { error: string; description: string }): Record<string, string> => ({
       'www-authenticate': bearerChallenge({ ...(target === undefined ? {} : { resourceMetadata: metadataUrl(base, target) }), scopes: this.#scopesOf(route), ...(error === undefined ? {} : { error: error.error, description: error.description }) }),

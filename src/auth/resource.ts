@@ -32,6 +32,16 @@ export function baseUrl(publicUrl: string | undefined, req: IncomingMessage): st
   return `http://${host !== undefined && /^[A-Za-z0-9.[\]:-]{1,255}$/.test(host) ? host : 'localhost'}`;
 }
 
+// A server's own pages (/connect/<server>, /api/credentials/<server>, see
+// credentials/routes.ts) belong to its resource: a token for the route is good there.
+const PAGE_PATH = /^\/(?:connect|api\/credentials)\/([^/]+)(?:\/[^/]*)?$/;
+
+/** The audiences a token may carry on a request that is not an MCP route: berth's own URL, and on a server's pages that route's URL. */
+export function pageAudiences(base: string, pathname: string): string[] {
+  const server = PAGE_PATH.exec(pathname)?.[1];
+  return server === undefined ? [base] : [base, `${base}/mcp/${server}`];
+}
+
 /** The audiences a token may carry on this route: the URL the client used and the route's canonical one. */
 export function audiencesOf(base: string, target: ResourceTarget | undefined): string[] {
   if (target === undefined) return [base];

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
 import { createAuthenticator } from '../../src/auth/chain.ts';
+import { Gate } from '../../src/auth/gate.ts';
 import type { Verdict } from '../../src/auth/provider.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import type { TestIssuer } from '../helpers/oidc.ts';
@@ -98,6 +99,28 @@ describe('jwt provider against oidc-provider', () => {
       }
     });
   }
+
+  test('a token for a route is good on that server\'s /connect page and credentials API, and on no other server\'s', async () => {
+    const gate = new Gate({ authenticator: authenticatorFor(), publicUrl: 'http://127.0.0.1:8080', logger: silentLogger() });
+    const server = createServer((req, res) => {
+      void gate.admit(req, res, new URL(req.url ?? '/', 'http://x').pathname, () => undefined).then((identity) => {
+        if (identity !== undefined) res.end(identity.user);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const at = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const token = await issuer.token(RESOURCE, 'mcp:read');
+      const statusOf = async (path: string) => (await fetch(`${at}${path}`, { headers: { authorization: `Bearer ${token}` } })).status;
+      assert.deepEqual(
+        { connect: await statusOf('/connect/everything'), api: await statusOf('/api/credentials/everything/TOKEN'), other: await statusOf('/connect/github'), list: await statusOf('/api/credentials') },
+        { connect: 200, api: 200, other: 401, list: 401 },
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 
   test('an unreachable issuer is unavailable (503), not the client\'s fault', async () => {
     const auth = createAuthenticator([{ type: 'jwt', issuer: 'http://127.0.0.1:1' }], { logger: silentLogger() });
