@@ -3,6 +3,7 @@
 // costs berth the limit at most, and only the one request fails.
 import { BerthError } from '../errors.ts';
 import { ErrorCode, responseIdOf } from './jsonrpc.ts';
+import type { SseAnswers } from './sse-answers.ts';
 
 /** The default, the same as a stdio server's line limit. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
@@ -40,9 +41,10 @@ const decoder = new TextDecoder();
  * An SSE stream with every event bounded: an event goes on whole once its
  * blank line arrives; one over `limit` bytes is discarded as it arrives and,
  * when it answered a request, replaced by an error answer to that request.
- * The stream itself goes on.
+ * The stream itself goes on. With `answers` (the stream answers a POST),
+ * every event within the limit is checked as well.
  */
-export function limitSseEvents(limit: number, onDropped: (id: string | number | undefined) => void = () => {}): TransformStream<Uint8Array, Uint8Array> {
+export function limitSseEvents(limit: number, onDropped: (id: string | number | undefined) => void = () => {}, answers?: SseAnswers): TransformStream<Uint8Array, Uint8Array> {
   /** The current event's bytes, while it is within the limit. */
   let parts: Uint8Array[] = [];
   let size = 0;
@@ -69,9 +71,12 @@ export function limitSseEvents(limit: number, onDropped: (id: string | number | 
       const id = responseIdOf(dataOf(decoder.decode(head)), dataOf(decoder.decode(tail)));
       onDropped(id);
       if (id !== undefined) {
+        answers?.answered(id);
         const answer = { jsonrpc: '2.0', id, error: { code: ErrorCode.internalError, message: tooLargeMessage(limit) } };
         controller.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(answer)}\n\n`));
       }
+    } else if (answers !== undefined) {
+      enqueueSome(controller, answers.event(concat(parts)));
     } else {
       for (const part of parts) controller.enqueue(part);
     }
@@ -101,9 +106,13 @@ export function limitSseEvents(limit: number, onDropped: (id: string | number | 
         start = end;
       }
     },
-    // An unfinished last event is no event; within the limit it goes on as it came.
+    // An unfinished last event is no event: over the limit, its request is answered as for a whole one;
+    // within it, it goes on as it came, or, answering a POST, its request gets an error.
     flush(controller) {
-      if (!dropping) for (const part of parts) controller.enqueue(part);
+      if (dropping) endEvent(controller);
+      else if (answers !== undefined && size > 0) enqueueSome(controller, answers.event(concat(parts), false));
+      else for (const part of parts) controller.enqueue(part);
+      for (const answer of answers?.end() ?? []) controller.enqueue(answer);
     },
   });
 }
@@ -111,6 +120,10 @@ export function limitSseEvents(limit: number, onDropped: (id: string | number | 
 /** The JSON of an event's `data:` lines, enough of it for responseIdOf: the field names and line breaks removed. */
 function dataOf(text: string): string {
   return text.replace(/^(?:event|id|retry):[^\n]*\n/gm, '').replace(/^data: ?/gm, '').replace(/\r?\n/g, '');
+}
+
+function enqueueSome(controller: TransformStreamDefaultController<Uint8Array>, bytes: Uint8Array): void {
+  if (bytes.byteLength > 0) controller.enqueue(bytes);
 }
 
 function concat(pieces: readonly Uint8Array[]): Uint8Array {

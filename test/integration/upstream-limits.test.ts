@@ -97,6 +97,21 @@ function answers(): { answer: Answer; release: () => void } {
         res.writeHead(200, json);
         res.write(`{"jsonrpc":"2.0","id":${m.id},"result":{"content":[{"type":"text","text":"`);
         return endless(res, ENDLESS_BOUND);
+      // Unreadable SSE events in a POST's answer: the SDK client skips them, so only berth can answer the request.
+      case 'bad-event':
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`event: message\ndata: {"jsonrpc": "2.0", id: oops\n\n`);
+      case 'bad-event-open':
+        // Its id is readable: the request fails at once, though the stream stays open.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.on('error', () => undefined);
+        return void res.write(`id: 1\ndata: {"jsonrpc":"2.0","id":${m.id},"result":"not an object"}\n\n`);
+      case 'not-jsonrpc-event':
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`data: {"hello": "world"}\n\n`);
+      case 'cut-event':
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`data: ${result(m.id, 'never finished')}\n`);
       case 'big-event':
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(`event: message\ndata: ${result(m.id, 'x'.repeat(LIMIT))}\n\n`);
@@ -126,6 +141,10 @@ describe('an HTTP upstream connection and a bad answer', () => {
     ['big-declared', /larger than berth's limit of 65536 bytes/],
     ['big-chunked', /larger than berth's limit of 65536 bytes/],
     ['big-event', /larger than berth's limit of 65536 bytes/],
+    ['bad-event', /server scripted sent an unusable answer: not JSON/],
+    ['bad-event-open', /server scripted sent an unusable answer: a JSON-RPC response with neither a result object nor an error/],
+    ['not-jsonrpc-event', /server scripted sent an unusable answer: not a JSON-RPC 2\.0 message/],
+    ['cut-event', /server scripted sent an unusable answer: the stream ended in the middle of an event/],
   ] as const) {
     test(`${name}: fails its own request; a request in flight beside it and the connection go on`, async () => {
       const { answer, release } = answers();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MessageTooLarge, limitBody, limitSseEvents } from '../../src/http/message-limit.ts';
+import { SseAnswers } from '../../src/http/sse-answers.ts';
 
 /** The stream's output for `chunks` pushed through `transform`, as text. */
 async function run(transform: TransformStream<Uint8Array, Uint8Array>, chunks: readonly string[]): Promise<string> {
@@ -53,6 +54,38 @@ describe('limitSseEvents', () => {
   test('an over-limit event that answers nothing (a notification) is dropped without a substitute', async () => {
     const note = `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(5_000) } })}\n\n`;
     assert.equal(await run(limitSseEvents(1_000), [note, event(1, 'a')]), event(1, 'a'));
+  });
+});
+
+describe('limitSseEvents answering a POST (SseAnswers)', () => {
+  const answers = (ids: number[]): SseAnswers => new SseAnswers(ids, (reason) => `unusable: ${reason}`);
+  const answersIn = (out: string): { id: number; result?: unknown; error?: { message: string } }[] => out.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { id: number });
+
+  test('readable events, a server request and keep-alives pass unchanged, however the stream is cut', async () => {
+    const request = `data: ${JSON.stringify({ jsonrpc: '2.0', id: 'srv-1', method: 'sampling/createMessage', params: {} })}\n\n`;
+    const stream = 'id: prime\ndata:\n\n' + event(1, 'a') + ': keep-alive\n\n' + request + event(2, 'b', '\r\n');
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(), { maxLength: 12 }), async (at) => {
+        assert.equal(await run(limitSseEvents(1_000, undefined, answers([1, 2])), cut(stream, at)), stream);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('an unreadable event with a readable id is replaced by an error answer to it at once', async () => {
+    const out = await run(limitSseEvents(1_000, undefined, answers([1, 2])), [`data: {"jsonrpc":"2.0","id":2,"result":{oops}}\n\n`, event(1, 'a')]);
+    assert.deepEqual(answersIn(out).map((a) => [a.id, a.error?.message.slice(0, 20)]), [[2, 'unusable: not JSON ('], [1, undefined]]);
+  });
+
+  test('an unreadable event without an id fails, at the end, only the requests nothing answered', async () => {
+    const out = await run(limitSseEvents(1_000, undefined, answers([1, 2, 3])), [event(1, 'a'), 'data: [1, 2]\n\n', event(3, 'c')]);
+    assert.deepEqual(answersIn(out).map((a) => [a.id, a.error?.message]), [[1, undefined], [3, undefined], [2, 'unusable: not a JSON-RPC 2.0 message']]);
+  });
+
+  test('a stream ended in the middle of an answer fails its request; one that ends cleanly adds nothing', async () => {
+    const out = await run(limitSseEvents(1_000, undefined, answers([4])), [event(4, 'a').trimEnd()]);
+    assert.deepEqual(answersIn(out).map((a) => [a.id, a.error?.message]), [[4, 'unusable: the stream ended in the middle of an event']]);
+    assert.equal(await run(limitSseEvents(1_000, undefined, answers([4])), ['id: prime\ndata:\n\n']), 'id: prime\ndata:\n\n', 'left to resume');
   });
 });
 

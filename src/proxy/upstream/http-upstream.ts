@@ -19,6 +19,7 @@ import { ProxyError } from '../../http/proxy-error.ts';
 import type { RequestId } from '../../http/jsonrpc.ts';
 import { ErrorCode, errorResponse, isRequest, isResponse } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, MessageTooLarge, limitBody, limitSseEvents } from '../../http/message-limit.ts';
+import { SseAnswers } from '../../http/sse-answers.ts';
 import { Multiplexer } from '../mux/multiplex.ts';
 
 export interface HttpUpstreamOptions {
@@ -91,8 +92,8 @@ export function summarizeConnections(statuses: readonly ConnectionStatus[]): Con
   return { total: statuses.length, connected: count('connected'), connecting: count('connecting'), down: count('down'), ...(lastDown?.lastError === undefined ? {} : { lastError: lastDown.lastError }) };
 }
 
-/** The trace headers of the message being sent, for the fetch the SDK transport makes for it. */
-const traceHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
+/** The message being sent, for the fetch the SDK transport makes for it: its trace headers, and the ids its answer must answer. */
+const sending = new AsyncLocalStorage<{ readonly headers: Readonly<Record<string, string>> | undefined; readonly requests: readonly RequestId[] }>();
 
 const DEFAULTS = { connectTimeoutMs: 10_000, retry: RECONNECT_BACKOFF, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES };
 
@@ -164,8 +165,7 @@ export class HttpUpstream implements MessageChannel {
     if (!attempt.connected && attempt.handshake === undefined && isRequest(message)) attempt.handshake = message.id;
     const send = (): Promise<void> => attempt.transport.send(message).catch((err: unknown) => this.#sendFailed(attempt, message, err));
     // The message's trace context goes in the HTTP headers too, for tracers that read only those.
-    const headers = telemetry().headersOf(message);
-    void (headers === undefined ? send() : traceHeaders.run(headers, send));
+    void sending.run({ headers: telemetry().headersOf(message), requests: isRequest(message) ? [message.id] : [] }, send);
     return true;
   }
 
@@ -276,23 +276,39 @@ export class HttpUpstream implements MessageChannel {
       const headers = new Headers(init?.headers);
       if (basic !== undefined) headers.set('authorization', basic);
       for (const [name, value] of Object.entries(this.#o.headers())) headers.set(name, value);
-      for (const [name, value] of Object.entries(traceHeaders.getStore() ?? {})) headers.set(name, value);
+      const message = sending.getStore();
+      for (const [name, value] of Object.entries(message?.headers ?? {})) headers.set(name, value);
       const send = (): Promise<Response> => fetch(input, { ...init, headers, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+      // Only a POST's answer answers its message's requests; the GET stream carries the server's own messages.
+      const requests = init?.method === 'POST' ? (message?.requests ?? []) : [];
       const auth = this.#o.authorization;
-      if (auth === undefined) return this.#bounded(await send());
-      return this.#bounded(await authorized(auth, url.href, headers, send, typeof init?.body === 'string' || init?.body === undefined || init.body === null));
+      if (auth === undefined) return this.#bounded(await send(), requests);
+      return this.#bounded(await authorized(auth, url.href, headers, send, typeof init?.body === 'string' || init?.body === undefined || init.body === null), requests);
     };
     return this.#o.transport === 'sse' ? new SSEClientTransport(url, { fetch: fetchWith, eventSourceInit: { fetch: fetchWith } }) : new StreamableHTTPClientTransport(url, { fetch: fetchWith });
   }
 
-  /** The response with its body counted: SSE event by event (an event too large is dropped and its request answered with an error), anything else whole. */
-  #bounded(response: Response): Response {
+  /**
+   * The response with its body counted: SSE event by event (an event too large is dropped and its request answered with an error), anything else whole.
+   * An SSE answer to `requests` has every event checked: one a client cannot read fails its request now, not at its deadline.
+   */
+  #bounded(response: Response, requests: readonly RequestId[]): Response {
     if (response.body === null) return response;
     const limit = this.#o.maxMessageBytes;
     const sse = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
     const dropped = (id: string | number | undefined): void => this.#o.logger.warn({ server: this.#o.name, limitBytes: limit, id }, 'upstream message too large; dropped');
-    const body = response.body.pipeThrough(sse ? limitSseEvents(limit, dropped) : limitBody(limit));
+    const unusable = (reason: string): string => {
+      this.#o.logger.warn({ server: this.#o.name, err: reason }, 'upstream answer unusable');
+      return this.#unusable(reason);
+    };
+    const answers = sse && requests.length > 0 ? new SseAnswers(requests, unusable) : undefined;
+    const body = response.body.pipeThrough(sse ? limitSseEvents(limit, dropped, answers) : limitBody(limit));
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+
+  /** The error's words for an answer a client cannot read. */
+  #unusable(reason: string): string {
+    return `server ${this.#o.name} sent an unusable answer: ${reason}`;
   }
 
   /** The server answered the handshake: with a result the connection is up; with an error the attempt failed. */
@@ -325,7 +341,7 @@ export class HttpUpstream implements MessageChannel {
     // The caller learns it now rather than at its request's deadline.
     if (isRequest(message)) {
       const answer = bad
-        ? errorResponse(message.id, ErrorCode.internalError, `server ${this.#o.name} sent an unusable answer: ${reasonOf(err)}`)
+        ? errorResponse(message.id, ErrorCode.internalError, this.#unusable(reasonOf(err)))
         : errorResponse(message.id, ErrorCode.upstreamUnavailable, `server ${this.#o.name} refused the request: ${reasonOf(err)}`);
       for (const h of this.#handlers.message) h(answer);
     }
