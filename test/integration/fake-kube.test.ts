@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
+import { API_CASES } from '../helpers/kube-api-cases.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const fake = new FakeKube();
@@ -111,3 +112,6 @@ test('label selectors, RBAC answers and quotas', async () => {
   assert.equal(await codeOf(apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sel-c', namespace: 'default' } })), 403);
   fake.quota.clear();
 });
+
+// The cases the real control plane runs too (kubernetes-cases-real.test.ts).
+for (const c of API_CASES) test(`as a real API server: ${c.name}`, () => c.run({ config: kc, namespace: 'default', image: 'example/a:1', podMs: 5_000 }));

@@ -18,6 +18,7 @@ import type { Unit } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { freePort } from '../helpers/berth.ts';
 import { EVERYTHING_IMAGE, realClusterOrSkip, SecondApiServer, testNamespace } from '../helpers/cluster.ts';
+import { API_CASES } from '../helpers/kube-api-cases.ts';
 import { kubernetesUnits } from '../helpers/kube-units.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -150,4 +151,9 @@ describe('capacity and admission', { skip: SKIP }, () => {
     await waitFor(() => runningPod(backend, 'own'), { timeoutMs: POD_MS, intervalMs: 250, message: 'berth\'s own pod running' });
     assert.ok((await ofUnit(backend, 'own')).every((i) => i.failure === undefined));
   });
+});
+
+describe('the API as the fake has it', { skip: SKIP }, () => {
+  // The same cases run on the fake API server (fake-kube.test.ts): a difference fails one of them.
+  for (const c of API_CASES) test(c.name, CASE, async () => c.run({ config, namespace: await namespaceFor('berth-api'), image: EVERYTHING_IMAGE, podMs: POD_MS }));
 });

@@ -1,5 +1,6 @@
-// The fake cluster's controllers and kubelet in one: Deployments get pods
-// directly (no ReplicaSets), pods move through the phases a script picks,
+// The fake cluster's controllers and kubelet in one: Deployments get a
+// ReplicaSet per template and pods owned by it, pods move through the phases a
+// script picks and, once deleted, terminate for `stepMs` before they go,
 // Services get EndpointSlices of their ready pods. Nothing runs: a running
 // pod's address is one the test serves on (127.0.0.1 by default).
 import { createHash } from 'node:crypto';
@@ -14,6 +15,7 @@ export type Behaviour = 'run' | 'crash-loop' | 'oom' | 'image-pull' | 'invalid-i
 const type = (kind: string): ResourceType => RESOURCES.find((t) => t.kind === kind) as ResourceType;
 const POD = type('Pod');
 const DEPLOYMENT = type('Deployment');
+const REPLICA_SET = type('ReplicaSet');
 const SLICE = type('EndpointSlice');
 const TEMPLATE_HASH = 'pod-template-hash';
 
@@ -29,12 +31,15 @@ export class Kubelet {
    */
   portOf: (pod: { deployment: string; name: string }) => number | undefined = () => undefined;
   readonly #ports = new Map<string, number>();
-  /** How long a pod stays Pending before its script plays. */
+  /** How long a pod stays Pending before its script plays, and terminating before it goes. */
   stepMs = 20;
   /** The most pods the namespace may hold (a `pods` quota); more fail with "exceeded quota" on the Deployment. */
   podQuota = Number.POSITIVE_INFINITY;
   readonly #logs = new Map<string, string[]>();
-  readonly #templates = new Map<string, Set<string>>();
+  /** Deployment → its templates by hash, oldest first: one ReplicaSet each. */
+  readonly #templates = new Map<string, Map<string, JsonObject>>();
+  /** Pods terminating: each goes `stepMs` after it was marked. */
+  readonly #terminating = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #rollouts = new Map<string, number>();
   #counter = 0;
@@ -57,7 +62,8 @@ export class Kubelet {
     if (event.plural === 'deployments') this.#dirtyDeployments.add(at);
     else if (event.plural === 'services') this.#dirtyServices.add(at);
     else if (event.plural === 'pods') {
-      const owner = `${nsOf(object)}/${ownerOf(object)}`;
+      if (event.type !== 'DELETED' && isTerminating(object)) this.#finishTermination(object);
+      const owner = `${nsOf(object)}/${deploymentOf(object)}`;
       const pods = this.#podsOf.get(owner) ?? new Set<string>();
       if (event.type === 'DELETED') pods.delete(nameOf(object));
       else pods.add(nameOf(object));
@@ -103,20 +109,25 @@ export class Kubelet {
     const services = [...this.#dirtyServices];
     this.#dirtyDeployments.clear();
     this.#dirtyServices.clear();
-    for (const at of deployments) {
-      const [namespace = '', name = ''] = at.split('/');
-      const pods = [...(this.#podsOf.get(at) ?? [])].map((pod) => this.#store.get('pods', namespace, pod)?.object).filter((p) => p !== undefined);
-      const deployment = this.#store.get('deployments', namespace, name)?.object;
-      // Garbage collection: pods whose Deployment is gone go too.
-      if (deployment === undefined) for (const pod of pods) this.#store.delete(POD, namespace, nameOf(pod));
-      else this.#reconcileDeployment(deployment, pods);
-    }
+    // Slices first, as in a cluster: a pod that became ready is published by the EndpointSlice
+    // controller before the Deployment controller, a hop further, retires the old pods it replaces.
     for (const at of services) {
       const [namespace = '', name = ''] = at.split('/');
       const service = this.#store.get('services', namespace, name)?.object;
       if (service !== undefined) this.#reconcileSlice(service);
       // Garbage collection: a deleted Service's slices go too.
       else for (const slice of this.#store.list('endpointslices', namespace)) if (labelsOf(slice.object)['kubernetes.io/service-name'] === name) this.#store.delete(SLICE, namespace, nameOf(slice.object));
+    }
+    for (const at of deployments) {
+      const [namespace = '', name = ''] = at.split('/');
+      const pods = [...(this.#podsOf.get(at) ?? [])].map((pod) => this.#store.get('pods', namespace, pod)?.object).filter((p) => p !== undefined);
+      const deployment = this.#store.get('deployments', namespace, name)?.object;
+      // Garbage collection: the ReplicaSets and pods of a Deployment that is gone go too.
+      if (deployment === undefined) {
+        for (const pod of pods) this.#terminate(pod);
+        for (const hash of this.#templates.get(name)?.keys() ?? []) this.#store.delete(REPLICA_SET, namespace, `${name}-${hash}`);
+        this.#templates.delete(name);
+      } else this.#reconcileDeployment(deployment, pods);
     }
   }
 
@@ -125,15 +136,17 @@ export class Kubelet {
     const template = spec.template as JsonObject;
     const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 10);
     const name = nameOf(deployment);
-    const seen = this.#templates.get(name) ?? new Set<string>();
-    if (!seen.has(hash)) {
-      if (seen.size > 0) this.#rollouts.set(name, (this.#rollouts.get(name) ?? 0) + 1);
-      seen.add(hash);
-      this.#templates.set(name, seen);
+    const templates = this.#templates.get(name) ?? new Map<string, JsonObject>();
+    if (!templates.has(hash)) {
+      if (templates.size > 0) this.#rollouts.set(name, (this.#rollouts.get(name) ?? 0) + 1);
+      templates.set(hash, template);
+      this.#templates.set(name, templates);
     }
     const replicas = typeof spec.replicas === 'number' ? spec.replicas : 1;
-    const current = pods.filter((p) => labelsOf(p)[TEMPLATE_HASH] === hash);
-    const old = pods.filter((p) => labelsOf(p)[TEMPLATE_HASH] !== hash);
+    // Terminating pods no longer count: the ReplicaSet replaces them at once.
+    const live = pods.filter((p) => !isTerminating(p));
+    const current = live.filter((p) => labelsOf(p)[TEMPLATE_HASH] === hash);
+    const old = live.filter((p) => labelsOf(p)[TEMPLATE_HASH] !== hash);
     let failure: string | undefined;
     for (let i = current.length; i < replicas; i++) {
       if (this.#store.count('pods') >= this.podQuota) {
@@ -144,25 +157,65 @@ export class Kubelet {
     }
     // Surplus goes cheapest first (the pod-deletion-cost annotation), then newest.
     const surplus = [...current].sort((a, b) => deletionCost(a) - deletionCost(b) || (nameOf(a) < nameOf(b) ? 1 : -1)).slice(0, Math.max(0, current.length - replicas));
-    for (const pod of surplus) this.#store.delete(POD, nsOf(pod), nameOf(pod));
-    const live = current.filter((p) => !surplus.includes(p));
-    const ready = live.filter(isReady).length;
-    // Old pods stay until the new ones are ready (maxUnavailable 0).
-    if (ready >= replicas) for (const pod of old) this.#store.delete(POD, nsOf(pod), nameOf(pod));
+    for (const pod of surplus) this.#terminate(pod);
+    const serving = current.filter((p) => !surplus.includes(p));
+    const ready = serving.filter(isReady).length;
+    // Old pods stay until the new ones are ready (maxUnavailable 0); then their ReplicaSets go to zero.
+    const rolledOut = ready >= replicas;
+    if (rolledOut) for (const pod of old) this.#terminate(pod);
+    for (const [each, eachTemplate] of templates) {
+      const own = each === hash ? serving : old.filter((p) => labelsOf(p)[TEMPLATE_HASH] === each);
+      this.#putReplicaSet(deployment, eachTemplate, each, each === hash ? replicas : rolledOut ? 0 : own.length, rolledOut && each !== hash ? [] : own, each === hash ? failure : undefined);
+    }
     const stored = this.#store.get('deployments', nsOf(deployment), name);
     if (stored === undefined) return;
     const status: JsonObject = {
       observedGeneration: Number((deployment.metadata as JsonObject).generation ?? 1),
-      replicas: live.length + (ready >= replicas ? 0 : old.length),
-      updatedReplicas: live.length,
+      replicas: serving.length + (rolledOut ? 0 : old.length),
+      updatedReplicas: serving.length,
       readyReplicas: ready,
       availableReplicas: ready,
       conditions: [
-        { type: 'Available', status: ready >= replicas ? 'True' : 'False', reason: ready >= replicas ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable' },
+        { type: 'Available', status: rolledOut ? 'True' : 'False', reason: rolledOut ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable' },
         ...(failure === undefined ? [] : [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure }]),
       ],
     };
     this.#store.put(DEPLOYMENT, nsOf(deployment), { ...stored.object, status }, stored.owners);
+  }
+
+  /** A Deployment's ReplicaSet for one template, as the Deployment controller keeps it (old ones stay, at zero). */
+  #putReplicaSet(deployment: JsonObject, template: JsonObject, hash: string, replicas: number, pods: readonly JsonObject[], failure: string | undefined): void {
+    const namespace = nsOf(deployment);
+    const name = `${nameOf(deployment)}-${hash}`;
+    const labels = { ...((template.metadata as JsonObject | undefined)?.labels as JsonObject | undefined), [TEMPLATE_HASH]: hash };
+    const selector = ((deployment.spec as JsonObject).selector ?? {}) as JsonObject;
+    const ready = pods.filter(isReady).length;
+    const set: JsonObject = {
+      metadata: { name, labels, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: nameOf(deployment), uid: String((deployment.metadata as JsonObject).uid), controller: true, blockOwnerDeletion: true }] },
+      spec: { replicas, selector: { ...selector, matchLabels: { ...(selector.matchLabels as JsonObject | undefined), [TEMPLATE_HASH]: hash } }, template: { ...template, metadata: { ...(template.metadata as JsonObject | undefined), labels } } },
+      status: { replicas: pods.length, readyReplicas: ready, availableReplicas: ready, ...(failure === undefined ? {} : { conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure }] }) },
+    };
+    this.#store.put(REPLICA_SET, namespace, set, this.#store.get('replicasets', namespace, name)?.owners ?? new Map());
+  }
+
+  /** As a DELETE does: the pod is marked and stays, terminating, until the kubelet saw it stop. */
+  #terminate(pod: JsonObject): void {
+    const stored = this.#store.get('pods', nsOf(pod), nameOf(pod));
+    if (stored === undefined || isTerminating(stored.object)) return;
+    this.#store.put(POD, nsOf(pod), markTerminating(stored.object), stored.owners);
+  }
+
+  /** The process stopped at once on SIGTERM: the pod goes `stepMs` after it was marked. */
+  #finishTermination(pod: JsonObject): void {
+    const at = `${nsOf(pod)}/${nameOf(pod)}`;
+    if (this.#terminating.has(at)) return;
+    this.#terminating.add(at);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#terminating.delete(at);
+      this.#store.delete(POD, nsOf(pod), nameOf(pod));
+    }, this.stepMs);
+    this.#timers.add(timer);
   }
 
   #createPod(deployment: JsonObject, template: JsonObject, hash: string): JsonObject {
@@ -177,7 +230,7 @@ export class Kubelet {
         name: podName,
         labels: { ...(meta.labels as JsonObject | undefined), [TEMPLATE_HASH]: hash },
         ...(meta.annotations === undefined ? {} : { annotations: meta.annotations }),
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deploymentName, uid: String((deployment.metadata as JsonObject).uid), controller: true }],
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deploymentName}-${hash}`, uid: `uid-rs-${deploymentName}-${hash}`, controller: true, blockOwnerDeletion: true }],
       },
       spec: podSpec,
       status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] },
@@ -288,7 +341,20 @@ function deletionCost(pod: JsonObject): number {
 
 const nameOf = (o: JsonObject): string => String((o.metadata as JsonObject).name);
 const nsOf = (o: JsonObject): string => String((o.metadata as JsonObject).namespace);
-function ownerOf(pod: JsonObject): string {
+/** The Deployment a pod belongs to: its ReplicaSet's name without the template hash. */
+function deploymentOf(pod: JsonObject): string {
   const refs = (pod.metadata as JsonObject).ownerReferences;
-  return Array.isArray(refs) && isObject(refs[0] ?? null) ? String((refs[0] as JsonObject).name) : '';
+  const owner = Array.isArray(refs) && isObject(refs[0] ?? null) ? String((refs[0] as JsonObject).name) : '';
+  const suffix = `-${labelsOf(pod)[TEMPLATE_HASH] ?? ''}`;
+  return owner.endsWith(suffix) ? owner.slice(0, -suffix.length) : owner;
+}
+
+export function isTerminating(pod: JsonObject): boolean {
+  return (pod.metadata as JsonObject).deletionTimestamp !== undefined;
+}
+
+/** A pod marked for deletion, with its own grace period, as the API server answers a DELETE. */
+export function markTerminating(pod: JsonObject): JsonObject {
+  const grace = (pod.spec as JsonObject | undefined)?.terminationGracePeriodSeconds;
+  return { ...pod, metadata: { ...(pod.metadata as JsonObject), deletionTimestamp: new Date().toISOString(), deletionGracePeriodSeconds: typeof grace === 'number' ? grace : 30 } };
 }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import type { JsonObject, Ownership } from './fields.ts';
 import { applyFields, describePath, isObject, updateFields } from './fields.ts';
-import { Kubelet } from './kubelet.ts';
+import { isTerminating, Kubelet, markTerminating } from './kubelet.ts';
 import type { ResourceType, WatchEvent } from './store.ts';
 import { apiVersionOf, RESOURCES, Store } from './store.ts';
 
@@ -111,6 +111,7 @@ export class FakeKube {
       const stored = this.store.get(route.type.plural, route.namespace, route.name ?? '');
       return stored === undefined ? send(res, 404, notFound(route)) : send(res, 200, stored.object);
     }
+    if (method === 'DELETE' && route.type.plural === 'pods') return this.#deletePod(res, route, url);
     if (method === 'DELETE') {
       const deleted = this.store.delete(route.type, route.namespace, route.name ?? '');
       return deleted === undefined ? send(res, 404, notFound(route)) : send(res, 200, deleted);
@@ -240,6 +241,15 @@ export class FakeKube {
     // The status subresource changes status only, whatever else the body holds.
     this.store.put(route.type, route.namespace, { ...stored.object, status: statusValue ?? {} }, new Map([...stored.owners, [manager, { operation: 'Update', paths: new Set(['status']), subresource: 'status' }]]));
     send(res, 200, this.store.get(route.type.plural, route.namespace, route.name ?? '')?.object ?? {});
+  }
+
+  /** A pod is not deleted but marked: it terminates through its grace period (the kubelet removes it), unless that is 0. */
+  #deletePod(res: ServerResponse, route: Route, url: URL): void {
+    const stored = this.store.get('pods', route.namespace, route.name ?? '');
+    if (stored === undefined) return send(res, 404, notFound(route));
+    if (url.searchParams.get('gracePeriodSeconds') === '0') return send(res, 200, this.store.delete(route.type, route.namespace, route.name ?? '') ?? {});
+    if (!isTerminating(stored.object)) this.store.put(route.type, route.namespace, markTerminating(stored.object), stored.owners);
+    send(res, 200, this.store.get('pods', route.namespace, route.name ?? '')?.object ?? stored.object);
   }
 
   #log(res: ServerResponse, route: Route, url: URL): void {

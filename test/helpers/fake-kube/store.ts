@@ -20,6 +20,7 @@ export const RESOURCES: readonly ResourceType[] = [
   { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true },
   { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true },
   { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true },
+  { group: 'apps', version: 'v1', kind: 'ReplicaSet', plural: 'replicasets', namespaced: true },
   { group: 'networking.k8s.io', version: 'v1', kind: 'NetworkPolicy', plural: 'networkpolicies', namespaced: true },
   { group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true },
   { group: 'autoscaling', version: 'v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers', namespaced: true },
@@ -85,7 +86,7 @@ export class Store extends EventEmitter<{ event: [WatchEvent] }> {
 
   /** Stores a new or changed object; returns false (and stores nothing) when nothing changed. */
   put(type: ResourceType, namespace: string, written: JsonObject, owners: Ownership): boolean {
-    const next = withoutEmptyLists(written);
+    const next = withoutEmpties(written);
     const metadata = next.metadata as JsonObject;
     const name = String(metadata.name);
     const previous = this.get(type.plural, namespace, name);
@@ -150,17 +151,23 @@ function managedKey(fields: Json | undefined): Json {
   return Array.isArray(fields) ? fields.map((f) => (isObject(f) ? { ...f, time: null } : f)) : null;
 }
 
+/** Fields whose value is a map (Go `map[string]string`): their empty values are values, and stay. */
+const MAPS = new Set(['labels', 'annotations', 'data', 'stringData', 'binaryData', 'matchLabels', 'nodeSelector', 'selector', 'hard']);
+
 /**
  * The object as the API server stores it: its typed fields are `omitempty`,
- * so an empty list written (`env: []`) reads back absent.
+ * so an empty list (`env: []`) or an empty string (`value: ""`) written
+ * reads back absent. A map's empty values are kept (`labels: { a: "" }`).
  */
-function withoutEmptyLists(object: JsonObject): JsonObject {
+function withoutEmpties(object: JsonObject): JsonObject {
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(object)) {
     if (Array.isArray(value)) {
-      if (value.length > 0) out[key] = value.map((item: Json) => (isObject(item) ? withoutEmptyLists(item) : item));
-    } else {
-      out[key] = isObject(value) ? withoutEmptyLists(value) : value;
+      if (value.length > 0) out[key] = value.map((item: Json) => (isObject(item) ? withoutEmpties(item) : item));
+    } else if (isObject(value)) {
+      out[key] = MAPS.has(key) ? value : withoutEmpties(value);
+    } else if (value !== '') {
+      out[key] = value;
     }
   }
   return out;
