@@ -11,7 +11,8 @@ export async function createBackend(loaded: LoadedConfig, logger: Logger): Promi
   switch (config.type) {
     case 'local': {
       const { LocalBackend } = await import('./local/index.ts');
-      return new LocalBackend({ logger, baseDir: path.dirname(path.resolve(loaded.file)) });
+      const maxLineBytes = loaded.config.listen?.maxAnswerBytes;
+      return new LocalBackend({ logger, baseDir: path.dirname(path.resolve(loaded.file)), ...(maxLineBytes === undefined ? {} : { maxLineBytes }) });
     }
     case 'docker': {
       const [{ DockerBackend }, { Daemon }, { dockerSettings }] = await Promise.all([import('./docker/index.ts'), import('./docker/daemon.ts'), import('./docker/settings.ts')]);

@@ -404,7 +404,7 @@ export interface Listen {
    */
   maxBodyBytes?: number;
   /**
-   * Largest answer berth takes from an HTTP server (hosted or remote), in bytes: a JSON answer, or one event of an SSE stream. A larger one fails its own request with an error; the connection and other requests go on. stdio servers have the same limit per line.
+   * Largest answer berth takes from an HTTP server (hosted or remote), in bytes: a JSON answer, or one event of an SSE stream. A larger one fails its own request with an error; the connection and other requests go on. A local stdio server's line has the same limit (one behind `berth bridge`, in a container or pod, also the bridge's own 10 MiB).
    */
   maxAnswerBytes?: number;
   /**

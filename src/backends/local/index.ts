@@ -28,6 +28,8 @@ export interface LocalBackendOptions {
   readonly owner?: string;
   /** Restart delays of crashed children. */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The longest stdout line (one message) taken from a stdio server: listen.maxAnswerBytes, as for HTTP servers. Default 10 MiB. */
+  readonly maxLineBytes?: number;
 }
 
 const STATE: Readonly<Record<ChildState, InstanceState>> = {
@@ -52,6 +54,7 @@ export class LocalBackend implements Backend {
   readonly #baseDir: string;
   readonly #owner: string;
   readonly #backoff: LocalBackendOptions['backoff'];
+  readonly #maxLineBytes: number | undefined;
   readonly #closed = new AbortController();
   #writes = 0;
 
@@ -60,6 +63,7 @@ export class LocalBackend implements Backend {
     this.#baseDir = options.baseDir;
     this.#owner = options.owner ?? 'berth';
     this.#backoff = options.backoff;
+    this.#maxLineBytes = options.maxLineBytes;
     // Consumers come and go (reloads, tests); a listener count warning would be noise.
     this.#events.setMaxListeners(0);
   }
@@ -135,6 +139,7 @@ export class LocalBackend implements Backend {
       logger: this.#log,
       stdoutMessages: http === undefined,
       ...(this.#backoff === undefined ? {} : { backoff: this.#backoff }),
+      ...(this.#maxLineBytes === undefined ? {} : { maxLineBytes: this.#maxLineBytes }),
     });
     const transport: UpstreamTransport =
       http === undefined ? { kind: 'stdio', channel: stdioChannel(child) } : { kind: 'http', transport: http.transport, url: `http://127.0.0.1:${http.port}${http.path}`, headers: {} };
