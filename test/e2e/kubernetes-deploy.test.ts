@@ -144,6 +144,8 @@ describe('berth in the cluster from deploy/kubernetes', { skip: SKIP }, () => {
       // The server is a Deployment berth applied in its namespace, its pod beside berth's.
       const servers = await config.makeApiClient(k8s.AppsV1Api).listNamespacedDeployment({ namespace, labelSelector: `${LABELS.managedBy}=berth` });
       assert.deepEqual(servers.items.map((d) => d.metadata?.name), ['berth-everything']);
+      // The base's state path is on the writable volume: berth keeps its user label secret across restarts.
+      assert.doesNotMatch(await berthLog(namespace), /cannot keep the user label secret/);
     } catch (err) {
       throw new Error(`${(err as Error).message}\nberth's log:\n${await berthLog(namespace)}`, { cause: err });
     }
