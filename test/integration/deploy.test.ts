@@ -66,11 +66,11 @@ test('the ConfigMap holds a valid berth.yaml for the namespace, and berth\'s pod
   assert.equal(deployment.spec.template.metadata.labels['app.kubernetes.io/name'], 'berth');
 });
 
-// helm is not packaged in Debian and only Debian and npm are reachable here, so
-// the chart's templates are NOT rendered by Helm. What is checked: the chart's
-// own files parse, its default config validates, and the templates without
-// Helm functions equal the kustomize base once `.Release.Namespace` is filled.
-test('Helm chart (not rendered: helm is unavailable): metadata, default config, and templates that mirror the base', async () => {
+// Without a cluster or helm: the chart's own files parse, its default config
+// validates, and the templates without Helm functions equal the kustomize base
+// once `.Release.Namespace` is filled. A real `helm template` renders it, and the
+// API server validates it, in kubernetes-server-validation.test.ts.
+test('Helm chart: metadata, default config, and templates that mirror the base', async () => {
   const meta = parse(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')) as { apiVersion: string; name: string };
   assert.equal(meta.apiVersion, 'v2');
   assert.equal(meta.name, 'berth');
