@@ -203,6 +203,7 @@ export class Authorizer {
     try {
       code = authorizationCodeOf(params, as);
     } catch (err) {
+      if (params.get('error') === 'invalid_target' && err instanceof BerthError && err.code === 'oauth_denied') throw resourceRefused(as.issuer, pending.discovery.resource, params.get('error_description'));
       if (err instanceof BerthError && err.code === 'oauth_iss_mismatch') this.#o.logger.warn({ server: pending.server, user, issuer: as.issuer }, 'OAuth callback refused: iss does not name the issuer');
       throw err;
     }
@@ -215,6 +216,7 @@ export class Authorizer {
         pending.policy,
       );
     } catch (err) {
+      if (err instanceof GrantError && err.oauthError === 'invalid_target') throw resourceRefused(as.issuer, pending.discovery.resource, undefined);
       // The code belongs to the forgotten client; a new registration needs a new authorization.
       if (err instanceof GrantError && isClientUnknown(err) && (await this.#forgetRegistration(pending.server, as.issuer, pending.auth.client))) {
         throw new GrantError(`the authorization server ${as.issuer} no longer knows berth's registration (${err.oauthError}); press Authorize again and berth registers anew`, err.oauthError);
@@ -410,6 +412,12 @@ function authorizationRequired(server: string, message: string): ProxyError {
 /** How berth authenticates as `client` at `issuer`: a private_key_jwt client signs with the configured key. */
 function clientAuth(client: ClientIdentity, issuer: string, settings: OAuthSettings | undefined): ClientAuth {
   return { client, issuer, ...(client.authMethod === 'private_key_jwt' && settings?.privateKey !== undefined ? { privateKey: settings.privateKey } : {}) };
+}
+
+/** RFC 8707 invalid_target: the authorization server will not issue tokens for the server's URL. */
+function resourceRefused(issuer: string, resource: string, description: string | null | undefined): BerthError {
+  const why = description === null || description === undefined ? '' : `: ${description}`;
+  return new BerthError('oauth_resource_refused', `the authorization server ${issuer} refuses the resource ${resource} (invalid_target${why}); berth asks every token for the server's URL (RFC 8707), so the authorization server must know it as a resource`);
 }
 
 /** The token endpoint does not know the client, or it failed to authenticate (RFC 6749 §5.2): for a registration, one the server dropped. */

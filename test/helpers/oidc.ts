@@ -9,7 +9,7 @@ import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 export const SCOPES = ['mcp:read', 'mcp:write'];
 export const CLIENT = { id: 'agent', secret: 'agent-secret-agent-secret' };
@@ -46,6 +46,8 @@ export interface IssuerOptions {
   readonly refresh?: boolean;
   /** Pre-registered authorization-code clients (berth's static client). */
   readonly clients?: readonly Record<string, unknown>[];
+  /** Resources the server refuses as resource indicators (RFC 8707 invalid_target). */
+  readonly refuseResource?: (resource: string) => boolean;
   /** Rewrites the discovery document before it is served (e.g. to drop S256). */
   readonly metadata?: (doc: Record<string, unknown>) => Record<string, unknown>;
 }
@@ -97,10 +99,12 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<TestIssu
           defaultResource: () => undefined as never,
           useGrantedResource: () => true,
           // Resources whose path names `opaque` get opaque tokens, checked by introspection.
-          getResourceServerInfo: (_ctx, resource) =>
-            resource.includes('opaque')
+          getResourceServerInfo: (_ctx, resource) => {
+            if (options.refuseResource?.(resource) === true) throw new errors.InvalidTarget(`${resource} is not a resource of this server`);
+            return resource.includes('opaque')
               ? { scope: SCOPES.join(' '), accessTokenFormat: 'opaque', accessTokenTTL: 600 }
-              : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtl ?? 600, jwt: { sign: { alg: 'RS256' } }, ...(issuerObject.audienceOf === undefined ? {} : { audience: issuerObject.audienceOf(resource) }) },
+              : { scope: SCOPES.join(' '), accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtl ?? 600, jwt: { sign: { alg: 'RS256' } }, ...(issuerObject.audienceOf === undefined ? {} : { audience: issuerObject.audienceOf(resource) }) };
+          },
         },
       },
     });

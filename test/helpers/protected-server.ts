@@ -39,6 +39,8 @@ export interface ProtectedOptions {
   readonly sse?: boolean;
   /** The port to listen on; 0 (default) picks one. */
   readonly port?: number;
+  /** Where the resource metadata is served (and named in challenges) instead of its well-known path. */
+  readonly metadataAt?: string;
   /** Serve MCP with the v2 SDK's handler, which speaks 2026-07-28 besides the 2025 revisions. */
   readonly modern?: boolean;
 }
@@ -53,7 +55,7 @@ export async function startProtectedServer(issuer: string, options: ProtectedOpt
   const sse = new Map<string, SSEServerTransport>();
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
   const mcpPath = options.sse === true ? '/sse' : '/mcp';
-  const metadataPath = `/.well-known/oauth-protected-resource${mcpPath}`;
+  const metadataPath = options.metadataAt ?? `/.well-known/oauth-protected-resource${mcpPath}`;
   let url = '';
   const whoamiText = (claims: JWTPayload | undefined): string => `sub=${String(claims?.sub)} aud=${String(claims?.aud)}`;
   const mcpServer = (claims: JWTPayload): McpServer => {
