@@ -62,7 +62,7 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     sse = await startProtectedServer(issuer.issuer, { sse: true });
     notes = await startProtectedServer(issuer.issuer);
     stateDir = mkdtempSync(path.join(tmpdir(), 'berth-oauth-hosted-'));
-    const servers = `${hosted('hosted', issuer.issuer)}${hosted('mine', issuer.issuer, 'single-user')}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n  dev:\n    type: composite\n    components:\n      - { server: notes, prefix: n_ }\n      - { server: tiny, prefix: t_ }\n`;
+    const servers = `${hosted('hosted', issuer.issuer)}${hosted('mine', issuer.issuer, 'single-user')}${hosted('plain', issuer.issuer, 'multi-user', '')}  sse:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n    oauth: { allowPrivateNetworks: true }\n  bare:\n    type: remote\n    transport: sse\n    url: ${sse.url}\n  notes:\n    type: remote\n    url: ${notes.url}\n    oauth: { allowPrivateNetworks: true }\n  tiny:\n    type: multi-user\n    runtime: command\n    command: sh\n    args: [${JSON.stringify(TINY)}]\n  dev:\n    type: composite\n    components:\n      - { server: notes, prefix: n_ }\n      - { server: tiny, prefix: t_ }\n`;
     b = await startTestBerth(servers, head(stateDir));
   });
 
@@ -99,6 +99,14 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     await assert.rejects(connectClient(b.url, 'mine', {}, AUTH), /open .*\/connect\/mine to authorize/);
     assert.equal((await authorizeAs(b.url, 'mine', AUTH, 'ada')).status, 303);
     assert.equal(await whoami(b.url, 'mine'), `sub=ada aud=${RESOURCE}`);
+  });
+
+  test('a hosted server without an oauth block that answers 401 gets the flow: its metadata is read at the instance, its loopback authorization server is refused by the SSRF guard', async () => {
+    await assert.rejects(connectClient(b.url, 'plain', {}, AUTH), /open .*\/connect\/plain to authorize/);
+    const res = await pressAuthorize(b.url, 'plain', AUTH);
+    assert.equal(res.status, 502);
+    // The refusal names the authorization server (found in the instance's metadata), not the instance.
+    assert.match(await res.text(), new RegExp(`refused to fetch ${issuer.issuer}: OAuth endpoints must be https`));
   });
 
   test('an SSE remote: the user authorizes once and their calls carry their token', async () => {
