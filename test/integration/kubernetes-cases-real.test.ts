@@ -123,11 +123,20 @@ describe('capacity and admission', { skip: SKIP }, () => {
     // Admission enforces a quota once its controller has computed what is used.
     await waitFor(async () => (await core.readNamespacedResourceQuota({ name: 'berth-quota', namespace })).status?.hard?.pods === '0', { timeoutMs: 30_000, intervalMs: 250, message: 'the quota synced' });
     const backend = backendIn(namespace);
+    const stop = new AbortController();
+    const events: ObservedInstance[] = [];
+    const consuming = (async () => {
+      for await (const event of backend.events(stop.signal)) if (event.kind === 'changed') events.push(event.instance);
+    })();
     // The Deployment fits; its pods do not: the ReplicaSet controller is refused, and the Deployment says so.
     await backend.ensure(shared(namespace, 'podless'), signal);
     const placeholder = await waitFor(async () => (await ofUnit(backend, 'podless')).find((i) => i.failure === 'insufficient-capacity'), { timeoutMs: POD_MS, intervalMs: 250, message: 'the pod refusal on the Deployment' });
     assert.equal(placeholder.state, 'failed');
     assert.match(placeholder.lastError ?? '', /exceeded quota: berth-quota/);
+    // No pod ever exists: the events carry the refusal from the Deployment, so a start waiting for a pod fails at once.
+    await waitFor(() => events.some((i) => i.id === placeholder.id && i.failure === 'insufficient-capacity'), { timeoutMs: 30_000, intervalMs: 100, message: 'the refusal as an event' });
+    stop.abort();
+    await consuming;
     // A second Deployment does not fit: the API refuses the write itself.
     await assert.rejects(backend.ensure(shared(namespace, 'refused'), signal), (err: unknown) => err instanceof BackendError && err.code === 'insufficient_capacity' && err.retryable && /exceeded quota: berth-quota/.test(err.message));
   });

@@ -191,4 +191,23 @@ describe('scale from zero', () => {
       await backend.close();
     }
   });
+
+  test('a per-user start whose pods the cluster refuses (a pods quota) fails at once with insufficient capacity, not at its deadline', async () => {
+    const backend = new KubernetesBackend({ settings: resolveKubernetesSettings({ type: 'kubernetes', namespace: 'default' }, 'berth'), config: fakeConfig(), logger: silentLogger() });
+    const pool = new UpstreamPool({ backend, logger: silentLogger() });
+    const quota = fake.kubelet.podQuota;
+    try {
+      const parsed = parseConfig('berth.yaml', `version: 1\nbackend: { type: kubernetes }\nauth: [{ type: apiKey, keys: [{ user: carol, sha256: "${'c'.repeat(64)}" }] }]\nservers:\n  refused:\n    type: single-user\n    runtime: container\n    image: example.com/whoami:1\n    port: 8080\n    startupTimeout: 5m\n`, { env: {}, readFile: () => '', baseDir: '/' });
+      assert.ok(parsed.ok);
+      const unit = resolveDesiredState(parsed.value).units[0] as Unit;
+      pool.publish(unit, []);
+      fake.kubelet.podQuota = fake.store.count('pods');
+      // Well before the 5-minute startup timeout: the Deployment's refusal reaches the waiting start.
+      await assert.rejects(pool.acquire('refused', 'carol', AbortSignal.timeout(20_000)), (err: Error) => /insufficient-capacity/.test(err.message));
+    } finally {
+      fake.kubelet.podQuota = quota;
+      await pool.close();
+      await backend.close();
+    }
+  });
 });

@@ -111,4 +111,19 @@ describe('berth serving from real pods', { skip: SKIP }, () => {
     assert.equal(await echo(renewed), 'Echo: hi', 'initializing again lands on a ready pod');
     assert.ok(!(await instancesOf('pinned')).some((i) => i.id === one.id && i.sessions > 0), 'nothing routed to the deleted pod');
   });
+
+  test('a user\'s first call that a pods quota refuses gets insufficient capacity at once, not at its startup deadline', CASE, async () => {
+    // Its own namespace and berth: the quota would starve the other cases.
+    const quoted = await testNamespace(config, 'berth-serve-quota');
+    after(() => quoted.remove());
+    const core = config.makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedResourceQuota({ namespace: quoted.name, body: { metadata: { name: 'berth-quota' }, spec: { hard: { pods: '0' } } } });
+    await waitFor(async () => (await core.readNamespacedResourceQuota({ name: 'berth-quota', namespace: quoted.name })).status?.hard?.pods === '0', { timeoutMs: 30_000, intervalMs: 250, message: 'the quota synced' });
+    const head = `state: { key: "0123456789abcdef0123456789abcdef-kube" }\nauth:\n  - type: apiKey\n    keys:\n      - { user: alice, key: "${KEY}" }\n      - { user: root, groups: [admin], key: "${ADMIN_KEY}" }\nbackend: { type: kubernetes, namespace: ${quoted.name}, kubeconfig: ${JSON.stringify(process.env[CLUSTER_ENV])} }\n`;
+    const starved = await startTestBerth(`  refused:\n    type: single-user\n    runtime: container\n    image: ${EVERYTHING_IMAGE}\n    port: 3001\n    startupTimeout: 5m\n`, head);
+    after(() => starved.stop());
+    // Well before the 5-minute startup timeout, the request that started the placement is told why.
+    const err = await connectClient(starved.url, 'refused', {}, { 'x-api-key': KEY }).then(() => undefined, (e: unknown) => e as Error);
+    assert.match(err?.message ?? 'connected', /insufficient-capacity/);
+  });
 });

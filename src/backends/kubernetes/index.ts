@@ -17,7 +17,7 @@ import { belongsTo, observeDeployment, observeInstances, observePod, parsePlaceh
 import type { KubernetesSettings } from './settings.ts';
 import { placementOf, readyEndpoints, SERVICE_NAME_LABEL, transportOf } from './slices.ts';
 import type { WatchStats } from './watch.ts';
-import { newWatchStats, watchStream } from './watch.ts';
+import { mergeStreams, newWatchStats, watchStream } from './watch.ts';
 
 export interface KubernetesBackendOptions {
   readonly settings: KubernetesSettings;
@@ -210,13 +210,26 @@ export class KubernetesBackend implements Backend {
     return text.split('\n').filter((line) => line !== '');
   }
 
+  /**
+   * Pods as they change, and a Deployment's placeholders once the cluster
+   * refused its pods (a quota, Pod Security): that refusal is on the
+   * Deployment only, and a start waiting for the pod learns it at once.
+   */
   async *events(signal: AbortSignal): AsyncIterable<InstanceEvent> {
     const namespace = this.#settings.namespace;
-    const target = { apiVersion: 'v1', kind: 'Pod', path: `/api/v1/namespaces/${namespace}/pods`, namespace, labelSelector: this.#selector };
-    yield* watchStream<V1Pod, InstanceEvent>(this.#api, target, AbortSignal.any([signal, this.#closing.signal]), this.watchStats, (update) => {
-      const pod = update.object;
-      return [update.kind === 'delete' ? { kind: 'removed', id: pod.metadata?.name ?? '', unit: pod.metadata?.labels?.[LABELS.server] ?? '' } : { kind: 'changed', instance: observePod(pod, 0) }];
-    });
+    const stopped = new AbortController();
+    const both = AbortSignal.any([signal, this.#closing.signal, stopped.signal]);
+    const pods = { apiVersion: 'v1', kind: 'Pod', path: `/api/v1/namespaces/${namespace}/pods`, namespace, labelSelector: this.#selector };
+    const deployments = { apiVersion: 'apps/v1', kind: 'Deployment', path: `/apis/apps/v1/namespaces/${namespace}/deployments`, namespace, labelSelector: this.#selector };
+    yield* mergeStreams<InstanceEvent>([
+      watchStream<V1Pod, InstanceEvent>(this.#api, pods, both, this.watchStats, (update) => {
+        const pod = update.object;
+        return [update.kind === 'delete' ? { kind: 'removed', id: pod.metadata?.name ?? '', unit: pod.metadata?.labels?.[LABELS.server] ?? '' } : { kind: 'changed', instance: observePod(pod, 0) }];
+      }),
+      watchStream<V1Deployment, InstanceEvent>(this.#api, deployments, both, this.watchStats, (update) =>
+        update.kind === 'delete' ? [] : observeDeployment(update.object, []).filter((i) => i.failure !== undefined).map((instance) => ({ kind: 'changed' as const, instance })),
+      ),
+    ], stopped);
   }
 
   async close(): Promise<void> {

@@ -23,7 +23,7 @@ export interface WatchStats {
   reconnects: number;
   /** Lists and watches that failed (refused, unreachable, ended before the server said anything), each followed by a backoff. */
   failures: number;
-  /** Events the API sent (bookmarks too), before the stream coalesced any. */
+  /** Changes the API sent (not bookmarks), before the stream coalesced any. */
   received: number;
 }
 
@@ -56,9 +56,9 @@ export async function watchObjects<T extends KubernetesObject>(api: KubeApi, tar
         resourceVersion = list.resourceVersion;
       }
       const outcome = await watchOnce<T>(api, target, resourceVersion, signal, (type, object) => {
-        stats.received++;
         resourceVersion = object.metadata?.resourceVersion ?? resourceVersion;
         if (type === 'BOOKMARK') return;
+        stats.received++;
         const name = object.metadata?.name ?? '';
         if (type === 'DELETED') {
           known.delete(name);
@@ -135,6 +135,33 @@ export async function* watchStream<T extends KubernetesObject, E>(api: KubeApi, 
     for (const timer of timers) clearTimeout(timer);
     stopped.abort();
     await watching;
+  }
+}
+
+/**
+ * Several streams as one, each item as it comes. Ending (the consumer stops
+ * iterating) aborts `stop`, the streams' signal, so none keeps waiting on its
+ * watch, then returns every stream.
+ */
+export async function* mergeStreams<E>(streams: readonly AsyncIterator<E>[], stop: AbortController): AsyncGenerator<E> {
+  const pending = new Map<number, Promise<{ index: number; result: IteratorResult<E> }>>();
+  const pull = (index: number): void => {
+    pending.set(index, (streams[index] as AsyncIterator<E>).next().then((result) => ({ index, result })));
+  };
+  streams.forEach((_, index) => pull(index));
+  try {
+    while (pending.size > 0) {
+      const { index, result } = await Promise.race(pending.values());
+      if (result.done === true) {
+        pending.delete(index);
+        continue;
+      }
+      pull(index);
+      yield result.value;
+    }
+  } finally {
+    stop.abort();
+    await Promise.all(streams.map((stream) => stream.return?.()));
   }
 }
 

@@ -347,6 +347,8 @@ export class UpstreamPool {
     const env = (await this.#o.credentials?.get(user, unit.name)) ?? {};
     const missing = unit.spec.env.fromUser.filter((c) => c.required && env[c.name] === undefined).map((c) => c.name);
     if (missing.length > 0) throw new ProxyError('credentials_missing', `server ${unit.name} needs credentials you have not supplied: ${missing.join(', ')}`, { missing: { server: unit.name, names: missing } });
+    // A failure from an earlier start is not this one's.
+    this.#routable?.recover(unit.name, hash);
     const [instance] = await this.#o.backend.ensure({ unit, user: { hash, env } }, signal);
     if (instance === undefined) throw new ProxyError('server_not_running', `server ${unit.name}: the backend started no instance`);
     const upstream = this.#routable === undefined ? (this.#byInstance.get(instance.id) ?? this.#connect(unit, instance, user)) : await this.#connectReady(this.#routable, unit, instance, user, hash, signal);
@@ -486,6 +488,7 @@ export class UpstreamPool {
     const upstream = this.#byInstance.get(event.instance.id);
     // A start waiting for a pod that keeps failing gets the reason now, not at its deadline.
     if (isFailing(event.instance)) this.#routable?.fail(event.instance, clientReason(event.instance));
+    else this.#routable?.recover(event.instance.unit, event.instance.userHash);
     if (upstream === undefined) return;
     // Started again behind berth's back (docker restart): its address may have changed, and the old connection is dead.
     const restarted = event.instance.state === 'running' && upstream.instance.state !== 'creating' && event.instance.startedAt !== upstream.instance.startedAt;

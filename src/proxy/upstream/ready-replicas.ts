@@ -13,13 +13,22 @@ interface Waiter {
 export class ReadyReplicas {
   readonly #byPlacement = new Map<string, PlacementReplicas>();
   readonly #waiters = new Map<string, Set<Waiter>>();
+  /**
+   * Why a placement cannot get a pod, as its last failure said (a refusal can
+   * come before anyone waits: the cluster refuses a pod within milliseconds of
+   * the Deployment). Cleared when it has a ready replica or stops failing.
+   */
+  readonly #failing = new Map<string, string>();
 
   /** Records a placement's new ready set; returns the instances that left it. */
   update(update: PlacementReplicas): string[] {
     const key = placementKey(update.unit, update.userHash);
     const before = this.#byPlacement.get(key);
     if (update.ready.length === 0) this.#byPlacement.delete(key);
-    else this.#byPlacement.set(key, update);
+    else {
+      this.#byPlacement.set(key, update);
+      this.#failing.delete(key);
+    }
     const ready = new Set(update.ready.map((r) => r.instanceId));
     return (before?.ready ?? []).map((r) => r.instanceId).filter((id) => !ready.has(id));
   }
@@ -34,9 +43,16 @@ export class ReadyReplicas {
     for (const waiter of this.#waiters.get(placementKey(unit, userHash)) ?? []) waiter.check();
   }
 
-  /** Waiters on a placement whose pod keeps failing get the reason now, not at their deadline. */
+  /** Waiters on a placement whose pod keeps failing get the reason now, not at their deadline; so do later ones, until it recovers. */
   fail(instance: ObservedInstance, reason: string): void {
-    for (const waiter of this.#waiters.get(placementKey(instance.unit, instance.userHash)) ?? []) waiter.fail(reason);
+    const key = placementKey(instance.unit, instance.userHash);
+    this.#failing.set(key, reason);
+    for (const waiter of this.#waiters.get(key) ?? []) waiter.fail(reason);
+  }
+
+  /** The placement is starting again, or one of its instances is no longer failing: forget its last failure. */
+  recover(unit: string, userHash: string | undefined): void {
+    this.#failing.delete(placementKey(unit, userHash));
   }
 
   /** The placement's first ready replica at the unit's spec, waiting within the signal. */
@@ -45,6 +61,8 @@ export class ReadyReplicas {
     const find = (): ReadyReplica | undefined => this.#byPlacement.get(key)?.ready.find((r) => r.specHash === unit.specHash);
     const found = find();
     if (found !== undefined) return Promise.resolve(found);
+    const failing = this.#failing.get(key);
+    if (failing !== undefined) return Promise.reject(new ProxyError('upstream_unavailable', `server ${unit.name} is not ready: ${failing}`));
     return new Promise((resolve, reject) => {
       const waiters = this.#waiters.get(key) ?? new Set();
       this.#waiters.set(key, waiters);
