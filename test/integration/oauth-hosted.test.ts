@@ -74,6 +74,20 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     if (stateDir !== undefined) rmSync(stateDir, { recursive: true, force: true });
   });
 
+  test('a hosted server without an oauth block that answers 401 gets the flow: its metadata is read at the instance, its loopback authorization server is refused by the SSRF guard', async () => {
+    // First, right after berth started: the instance may not have answered berth's own connection yet.
+    await assert.rejects(connectClient(b.url, 'plain', {}, AUTH), /open .*\/connect\/plain to authorize/);
+    const res = await pressAuthorize(b.url, 'plain', AUTH);
+    assert.equal(res.status, 502);
+    // The refusal names the authorization server (found in the instance's metadata), not the instance.
+    assert.match(await res.text(), new RegExp(`refused to fetch ${issuer.issuer}: OAuth endpoints must be https`));
+    // berth oauth status reads this: the server challenged berth, and discovery stopped at the guard.
+    const status = (await (await fetch(`${b.url}/api/oauth/plain`, { headers: AUTH })).json()) as { mode: string; connected: boolean; discovery?: { error?: { code: string } } };
+    assert.equal(status.mode, 'challenged');
+    assert.equal(status.connected, false);
+    assert.equal(status.discovery?.error?.code, 'oauth_url_refused');
+  });
+
   test('a hosted server that answers 401: the user is sent to /connect, authorizes, and calls carry a token for the resource it advertises', async () => {
     await assert.rejects(connectClient(b.url, 'hosted', {}, AUTH), (err: unknown) => {
       assert.ok(err instanceof McpError, String(err));
@@ -99,14 +113,6 @@ describe('upstream OAuth for a hosted server, an SSE remote, and a token refused
     await assert.rejects(connectClient(b.url, 'mine', {}, AUTH), /open .*\/connect\/mine to authorize/);
     assert.equal((await authorizeAs(b.url, 'mine', AUTH, 'ada')).status, 303);
     assert.equal(await whoami(b.url, 'mine'), `sub=ada aud=${RESOURCE}`);
-  });
-
-  test('a hosted server without an oauth block that answers 401 gets the flow: its metadata is read at the instance, its loopback authorization server is refused by the SSRF guard', async () => {
-    await assert.rejects(connectClient(b.url, 'plain', {}, AUTH), /open .*\/connect\/plain to authorize/);
-    const res = await pressAuthorize(b.url, 'plain', AUTH);
-    assert.equal(res.status, 502);
-    // The refusal names the authorization server (found in the instance's metadata), not the instance.
-    assert.match(await res.text(), new RegExp(`refused to fetch ${issuer.issuer}: OAuth endpoints must be https`));
   });
 
   test('an SSE remote: the user authorizes once and their calls carry their token', async () => {

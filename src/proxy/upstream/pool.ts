@@ -114,10 +114,12 @@ export class UpstreamPool {
   configure(accepted: PoolConfig): void {
     const routes = new Map<string, HostedRoute>();
     const oauth = new Map<string, ServerOAuth>();
+    // Only a server that speaks HTTP itself can challenge berth (one behind `berth bridge` speaks stdio).
+    const http = new Set(accepted.desired.units.filter((u) => u.spec.runtime === 'container' || (u.spec.runtime === 'command' && u.spec.transport !== undefined)).map((u) => u.name));
     for (const route of accepted.desired.routes) {
       if (route.kind !== 'hosted') continue;
       routes.set(route.unit, route);
-      const client = this.#o.oauth?.(route);
+      const client = http.has(route.unit) ? this.#o.oauth?.(route) : undefined;
       if (client !== undefined) oauth.set(route.unit, client);
     }
     this.#settings = { routes, oauth, instancesPerUser: accepted.config.limits?.instancesPerUser ?? DEFAULT_INSTANCES_PER_USER };
@@ -203,11 +205,11 @@ export class UpstreamPool {
   async acquire(unitName: string, user: string, signal: AbortSignal, headers?: Readonly<Record<string, string>>): Promise<Multiplexer> {
     const upstream = await this.#upstreamFor(unitName, user, signal);
     const oauth = this.#settings.oauth.get(unitName);
+    // An HTTP instance may answer berth's own connection with a Bearer challenge, which decides how this
+    // user connects (and where to authorize): it is waited for first.
+    if (oauth !== undefined && !isReady(upstream)) await whenReady(upstream, AbortSignal.any([signal, upstream.stop.signal]));
     if (oauth?.applies() !== true) return headers === undefined ? upstream.mux : upstream.links.get(user, headers).mux;
-    // The server takes each user's token. The instance is waited for first: its challenge to berth's own
-    // connection says where to authorize. Without a token the user is sent to authorize before anything of
-    // theirs reaches the instance.
-    if (!isReady(upstream)) await whenReady(upstream, AbortSignal.any([signal, upstream.stop.signal]));
+    // The server takes each user's token: without one the user is sent to authorize before anything of theirs reaches the instance.
     await oauth.connection(user).token();
     return upstream.links.get(user, headers ?? this.#settings.routes.get(unitName)?.headers.values ?? {}).mux;
   }
