@@ -156,6 +156,7 @@ export type BackendErrorCode =
   | 'insufficient_capacity'
   | 'forbidden'
   | 'invalid_spec'
+  | 'network_mismatch'
   | 'aborted';
 
 /** A backend failure; `retryable` says whether trying again later can help. */

@@ -59,8 +59,8 @@ function explain(err: ErrorObject, data: unknown, file: string, positions: Posit
     }
     case 'false schema': {
       const key = String(path.at(-1));
-      const owner = valueAt(data, path.slice(0, -1)) as Record<string, unknown> | undefined;
-      const kind = owner?.['type'] ?? owner?.['runtime'];
+      // The nearest enclosing object that has a kind: backend.pods.* belongs to the backend's type.
+      const kind = path.map((_, i) => valueAt(data, path.slice(0, path.length - 1 - i)) as Record<string, unknown> | undefined).map((o) => o?.['type'] ?? o?.['runtime']).find((k) => k !== undefined);
       return issue(path, 'key_not_applicable', `\`${key}\` does not apply to type \`${String(kind)}\``, 'remove it, or change `type`', true);
     }
     case 'required': {

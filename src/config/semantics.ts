@@ -68,6 +68,9 @@ export function checkSemantics(config: BerthConfiguration, file: string, positio
     if (server.type === 'composite') checkComponents(server.components ?? [], names, known, at, report);
   }
   checkEgress(config.backend?.pods?.egress, (i) => ['backend', 'pods', 'egress', i], report);
+  // Docker keeps a server's container on an internal network or lets it reach everywhere; it enforces no narrower CIDR.
+  const dockerEgress = config.backend?.type === 'docker' ? (config.backend.pods?.egress ?? []) : [];
+  if (dockerEgress.length > 0 && !dockerEgress.includes('0.0.0.0/0')) report(['backend', 'pods', 'egress'], 'egress_unenforceable', 'the docker backend cannot limit egress to these CIDRs: a server\'s container is either on an internal network (no egress) or reaches everywhere', 'declare none to keep servers off the network, or [0.0.0.0/0, "::/0"] to let them reach everywhere; a host firewall can narrow that');
   checkCompositeCycles(servers, report);
   checkCompositeDepth(servers, report);
   checkPublishedPorts(config, servers, report);

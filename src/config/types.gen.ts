@@ -13,7 +13,7 @@ export type Backend = {
    */
   socket?: string;
   /**
-   * docker: network the server containers join (not with networkMode host). berth creates it when missing. Default: berth-<owner>, one network per berth.
+   * docker: network the server containers join (not with networkMode host). berth creates it when missing, internal unless `pods.egress` is declared; an existing one must match. Default: berth-<owner>, one network per berth.
    */
   network?: string;
   /**
@@ -434,7 +434,7 @@ export interface Resources {
   memory?: string;
 }
 /**
- * kubernetes: how server pods are placed and confined. `backend.pods` sets them for every server; a server's `kubernetes` key replaces them key by key.
+ * kubernetes: how server pods are placed and confined. `backend.pods` sets them for every server; a server's `kubernetes` key replaces them key by key. docker takes only `backend.pods.egress`.
  */
 export interface PodSettings {
   /**
@@ -464,7 +464,7 @@ export interface PodSettings {
    */
   writablePaths?: string[];
   /**
-   * CIDRs the pods may connect to besides cluster DNS; everything else is denied. Private, shared (100.64.0.0/10), link-local (cloud metadata), loopback, IPv6 ULA (fc00::/7) and other reserved ranges are cut out of every CIDR unless declared themselves.
+   * CIDRs the pods may connect to besides cluster DNS; everything else is denied. Private, shared (100.64.0.0/10), link-local (cloud metadata), loopback, IPv6 ULA (fc00::/7) and other reserved ranges are cut out of every CIDR unless declared themselves. docker (`backend.pods.egress` only): none keeps every server container on an internal network; `[0.0.0.0/0, "::/0"]` lets them reach everywhere; Docker enforces nothing narrower.
    */
   egress?: string[];
 }

@@ -23,8 +23,11 @@ describe('berth in its own image', { ...(unavailable === undefined ? {} : { skip
 
   test('serves a container server it reaches by name, to an MCP client on this host', async () => {
     const images = testImages();
+    // As in examples/docker-compose.yaml: servers on an internal network, berth on it and on a front network for its port.
     const network = `berth-${owner}`;
-    await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: { [LABELS.owner]: owner } });
+    await docker.createNetwork({ Name: network, Driver: 'bridge', Internal: true, Labels: { [LABELS.owner]: owner } });
+    const front = `berth-${owner}-front`;
+    await docker.createNetwork({ Name: front, Driver: 'bridge', Labels: { [LABELS.owner]: owner } });
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-image-'));
     writeFileSync(
       path.join(dir, 'berth.yaml'),
@@ -53,10 +56,11 @@ describe('berth in its own image', { ...(unavailable === undefined ? {} : { skip
         // The socket's group, so berth's unprivileged user may use it (docs/docker.md).
         GroupAdd: [String(statSync(SOCKET).gid)],
         PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
-        NetworkMode: network,
+        NetworkMode: front,
       },
     });
     try {
+      await docker.getNetwork(network).connect({ Container: berth.id });
       await berth.start();
       const port = (await berth.inspect()).NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort;
       assert.ok(port !== undefined, 'berth published on loopback');

@@ -51,6 +51,9 @@ export function testOwner(): string {
   return `t${randomBytes(4).toString('hex')}`;
 }
 
+/** backend.pods.egress letting servers reach everywhere: their network is an ordinary bridge, ports published. */
+export const OPEN_EGRESS: readonly string[] = ['0.0.0.0/0', '::/0'];
+
 export function testSettings(owner: string, overrides: Partial<DockerSettings> = {}): DockerSettings {
   return {
     owner,
@@ -62,6 +65,7 @@ export function testSettings(owner: string, overrides: Partial<DockerSettings> =
     readOnlyRootFilesystem: true,
     tmpfs: ['/tmp'],
     pidsLimit: 128,
+    egress: [],
     ...overrides,
   };
 }

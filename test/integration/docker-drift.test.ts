@@ -22,7 +22,7 @@ import { silentLogger } from '../../src/observe/log.ts';
 import { UpstreamPool } from '../../src/proxy/upstream/pool.ts';
 import { observedUnits } from '../../src/reconcile/controller.ts';
 import { planChanges } from '../../src/reconcile/plan.ts';
-import { docker, dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
+import { OPEN_EGRESS, docker, dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const unavailable = dockerUnavailable();
@@ -93,7 +93,8 @@ describe('docker: drift behind berth\'s back', { ...(unavailable === undefined ?
   });
 
   test('a container restarted by hand comes back on another host port, and berth reaches it there', async () => {
-    const { backend } = dockerBackend(testSettings(newOwner()));
+    // Ports are published only with egress open (an internal network publishes none).
+    const { backend } = dockerBackend(testSettings(newOwner(), { egress: OPEN_EGRESS }));
     const unit = testUnit('moved', httpServerSpec());
     const observed = await backend.ensure({ unit }, signal());
     const id = observed[0]?.id ?? '';

@@ -8,7 +8,7 @@ import { BackendError } from '../../src/backends/backend.ts';
 import type { DockerSettings } from '../../src/backends/docker/spec.ts';
 import { LABELS } from '../../src/backends/labels.ts';
 import { toolsOf } from '../helpers/backend-contract.ts';
-import { docker, dockerBackend, dockerUnavailable, httpCommandSpec, httpServerSpec, removeOwned, runToCompletion, stdioServerSpec, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
+import { OPEN_EGRESS, docker, dockerBackend, dockerUnavailable, httpCommandSpec, httpServerSpec, removeOwned, runToCompletion, stdioServerSpec, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const unavailable = dockerUnavailable();
@@ -28,7 +28,8 @@ describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavai
   });
 
   test('limits, dropped capabilities, read-only root, loopback-only ports, labels without secrets', async () => {
-    const { backend } = setUp();
+    // Egress open: only an ordinary bridge network publishes ports (docker-egress.test.ts has the internal default).
+    const { backend } = setUp({ egress: OPEN_EGRESS });
     const unit = testUnit('limits', httpServerSpec({ SECRET: 'top-secret-value' }, { resources: { cpu: '500m', memory: '128Mi' } }), { scope: 'per-user' });
     const [instance] = await backend.ensure({ unit, user: { hash: 'a11ce0000000aaaa', env: { TOKEN: 'user-token-value' } } }, signal());
     assert.ok(instance !== undefined);

@@ -72,12 +72,24 @@ export class Daemon {
   }
 
   /** Creates the network unless one of that name exists; true when it created it. */
-  async ensureNetwork(name: string, labels: Readonly<Record<string, string>>, signal: AbortSignal): Promise<boolean> {
+  /**
+   * Creates the bridge network unless it exists; true when created. An
+   * existing one must be `internal` as asked: one that is not would let the
+   * servers reach everywhere, and Docker cannot change that on a network.
+   */
+  async ensureNetwork(name: string, labels: Readonly<Record<string, string>>, internal: boolean, signal: AbortSignal): Promise<boolean> {
     const found = await this.#call('list networks', signal, () => this.#docker.listNetworks({ filters: { name: [name] }, abortSignal: signal }));
     // The name filter matches substrings.
-    if (found.some((n) => n.Name === name)) return false;
+    const existing = found.find((n) => n.Name === name);
+    if (existing !== undefined) {
+      if (existing.Internal !== internal) {
+        const remedy = internal ? 'remove it (docker network rm) or give berth another `backend.network`, so berth makes it internal; or declare `backend.pods.egress: [0.0.0.0/0, "::/0"]`' : 'remove it (docker network rm) or give berth another `backend.network`; or declare no `backend.pods.egress`';
+        throw new BackendError('network_mismatch', `network ${name} exists and is ${existing.Internal ? '' : 'not '}internal, but berth's egress settings need it ${internal ? '' : 'not '}internal: ${remedy}`, { retryable: false });
+      }
+      return false;
+    }
     this.#writes++;
-    await this.#call('create a network', signal, () => this.#docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { ...labels }, abortSignal: signal }), { 409: undefined });
+    await this.#call('create a network', signal, () => this.#docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: { ...labels }, abortSignal: signal }), { 409: undefined });
     return true;
   }
 

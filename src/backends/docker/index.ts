@@ -10,7 +10,7 @@ import type { ContainerInfo, ContainerInspectInfo, Daemon } from './daemon.ts';
 import { daemonMessage } from './daemon.ts';
 import { logLines, observeContainer } from './observe.ts';
 import type { DockerSettings, Slot } from './spec.ts';
-import { containerName, createOptions, networkName, settingsHash, slotsOf } from './spec.ts';
+import { containerName, createOptions, isInternal, networkName, settingsHash, slotsOf } from './spec.ts';
 
 export interface DockerBackendOptions {
   readonly daemon: Daemon;
@@ -241,9 +241,9 @@ export class DockerBackend implements Backend {
   /** One check (and at most one create) however many ensures run at once: concurrent creates make twin networks. */
   #ensureNetwork(signal: AbortSignal): Promise<void> {
     if (this.#settings.networkMode === 'host') return Promise.resolve();
-    this.#network ??= this.#daemon.ensureNetwork(networkName(this.#settings), ownerLabels(this.#settings.owner), signal).then(
+    this.#network ??= this.#daemon.ensureNetwork(networkName(this.#settings), ownerLabels(this.#settings.owner), isInternal(this.#settings), signal).then(
       (created) => {
-        if (created) this.#log.info({ network: this.#settings.network }, 'network created');
+        if (created) this.#log.info({ network: this.#settings.network, internal: isInternal(this.#settings) }, 'network created');
       },
       (err: unknown) => {
         this.#network = undefined;
@@ -276,6 +276,11 @@ export class DockerBackend implements Backend {
       case 'shared':
         return `${nameOfInspect(info)}:${port}`;
       case 'published': {
+        if (isInternal(this.#settings)) {
+          const address = info.NetworkSettings.Networks?.[this.#settings.network]?.IPAddress;
+          if (address === undefined || address === '') throw new BackendError('instance_not_found', `container ${nameOfInspect(info)} has no address on network ${this.#settings.network}`, { retryable: true });
+          return `${address}:${port}`;
+        }
         const bindings = info.NetworkSettings.Ports?.[`${port}/tcp`] ?? [];
         const binding = bindings.find((b) => b.HostIp === this.#settings.publishHost) ?? bindings[0];
         if (binding === undefined) throw new BackendError('instance_not_found', `container ${nameOfInspect(info)} publishes no port ${port}`, { retryable: true });

@@ -6,6 +6,8 @@ const PIDS_LIMIT = 512;
 
 export function dockerSettings(config: BackendConfig): DockerSettings & { readonly socket: string } {
   const owner = config.owner ?? 'default';
+  // The same field as the Kubernetes backend's; validation allows Docker only none (internal) or everything.
+  const egress = config.pods?.egress ?? [];
   return {
     socket: config.socket ?? '/var/run/docker.sock',
     owner,
@@ -17,5 +19,6 @@ export function dockerSettings(config: BackendConfig): DockerSettings & { readon
     readOnlyRootFilesystem: config.readOnlyRootFilesystem ?? true,
     tmpfs: config.tmpfs ?? ['/tmp'],
     pidsLimit: PIDS_LIMIT,
+    egress,
   };
 }

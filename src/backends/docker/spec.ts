@@ -33,6 +33,13 @@ export interface DockerSettings {
   /** Writable tmpfs mounts, e.g. /tmp, when the root filesystem is read-only. */
   readonly tmpfs: readonly string[];
   readonly pidsLimit: number;
+  /**
+   * backend.pods.egress. Empty: the network is internal, so Docker forwards
+   * nothing from it (no internet, no LAN, no other network), and berth on the
+   * host reaches containers by their address on it. Otherwise (it covers
+   * every address; Docker cannot enforce narrower CIDRs) an ordinary bridge.
+   */
+  readonly egress: readonly string[];
 }
 
 const TMPFS_OPTIONS = 'rw,nosuid,nodev,size=64m';
@@ -56,6 +63,11 @@ export function containerName(owner: string, unit: Unit, slot: Slot): string {
 
 export function networkName(settings: DockerSettings): string {
   return settings.networkMode === 'host' ? 'host' : settings.network;
+}
+
+/** Whether the servers' network is internal: no egress declared, and not the host's network. */
+export function isInternal(settings: DockerSettings): boolean {
+  return settings.networkMode !== 'host' && settings.egress.length === 0;
 }
 
 export function settingsHash(settings: DockerSettings): string {
@@ -84,8 +96,9 @@ export function createOptions(settings: DockerSettings, placement: Placement, sl
     ...(slot.userHash === undefined ? {} : { [LABELS.user]: slot.userHash }),
   };
   const portKey = `${workload.port}/tcp`;
-  const published = settings.networkMode === 'published';
-  const fixed = spec.runtime === 'container' && spec.publishPort !== undefined && slot.userHash === undefined && slot.replica === 0 ? spec.publishPort : undefined;
+  // Docker publishes no port from an internal network: berth reaches the container at its address there.
+  const published = settings.networkMode === 'published' && !isInternal(settings);
+  const fixed = spec.runtime === 'container' && spec.publishPort !== undefined && slot.userHash === undefined && slot.replica === 0 && !isInternal(settings) ? spec.publishPort : undefined;
   const bindings = [
     ...(published ? [{ HostIp: settings.publishHost, HostPort: '' }] : []),
     ...(fixed !== undefined && settings.networkMode !== 'host' ? [{ HostIp: settings.publishHost, HostPort: String(fixed) }] : []),
