@@ -75,6 +75,22 @@ export function dockerBackend(settings: DockerSettings): { backend: DockerBacken
   return { backend: new DockerBackend({ daemon, settings, logger: silentLogger() }), daemon };
 }
 
+/** Backends of a test file, each with a fresh owner; `removeAll` (in `after`) removes what any of them made. */
+export function ownedBackends(): { setUp(overrides?: Partial<DockerSettings>): { owner: string; backend: DockerBackend; daemon: Daemon }; owners: readonly string[]; removeAll(): Promise<void> } {
+  const owners: string[] = [];
+  return {
+    setUp(overrides = {}) {
+      const owner = testOwner();
+      owners.push(owner);
+      return { owner, ...dockerBackend(testSettings(owner, overrides)) };
+    },
+    owners,
+    async removeAll() {
+      for (const owner of owners) await removeOwned(owner);
+    },
+  };
+}
+
 /** A unit as resolve would make it: the specHash covers the spec and scope. */
 export function testUnit(name: string, spec: UnitSpec, options: { scope?: 'shared' | 'per-user'; replicas?: number } = {}): Unit {
   const scope = options.scope ?? 'shared';

@@ -11,18 +11,12 @@ import type { DockerSettings } from '../../src/backends/docker/spec.ts';
 import { LABELS } from '../../src/backends/labels.ts';
 import type { UnitSpec } from '../../src/desired/types.ts';
 import { toolsOf } from '../helpers/backend-contract.ts';
-import { docker, dockerBackend, dockerUnavailable, httpServerSpec, removeOwned, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
+import { docker, dockerBackend, dockerUnavailable, httpServerSpec, ownedBackends, removeOwned, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const unavailable = dockerUnavailable();
 const signal = (): AbortSignal => AbortSignal.timeout(60_000);
-const owners: string[] = [];
-
-function setUp(overrides: Partial<DockerSettings> = {}) {
-  const owner = testOwner();
-  owners.push(owner);
-  return { owner, ...dockerBackend(testSettings(owner, overrides)) };
-}
+const { setUp, removeAll } = ownedBackends();
 
 /** A server whose process only tries to reach `target` and says how it went, in its log. */
 function probeSpec(target: string): UnitSpec {
@@ -35,7 +29,6 @@ describe('docker egress', { ...(unavailable === undefined ? {} : { skip: unavail
   const outsideOwner = testOwner();
   let target = '';
   before(async () => {
-    owners.push(outsideOwner);
     const images = testImages();
     const network = `berth-${outsideOwner}-outside`;
     await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: { [LABELS.owner]: outsideOwner } });
@@ -52,7 +45,8 @@ describe('docker egress', { ...(unavailable === undefined ? {} : { skip: unavail
     target = `http://${gateway}:${port}/mcp`;
   });
   after(async () => {
-    for (const owner of owners) await removeOwned(owner);
+    await removeAll();
+    await removeOwned(outsideOwner);
   });
 
   async function probe(overrides: Partial<DockerSettings>, name: string): Promise<string> {
@@ -81,11 +75,11 @@ describe('docker egress', { ...(unavailable === undefined ? {} : { skip: unavail
     assert.match(await probe({ egress: ['0.0.0.0/0', '::/0'] }, 'open'), /^reached /);
   });
 
-  test('an existing network that is not internal is refused by name, not used', async () => {
+  test('an existing network that is not internal is refused by name, not used', async (t) => {
     const owner = testOwner();
-    owners.push(owner);
     await docker.createNetwork({ Name: `berth-${owner}`, Driver: 'bridge', Labels: { [LABELS.owner]: owner } });
     const { backend } = dockerBackend(testSettings(owner));
+    t.after(() => removeOwned(owner));
     await assert.rejects(backend.ensure({ unit: testUnit('web', httpServerSpec()) }, signal()), (err: Error & { code?: string }) => err.code === 'network_mismatch' && /is not internal/.test(err.message));
   });
 });

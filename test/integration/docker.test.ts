@@ -5,27 +5,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { InstanceEvent } from '../../src/backends/backend.ts';
 import { BackendError } from '../../src/backends/backend.ts';
-import type { DockerSettings } from '../../src/backends/docker/spec.ts';
 import { LABELS } from '../../src/backends/labels.ts';
 import { toolsOf } from '../helpers/backend-contract.ts';
-import { OPEN_EGRESS, docker, dockerBackend, dockerUnavailable, httpCommandSpec, httpServerSpec, removeOwned, runToCompletion, stdioServerSpec, testImages, testOwner, testSettings, testUnit } from '../helpers/docker.ts';
+import { OPEN_EGRESS, docker, dockerUnavailable, httpCommandSpec, httpServerSpec, ownedBackends, runToCompletion, stdioServerSpec, testImages, testUnit } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const unavailable = dockerUnavailable();
 const signal = (): AbortSignal => AbortSignal.timeout(60_000);
-const owners: string[] = [];
-
-function setUp(overrides: Partial<DockerSettings> = {}) {
-  const owner = testOwner();
-  owners.push(owner);
-  return dockerBackend(testSettings(owner, overrides));
-}
+const { setUp, owners, removeAll } = ownedBackends();
 
 describe('docker backend', { ...(unavailable === undefined ? {} : { skip: unavailable }) }, () => {
   before(() => testImages());
-  after(async () => {
-    for (const owner of owners) await removeOwned(owner);
-  });
+  after(removeAll);
 
   test('limits, dropped capabilities, read-only root, loopback-only ports, labels without secrets', async () => {
     // Egress open: only an ordinary bridge network publishes ports (docker-egress.test.ts has the internal default).
