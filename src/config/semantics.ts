@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { authProblems } from './auth-checks.ts';
 import { readClientKey } from './client-key.ts';
-import { parseCidr } from './cidr.ts';
+import type { Cidr } from './cidr.ts';
+import { containsCidr, parseCidr } from './cidr.ts';
 import { linkLocalHostOf } from './link-local.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
@@ -149,9 +150,14 @@ function checkKubernetes(config: BerthConfiguration, server: Server, at: (...res
   }
 }
 
+/** IPv4-mapped IPv6 addresses: the API server refuses a NetworkPolicy block among them. */
+const IPV4_MAPPED = parseCidr('::ffff:0:0/96') as Cidr;
+
 function checkEgress(cidrs: readonly string[] | undefined, at: (i: number) => KeyPath, report: Report): void {
   (cidrs ?? []).forEach((cidr, i) => {
-    if (parseCidr(cidr) === undefined) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is not a CIDR block`, 'write a network address with its prefix length and no host bits: 203.0.113.0/24, 2001:db8::/32');
+    const parsed = parseCidr(cidr);
+    if (parsed === undefined) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is not a CIDR block`, 'write a network address with its prefix length and no host bits: 203.0.113.0/24, 2001:db8::/32');
+    else if (containsCidr(IPV4_MAPPED, parsed)) report(at(i), 'invalid_cidr', `${JSON.stringify(cidr)} is an IPv4-mapped IPv6 block, which Kubernetes refuses in a NetworkPolicy`, 'write it as IPv4: ::ffff:10.0.0.0/104 is 10.0.0.0/8');
   });
 }
 
