@@ -239,13 +239,14 @@ controllers_started() { api /api/v1/namespaces/default/serviceaccounts/default; 
 # --- the node ---------------------------------------------------------------
 
 node_packages() {
-  if command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /usr/lib/cni/bridge ] && command -v socat >/dev/null 2>&1; then return 0; fi
+  # kubectl is not the node's, but the tests' (kubectl apply -k, --dry-run=server): installed with the rest.
+  if command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && [ -x /usr/lib/cni/bridge ] && command -v socat >/dev/null 2>&1 && command -v kubectl >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    say "a node needs containerd, runc, containernetworking-plugins and socat (root and apt-get install them)"
+    say "a node needs containerd, runc, containernetworking-plugins and socat, the tests kubectl (root and apt-get install them)"
     return 1
   fi
-  say "installing containerd, runc, containernetworking-plugins and socat"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins socat) >&2
+  say "installing containerd, runc, containernetworking-plugins, socat and kubectl"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins socat kubectl) >&2
 }
 
 # image NAME ROOTFS-TAR [CHANGE...]: a `docker import` of a root filesystem,
