@@ -265,7 +265,8 @@ to_node() { docker save "$1" | ctr -a "$state/containerd.sock" -n k8s.io images 
 
 # berth.test/everything:local: server-everything serving streamable HTTP on
 # port 3001 at /mcp (args `sse`: SSE at /sse), on docker-images.sh's base
-# (node and its libraries only).
+# (node and its libraries only). It stops on SIGINT: node as PID 1 ignores the
+# SIGTERM a pod gets, so every deleted pod would wait out its grace period.
 everything_image() {
   local base ctx
   . "$root/scripts/toolchain.sh" >&2
@@ -278,6 +279,7 @@ COPY node_modules /app/node_modules
 USER 10001
 ENV PORT=3001
 EXPOSE 3001
+STOPSIGNAL SIGINT
 ENTRYPOINT ["node", "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js"]
 CMD ["streamableHttp"]
 DOCKERFILE
