@@ -3,7 +3,7 @@ import type { AuthProvider, BerthConfiguration } from '../config/types.gen.ts';
 import type { Logger } from '../observe/log.ts';
 import type { AuthProblem as ConfigAuthProblem } from '../config/auth-checks.ts';
 import { authProblems } from '../config/auth-checks.ts';
-import { isLoopbackAddress } from '../config/cidr.ts';
+import { isLoopbackAddress } from '../net/cidr.ts';
 import { formatKeyPath } from '../config/issues.ts';
 import { apiKeyProvider } from './api-key.ts';
 import { headerProvider } from './header.ts';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from '../desired/types.ts';
 import type { Logger } from '../observe/log.ts';
-import { isLoopbackAddress } from '../config/cidr.ts';
+import { isLoopbackAddress } from '../net/cidr.ts';
 import { sendJson, sendRpcError } from '../http/json-io.ts';
 import { isNamed, missingScopes } from './access.ts';
 import type { Authenticator } from './chain.ts';

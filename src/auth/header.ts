@@ -2,7 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { keyOf } from '../identity.ts';
 import type { Provider, Verdict } from './provider.ts';
 import { listOf, PASS } from './provider.ts';
-import { addressOrCidrProblem } from '../config/cidr.ts';
+import { addressOrCidrProblem } from '../net/cidr.ts';
 
 export interface HeaderSettings {
   readonly userHeader?: string;

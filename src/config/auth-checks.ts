@@ -2,7 +2,7 @@
 // would come from a Host header anyone can set, proxy addresses that are not addresses, a browser
 // sign-in that could never succeed or would name someone other than the tokens of its issuer do. One
 // check for `berth validate`, `berth serve` and every reload.
-import { addressOrCidrProblem, isLoopbackAddress } from './cidr.ts';
+import { addressOrCidrProblem, isLoopbackAddress } from '../net/cidr.ts';
 import type { BerthConfiguration } from './types.gen.ts';
 
 export interface AuthProblem {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { authProblems } from './auth-checks.ts';
 import { readClientKey } from './client-key.ts';
-import type { Cidr } from './cidr.ts';
-import { containsCidr, parseCidr } from './cidr.ts';
-import { linkLocalHostOf } from './link-local.ts';
+import type { Cidr } from '../net/cidr.ts';
+import { containsCidr, parseCidr } from '../net/cidr.ts';
+import { linkLocalHostOf } from '../net/link-local.ts';
 import type { ConfigIssue, KeyPath } from './issues.ts';
 import { formatKeyPath } from './issues.ts';
 import { suggest } from './schema.ts';

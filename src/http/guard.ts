@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { isLoopbackAddress } from '../config/cidr.ts';
+import { isLoopbackAddress } from '../net/cidr.ts';
 
 /** Who may call berth from a browser, and under which Host names. */
 export interface OriginPolicy {

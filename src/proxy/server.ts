@@ -13,7 +13,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { Context } from '../http/context.ts';
 import { requestContext } from '../http/context.ts';
 import type { OriginPolicy } from '../http/guard.ts';
-import { isLoopbackAddress } from '../config/cidr.ts';
+import { isLoopbackAddress } from '../net/cidr.ts';
 import { checkHost, checkOrigin, corsHeaders, isPreflight, PREFLIGHT_HEADERS } from '../http/guard.ts';
 import { sendJson, sendRpcError } from '../http/json-io.ts';
 import { CLIENT_METADATA_PATH } from '../oauth/authorizer.ts';

@@ -1,5 +1,5 @@
-import type { Cidr } from '../../config/cidr.ts';
-import { containsCidr, parseCidr } from '../../config/cidr.ts';
+import type { Cidr } from '../../net/cidr.ts';
+import { containsCidr, parseCidr } from '../../net/cidr.ts';
 
 /**
  * Ranges a server pod never reaches through a broader declared CIDR: private
