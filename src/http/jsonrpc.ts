@@ -86,6 +86,11 @@ export function withIds(m: Request, id: RequestId, progressToken?: RequestId): R
 export function responseIdOf(head: string, tail: string): string | number | undefined {
   // A server's own request (it carries a method) is no answer to anything of berth's.
   if (/^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*(?:-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*)?"method"\s*:/.test(head)) return undefined;
+  return messageIdOf(head, tail);
+}
+
+/** The id of any JSON-RPC message (a client's request, say) from the edges of its text, read as responseIdOf reads one. */
+export function messageIdOf(head: string, tail: string): string | number | undefined {
   const match = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,/.exec(head) ?? /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/.exec(tail);
   const raw = match?.[1];
   if (raw === undefined) return undefined;

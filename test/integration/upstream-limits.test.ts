@@ -211,6 +211,20 @@ describe('the passthrough and a large answer', () => {
     assert.ok(reply.written < ENDLESS_BOUND, `${reply.written} bytes written`);
   });
 
+  for (const [name, reason] of [
+    ['bad-event', /server remote sent an unusable answer: not JSON/],
+    ['not-jsonrpc-event', /server remote sent an unusable answer: not a JSON-RPC 2\.0 message/],
+    ['cut-event', /server remote sent an unusable answer: the stream ended in the middle of an event/],
+  ] as const) {
+    test(`${name}: an SSE event the client could not read becomes an error answer to its request`, async () => {
+      const reply = await through(name);
+      assert.equal(reply.status, 200);
+      const data = reply.body.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { id: number; error?: { message: string } });
+      assert.deepEqual(data.map((d) => d.id), [7], reply.body);
+      assert.match(data[0]?.error?.message ?? '', reason);
+    });
+  }
+
   test('an SSE event over the limit is replaced by an error answer to its request', async () => {
     const reply = await through('big-event');
     assert.equal(reply.status, 200);

@@ -10,8 +10,10 @@ import type { Missing } from '../../credentials/missing.ts';
 import { browserUrlOf, CREDENTIALS_MISSING, connectUrlOf, credentialPromptOf, missingCredentialsError, savedValueProblem, sendMissingCredentials } from '../../credentials/missing.ts';
 import { ProxyError } from '../../http/proxy-error.ts';
 import { readJsonBody, sendRpcError } from '../../http/json-io.ts';
-import { ErrorCode, isRequest } from '../../http/jsonrpc.ts';
+import type { RequestId } from '../../http/jsonrpc.ts';
+import { ErrorCode, isRequest, messageIdOf } from '../../http/jsonrpc.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, limitSseEvents, tooLargeMessage } from '../../http/message-limit.ts';
+import { SseAnswers } from '../../http/sse-answers.ts';
 import { SessionOwners } from './session-owners.ts';
 import type { Callee } from '../../observe/trace/telemetry.ts';
 import { httpCallee, telemetry } from '../../observe/trace/telemetry.ts';
@@ -291,6 +293,8 @@ export class Passthrough {
     let finished = false;
     /** The whole request body once it is in: read already (traced, or sent again), or kept as it streams (below). */
     let body: Promise<Buffer | undefined> = Promise.resolve(traced?.body ?? again);
+    /** The body's first and last bytes: enough to read the id of the request an SSE answer answers. */
+    const edges = new BodyEdges();
     const finish = (): boolean => {
       if (finished) return false;
       finished = true;
@@ -393,7 +397,14 @@ export class Passthrough {
         // A stream's headers go out now, not with its first event; each event is bounded, the stream goes on.
         res.flushHeaders();
         const dropped = (id: string | number | undefined): void => ctx.log.warn({ server, limitBytes: limit, id }, 'upstream message too large; dropped');
-        upRes.pipe(Duplex.fromWeb(limitSseEvents(limit, dropped))).pipe(res);
+        // An event of a POST's answer that the client could not read fails the request now, not at the client's deadline.
+        const id = req.method === 'POST' ? edges.requestId() : undefined;
+        const unusable = (reason: string): string => {
+          ctx.log.warn({ server, err: reason }, 'upstream answer unusable');
+          return `server ${server} sent an unusable answer: ${reason}`;
+        };
+        const answers = req.method === 'POST' ? new SseAnswers(id === undefined ? [] : [id], unusable) : undefined;
+        upRes.pipe(Duplex.fromWeb(limitSseEvents(limit, dropped, answers))).pipe(res);
         return;
       }
       // An answer without a declared length is counted as it goes; past the limit the client's is cut, so it knows.
@@ -409,6 +420,7 @@ export class Passthrough {
 
     const whole = traced?.body ?? again;
     if (whole !== undefined) {
+      edges.add(whole);
       upstream.end(whole);
       return;
     }
@@ -422,6 +434,7 @@ export class Passthrough {
     const onData = guard((chunk: Buffer) => {
       size += chunk.length;
       kept?.push(chunk);
+      edges.add(chunk);
       if (size > maxBodyBytes) {
         req.off('data', onData);
         req.resume();
@@ -435,6 +448,24 @@ export class Passthrough {
     req.once('end', () => {
       if (size <= maxBodyBytes) upstream.end();
     });
+  }
+}
+
+const EDGE_BYTES = 256;
+
+/** The first and last bytes of a body as it streams by. */
+class BodyEdges {
+  #head = Buffer.alloc(0);
+  #tail = Buffer.alloc(0);
+
+  add(chunk: Buffer): void {
+    if (this.#head.length < EDGE_BYTES) this.#head = Buffer.concat([this.#head, chunk.subarray(0, EDGE_BYTES)]).subarray(0, EDGE_BYTES);
+    this.#tail = chunk.length >= EDGE_BYTES ? Buffer.from(chunk.subarray(-EDGE_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-EDGE_BYTES);
+  }
+
+  /** The id of the request the body holds, when it is one (not a batch) and the id is its first or last key. */
+  requestId(): RequestId | undefined {
+    return messageIdOf(this.#head.toString('utf8'), this.#tail.toString('utf8'));
   }
 }
 
