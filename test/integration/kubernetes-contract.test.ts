@@ -81,6 +81,8 @@ const capabilities: Capabilities = {
   replace: 'in-place',
   startFailure: 'reported',
   replicas: true,
+  // As on a real cluster: a deleted pod terminates through its grace period, listed until its kubelet removes it.
+  scaleDown: 'eventually',
   runtimes: {
     'npx stdio': (name) => served(name, { runtime: 'npx', package: '@modelcontextprotocol/server-everything', args: ['stdio'], env }, 'streamable-http'),
     'uvx stdio': (name) => served(name, { runtime: 'uvx', package: 'berth-echo-server', args: [], env }, 'streamable-http'),
