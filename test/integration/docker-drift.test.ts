@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import pino from 'pino';
 import type { InstanceEvent } from '../../src/backends/backend.ts';
+import { BackendError } from '../../src/backends/backend.ts';
 import { Daemon } from '../../src/backends/docker/daemon.ts';
 import { DockerBackend } from '../../src/backends/docker/index.ts';
 import { silentLogger } from '../../src/observe/log.ts';
@@ -90,6 +91,29 @@ describe('docker: drift behind berth\'s back', { ...(unavailable === undefined ?
   before(() => testImages(), { timeout: 600_000 });
   after(async () => {
     for (const owner of owners) await removeOwned(owner);
+  });
+
+  test('a container that vanishes between ensure listing it and starting it (a rolled-back create) is made anew', async () => {
+    const owner = newOwner();
+    let starts = 0;
+    // The real daemon, with two starts interfered with: the first aborted (the container stays
+    // created), the second preceded by the container's removal, as the daemon rolls back a create
+    // whose request was aborted.
+    const daemon = new (class extends Daemon {
+      override async start(id: string, signal: AbortSignal): Promise<void> {
+        starts++;
+        if (starts === 1) throw new BackendError('aborted', 'aborted by the test', { retryable: true });
+        if (starts === 2) await docker.getContainer(id).remove({ force: true });
+        return super.start(id, signal);
+      }
+    })();
+    const backend = new DockerBackend({ daemon, settings: testSettings(owner), logger: silentLogger() });
+    const unit = testUnit('vanishing', httpServerSpec());
+    await assert.rejects(backend.ensure({ unit }, signal()), /aborted by the test/);
+    const observed = await backend.ensure({ unit }, signal());
+    assert.equal(starts, 3);
+    assert.equal(observed.length, 1);
+    await waitFor(async () => (await backend.list(signal())).some((i) => i.id === observed[0]?.id && i.state === 'running'), { timeoutMs: 30_000, message: 'the container made anew runs' });
   });
 
   test('a container restarted by hand comes back on another host port, and berth reaches it there', async () => {

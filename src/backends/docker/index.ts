@@ -177,8 +177,14 @@ export class DockerBackend implements Backend {
   async #ensureSlot(placement: Placement, slot: Slot, existing: ContainerInfo | undefined, signal: AbortSignal): Promise<string> {
     if (existing !== undefined) {
       // Running: adopted as is, no write. Exited or never started: started again.
-      if (existing.State !== 'running') await this.#start(existing.Id, signal);
-      return existing.Id;
+      if (existing.State === 'running') return existing.Id;
+      try {
+        await this.#start(existing.Id, signal);
+        return existing.Id;
+      } catch (err) {
+        // Listed a moment ago, gone now: the daemon rolled back a create whose request was aborted. Made anew below.
+        if (!(err instanceof BackendError && err.code === 'instance_not_found')) throw err;
+      }
     }
     const unit = placement.unit;
     const name = containerName(this.#settings.owner, unit, slot);
