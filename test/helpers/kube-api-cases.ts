@@ -112,4 +112,26 @@ export const API_CASES: readonly ApiCase[] = [
       }, { timeoutMs: podMs, intervalMs: 100, message: 'the pod gone, a replacement there' });
     },
   },
+  {
+    name: 'a NetworkPolicy\'s ipBlock is refused (422) in IPv4-mapped form or with host bits set; a plain block is accepted',
+    run: async ({ config, namespace }) => {
+      const api = k8s.KubernetesObjectApi.makeApiClient(config);
+      const policy = (name: string, cidr: string): k8s.KubernetesObject & { spec: object } => ({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name, namespace },
+        spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr } }] }] },
+      });
+      const refusal = async (cidr: string): Promise<string> => {
+        const err = await apply(api, policy('refused', cidr)).then(() => undefined, (e: unknown) => e as { code?: number; body?: string });
+        assert.equal(err?.code, 422, `${cidr} refused as invalid`);
+        return String(err.body);
+      };
+      assert.match(await refusal('::ffff:0:0/96'), /spec\.egress\[0\]\.to\[0\]\.ipBlock\.cidr: Invalid value: \\?"::ffff:0:0\/96\\?": must not have an IPv4-mapped IPv6 address/);
+      assert.match(await refusal('::ffff:10.0.0.0/104'), /IPv4-mapped/);
+      assert.match(await refusal('10.0.0.1/8'), /must not have bits set beyond the prefix length/);
+      await apply(api, policy('plain', '10.0.0.0/8'));
+      await apply(api, policy('plain6', '2001:db8::/32'));
+    },
+  },
 ];

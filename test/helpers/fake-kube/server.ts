@@ -5,7 +5,9 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { parseCidr } from '../../../src/net/cidr.ts';
 import type { JsonObject, Ownership } from './fields.ts';
 import { applyFields, describePath, isObject, updateFields } from './fields.ts';
 import { isTerminating, Kubelet, markTerminating } from './kubelet.ts';
@@ -119,6 +121,8 @@ export class FakeKube {
     const manager = url.searchParams.get('fieldManager') ?? 'unknown';
     const content = req.headers['content-type'] ?? '';
     const input = (content.includes('yaml') ? parseYaml(body) : JSON.parse(body)) as JsonObject;
+    const invalid = method === 'PATCH' && content.includes('merge-patch') ? undefined : invalidity(route, input);
+    if (invalid !== undefined) return send(res, 422, invalid);
     if (method === 'POST') return this.#create(res, route, input, manager);
     if (route.sub === 'status') return this.#writeStatus(res, route, input, method === 'PUT', manager);
     if (method === 'PATCH' && content.includes('apply-patch')) return this.#apply(res, route, input, manager, url.searchParams.get('force') === 'true');
@@ -322,6 +326,35 @@ function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
     else result[k] = v;
   }
   return result;
+}
+
+/** The API server's own validation, for the rules berth has met on a real one: a NetworkPolicy's ipBlock CIDRs. */
+function invalidity(route: Route, object: JsonObject): JsonObject | undefined {
+  if (route.type.plural !== 'networkpolicies') return undefined;
+  const causes: string[] = [];
+  const spec = isObject(object.spec) ? object.spec : {};
+  for (const [direction, peersKey] of [['ingress', 'from'], ['egress', 'to']] as const) {
+    const rules = Array.isArray(spec[direction]) ? (spec[direction] as JsonObject[]) : [];
+    rules.forEach((rule, i) => {
+      const peers = Array.isArray(rule[peersKey]) ? (rule[peersKey] as JsonObject[]) : [];
+      peers.forEach((peer, j) => {
+        const cidr = isObject(peer.ipBlock) ? peer.ipBlock.cidr : undefined;
+        const problem = typeof cidr === 'string' ? cidrProblem(cidr) : undefined;
+        if (problem !== undefined) causes.push(`spec.${direction}[${i}].${peersKey}[${j}].ipBlock.cidr: Invalid value: "${String(cidr)}": ${problem}`);
+      });
+    });
+  }
+  if (causes.length === 0) return undefined;
+  const name = String((isObject(object.metadata) ? object.metadata.name : undefined) ?? route.name ?? '');
+  return status(422, 'Invalid', `NetworkPolicy.networking.k8s.io "${name}" is invalid: ${causes.join(', ')}`);
+}
+
+function cidrProblem(cidr: string): string | undefined {
+  const address = cidr.split('/')[0] ?? '';
+  // The URL parser writes an IPv4-mapped address as ::ffff: and two hex groups, however it was spelt.
+  if (isIPv6(address) && /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]/`).hostname)) return 'must not have an IPv4-mapped IPv6 address';
+  if (parseCidr(cidr) === undefined) return 'must not have bits set beyond the prefix length';
+  return undefined;
 }
 
 function status(code: number, reason: string, message: string): JsonObject {
