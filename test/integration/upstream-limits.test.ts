@@ -169,7 +169,7 @@ describe('an HTTP upstream connection and a bad answer', () => {
 });
 
 describe('the passthrough and a large answer', () => {
-  async function through(name: string): Promise<{ status: number; body: string; complete: boolean; written: number }> {
+  async function through(name: string, request = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } })): Promise<{ status: number; body: string; complete: boolean; written: number }> {
     const { answer } = answers();
     const server = await scriptedServer(answer);
     const passthrough = new Passthrough({ server: 'remote', url: server.url, headers: {}, maxBodyBytes: 1024 * 1024, maxMessageBytes: LIMIT });
@@ -180,7 +180,7 @@ describe('the passthrough and a large answer', () => {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } }),
+        body: request,
         signal: AbortSignal.timeout(20_000),
       });
       let body = '';
@@ -224,6 +224,13 @@ describe('the passthrough and a large answer', () => {
       assert.match(data[0]?.error?.message ?? '', reason);
     });
   }
+
+  test('the request\'s id is read wherever it stands in the body, not only as its first or last key', async () => {
+    const reply = await through('cut-event', `{"jsonrpc":"2.0","method":"tools/call","id":7,"params":{"name":"cut-event","arguments":{}}}`);
+    const data = reply.body.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { id: number; error?: { message: string } });
+    assert.deepEqual(data.map((d) => d.id), [7], reply.body);
+    assert.match(data[0]?.error?.message ?? '', /the stream ended in the middle of an event/);
+  });
 
   test('an SSE event over the limit is replaced by an error answer to its request', async () => {
     const reply = await through('big-event');

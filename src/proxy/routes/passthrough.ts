@@ -398,12 +398,12 @@ export class Passthrough {
         res.flushHeaders();
         const dropped = (id: string | number | undefined): void => ctx.log.warn({ server, limitBytes: limit, id }, 'upstream message too large; dropped');
         // An event of a POST's answer that the client could not read fails the request now, not at the client's deadline.
-        const id = req.method === 'POST' ? edges.requestId() : undefined;
+
         const unusable = (reason: string): string => {
           ctx.log.warn({ server, err: reason }, 'upstream answer unusable');
           return `server ${server} sent an unusable answer: ${reason}`;
         };
-        const answers = req.method === 'POST' ? new SseAnswers(id === undefined ? [] : [id], unusable) : undefined;
+        const answers = req.method === 'POST' ? new SseAnswers(edges.requestIds(), unusable) : undefined;
         upRes.pipe(Duplex.fromWeb(limitSseEvents(limit, dropped, answers))).pipe(res);
         return;
       }
@@ -452,21 +452,40 @@ export class Passthrough {
 }
 
 const EDGE_BYTES = 256;
+/** A body up to this size is kept whole, so the ids of its requests are read wherever they stand. */
+const WHOLE_BYTES = 16 * 1024;
 
-/** The first and last bytes of a body as it streams by. */
+/** What berth needs of a request body as it streams by: the ids it asks; small bodies whole, larger ones by their edges. */
 class BodyEdges {
   #head = Buffer.alloc(0);
   #tail = Buffer.alloc(0);
+  #whole: Buffer[] | undefined = [];
+  #size = 0;
 
   add(chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#whole !== undefined) this.#whole = this.#size <= WHOLE_BYTES ? [...this.#whole, chunk] : undefined;
     if (this.#head.length < EDGE_BYTES) this.#head = Buffer.concat([this.#head, chunk.subarray(0, EDGE_BYTES)]).subarray(0, EDGE_BYTES);
     this.#tail = chunk.length >= EDGE_BYTES ? Buffer.from(chunk.subarray(-EDGE_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-EDGE_BYTES);
   }
 
-  /** The id of the request the body holds, when it is one (not a batch) and the id is its first or last key. */
-  requestId(): RequestId | undefined {
-    return messageIdOf(this.#head.toString('utf8'), this.#tail.toString('utf8'));
+  /** The ids of the requests the body holds (a batch's too); of a large body only an id that is its first or last key. */
+  requestIds(): RequestId[] {
+    if (this.#whole !== undefined) return requestIdsOf(Buffer.concat(this.#whole).toString('utf8'));
+    const id = messageIdOf(this.#head.toString('utf8'), this.#tail.toString('utf8'));
+    return id === undefined ? [] : [id];
   }
+}
+
+function requestIdsOf(text: string): RequestId[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const isRequest = (m: unknown): m is { method: string; id: RequestId } => typeof m === 'object' && m !== null && typeof (m as { method?: unknown }).method === 'string' && ['string', 'number'].includes(typeof (m as { id?: unknown }).id);
+  return (Array.isArray(parsed) ? parsed : [parsed]).filter(isRequest).map((m) => m.id);
 }
 
 /** Why berth ends a request in flight: it shuts the route down, or a reload no longer admits the caller. */
