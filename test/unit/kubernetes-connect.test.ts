@@ -24,14 +24,13 @@ current-context: first
 test('a kubeconfig file and its current context, or the named one', () => {
   assert.equal(loadKubeConfig({ kubeconfig: file }).getCurrentCluster()?.server, 'http://127.0.0.1:1');
   assert.equal(loadKubeConfig({ kubeconfig: file, context: 'second' }).getCurrentCluster()?.server, 'http://127.0.0.1:2');
-  const previous = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = file;
-  try {
-    assert.equal(loadKubeConfig({ context: 'second' }, {}).getCurrentCluster()?.server, 'http://127.0.0.1:2');
-  } finally {
-    if (previous === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = previous;
-  }
+  // KUBECONFIG from the environment berth is given, never this process's own.
+  assert.equal(loadKubeConfig({ context: 'second' }, { KUBECONFIG: file }).getCurrentCluster()?.server, 'http://127.0.0.1:2');
+  // Several files, merged: a context of the second is found.
+  const extra = path.join(dir, 'extra');
+  writeFileSync(extra, 'apiVersion: v1\nkind: Config\nclusters: [{ name: three, cluster: { server: "http://127.0.0.1:3" } }]\nusers: [{ name: v, user: { token: t } }]\ncontexts: [{ name: third, context: { cluster: three, user: v } }]\ncurrent-context: third\n');
+  const both = { KUBECONFIG: `${file}${path.delimiter}${extra}` };
+  assert.equal(loadKubeConfig({ context: 'third' }, both).getCurrentCluster()?.server, 'http://127.0.0.1:3');
 });
 
 test('an unknown context or an unreadable file is a clear error', () => {
