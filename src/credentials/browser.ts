@@ -1,3 +1,4 @@
+import { Expiring } from '../expiring.ts';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Identity } from '../identity.ts';
@@ -16,7 +17,6 @@ export const TICKET_PARAM = 'ticket';
 interface Entry {
   readonly identity: Identity;
   readonly server: string;
-  readonly expires: number;
 }
 
 /**
@@ -29,18 +29,18 @@ interface Entry {
  */
 export class BrowserSessions {
   readonly #secret = randomBytes(32);
-  readonly #tickets = new Map<string, Entry>();
-  readonly #sessions = new Map<string, Entry>();
-  readonly #now: () => number;
+  readonly #tickets: Expiring<Entry>;
+  readonly #sessions: Expiring<Entry>;
 
   constructor(now: () => number = Date.now) {
-    this.#now = now;
+    this.#tickets = new Expiring({ ttlMs: TICKET_TTL_MS, max: MAX_ENTRIES, now });
+    this.#sessions = new Expiring({ ttlMs: SESSION_TTL_MS, max: MAX_ENTRIES, now });
   }
 
   /** A ticket for `identity` to open the page of `server`. */
   ticket(identity: Identity, server: string): string {
     const id = randomBytes(24).toString('base64url');
-    remember(this.#tickets, id, { identity, server, expires: this.#now() + TICKET_TTL_MS });
+    this.#tickets.set(id, { identity, server });
     return `${id}.${this.#sign(id)}`;
   }
 
@@ -50,24 +50,22 @@ export class BrowserSessions {
     const expected = Buffer.from(this.#sign(id));
     const given = Buffer.from(mac);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    const entry = this.#tickets.get(id);
-    this.#tickets.delete(id);
-    if (entry === undefined || entry.expires < this.#now() || entry.server !== server) return undefined;
+    const entry = this.#tickets.take(id);
+    if (entry === undefined || entry.server !== server) return undefined;
     return this.open(entry.identity, server);
   }
 
   /** Opens a browser session for `identity`, come for the page of `server`: the cookie's value (see sessionCookie). */
   open(identity: Identity, server: string): string {
     const session = randomBytes(32).toString('base64url');
-    remember(this.#sessions, session, { identity, server, expires: this.#now() + SESSION_TTL_MS });
+    this.#sessions.set(session, { identity, server });
     return session;
   }
 
   /** The identity of a request's browser session, if it has a live one. */
   identityOf(req: IncomingMessage): Identity | undefined {
     const id = cookieValue(req, BROWSER_COOKIE);
-    const entry = id === undefined ? undefined : this.#sessions.get(id);
-    return entry !== undefined && entry.expires >= this.#now() ? entry.identity : undefined;
+    return id === undefined ? undefined : this.#sessions.get(id)?.identity;
   }
 
   #sign(id: string): string {
@@ -77,11 +75,6 @@ export class BrowserSessions {
 
 export function sessionCookie(session: string): string {
   return `${BROWSER_COOKIE}=${session}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_MS / 1000}`;
-}
-
-function remember(map: Map<string, Entry>, key: string, entry: Entry): void {
-  map.set(key, entry);
-  if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value!);
 }
 
 /** The browser sessions of this process: the links berth gives out and /connect share them. */

@@ -1,3 +1,4 @@
+import { Expiring } from '../expiring.ts';
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { missingScopes } from '../auth/access.ts';
@@ -52,7 +53,6 @@ interface Pending {
   readonly resource: string;
   readonly as: AuthServerMetadata;
   readonly policy: FetchPolicy;
-  readonly expires: number;
 }
 
 export interface SignInOptions {
@@ -75,13 +75,14 @@ export function wantsPage(req: IncomingMessage): boolean {
 export class SignIn {
   readonly #o: SignInOptions;
   readonly #now: () => number;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending: Expiring<Pending>;
   /** Per issuer: /signin answers anyone, who must not make berth fetch the issuer's metadata per request. */
   readonly #metadata = new Map<string, { expires: number; readonly value: Promise<AuthServerMetadata> }>();
 
   constructor(options: SignInOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#pending = new Expiring({ ttlMs: PENDING_TTL_MS, max: MAX_PENDING, now: this.#now });
   }
 
   /** The 401 a browser without a session gets on /connect/<server>: a page with a "sign in" per issuer. */
@@ -122,8 +123,7 @@ export class SignIn {
     const nonce = signIn.scopes.includes('openid') ? randomValue() : undefined;
     const [resource = base] = audiencesOf(base, { server, path: `/mcp/${server}` });
     const redirectUri = `${base}${SIGNIN_CALLBACK_PATH}`;
-    this.#sweep();
-    this.#pending.set(state, { binding, server, issuer: signIn.issuer, clientId: signIn.clientId, verifier, ...(nonce === undefined ? {} : { nonce }), redirectUri, resource, as, policy, expires: this.#now() + PENDING_TTL_MS });
+    this.#pending.set(state, { binding, server, issuer: signIn.issuer, clientId: signIn.clientId, verifier, ...(nonce === undefined ? {} : { nonce }), redirectUri, resource, as, policy });
     const url = new URL(as.authorization_endpoint);
     const query: Record<string, string> = {
       response_type: 'code',
@@ -142,10 +142,9 @@ export class SignIn {
 
   async #finish(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, params: URLSearchParams, signIns: readonly BrowserSignIn[]): Promise<void> {
     const state = params.get('state') ?? '';
-    const pending = this.#pending.get(state);
     // One use only, whatever the outcome.
-    this.#pending.delete(state);
-    if (pending === undefined || pending.expires < this.#now()) throw stateInvalid('this sign-in is unknown, expired or used already');
+    const pending = this.#pending.take(state);
+    if (pending === undefined) throw stateInvalid('this sign-in is unknown, expired or used already');
     const held = Buffer.from(cookieValue(req, BINDING_COOKIE) ?? '');
     const binding = Buffer.from(pending.binding);
     if (held.length !== binding.length || !timingSafeEqual(held, binding)) throw stateInvalid('this sign-in was started in another browser');
@@ -186,13 +185,6 @@ export class SignIn {
     });
     this.#metadata.set(key, entry);
     return value;
-  }
-
-  /** Drops expired sign-ins; past the cap, the oldest go. */
-  #sweep(): void {
-    const now = this.#now();
-    for (const [state, p] of this.#pending) if (p.expires < now) this.#pending.delete(state);
-    while (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
   }
 }
 

@@ -1,3 +1,4 @@
+import { Expiring } from '../expiring.ts';
 import type { OAuthSettings, Route } from '../desired/types.ts';
 import { BerthError } from '../errors.ts';
 import { ProxyError } from '../http/proxy-error.ts';
@@ -55,7 +56,6 @@ interface Pending {
   readonly discovery: Discovery;
   readonly auth: ClientAuth;
   readonly policy: FetchPolicy;
-  readonly expires: number;
 }
 
 const PENDING_TTL_MS = 10 * 60_000;
@@ -86,7 +86,7 @@ export interface AuthorizationStatus {
 export class Authorizer {
   readonly #o: AuthorizerOptions;
   readonly #now: () => number;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending: Expiring<Pending>;
   /** Decrypted token sets, so a request decrypts nothing; null = known absent. */
   readonly #cache = new Map<string, TokenSet | null>();
   /** One refresh per (owner, server) at a time. */
@@ -102,6 +102,7 @@ export class Authorizer {
   constructor(options: AuthorizerOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#pending = new Expiring({ ttlMs: PENDING_TTL_MS, max: MAX_PENDING, now: this.#now });
   }
 
   /** Whether a server takes OAuth tokens from berth: it has an `oauth` block, or has sent a Bearer challenge. */
@@ -163,8 +164,7 @@ export class Authorizer {
     const client = await this.#clientFor(target, as, redirectUri, policy);
     const { verifier, challenge: codeChallenge } = pkcePair();
     const state = randomValue();
-    this.#sweep();
-    this.#pending.set(state, { user, owner: ownerFor(user, target), server: target.server, verifier, redirectUri, discovery, auth: clientAuth(client, as.issuer, settings), policy, expires: this.#now() + PENDING_TTL_MS });
+    this.#pending.set(state, { user, owner: ownerFor(user, target), server: target.server, verifier, redirectUri, discovery, auth: clientAuth(client, as.issuer, settings), policy });
     const url = new URL(as.authorization_endpoint);
     const params: Record<string, string> = {
       response_type: 'code',
@@ -187,13 +187,9 @@ export class Authorizer {
    */
   async complete(user: string, params: URLSearchParams): Promise<{ readonly server: string }> {
     const state = params.get('state') ?? '';
-    const pending = this.#pending.get(state);
-    if (pending === undefined || pending.expires < this.#now()) {
-      this.#pending.delete(state);
-      throw new BerthError('oauth_state_invalid', 'this authorization is unknown or expired; start it again from the server\'s /connect page');
-    }
     // One use only, whatever the outcome.
-    this.#pending.delete(state);
+    const pending = this.#pending.take(state);
+    if (pending === undefined) throw new BerthError('oauth_state_invalid', 'this authorization is unknown or expired; start it again from the server\'s /connect page');
     if (pending.user !== user) {
       this.#o.logger.warn({ server: pending.server, user }, 'OAuth callback refused: started by another user');
       throw new BerthError('oauth_state_invalid', 'this authorization was started by another user; start your own from the server\'s /connect page');
@@ -393,16 +389,6 @@ export class Authorizer {
     }
   }
 
-  /** Drops expired pending authorizations; past the cap, the oldest go. */
-  #sweep(): void {
-    const now = this.#now();
-    for (const [state, p] of this.#pending) if (p.expires < now) this.#pending.delete(state);
-    while (this.#pending.size >= MAX_PENDING) {
-      const oldest = this.#pending.keys().next().value;
-      if (oldest === undefined) break;
-      this.#pending.delete(oldest);
-    }
-  }
 }
 
 function authorizationRequired(server: string, message: string): ProxyError {
