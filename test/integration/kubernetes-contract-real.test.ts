@@ -12,6 +12,7 @@ import type { Unit, UnitSpec } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { backendContract } from '../helpers/backend-contract.ts';
 import type { Capabilities, UnitKind } from '../helpers/backend-contract.ts';
+import { KUBERNETES_BEHAVIOUR } from '../helpers/kube-units.ts';
 import { EVERYTHING_IMAGE, realClusterOrSkip, testNamespace } from '../helpers/cluster.ts';
 
 const real = realClusterOrSkip();
@@ -40,11 +41,7 @@ function makeUnit(name: string, kind: UnitKind): Unit {
 
 const notHere = { refused: 'invalid_spec' } as const;
 const capabilities: Capabilities = {
-  outlivesBerth: true,
-  replace: 'in-place',
-  startFailure: 'reported',
-  replicas: true,
-  scaleDown: 'eventually',
+  ...KUBERNETES_BEHAVIOUR,
   runtimes: {
     'npx stdio': notHere,
     'uvx stdio': notHere,

@@ -11,6 +11,7 @@ import type { Unit, UnitSpec } from '../../src/desired/types.ts';
 import { silentLogger } from '../../src/observe/log.ts';
 import { backendContract } from '../helpers/backend-contract.ts';
 import type { Capabilities, UnitKind } from '../helpers/backend-contract.ts';
+import { KUBERNETES_BEHAVIOUR } from '../helpers/kube-units.ts';
 import { everythingServer, freePort } from '../helpers/berth.ts';
 import { FakeKube } from '../helpers/fake-kube/server.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -77,12 +78,7 @@ const served = (name: string, spec: UnitSpec, transport: 'streamable-http' | 'ss
 };
 const servedBy = new Map<string, 'streamable-http' | 'sse'>();
 const capabilities: Capabilities = {
-  outlivesBerth: true,
-  replace: 'in-place',
-  startFailure: 'reported',
-  replicas: true,
-  // As on a real cluster: a deleted pod terminates through its grace period, listed until its kubelet removes it.
-  scaleDown: 'eventually',
+  ...KUBERNETES_BEHAVIOUR,
   runtimes: {
     'npx stdio': (name) => served(name, { runtime: 'npx', package: '@modelcontextprotocol/server-everything', args: ['stdio'], env }, 'streamable-http'),
     'uvx stdio': (name) => served(name, { runtime: 'uvx', package: 'berth-echo-server', args: [], env }, 'streamable-http'),
