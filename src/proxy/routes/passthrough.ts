@@ -464,7 +464,8 @@ class BodyEdges {
 
   add(chunk: Buffer): void {
     this.#size += chunk.length;
-    if (this.#whole !== undefined) this.#whole = this.#size <= WHOLE_BYTES ? [...this.#whole, chunk] : undefined;
+    if (this.#size > WHOLE_BYTES) this.#whole = undefined;
+    else this.#whole?.push(chunk);
     if (this.#head.length < EDGE_BYTES) this.#head = Buffer.concat([this.#head, chunk.subarray(0, EDGE_BYTES)]).subarray(0, EDGE_BYTES);
     this.#tail = chunk.length >= EDGE_BYTES ? Buffer.from(chunk.subarray(-EDGE_BYTES)) : Buffer.concat([this.#tail, chunk]).subarray(-EDGE_BYTES);
   }
